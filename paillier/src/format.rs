@@ -1,0 +1,214 @@
+//! A compact, versioned binary container for files and messages:
+//!
+//! ```text
+//! "SMLP" | tag (4 bytes) | version (u16 LE) | payload length (u64 LE) | payload (postcard) | SHA-256(header ‖ payload)[..8]
+//! ```
+//!
+//! Every decoding failure (wrong magic or tag, unknown version, truncation, checksum mismatch,
+//! malformed payload) is an [`Error`], never a panic.
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+
+/// Magic bytes at the start of every smlp file.
+pub const MAGIC: [u8; 4] = *b"SMLP";
+const HEADER: usize = 4 + 4 + 2 + 8;
+const CHECKSUM: usize = 8;
+
+/// What a file holds: its tag, a human name for errors, and the version this build writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileKind {
+    /// Four-byte tag after the magic.
+    pub tag: [u8; 4],
+    /// Name used in error messages.
+    pub name: &'static str,
+    /// Version this build writes and reads.
+    pub version: u16,
+}
+
+/// A Paillier public key file.
+pub const PUBLIC_KEY: FileKind = FileKind {
+    tag: *b"PKEY",
+    name: "public key",
+    version: 1,
+};
+/// A Paillier secret key file.
+pub const SECRET_KEY: FileKind = FileKind {
+    tag: *b"SKEY",
+    name: "secret key",
+    version: 1,
+};
+/// A list of ciphertexts under one key.
+pub const CIPHERTEXTS: FileKind = FileKind {
+    tag: *b"CTXT",
+    name: "ciphertext",
+    version: 1,
+};
+
+fn checksum(data: &[u8]) -> [u8; CHECKSUM] {
+    let d = Sha256::digest(data);
+    let mut out = [0u8; CHECKSUM];
+    out.copy_from_slice(&d[..CHECKSUM]);
+    out
+}
+
+/// Serialises `value` into a sealed container of the given kind.
+pub fn seal<T: Serialize + ?Sized>(kind: &FileKind, value: &T) -> Result<Vec<u8>> {
+    let payload = postcard::to_stdvec(value).map_err(|e| Error::Malformed {
+        kind: kind.name,
+        detail: e.to_string(),
+    })?;
+    let mut out = Vec::with_capacity(HEADER + payload.len() + CHECKSUM);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&kind.tag);
+    out.extend_from_slice(&kind.version.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&payload);
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum);
+    Ok(out)
+}
+
+/// Opens a sealed container of the given kind.
+pub fn open<T: DeserializeOwned>(kind: &FileKind, bytes: &[u8]) -> Result<T> {
+    if bytes.len() < 8 || bytes[..4] != MAGIC || bytes[4..8] != kind.tag {
+        return Err(Error::BadMagic {
+            expected: kind.name,
+        });
+    }
+    if bytes.len() < HEADER {
+        return Err(Error::Truncated {
+            kind: kind.name,
+            expected: HEADER,
+            found: bytes.len(),
+        });
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != kind.version {
+        return Err(Error::UnsupportedVersion {
+            kind: kind.name,
+            found: version,
+            supported: kind.version,
+        });
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[10..18]);
+    let len = u64::from_le_bytes(len);
+    let total = (HEADER as u64)
+        .saturating_add(len)
+        .saturating_add(CHECKSUM as u64);
+    if (bytes.len() as u64) < total {
+        return Err(Error::Truncated {
+            kind: kind.name,
+            expected: usize::try_from(total).unwrap_or(usize::MAX),
+            found: bytes.len(),
+        });
+    }
+    let total = total as usize;
+    if bytes.len() > total {
+        return Err(Error::Malformed {
+            kind: kind.name,
+            detail: "trailing bytes after checksum".into(),
+        });
+    }
+    let body_end = HEADER + len as usize;
+    if checksum(&bytes[..body_end]) != bytes[body_end..total] {
+        return Err(Error::Checksum { kind: kind.name });
+    }
+    postcard::from_bytes(&bytes[HEADER..body_end]).map_err(|e| Error::Malformed {
+        kind: kind.name,
+        detail: e.to_string(),
+    })
+}
+
+/// Reads and opens a sealed file; I/O errors are reported with the path.
+pub fn read_file<T: DeserializeOwned>(
+    kind: &FileKind,
+    path: &Path,
+) -> std::result::Result<T, FileError> {
+    let bytes = std::fs::read(path).map_err(|e| FileError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    open(kind, &bytes).map_err(|e| FileError::Format {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
+/// Seals `value` and writes it atomically (temporary file in the same directory, then rename),
+/// so a crash never leaves a half-written file behind.
+pub fn write_file<T: Serialize + ?Sized>(
+    kind: &FileKind,
+    path: &Path,
+    value: &T,
+) -> std::result::Result<(), FileError> {
+    let bytes = seal(kind, value).map_err(|e| FileError::Format {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    write_atomic(path, &bytes, false)
+}
+
+/// Writes `bytes` to `path` atomically; with `private`, the file gets mode 0600 on Unix.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    private: bool,
+) -> std::result::Result<(), FileError> {
+    let io = |e| FileError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// A file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Operating-system error.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The contents are not a valid file of the expected kind.
+    #[error("{path}: {source}")]
+    Format {
+        path: String,
+        #[source]
+        source: Error,
+    },
+}

@@ -1,0 +1,734 @@
+//! Key generation, the public key (encryption and homomorphic operations) and the secret key
+//! (CRT decryption and CRT encryption for the key holder).
+
+use crate::arith::{Nat, NatOps};
+use crate::error::{Error, Result};
+use crate::prime;
+use num_bigint::{BigInt, BigUint, Sign};
+use rand::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Smallest modulus accepted for real use.
+pub const MIN_SECURE_BITS: u32 = 2048;
+/// Smallest modulus accepted at all (tests, with an explicit opt-in).
+pub const MIN_TEST_BITS: u32 = 256;
+/// Largest modulus accepted.
+pub const MAX_BITS: u32 = 8192;
+
+/// Short public-key fingerprint: the first 8 bytes of SHA-256 over the modulus, shown in hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint(pub [u8; 8]);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+impl Fingerprint {
+    /// Error unless `self == expected`.
+    pub fn check(&self, expected: &Fingerprint) -> Result<()> {
+        if self == expected {
+            Ok(())
+        } else {
+            Err(Error::KeyMismatch {
+                expected: expected.to_string(),
+                found: self.to_string(),
+            })
+        }
+    }
+}
+
+/// A Paillier ciphertext, an element of Z*_{n^2}.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Ciphertext(pub(crate) Nat);
+
+impl fmt::Debug for Ciphertext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0.to_bytes_be();
+        let head: String = b.iter().take(6).map(|x| format!("{x:02x}")).collect();
+        write!(f, "Ciphertext({head}…, {} bits)", self.0.bits())
+    }
+}
+
+impl Ciphertext {
+    /// The ciphertext as a non-negative integer.
+    pub fn to_biguint(&self) -> BigUint {
+        self.0.to_biguint()
+    }
+    /// A ciphertext from an integer; check it with [`PublicKey::validate`] before use.
+    pub fn from_biguint(c: &BigUint) -> Self {
+        Ciphertext(Nat::from_biguint(c))
+    }
+    /// Big-endian bytes of the ciphertext.
+    pub fn to_bytes_be(&self) -> Vec<u8> {
+        self.0.to_bytes_be()
+    }
+    /// A ciphertext from big-endian bytes; check it with [`PublicKey::validate`] before use.
+    pub fn from_bytes_be(b: &[u8]) -> Self {
+        Ciphertext(Nat::from_bytes_be(b))
+    }
+}
+
+/// Precomputed encryption randomness ρ = r^n mod n^2 (the expensive part of an encryption).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Randomizer(pub(crate) Nat);
+
+impl fmt::Debug for Randomizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Randomizer(..)")
+    }
+}
+
+/// Paillier public key with g = n + 1.
+#[derive(Clone)]
+pub struct PublicKey {
+    pub(crate) n: Nat,
+    pub(crate) n2: Nat,
+    pub(crate) half_n: Nat,
+    fingerprint: Fingerprint,
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.n == o.n
+    }
+}
+impl Eq for PublicKey {}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({} bits, {})", self.bits(), self.fingerprint)
+    }
+}
+
+fn to_nat_abs(v: &BigInt) -> Nat {
+    Nat::from_biguint(v.magnitude())
+}
+
+impl PublicKey {
+    /// A public key from its modulus. Checks that n is odd and of an accepted size.
+    pub fn from_modulus(n: &BigUint) -> Result<Self> {
+        let bits = u32::try_from(n.bits()).unwrap_or(u32::MAX);
+        if !(MIN_TEST_BITS..=MAX_BITS).contains(&bits) {
+            return Err(Error::KeySize {
+                bits,
+                reason: "modulus must have 256 to 8192 bits",
+            });
+        }
+        if !n.bit(0) {
+            return Err(Error::InvalidKey("modulus must be odd"));
+        }
+        Ok(Self::from_nat(Nat::from_biguint(n)))
+    }
+
+    pub(crate) fn from_nat(n: Nat) -> Self {
+        let n2 = n.mul(&n);
+        let half_n = n.shr(1);
+        let mut h = Sha256::new();
+        h.update(b"smlp/paillier/public-key/v1");
+        h.update(n.to_bytes_be());
+        let d = h.finalize();
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&d[..8]);
+        PublicKey {
+            n,
+            n2,
+            half_n,
+            fingerprint: Fingerprint(fp),
+        }
+    }
+
+    /// The modulus n.
+    pub fn n(&self) -> BigUint {
+        self.n.to_biguint()
+    }
+    /// Bit length of n.
+    pub fn bits(&self) -> u32 {
+        self.n.bits() as u32
+    }
+    /// Short hash identifying this key.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+    /// Largest plaintext magnitude: (n - 1) / 2. Plaintexts are read as signed in
+    /// [-(n-1)/2, (n-1)/2].
+    pub fn max_plaintext(&self) -> BigInt {
+        BigInt::from_biguint(Sign::Plus, self.half_n.to_biguint())
+    }
+
+    /// Encodes a signed integer into Z_n, refusing values outside [-(n-1)/2, (n-1)/2].
+    pub(crate) fn encode(&self, m: &BigInt) -> Result<Nat> {
+        let mag = to_nat_abs(m);
+        if mag > self.half_n {
+            return Err(Error::PlaintextOutOfRange);
+        }
+        Ok(match m.sign() {
+            Sign::Minus => self.n.sub(&mag),
+            _ => mag,
+        })
+    }
+
+    /// Encodes a signed integer into Z_n (reduction mod n): the public form of the encoding.
+    pub fn encode_signed(&self, m: &BigInt) -> Result<BigUint> {
+        self.encode(m).map(|x| x.to_biguint())
+    }
+
+    /// Reads m ∈ [0, n) as a signed integer: m > n/2 reads as m - n.
+    pub fn decode_signed(&self, m: &BigUint) -> BigInt {
+        self.decode_nat(&Nat::from_biguint(m))
+    }
+
+    pub(crate) fn decode_nat(&self, m: &Nat) -> BigInt {
+        if m > &self.half_n {
+            -BigInt::from_biguint(Sign::Plus, self.n.sub(m).to_biguint())
+        } else {
+            BigInt::from_biguint(Sign::Plus, m.to_biguint())
+        }
+    }
+
+    /// Checks that `c` is a plausible ciphertext for this key: 0 < c < n^2 (cheap range check).
+    pub fn validate(&self, c: &Ciphertext) -> Result<()> {
+        if c.0.is_zero() || c.0 >= self.n2 {
+            return Err(Error::InvalidCiphertext);
+        }
+        Ok(())
+    }
+
+    /// (1 + m n) mod n^2 for m already in Z_n.
+    fn g_pow(&self, m: &Nat) -> Nat {
+        m.mul(&self.n).add(&Nat::one()).rem(&self.n2)
+    }
+
+    /// ρ = r^n mod n^2 for a fresh uniformly random r ∈ Z*_n.
+    pub fn randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Randomizer {
+        let r = self.random_unit(rng);
+        Randomizer(r.pow_mod(&self.n, &self.n2))
+    }
+
+    pub(crate) fn random_unit<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Nat {
+        loop {
+            let r = Nat::random_below(&self.n, rng);
+            // A non-unit would reveal a factor of n; probability ~2^-1023, but check anyway.
+            if !r.is_zero() && r.gcd(&self.n) == Nat::one() {
+                return r;
+            }
+        }
+    }
+
+    /// ρ = r^n mod n^2 for a given r ∈ Z*_n.
+    pub fn randomizer_from(&self, r: &BigUint) -> Result<Randomizer> {
+        let r = Nat::from_biguint(r);
+        if r.is_zero() || r >= self.n {
+            return Err(Error::InvalidRandomness);
+        }
+        Ok(Randomizer(r.pow_mod(&self.n, &self.n2)))
+    }
+
+    /// Encrypts a signed plaintext with fresh randomness.
+    pub fn encrypt<R: RngCore + CryptoRng + ?Sized>(
+        &self,
+        m: &BigInt,
+        rng: &mut R,
+    ) -> Result<Ciphertext> {
+        let rho = self.randomizer(rng);
+        self.encrypt_with_randomizer(m, &rho)
+    }
+
+    /// Encrypts an `i64` (always in range for n ≥ 256 bits) with fresh randomness.
+    pub fn encrypt_i64<R: RngCore + CryptoRng + ?Sized>(&self, m: i64, rng: &mut R) -> Ciphertext {
+        self.encrypt(&BigInt::from(m), rng)
+            .expect("an i64 always fits Z_n for n >= 256 bits")
+    }
+
+    /// Encrypts the raw plaintext m ∈ [0, n) with the given r ∈ Z*_n: c = (1 + m n) r^n mod n^2.
+    /// Deterministic; for known-answer tests and interoperability.
+    pub fn encrypt_with(&self, m: &BigUint, r: &BigUint) -> Result<Ciphertext> {
+        let m = Nat::from_biguint(m);
+        if m >= self.n {
+            return Err(Error::PlaintextOutOfRange);
+        }
+        let rho = self.randomizer_from(r)?;
+        Ok(Ciphertext(self.g_pow(&m).mul_mod(&rho.0, &self.n2)))
+    }
+
+    /// Encrypts with precomputed randomness: one multiplication mod n^2.
+    pub fn encrypt_with_randomizer(&self, m: &BigInt, rho: &Randomizer) -> Result<Ciphertext> {
+        let m = self.encode(m)?;
+        Ok(Ciphertext(self.g_pow(&m).mul_mod(&rho.0, &self.n2)))
+    }
+
+    /// The deterministic encoding (1 + m n) of m, with no randomness: NOT hiding. Use only as an
+    /// operand of homomorphic operations whose result is re-randomised before it leaves.
+    pub fn trivial(&self, m: &BigInt) -> Result<Ciphertext> {
+        Ok(Ciphertext(self.g_pow(&self.encode(m)?)))
+    }
+
+    /// Fresh randomness for `c`, same plaintext.
+    pub fn rerandomize<R: RngCore + CryptoRng + ?Sized>(
+        &self,
+        c: &Ciphertext,
+        rng: &mut R,
+    ) -> Ciphertext {
+        self.rerandomize_with(c, &self.randomizer(rng))
+    }
+
+    /// Re-randomises `c` with precomputed randomness.
+    pub fn rerandomize_with(&self, c: &Ciphertext, rho: &Randomizer) -> Ciphertext {
+        Ciphertext(c.0.mul_mod(&rho.0, &self.n2))
+    }
+
+    /// ⟦a + b⟧.
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Ciphertext {
+        Ciphertext(a.0.mul_mod(&b.0, &self.n2))
+    }
+
+    /// ⟦-a⟧ (one modular inversion). Errors if `a` is not invertible mod n^2.
+    pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        a.0.inv_mod(&self.n2)
+            .map(Ciphertext)
+            .ok_or(Error::InvalidCiphertext)
+    }
+
+    /// ⟦a - b⟧ (one modular inversion).
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        Ok(self.add(a, &self.neg(b)?))
+    }
+
+    /// ⟦a + m⟧ for a signed plaintext m.
+    pub fn add_plain(&self, a: &Ciphertext, m: &BigInt) -> Result<Ciphertext> {
+        let m = self.encode(m)?;
+        Ok(Ciphertext(a.0.mul_mod(&self.g_pow(&m), &self.n2)))
+    }
+
+    /// ⟦k · a⟧ for a signed scalar k of any size (k is reduced mod n).
+    ///
+    /// A negative k of fewer than |n|/2 bits costs an exponentiation with |k| and one inversion;
+    /// a larger one is reduced to n - |k| mod n (no inversion).
+    pub fn mul_plain(&self, a: &Ciphertext, k: &BigInt) -> Result<Ciphertext> {
+        let mag = to_nat_abs(k);
+        let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
+        match k.sign() {
+            Sign::Minus if mag.bits() * 2 < self.n.bits() => {
+                self.neg(&Ciphertext(a.0.pow_mod(&mag, &self.n2)))
+            }
+            Sign::Minus => Ok(Ciphertext(a.0.pow_mod(&self.n.sub(&mag), &self.n2))),
+            _ => Ok(Ciphertext(a.0.pow_mod(&mag, &self.n2))),
+        }
+    }
+
+    /// ⟦k · a⟧ for a small signed scalar.
+    pub fn mul_i64(&self, a: &Ciphertext, k: i64) -> Result<Ciphertext> {
+        self.mul_plain(a, &BigInt::from(k))
+    }
+
+    /// ⟦Σ kᵢ·aᵢ + constant⟧ with a single modular inversion for all negative terms.
+    pub fn linear_combination(
+        &self,
+        terms: &[(&Ciphertext, &BigInt)],
+        constant: &BigInt,
+    ) -> Result<Ciphertext> {
+        let mut pos = self.g_pow(&self.encode(constant)?);
+        let mut neg = Nat::one();
+        for (c, k) in terms {
+            let mag = to_nat_abs(k);
+            let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
+            if mag.is_zero() {
+                continue;
+            }
+            let t = c.0.pow_mod(&mag, &self.n2);
+            match k.sign() {
+                Sign::Minus => neg = neg.mul_mod(&t, &self.n2),
+                _ => pos = pos.mul_mod(&t, &self.n2),
+            }
+        }
+        if neg != Nat::one() {
+            let inv = neg.inv_mod(&self.n2).ok_or(Error::InvalidCiphertext)?;
+            pos = pos.mul_mod(&inv, &self.n2);
+        }
+        Ok(Ciphertext(pos))
+    }
+
+    /// ⟦Σ aᵢ⟧.
+    pub fn sum<'a>(&self, cs: impl IntoIterator<Item = &'a Ciphertext>) -> Ciphertext {
+        Ciphertext(
+            cs.into_iter()
+                .fold(Nat::one(), |acc, c| acc.mul_mod(&c.0, &self.n2)),
+        )
+    }
+}
+
+/// Paillier secret key: the primes p and q, with the values CRT decryption and encryption need.
+#[derive(Clone)]
+pub struct SecretKey {
+    pk: PublicKey,
+    p: Nat,
+    q: Nat,
+    p2: Nat,
+    q2: Nat,
+    p_minus_1: Nat,
+    q_minus_1: Nat,
+    /// h_p = ((p-1) q)^-1 mod p, i.e. L_p(g^(p-1) mod p^2)^-1.
+    hp: Nat,
+    hq: Nat,
+    /// p^-1 mod q, to recombine m mod n.
+    p_inv_q: Nat,
+    /// (p^2)^-1 mod q^2, to recombine randomness mod n^2.
+    p2_inv_q2: Nat,
+    /// q mod (p - 1) and p mod (q - 1), exponents of the CRT n-th residue.
+    q_mod_pm1: Nat,
+    p_mod_qm1: Nat,
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(for {:?})", self.pk)
+    }
+}
+
+impl SecretKey {
+    /// Generates a key pair with an n of `bits` bits (2048 or more) from a CSPRNG.
+    pub fn generate<R: RngCore + CryptoRng + ?Sized>(bits: u32, rng: &mut R) -> Result<Self> {
+        if bits < MIN_SECURE_BITS {
+            return Err(Error::KeySize {
+                bits,
+                reason: "below 2048 bits; use generate_insecure_for_tests for small test keys",
+            });
+        }
+        Self::generate_unchecked(bits, rng)
+    }
+
+    /// Generates a small key (256 bits or more) for tests only. Not secure below 2048 bits.
+    pub fn generate_insecure_for_tests<R: RngCore + CryptoRng + ?Sized>(
+        bits: u32,
+        rng: &mut R,
+    ) -> Result<Self> {
+        Self::generate_unchecked(bits, rng)
+    }
+
+    fn generate_unchecked<R: RngCore + CryptoRng + ?Sized>(bits: u32, rng: &mut R) -> Result<Self> {
+        if !(MIN_TEST_BITS..=MAX_BITS).contains(&bits) || bits % 2 != 0 {
+            return Err(Error::KeySize {
+                bits,
+                reason: "must be an even number of bits in 256..=8192",
+            });
+        }
+        loop {
+            let p = prime::random_prime(u64::from(bits / 2), rng);
+            let q = prime::random_prime(u64::from(bits / 2), rng);
+            if p == q {
+                continue;
+            }
+            let n = p.mul(&q);
+            let phi = p.sub(&Nat::one()).mul(&q.sub(&Nat::one()));
+            if n.bits() != u64::from(bits) || n.gcd(&phi) != Nat::one() {
+                continue;
+            }
+            return Self::from_primes_nat(p, q);
+        }
+    }
+
+    /// The secret key for primes p and q (checked for consistency, not for primality).
+    pub fn from_primes(p: &BigUint, q: &BigUint) -> Result<Self> {
+        Self::from_primes_nat(Nat::from_biguint(p), Nat::from_biguint(q))
+    }
+
+    fn from_primes_nat(p: Nat, q: Nat) -> Result<Self> {
+        let one = Nat::one();
+        if p <= Nat::from_u64(2) || q <= Nat::from_u64(2) || !p.is_odd() || !q.is_odd() || p == q {
+            return Err(Error::InvalidKey("p and q must be distinct odd primes"));
+        }
+        let n = p.mul(&q);
+        let bits = n.bits() as u32;
+        if !(MIN_TEST_BITS..=MAX_BITS).contains(&bits) {
+            return Err(Error::KeySize {
+                bits,
+                reason: "modulus must have 256 to 8192 bits",
+            });
+        }
+        let p_minus_1 = p.sub(&one);
+        let q_minus_1 = q.sub(&one);
+        if n.gcd(&p_minus_1.mul(&q_minus_1)) != one {
+            return Err(Error::InvalidKey("gcd(n, phi(n)) must be 1"));
+        }
+        let p2 = p.mul(&p);
+        let q2 = q.mul(&q);
+        let inv = |a: &Nat, m: &Nat| {
+            a.inv_mod(m)
+                .ok_or(Error::InvalidKey("p and q are not coprime"))
+        };
+        // L_p(g^(p-1) mod p^2) = (p-1) q mod p for g = n + 1.
+        let hp = inv(&p_minus_1.mul(&q).rem(&p), &p)?;
+        let hq = inv(&q_minus_1.mul(&p).rem(&q), &q)?;
+        let p_inv_q = inv(&p.rem(&q), &q)?;
+        let p2_inv_q2 = inv(&p2.rem(&q2), &q2)?;
+        let q_mod_pm1 = q.rem(&p_minus_1);
+        let p_mod_qm1 = p.rem(&q_minus_1);
+        Ok(SecretKey {
+            pk: PublicKey::from_nat(n),
+            p,
+            q,
+            p2,
+            q2,
+            p_minus_1,
+            q_minus_1,
+            hp,
+            hq,
+            p_inv_q,
+            p2_inv_q2,
+            q_mod_pm1,
+            p_mod_qm1,
+        })
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.pk
+    }
+    /// The primes (p, q).
+    pub fn primes(&self) -> (BigUint, BigUint) {
+        (self.p.to_biguint(), self.q.to_biguint())
+    }
+
+    /// Decrypts to the raw plaintext in [0, n) with CRT (constant-time exponentiation under `gmp`).
+    pub fn decrypt_raw(&self, c: &Ciphertext) -> Result<BigUint> {
+        self.decrypt_nat(c).map(|m| m.to_biguint())
+    }
+
+    pub(crate) fn decrypt_nat(&self, c: &Ciphertext) -> Result<Nat> {
+        self.pk.validate(c)?;
+        let mp = self.half_decrypt(&c.0, &self.p, &self.p2, &self.p_minus_1, &self.hp);
+        let mq = self.half_decrypt(&c.0, &self.q, &self.q2, &self.q_minus_1, &self.hq);
+        // m = mp + p * ((mq - mp) * p^-1 mod q)
+        let diff = mq.add(&self.q).sub(&mp.rem(&self.q)).rem(&self.q);
+        Ok(mp.add(&self.p.mul(&diff.mul_mod(&self.p_inv_q, &self.q))))
+    }
+
+    fn half_decrypt(&self, c: &Nat, p: &Nat, p2: &Nat, pm1: &Nat, hp: &Nat) -> Nat {
+        let x = c.rem(p2).pow_mod_secret(pm1, p2);
+        // L_p(x) = (x - 1) / p; x ≡ 1 mod p for a valid ciphertext. A bogus c (not a unit) gives
+        // x = 0: treat as L = 0 instead of underflowing.
+        let l = if x.is_zero() {
+            Nat::zero()
+        } else {
+            x.sub(&Nat::one()).div_rem(p).0
+        };
+        l.mul_mod(hp, p)
+    }
+
+    /// Decrypts to a signed integer (m > n/2 reads as m - n).
+    pub fn decrypt(&self, c: &Ciphertext) -> Result<BigInt> {
+        let m = self.decrypt_nat(c)?;
+        Ok(self.pk.decode_nat(&m))
+    }
+
+    /// Decrypts to an `i64`; an error if the signed plaintext does not fit.
+    pub fn decrypt_i64(&self, c: &Ciphertext) -> Result<i64> {
+        i64::try_from(self.decrypt(c)?).map_err(|_| Error::IntegerOverflow("i64"))
+    }
+
+    /// Textbook decryption without CRT: L(c^λ mod n^2) · λ^-1 mod n with λ = φ(n). For tests.
+    pub fn decrypt_raw_without_crt(&self, c: &Ciphertext) -> Result<BigUint> {
+        self.pk.validate(c)?;
+        let n = &self.pk.n;
+        let lambda = self.p_minus_1.mul(&self.q_minus_1);
+        let x = c.0.pow_mod_secret(&lambda, &self.pk.n2);
+        let l = if x.is_zero() {
+            Nat::zero()
+        } else {
+            x.sub(&Nat::one()).div_rem(n).0
+        };
+        let mu = lambda
+            .rem(n)
+            .inv_mod(n)
+            .ok_or(Error::InvalidKey("phi(n) not invertible mod n"))?;
+        Ok(l.mul_mod(&mu, n).to_biguint())
+    }
+
+    /// r^n mod n^2 by CRT: r^n ≡ ((r mod p)^(q mod (p-1)) mod p)^p (mod p^2), same for q.
+    fn nth_residue_crt(&self, r: &Nat) -> Nat {
+        let a = r
+            .rem(&self.p)
+            .pow_mod_secret(&self.q_mod_pm1, &self.p)
+            .pow_mod_secret(&self.p, &self.p2);
+        let b = r
+            .rem(&self.q)
+            .pow_mod_secret(&self.p_mod_qm1, &self.q)
+            .pow_mod_secret(&self.q, &self.q2);
+        // x = a + p^2 * ((b - a) * (p^2)^-1 mod q^2)
+        let diff = b.add(&self.q2).sub(&a.rem(&self.q2)).rem(&self.q2);
+        a.add(&self.p2.mul(&diff.mul_mod(&self.p2_inv_q2, &self.q2)))
+    }
+
+    /// Fresh randomness computed with CRT (about 3–4× faster than [`PublicKey::randomizer`]).
+    pub fn randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Randomizer {
+        let r = self.pk.random_unit(rng);
+        Randomizer(self.nth_residue_crt(&r))
+    }
+
+    /// Encrypts with fresh randomness using CRT (key holder only).
+    pub fn encrypt<R: RngCore + CryptoRng + ?Sized>(
+        &self,
+        m: &BigInt,
+        rng: &mut R,
+    ) -> Result<Ciphertext> {
+        let rho = self.randomizer(rng);
+        self.pk.encrypt_with_randomizer(m, &rho)
+    }
+
+    /// Encrypts an `i64` with fresh randomness using CRT.
+    pub fn encrypt_i64<R: RngCore + CryptoRng + ?Sized>(&self, m: i64, rng: &mut R) -> Ciphertext {
+        self.encrypt(&BigInt::from(m), rng)
+            .expect("an i64 always fits Z_n for n >= 256 bits")
+    }
+
+    /// CRT encryption of raw m ∈ [0, n) with a given r: equals [`PublicKey::encrypt_with`].
+    pub fn encrypt_with(&self, m: &BigUint, r: &BigUint) -> Result<Ciphertext> {
+        let mn = Nat::from_biguint(m);
+        let rn = Nat::from_biguint(r);
+        if mn >= self.pk.n {
+            return Err(Error::PlaintextOutOfRange);
+        }
+        if rn.is_zero() || rn >= self.pk.n || rn.gcd(&self.pk.n) != Nat::one() {
+            return Err(Error::InvalidRandomness);
+        }
+        let rho = self.nth_residue_crt(&rn);
+        Ok(Ciphertext(self.pk.g_pow(&mn).mul_mod(&rho, &self.pk.n2)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// serde: integers as decimal strings in human-readable formats (JSON), as bytes in binary ones.
+
+pub(crate) mod serde_nat {
+    use super::*;
+    use serde::de::Error as _;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Nat, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&v.to_biguint().to_str_radix(10))
+        } else {
+            s.serialize_bytes(&v.to_bytes_be())
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Nat, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(D::Error::custom(
+                    "expected a non-negative decimal integer string",
+                ));
+            }
+            let v = BigUint::parse_bytes(s.as_bytes(), 10)
+                .ok_or_else(|| D::Error::custom("invalid decimal integer"))?;
+            Ok(Nat::from_biguint(&v))
+        } else {
+            let b: serde_bytes_compat::ByteBuf = Deserialize::deserialize(d)?;
+            if b.0.len() > 4096 {
+                return Err(D::Error::custom("integer too large"));
+            }
+            Ok(Nat::from_bytes_be(&b.0))
+        }
+    }
+
+    /// Minimal byte-buffer visitor (accepts bytes or a sequence of u8).
+    pub mod serde_bytes_compat {
+        use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+        use std::fmt;
+        pub struct ByteBuf(pub Vec<u8>);
+        impl<'de> Deserialize<'de> for ByteBuf {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = ByteBuf;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                        Ok(ByteBuf(v.to_vec()))
+                    }
+                    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                        Ok(ByteBuf(v))
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some(b) = seq.next_element::<u8>()? {
+                            if out.len() > 4096 {
+                                return Err(serde::de::Error::custom("integer too large"));
+                            }
+                            out.push(b);
+                        }
+                        Ok(ByteBuf(out))
+                    }
+                }
+                d.deserialize_bytes(V)
+            }
+        }
+    }
+}
+
+impl Serialize for Ciphertext {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        serde_nat::serialize(&self.0, s)
+    }
+}
+impl<'de> Deserialize<'de> for Ciphertext {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde_nat::deserialize(d).map(Ciphertext)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PublicKeyRepr {
+    #[serde(with = "serde_nat")]
+    n: Nat,
+}
+
+impl Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        PublicKeyRepr { n: self.n.clone() }.serialize(s)
+    }
+}
+impl<'de> Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let r = PublicKeyRepr::deserialize(d)?;
+        PublicKey::from_modulus(&r.n.to_biguint()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SecretKeyRepr {
+    #[serde(with = "serde_nat")]
+    p: Nat,
+    #[serde(with = "serde_nat")]
+    q: Nat,
+}
+
+impl Serialize for SecretKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        SecretKeyRepr {
+            p: self.p.clone(),
+            q: self.q.clone(),
+        }
+        .serialize(s)
+    }
+}
+impl<'de> Deserialize<'de> for SecretKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let r = SecretKeyRepr::deserialize(d)?;
+        SecretKey::from_primes_nat(r.p, r.q).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,1 @@
+//! secure-ops (work in progress).

@@ -1,0 +1,1 @@
+//! smlp (work in progress).
