@@ -185,9 +185,11 @@ impl PublicKey {
         self.encode(m).map(|x| x.to_biguint())
     }
 
-    /// Reads m ∈ [0, n) as a signed integer: m > n/2 reads as m - n.
+    /// Reads m ∈ [0, n) as a signed integer: m > n/2 reads as m - n (m ≥ n is reduced mod n).
     pub fn decode_signed(&self, m: &BigUint) -> BigInt {
-        self.decode_nat(&Nat::from_biguint(m))
+        let m = Nat::from_biguint(m);
+        let m = if m >= self.n { m.rem(&self.n) } else { m };
+        self.decode_nat(&m)
     }
 
     pub(crate) fn decode_nat(&self, m: &Nat) -> BigInt {
@@ -230,7 +232,7 @@ impl PublicKey {
     /// ρ = r^n mod n^2 for a given r ∈ Z*_n.
     pub fn randomizer_from(&self, r: &BigUint) -> Result<Randomizer> {
         let r = Nat::from_biguint(r);
-        if r.is_zero() || r >= self.n {
+        if r.is_zero() || r >= self.n || r.gcd(&self.n) != Nat::one() {
             return Err(Error::InvalidRandomness);
         }
         Ok(Randomizer(r.pow_mod(&self.n, &self.n2)))
@@ -358,6 +360,25 @@ impl PublicKey {
             pos = pos.mul_mod(&inv, &self.n2);
         }
         Ok(Ciphertext(pos))
+    }
+
+    /// Packs ciphertexts into one: ⟦Σⱼ mⱼ · 2^(j·slot_bits)⟧ (Horner: (k−1)·slot_bits squarings).
+    ///
+    /// The caller keeps every slot value in [0, 2^slot_bits) and the total below n, so the
+    /// key holder can unpack the slots after one decryption.
+    pub fn pack(&self, cts: &[&Ciphertext], slot_bits: u32) -> Ciphertext {
+        let mut it = cts.iter().rev();
+        let Some(first) = it.next() else {
+            return Ciphertext(Nat::one());
+        };
+        let mut acc = first.0.clone();
+        for c in it {
+            for _ in 0..slot_bits {
+                acc = acc.square().rem(&self.n2);
+            }
+            acc = acc.mul_mod(&c.0, &self.n2);
+        }
+        Ciphertext(acc)
     }
 
     /// ⟦Σ aᵢ⟧.

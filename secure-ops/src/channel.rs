@@ -149,7 +149,11 @@ pub struct Metered<C> {
 impl<C: Channel> Metered<C> {
     /// Wraps `inner`.
     pub fn new(inner: C) -> Self {
-        Metered { inner, traffic: Traffic::default(), sent_since_recv: false }
+        Metered {
+            inner,
+            traffic: Traffic::default(),
+            sent_since_recv: false,
+        }
     }
     /// The shared counters.
     pub fn traffic(&self) -> Traffic {
@@ -169,7 +173,8 @@ impl<C: Channel> Channel for Metered<C> {
     fn send_frame(&mut self, frame: &[u8]) -> Result<(), ChannelError> {
         self.inner.send_frame(frame)?;
         let t = &self.traffic.0;
-        t.bytes_sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        t.bytes_sent
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         t.messages_sent.fetch_add(1, Ordering::Relaxed);
         self.sent_since_recv = true;
         Ok(())
@@ -177,7 +182,8 @@ impl<C: Channel> Channel for Metered<C> {
     fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
         let f = self.inner.recv_frame()?;
         let t = &self.traffic.0;
-        t.bytes_received.fetch_add(f.len() as u64, Ordering::Relaxed);
+        t.bytes_received
+            .fetch_add(f.len() as u64, Ordering::Relaxed);
         t.messages_received.fetch_add(1, Ordering::Relaxed);
         if std::mem::take(&mut self.sent_since_recv) {
             t.round_trips.fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,52 @@
 //! # secure-ops
 //!
-//! The two-server sub-protocols of smlp, written once against the [`Channel`] trait.
+//! The two-server sub-protocols of smlp, written once against the small [`Channel`] trait so they
+//! run over memory (tests) or TCP (deployment). S1 holds the public key and ciphertexts
+//! ([`S1`]); S2 holds the secret key and answers blinded requests ([`S2Service`]).
+//!
+//! Every protocol is batched: one request carries a whole layer's worth of values, and blinded
+//! values are packed several to a ciphertext, so S2 decrypts once for many.
+//!
+//! ```
+//! use secure_ops::{S1, S2Service, S2Options, SessionParams, Channel, ChannelError};
+//! use paillier::SecretKey;
+//! # use std::sync::mpsc::{channel, Sender, Receiver};
+//! # struct Mem(Sender<Vec<u8>>, Receiver<Vec<u8>>);
+//! # impl Channel for Mem {
+//! #     fn send_frame(&mut self, f: &[u8]) -> Result<(), ChannelError> { self.0.send(f.to_vec()).map_err(|_| ChannelError::Closed) }
+//! #     fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> { self.1.recv().map_err(|_| ChannelError::Closed) }
+//! # }
+//! # fn pair() -> (Mem, Mem) { let (a, b) = channel(); let (c, d) = channel(); (Mem(a, d), Mem(c, b)) }
+//! let mut rng = rand::thread_rng();
+//! let sk = SecretKey::generate_insecure_for_tests(512, &mut rng).unwrap();
+//! let pk = sk.public_key().clone();
+//! let (c1, c2) = pair(); // any Channel: transport::memory::pair() or TCP
+//! let s2 = std::thread::spawn(move || S2Service::new(sk, S2Options::default()).serve(c2));
+//!
+//! let params = SessionParams { value_bits: 32, kappa: 40, ..Default::default() };
+//! let mut s1 = S1::connect(pk.clone(), c1, params).unwrap();
+//! let x = [pk.encrypt_i64(-7, &mut rng), pk.encrypt_i64(5, &mut rng)];
+//! let y = [pk.encrypt_i64(3, &mut rng), pk.encrypt_i64(4, &mut rng)];
+//! let prod = s1.mul(&x, &y).unwrap();          // ⟦-21⟧, ⟦20⟧
+//! let (relu, deriv) = s1.relu(&x).unwrap();    // ⟦0⟧, ⟦5⟧ and ⟦0⟧, ⟦1⟧
+//! s1.close().unwrap();
+//! let summary = s2.join().unwrap().unwrap();
+//! # let _ = (prod, relu, deriv, summary);
+//! ```
+
 pub mod channel;
-pub use channel::{Channel, ChannelError, ChannelExt, MessageError, Metered, Traffic, TrafficSnapshot};
+mod counts;
+mod error;
+pub mod messages;
+mod params;
+mod s1;
+mod s2;
+
+pub use channel::{
+    Channel, ChannelError, ChannelExt, MessageError, Metered, Traffic, TrafficSnapshot,
+};
+pub use counts::{OpCounter, OpCounts};
+pub use error::ProtocolError;
+pub use params::{Profile, SessionParams, Truncation, MIN_KAPPA, PROTOCOL_VERSION};
+pub use s1::{Job, S1};
+pub use s2::{S2Options, S2Service, SessionSummary, MAX_REQUEST_VALUES};

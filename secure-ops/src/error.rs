@@ -1,0 +1,47 @@
+use crate::channel::{ChannelError, MessageError};
+use thiserror::Error;
+
+/// Everything that can go wrong in a sub-protocol, on either side.
+#[derive(Debug, Error)]
+pub enum ProtocolError {
+    /// The channel failed or a message could not be decoded.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// A Paillier operation failed (e.g. an invalid ciphertext from the peer).
+    #[error("cryptographic error: {0}")]
+    Crypto(#[from] paillier::Error),
+    /// S1 and S2 disagree on version, key or parameters.
+    #[error("handshake refused: {0}")]
+    Handshake(String),
+    /// Parameters are not acceptable for this key.
+    #[error("invalid session parameters: {0}")]
+    InvalidParams(String),
+    /// A value left its declared range |x| < 2^ℓ (detected by S2 on the blinded value).
+    #[error("value out of range in {op}: a value exceeded the declared bound |x| < 2^{value_bits} (fixed-point overflow)")]
+    OutOfRange { op: String, value_bits: u32 },
+    /// The peer reported an error.
+    #[error("peer error: {0}")]
+    Peer(String),
+    /// The peer sent a well-formed but unexpected message.
+    #[error("protocol violation: {0}")]
+    Violation(String),
+    /// A request from the caller is inconsistent (shapes, empty input).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl From<ChannelError> for ProtocolError {
+    fn from(e: ChannelError) -> Self {
+        ProtocolError::Message(MessageError::Channel(e))
+    }
+}
+
+impl ProtocolError {
+    /// Whether the peer closed the connection.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            ProtocolError::Message(MessageError::Channel(ChannelError::Closed))
+        )
+    }
+}

@@ -1,0 +1,123 @@
+//! Session parameters, agreed by S1 and S2 in the handshake.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the S1–S2 wire protocol; both sides must agree.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Security/speed profile of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Profile {
+    /// Paper-style one-round SecReLU (S2 learns roughly the bit-length of each tested value) and
+    /// stochastic truncation (S2 learns nothing beyond κ).
+    #[default]
+    Fast,
+    /// DGK-style comparisons for ReLU and exact truncation: S2 learns nothing beyond κ, and the
+    /// encrypted computation equals floor arithmetic in the clear bit for bit.
+    Strict,
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Profile::Fast => "fast",
+            Profile::Strict => "strict",
+        })
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(Profile::Fast),
+            "strict" => Ok(Profile::Strict),
+            other => Err(format!(
+                "unknown profile '{other}' (expected 'fast' or 'strict')"
+            )),
+        }
+    }
+}
+
+/// How a product is rescaled by a power of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Truncation {
+    /// ⌊x / 2^k⌋ exactly (a DGK comparison computes the carry).
+    Exact,
+    /// ⌊x / 2^k⌋ + c with c ∈ {0, 1}, P(c = 1) = (x mod 2^k) / 2^k: unbiased stochastic rounding.
+    Stochastic,
+}
+
+/// Parameters of a session: ℓ, κ and the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionParams {
+    /// ℓ: every value entering a sub-protocol satisfies |x| < 2^ℓ.
+    pub value_bits: u32,
+    /// κ: statistical security parameter of the additive blinding (≥ 40, default 80).
+    pub kappa: u32,
+    /// Profile (fast or strict).
+    pub profile: Profile,
+}
+
+impl Default for SessionParams {
+    fn default() -> Self {
+        SessionParams {
+            value_bits: 72,
+            kappa: 80,
+            profile: Profile::Fast,
+        }
+    }
+}
+
+/// Smallest κ accepted.
+pub const MIN_KAPPA: u32 = 40;
+
+impl SessionParams {
+    /// Truncation used by this profile.
+    pub fn truncation(&self) -> Truncation {
+        match self.profile {
+            Profile::Fast => Truncation::Stochastic,
+            Profile::Strict => Truncation::Exact,
+        }
+    }
+
+    /// Width of a packed slot for blinded values of `value_bits + extra` bits.
+    ///
+    /// A blinded value u = x + r (r < 2^(ℓ+κ)) sits in its slot with an offset of 2^(W−2), so
+    /// |x| up to 2^(W−2) = 2^(ℓ+κ+8) cannot wrap: S2 then detects every x with
+    /// 2^(ℓ+κ+1) ≤ |x| < 2^(ℓ+κ+8) with certainty (a guard band of 7 bits). A value that jumps
+    /// past the band in one step wraps its slot and is caught with probability 1 − 2^−10.
+    pub(crate) fn slot_bits(&self, extra: u32) -> u32 {
+        self.value_bits + self.kappa + 10 + extra
+    }
+
+    /// Checks the parameters against a key of `key_bits` bits.
+    ///
+    /// Products of two blinded operands (each below 2^(ℓ+κ+1)), summed over up to 2^20 terms,
+    /// must stay below n/2: 2(ℓ+κ+1) + 20 + 2 ≤ log2 n. This implies ℓ + κ + 4 ≤ log2 n.
+    pub fn validate(&self, key_bits: u32) -> Result<(), String> {
+        if self.kappa < MIN_KAPPA {
+            return Err(format!(
+                "kappa = {} is below the minimum of {MIN_KAPPA}",
+                self.kappa
+            ));
+        }
+        if self.value_bits < 8 || self.value_bits > 512 {
+            return Err(format!(
+                "value bits = {} must be in 8..=512",
+                self.value_bits
+            ));
+        }
+        let need = 2 * (self.value_bits + self.kappa + 1) + 22;
+        if need + 2 > key_bits {
+            return Err(format!(
+                "value bits {} and kappa {} need a key of at least {} bits, this key has {}",
+                self.value_bits,
+                self.kappa,
+                need + 2,
+                key_bits
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,904 @@
+//! S1's side of every sub-protocol. S1 holds only the public key and ciphertexts; it blinds, packs
+//! and sends values to S2, and removes the blinds from S2's answers homomorphically.
+
+use crate::channel::{Channel, ChannelExt, Metered, Traffic, TrafficSnapshot};
+use crate::counts::{OpCounter, OpCounts};
+use crate::error::ProtocolError;
+use crate::messages::{Op, Request, Response, WireJob};
+use crate::params::{SessionParams, Truncation, PROTOCOL_VERSION};
+use num_bigint::{BigInt, Sign};
+use num_traits::{One, Zero};
+use paillier::{Ciphertext, PublicKey, RandomizerPool};
+use rand::{Rng, RngCore};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// A product job over caller operands (indices into the `operands` slice of
+/// [`S1::products`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// SecDot, matrix × vector: out[j] = Σ_i M[j·cols + i] · v[i] (M row-major, rows × cols).
+    MatVec {
+        mat: usize,
+        vec: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// Vector × matrix: out[i] = Σ_j M[j·cols + i] · v[j] (i < cols).
+    VecMat {
+        mat: usize,
+        vec: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// Sum over a batch of outer products: out[j·b_len + i] = Σ_t a[t·a_len + j] · b[t·b_len + i].
+    OuterSum {
+        a: usize,
+        b: usize,
+        a_len: usize,
+        b_len: usize,
+        batch: usize,
+    },
+    /// SecMul, element-wise: out[i] = a[i] · b[i].
+    Elementwise { a: usize, b: usize },
+}
+
+/// Uniform in [0, 2^bits).
+pub(crate) fn random_bits<R: RngCore + ?Sized>(bits: u32, rng: &mut R) -> BigInt {
+    let nbytes = bits.div_ceil(8) as usize;
+    let mut buf = vec![0u8; nbytes];
+    rng.fill_bytes(&mut buf);
+    let extra = nbytes as u32 * 8 - bits;
+    if extra > 0 {
+        buf[0] &= 0xffu8 >> extra;
+    }
+    BigInt::from_bytes_be(Sign::Plus, &buf)
+}
+
+/// Uniform in [lo, hi).
+fn random_range<R: RngCore + ?Sized>(lo: &BigInt, hi: &BigInt, rng: &mut R) -> BigInt {
+    let span = hi - lo;
+    let bits = span.bits() as u32;
+    loop {
+        let v = random_bits(bits, rng);
+        if v < span {
+            return lo + v;
+        }
+    }
+}
+
+fn pow2(k: u32) -> BigInt {
+    BigInt::one() << k
+}
+
+/// One slot of a packed request: S2 will see `m + tau` where ⟦m⟧ is `ct`.
+struct Slot<'a> {
+    ct: &'a Ciphertext,
+    tau: BigInt,
+}
+
+/// S1's end of a session with S2.
+pub struct S1<C: Channel> {
+    eng: Engine,
+    chan: Metered<C>,
+}
+
+/// S1's cryptographic state (thread-safe, used from rayon workers).
+struct Engine {
+    pk: PublicKey,
+    params: SessionParams,
+    counter: Arc<OpCounter>,
+    pool: Option<RandomizerPool>,
+}
+
+impl Engine {
+    fn blind(&self) -> BigInt {
+        random_bits(
+            self.params.value_bits + self.params.kappa,
+            &mut rand::thread_rng(),
+        )
+    }
+
+    fn fresh_encryption(&self, m: &BigInt) -> Result<Ciphertext, ProtocolError> {
+        OpCounter::add(&self.counter.randomizers, 1);
+        let rho = match &self.pool {
+            Some(p) => p.take(),
+            None => self.pk.randomizer(&mut rand::thread_rng()),
+        };
+        Ok(self.pk.encrypt_with_randomizer(m, &rho)?)
+    }
+
+    /// Packs slots into as few ciphertexts as the key allows, each with fresh randomness.
+    /// Slot values seen by S2 are `m + tau` offset by 2^(slot_bits − 2).
+    fn pack(&self, slots: &[Slot<'_>], slot_bits: u32) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let per_pack = ((self.pk.bits() - 2) / slot_bits).max(1) as usize;
+        let offset = pow2(slot_bits - 2);
+        slots
+            .par_chunks(per_pack)
+            .map(|chunk| {
+                let cts: Vec<&Ciphertext> = chunk.iter().map(|s| s.ct).collect();
+                let packed = self.pk.pack(&cts, slot_bits);
+                OpCounter::add(
+                    &self.counter.pack_squarings,
+                    (chunk.len() as u64 - 1) * u64::from(slot_bits),
+                );
+                let mut plain = BigInt::zero();
+                for s in chunk.iter().rev() {
+                    plain = (plain << slot_bits) + &s.tau + &offset;
+                }
+                let fresh = self.fresh_encryption(&plain)?;
+                Ok(self.pk.add(&packed, &fresh))
+            })
+            .collect()
+    }
+}
+
+impl<C: Channel> S1<C> {
+    /// Opens a session: sends the handshake (protocol version, key fingerprint, parameters) and
+    /// waits for S2 to accept it.
+    pub fn connect(pk: PublicKey, chan: C, params: SessionParams) -> Result<Self, ProtocolError> {
+        params
+            .validate(pk.bits())
+            .map_err(ProtocolError::InvalidParams)?;
+        let mut chan = Metered::new(chan);
+        chan.send_msg(&Request::Hello {
+            version: PROTOCOL_VERSION,
+            fingerprint: pk.fingerprint(),
+            params,
+        })?;
+        match chan.recv_msg::<Response>()? {
+            Response::HelloOk => {}
+            Response::Error(m) => return Err(ProtocolError::Handshake(m)),
+            other => {
+                return Err(ProtocolError::Violation(format!(
+                    "unexpected handshake reply {other:?}"
+                )))
+            }
+        }
+        Ok(S1 {
+            eng: Engine {
+                pk,
+                params,
+                counter: Arc::new(OpCounter::default()),
+                pool: None,
+            },
+            chan,
+        })
+    }
+
+    /// Keeps a pool of precomputed randomizers filled by `workers` background threads.
+    pub fn with_randomizer_pool(mut self, capacity: usize, workers: usize) -> Self {
+        self.eng.pool = Some(RandomizerPool::for_public_key(
+            &self.eng.pk,
+            capacity,
+            workers,
+        ));
+        self
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.eng.pk
+    }
+    /// The session parameters.
+    pub fn params(&self) -> &SessionParams {
+        &self.eng.params
+    }
+    /// Traffic counters of the channel.
+    pub fn traffic(&self) -> Traffic {
+        self.chan.traffic()
+    }
+    /// Current traffic.
+    pub fn traffic_snapshot(&self) -> TrafficSnapshot {
+        self.chan.traffic().snapshot()
+    }
+    /// S1's operation counts.
+    pub fn counts(&self) -> OpCounts {
+        self.eng.counter.snapshot()
+    }
+
+    /// S2's operation counts (one round trip).
+    pub fn s2_counts(&mut self) -> Result<OpCounts, ProtocolError> {
+        self.chan.send_msg(&Request::Stats)?;
+        match self.chan.recv_msg::<Response>()? {
+            Response::Stats(c) => Ok(c),
+            Response::Error(m) => Err(ProtocolError::Peer(m)),
+            other => Err(ProtocolError::Violation(format!(
+                "expected stats, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Ends the session cleanly.
+    pub fn close(mut self) -> Result<(), ProtocolError> {
+        self.chan.send_msg(&Request::Bye)?;
+        Ok(())
+    }
+
+    fn eval(
+        &mut self,
+        slots: &[Slot<'_>],
+        slot_bits: u32,
+        op: Op,
+        expect: usize,
+        name: &str,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let packs = self.eng.pack(slots, slot_bits)?;
+        self.chan.send_msg(&Request::Eval {
+            packs,
+            slot_bits,
+            count: slots.len() as u32,
+            op,
+        })?;
+        self.expect_ciphertexts(expect, name)
+    }
+
+    fn expect_ciphertexts(
+        &mut self,
+        expect: usize,
+        name: &str,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        match self.chan.recv_msg::<Response>()? {
+            Response::Ciphertexts(v) if v.len() == expect => {
+                for c in &v {
+                    self.eng.pk.validate(c)?;
+                }
+                Ok(v)
+            }
+            Response::Ciphertexts(v) => Err(ProtocolError::Violation(format!(
+                "{name}: expected {expect} ciphertexts, got {}",
+                v.len()
+            ))),
+            Response::OutOfRange(_) => Err(ProtocolError::OutOfRange {
+                op: name.to_string(),
+                value_bits: self.eng.params.value_bits,
+            }),
+            Response::Error(m) => Err(ProtocolError::Peer(m)),
+            other => Err(ProtocolError::Violation(format!(
+                "{name}: unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SecMul / SecDot
+
+    /// Products of encrypted operands in one round trip: SecMul (element-wise), SecDot
+    /// (matrix × vector), vector × matrix and batched outer products, all in one request.
+    ///
+    /// Every operand value must satisfy |x| < 2^ℓ. Returns one vector of ciphertexts per job.
+    /// With `negate`, returns the encryptions of the negated products.
+    pub fn products(
+        &mut self,
+        operands: &[&[Ciphertext]],
+        jobs: &[Job],
+        negate: bool,
+    ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        // Validate shapes.
+        let len = |i: usize| -> Result<usize, ProtocolError> {
+            operands
+                .get(i)
+                .map(|o| o.len())
+                .ok_or_else(|| ProtocolError::InvalidRequest(format!("operand {i} does not exist")))
+        };
+        let mut out_lens = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let n = match *job {
+                Job::MatVec {
+                    mat,
+                    vec,
+                    rows,
+                    cols,
+                }
+                | Job::VecMat {
+                    mat,
+                    vec,
+                    rows,
+                    cols,
+                } => {
+                    let want_vec = if matches!(job, Job::MatVec { .. }) {
+                        cols
+                    } else {
+                        rows
+                    };
+                    if len(mat)? != rows * cols || len(vec)? != want_vec {
+                        return Err(ProtocolError::InvalidRequest(format!(
+                            "shape mismatch in {job:?}"
+                        )));
+                    }
+                    if matches!(job, Job::MatVec { .. }) {
+                        rows
+                    } else {
+                        cols
+                    }
+                }
+                Job::OuterSum {
+                    a,
+                    b,
+                    a_len,
+                    b_len,
+                    batch,
+                } => {
+                    if len(a)? != a_len * batch || len(b)? != b_len * batch {
+                        return Err(ProtocolError::InvalidRequest(format!(
+                            "shape mismatch in {job:?}"
+                        )));
+                    }
+                    a_len * b_len
+                }
+                Job::Elementwise { a, b } => {
+                    if len(a)? != len(b)? {
+                        return Err(ProtocolError::InvalidRequest(format!(
+                            "shape mismatch in {job:?}"
+                        )));
+                    }
+                    len(a)?
+                }
+            };
+            out_lens.push(n);
+        }
+        // Blind every operand value once.
+        let mut starts = Vec::with_capacity(operands.len());
+        let mut slots = Vec::new();
+        let mut blinds: Vec<Vec<BigInt>> = Vec::with_capacity(operands.len());
+        for op in operands {
+            starts.push(slots.len() as u32);
+            let bs: Vec<BigInt> = op.iter().map(|_| self.eng.blind()).collect();
+            for (c, r) in op.iter().zip(&bs) {
+                slots.push(Slot {
+                    ct: c,
+                    tau: r.clone(),
+                });
+            }
+            blinds.push(bs);
+        }
+        let wire: Vec<WireJob> = jobs
+            .iter()
+            .map(|j| match *j {
+                Job::MatVec {
+                    mat,
+                    vec,
+                    rows,
+                    cols,
+                } => WireJob::MatVec {
+                    mat: starts[mat],
+                    vec: starts[vec],
+                    rows: rows as u32,
+                    cols: cols as u32,
+                },
+                Job::VecMat {
+                    mat,
+                    vec,
+                    rows,
+                    cols,
+                } => WireJob::VecMat {
+                    mat: starts[mat],
+                    vec: starts[vec],
+                    rows: rows as u32,
+                    cols: cols as u32,
+                },
+                Job::OuterSum {
+                    a,
+                    b,
+                    a_len,
+                    b_len,
+                    batch,
+                } => WireJob::OuterSum {
+                    a: starts[a],
+                    b: starts[b],
+                    a_len: a_len as u32,
+                    b_len: b_len as u32,
+                    batch: batch as u32,
+                },
+                Job::Elementwise { a, b } => WireJob::Elementwise {
+                    a: starts[a],
+                    b: starts[b],
+                    len: operands[a].len() as u32,
+                },
+            })
+            .collect();
+        let total: usize = out_lens.iter().sum();
+        let slot_bits = self.eng.params.slot_bits(0);
+        let raw = self.eval(
+            &slots,
+            slot_bits,
+            Op::Products { jobs: wire, negate },
+            total,
+            "SecMul/SecDot",
+        )?;
+
+        // Unblind: Σ ab = P − Σ r_a·b − Σ r_b·a − Σ r_a·r_b (signs flipped when negated).
+        // Each output is a list of (a-operand, a-index, b-operand, b-index) pairs.
+        let mut tasks: Vec<(usize, Vec<(usize, usize, usize, usize)>)> = Vec::with_capacity(total);
+        let mut pos = 0;
+        for (job, &n) in jobs.iter().zip(&out_lens) {
+            for o in 0..n {
+                let pairs = match *job {
+                    Job::MatVec { mat, vec, cols, .. } => {
+                        (0..cols).map(|i| (mat, o * cols + i, vec, i)).collect()
+                    }
+                    Job::VecMat {
+                        mat,
+                        vec,
+                        rows,
+                        cols,
+                    } => (0..rows).map(|j| (mat, j * cols + o, vec, j)).collect(),
+                    Job::OuterSum {
+                        a,
+                        b,
+                        a_len,
+                        b_len,
+                        batch,
+                    } => {
+                        let (j, i) = (o / b_len, o % b_len);
+                        (0..batch)
+                            .map(|t| (a, t * a_len + j, b, t * b_len + i))
+                            .collect()
+                    }
+                    Job::Elementwise { a, b } => vec![(a, o, b, o)],
+                };
+                tasks.push((pos, pairs));
+                pos += 1;
+            }
+        }
+        let sign = if negate {
+            BigInt::one()
+        } else {
+            -BigInt::one()
+        };
+        let pk = &self.eng.pk;
+        let counter = &self.eng.counter;
+        let unblinded: Vec<Ciphertext> = tasks
+            .par_iter()
+            .map(|(idx, pairs)| {
+                let mut coeffs: Vec<(&Ciphertext, BigInt)> = Vec::with_capacity(2 * pairs.len());
+                let mut constant = BigInt::zero();
+                for &(oa, ia, ob, ib) in pairs {
+                    let (ra, rb) = (&blinds[oa][ia], &blinds[ob][ib]);
+                    coeffs.push((&operands[ob][ib], &sign * ra));
+                    coeffs.push((&operands[oa][ia], &sign * rb));
+                    constant += ra * rb;
+                }
+                OpCounter::add(&counter.short_exps, coeffs.len() as u64);
+                let terms: Vec<(&Ciphertext, &BigInt)> =
+                    coeffs.iter().map(|(c, k)| (*c, k)).collect();
+                let corr = pk.linear_combination(&terms, &(&sign * constant))?;
+                Ok(pk.add(&raw[*idx], &corr))
+            })
+            .collect::<Result<_, ProtocolError>>()?;
+        let mut it = unblinded.into_iter();
+        Ok(out_lens
+            .iter()
+            .map(|&n| it.by_ref().take(n).collect())
+            .collect())
+    }
+
+    /// SecMul: ⟦aᵢ·bᵢ⟧ element-wise, one round trip.
+    pub fn mul(
+        &mut self,
+        a: &[Ciphertext],
+        b: &[Ciphertext],
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        Ok(self
+            .products(&[a, b], &[Job::Elementwise { a: 0, b: 1 }], false)?
+            .remove(0))
+    }
+
+    /// SecDot: ⟦M·v⟧ for a row-major rows × cols matrix, one ciphertext per row, one round trip.
+    pub fn mat_vec(
+        &mut self,
+        m: &[Ciphertext],
+        rows: usize,
+        v: &[Ciphertext],
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let cols = v.len();
+        Ok(self
+            .products(
+                &[m, v],
+                &[Job::MatVec {
+                    mat: 0,
+                    vec: 1,
+                    rows,
+                    cols,
+                }],
+                false,
+            )?
+            .remove(0))
+    }
+
+    /// SecDot of two vectors: ⟦Σ aᵢbᵢ⟧.
+    pub fn dot(&mut self, a: &[Ciphertext], b: &[Ciphertext]) -> Result<Ciphertext, ProtocolError> {
+        Ok(self.mat_vec(a, 1, b)?.remove(0))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Truncation and division
+
+    /// ⌊xᵢ / 2^k⌋ with the profile's truncation (stochastic in `fast`, exact in `strict`).
+    pub fn truncate(
+        &mut self,
+        xs: &[Ciphertext],
+        k: u32,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let t = self.eng.params.truncation();
+        self.truncate_with(xs, k, t)
+    }
+
+    /// ⌊xᵢ / 2^k⌋ exactly ([`Truncation::Exact`]) or with unbiased stochastic rounding.
+    pub fn truncate_with(
+        &mut self,
+        xs: &[Ciphertext],
+        k: u32,
+        mode: Truncation,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        if xs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if k == 0 || k > self.eng.params.value_bits {
+            return Err(ProtocolError::InvalidRequest(format!(
+                "truncation by 2^{k} outside 1..=ℓ"
+            )));
+        }
+        let l = self.eng.params.value_bits;
+        // R = 2^ℓ + r makes x + R positive; S2 sees x + R (statistically hiding x).
+        let big_r: Vec<BigInt> = xs.iter().map(|_| pow2(l) + self.eng.blind()).collect();
+        let slots: Vec<Slot<'_>> = xs
+            .iter()
+            .zip(&big_r)
+            .map(|(c, r)| Slot {
+                ct: c,
+                tau: r.clone(),
+            })
+            .collect();
+        let slot_bits = self.eng.params.slot_bits(0);
+        let exact = mode == Truncation::Exact;
+        let per = if exact { 1 + (k as usize + 1) } else { 1 };
+        let raw = self.eval(
+            &slots,
+            slot_bits,
+            Op::Divide {
+                shift: k,
+                carry_bits: exact,
+            },
+            per * xs.len(),
+            "truncation",
+        )?;
+        let mut out: Vec<Ciphertext> = Vec::with_capacity(xs.len());
+        if !exact {
+            for (q, r) in raw.iter().zip(&big_r) {
+                out.push(self.eng.pk.add_plain(q, &-(r >> k))?);
+            }
+            return Ok(out);
+        }
+        // Exact: subtract the carry c = 1{(u mod 2^k) < (R mod 2^k)} computed with DGK.
+        let mask = pow2(k) - 1;
+        let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
+        let cs: Vec<BigInt> = big_r.iter().map(|r| r & &mask).collect();
+        let lt = self.dgk_less_than(&bits, &cs, k)?;
+        for ((ch, r), c) in raw.chunks(per).zip(&big_r).zip(&lt) {
+            let q = self.eng.pk.add_plain(&ch[0], &-(r >> k))?;
+            out.push(self.eng.pk.sub(&q, c)?);
+        }
+        Ok(out)
+    }
+
+    /// DGK comparison (Veugen 2010 / Bost et al. 2015): for each item, S2 holds d (its encrypted
+    /// bits of d' = 2d + 1 are `dbits`, LSB first, m + 1 of them) and S1 holds c < 2^m;
+    /// returns ⟦1{d < c}⟧. One round trip; S2 sees a fair coin and random non-zero values.
+    fn dgk_less_than(
+        &mut self,
+        dbits: &[&[Ciphertext]],
+        cs: &[BigInt],
+        m: u32,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let pk = &self.eng.pk;
+        let nbits = m as usize + 1;
+        let one = BigInt::one();
+        let prepared: Vec<(bool, Vec<Ciphertext>)> = dbits
+            .par_iter()
+            .zip(cs.par_iter())
+            .map(|(bits, c)| {
+                let mut rng = rand::thread_rng();
+                let s_pos: bool = rng.gen();
+                let s = if s_pos { 1i64 } else { -1 };
+                let c2: BigInt = c << 1u32; // c' = 2c, m + 1 bits
+                let mut suffix = pk.trivial(&BigInt::zero())?; // ⟦3 Σ_{j>i} d'_j ⊕ c'_j⟧
+                let mut es = Vec::with_capacity(nbits);
+                for i in (0..nbits).rev() {
+                    let ci = c2.bit(i as u64);
+                    let di = &bits[i];
+                    // e_i = d'_i − c'_i + s + 3 Σ_{j>i} (d'_j ⊕ c'_j)
+                    let e = pk.add_plain(&pk.add(di, &suffix), &BigInt::from(s - i64::from(ci)))?;
+                    // Blind with a random non-zero exponent, then re-randomise.
+                    let rho =
+                        random_range(&one, &BigInt::from_biguint(Sign::Plus, pk.n()), &mut rng);
+                    let blinded = pk.mul_plain(&e, &rho)?;
+                    let fresh = self.eng.fresh_encryption(&BigInt::zero())?;
+                    OpCounter::add(&self.eng.counter.full_exps, 1);
+                    es.push(pk.add(&blinded, &fresh));
+                    // xor = d'_i if c'_i = 0, else 1 − d'_i
+                    let xor = if ci {
+                        pk.add_plain(&pk.neg(di)?, &one)?
+                    } else {
+                        di.clone()
+                    };
+                    let xor3 = pk.mul_plain(&xor, &BigInt::from(3))?;
+                    suffix = pk.add(&suffix, &xor3);
+                }
+                // Shuffle (Fisher–Yates).
+                for i in (1..es.len()).rev() {
+                    let j = rng.gen_range(0..=i);
+                    es.swap(i, j);
+                }
+                Ok((s_pos, es))
+            })
+            .collect::<Result<_, ProtocolError>>()?;
+        let coins: Vec<bool> = prepared.iter().map(|(s, _)| *s).collect();
+        let groups: Vec<Vec<Ciphertext>> = prepared.into_iter().map(|(_, es)| es).collect();
+        let count = groups.len();
+        self.chan.send_msg(&Request::ZeroTest { groups })?;
+        let lambdas = self.expect_ciphertexts(count, "DGK comparison")?;
+        let pk = &self.eng.pk;
+        // s = +1: λ = 1{d < c}; s = −1: λ = 1{d > c} = 1 − 1{d < c} (d' ≠ c' always).
+        lambdas
+            .iter()
+            .zip(coins)
+            .map(|(l, s_pos)| {
+                if s_pos {
+                    Ok(l.clone())
+                } else {
+                    Ok(pk.add_plain(&pk.neg(l)?, &one)?)
+                }
+            })
+            .collect()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SecReLU and comparison
+
+    /// SecReLU: (⟦max(xᵢ, 0)⟧, ⟦1{xᵢ > 0}⟧), exact (no approximation). Fast profile: one round
+    /// trip; strict profile: DGK comparison then a SecMul (three round trips).
+    pub fn relu(
+        &mut self,
+        xs: &[Ciphertext],
+    ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
+        if xs.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        match self.eng.params.profile {
+            crate::Profile::Fast => self.sign_fast(xs, true),
+            crate::Profile::Strict => {
+                let bits = self.positive_strict(xs)?;
+                let values = self.mul(&bits, xs)?;
+                Ok((values, bits))
+            }
+        }
+    }
+
+    /// ⟦1{xᵢ > 0}⟧ (SecCompare against zero; compare x − t with a threshold t).
+    pub fn positive(&mut self, xs: &[Ciphertext]) -> Result<Vec<Ciphertext>, ProtocolError> {
+        if xs.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.eng.params.profile {
+            crate::Profile::Fast => Ok(self.sign_fast(xs, false)?.1),
+            crate::Profile::Strict => self.positive_strict(xs),
+        }
+    }
+
+    /// Paper-style one-round sign test on x' = 2x − 1 (never zero; positive iff x > 0).
+    fn sign_fast(
+        &mut self,
+        xs: &[Ciphertext],
+        with_value: bool,
+    ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
+        let (l, kappa) = (self.eng.params.value_bits, self.eng.params.kappa);
+        let pk = self.eng.pk.clone();
+        struct Masks {
+            s_pos: bool,
+            r: BigInt,
+            y: Ciphertext,
+            y_tau: BigInt,
+        }
+        let masks: Vec<Masks> = xs
+            .par_iter()
+            .map(|x| {
+                let mut rng = rand::thread_rng();
+                let s_pos: bool = rng.gen();
+                let a = pow2(kappa) + random_bits(kappa, &mut rng); // a ∈ [2^κ, 2^(κ+1))
+                let b = random_range(&BigInt::zero(), &a, &mut rng); // b ∈ [0, a)
+                let s = if s_pos { BigInt::one() } else { -BigInt::one() };
+                // y = s(a(2x − 1) + b) = (2sa)·x + s(b − a)
+                let y = pk.mul_plain(x, &(&s * &a * 2))?;
+                let r = random_bits(l + kappa, &mut rng);
+                Ok(Masks {
+                    s_pos,
+                    r,
+                    y,
+                    y_tau: &s * (b - &a),
+                })
+            })
+            .collect::<Result<_, ProtocolError>>()?;
+        OpCounter::add(&self.eng.counter.short_exps, xs.len() as u64);
+        let mut slots = Vec::with_capacity(xs.len() * 2);
+        for (x, m) in xs.iter().zip(&masks) {
+            slots.push(Slot {
+                ct: &m.y,
+                tau: m.y_tau.clone(),
+            });
+            if with_value {
+                slots.push(Slot {
+                    ct: x,
+                    tau: m.r.clone(),
+                });
+            }
+        }
+        let per = if with_value { 2 } else { 1 };
+        let slot_bits = self.eng.params.slot_bits(2);
+        let raw = self.eval(
+            &slots,
+            slot_bits,
+            Op::Sign { with_value },
+            per * xs.len(),
+            "SecReLU",
+        )?;
+        let one = BigInt::one();
+        let results: Vec<(Ciphertext, Ciphertext)> = raw
+            .par_chunks(per)
+            .zip(masks.par_iter())
+            .zip(xs.par_iter())
+            .map(|((ch, m), x)| {
+                let beta = &ch[0];
+                let deriv = if m.s_pos {
+                    beta.clone()
+                } else {
+                    pk.linear_combination(&[(beta, &-&one)], &one)?
+                };
+                if !with_value {
+                    return Ok((deriv.clone(), deriv));
+                }
+                let beta_u = &ch[1];
+                // ⟦βx⟧ = ⟦βu⟧ − r⟦β⟧; ReLU = ⟦βx⟧ (s = +1) or ⟦x⟧ − ⟦βx⟧ (s = −1).
+                let value = if m.s_pos {
+                    pk.linear_combination(&[(beta_u, &one), (beta, &-&m.r)], &BigInt::zero())?
+                } else {
+                    pk.linear_combination(
+                        &[(x, &one), (beta_u, &-&one), (beta, &m.r)],
+                        &BigInt::zero(),
+                    )?
+                };
+                Ok((value, deriv))
+            })
+            .collect::<Result<_, ProtocolError>>()?;
+        OpCounter::add(
+            &self.eng.counter.short_exps,
+            if with_value { xs.len() as u64 } else { 0 },
+        );
+        Ok(results.into_iter().unzip())
+    }
+
+    /// Strict comparison: ⟦1{x > 0}⟧ via DGK on x' = 2x − 1 (m = ℓ + 1 bits); S2 learns
+    /// nothing beyond κ.
+    fn positive_strict(&mut self, xs: &[Ciphertext]) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let m = self.eng.params.value_bits + 1;
+        let pk = self.eng.pk.clone();
+        let one = BigInt::one();
+        // z = x' + 2^m + r with x' = 2x − 1: ciphertext ⟦x⟧², plaintext part 2^m − 1 + r.
+        let doubled: Vec<Ciphertext> = xs.iter().map(|x| pk.add(x, x)).collect();
+        let rs: Vec<BigInt> = xs
+            .iter()
+            .map(|_| random_bits(m + self.eng.params.kappa, &mut rand::thread_rng()))
+            .collect();
+        let slots: Vec<Slot<'_>> = doubled
+            .iter()
+            .zip(&rs)
+            .map(|(c, r)| Slot {
+                ct: c,
+                tau: pow2(m) - &one + r,
+            })
+            .collect();
+        let per = 1 + (m as usize + 1);
+        let slot_bits = self.eng.params.slot_bits(2);
+        let raw = self.eval(
+            &slots,
+            slot_bits,
+            Op::CompareBits { bits: m },
+            per * xs.len(),
+            "SecCompare",
+        )?;
+        let mask = pow2(m) - 1;
+        let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
+        let cs: Vec<BigInt> = rs.iter().map(|r| r & &mask).collect();
+        let lt = self.dgk_less_than(&bits, &cs, m)?;
+        // 1{x' ≥ 0} = ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c}
+        raw.chunks(per)
+            .zip(&rs)
+            .zip(&lt)
+            .map(|((ch, r), c)| {
+                Ok(pk.linear_combination(&[(&ch[0], &one), (c, &-&one)], &-(r >> m))?)
+            })
+            .collect()
+    }
+
+    /// Argmax over k encrypted scores per sample: an encrypted one-hot vector (ties go to the
+    /// lowest index). Two comparison rounds: all pairs, then "won every duel".
+    pub fn argmax(
+        &mut self,
+        scores: &[Vec<Ciphertext>],
+    ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        let pk = self.eng.pk.clone();
+        let one = BigInt::one();
+        let mut diffs = Vec::new();
+        let mut index = Vec::new();
+        for (s, sc) in scores.iter().enumerate() {
+            let k = sc.len();
+            if k < 2 {
+                return Err(ProtocolError::InvalidRequest(
+                    "argmax needs at least two scores".into(),
+                ));
+            }
+            for i in 0..k {
+                for j in i + 1..k {
+                    // s_i ≥ s_j ⟺ s_i − s_j + 1 > 0
+                    diffs.push(pk.add_plain(&pk.sub(&sc[i], &sc[j])?, &one)?);
+                    index.push((s, i, j));
+                }
+            }
+        }
+        let wins = self.positive(&diffs)?;
+        // For each class, the number of duels won; it wins iff that count is k − 1.
+        let mut tallies: Vec<Vec<Ciphertext>> = scores
+            .iter()
+            .map(|sc| vec![pk.trivial(&BigInt::zero()).expect("0 fits"); sc.len()])
+            .collect();
+        for (w, &(s, i, j)) in wins.iter().zip(&index) {
+            tallies[s][i] = pk.add(&tallies[s][i], w);
+            tallies[s][j] = pk.add(&tallies[s][j], &pk.add_plain(&pk.neg(w)?, &one)?);
+        }
+        let mut flat = Vec::new();
+        for t in &tallies {
+            let k = t.len() as i64;
+            for c in t {
+                // wins − (k − 1) + 1 > 0 ⟺ wins = k − 1
+                flat.push(pk.add_plain(c, &BigInt::from(2 - k))?);
+            }
+        }
+        let hot = self.positive(&flat)?;
+        let mut it = hot.into_iter();
+        Ok(scores
+            .iter()
+            .map(|sc| it.by_ref().take(sc.len()).collect())
+            .collect())
+    }
+
+    /// Fresh encrypted uniform values drawn by S2: for each (count, bound), `count` values in
+    /// [−bound, bound]. Nobody sees them in the clear.
+    pub fn random_values(
+        &mut self,
+        draws: &[(usize, BigInt)],
+    ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        let total: usize = draws.iter().map(|d| d.0).sum();
+        let wire: Vec<(u32, BigInt)> = draws.iter().map(|(c, b)| (*c as u32, b.clone())).collect();
+        self.chan.send_msg(&Request::Random { draws: wire })?;
+        let v = self.expect_ciphertexts(total, "random values")?;
+        let mut it = v.into_iter();
+        Ok(draws
+            .iter()
+            .map(|(c, _)| it.by_ref().take(*c).collect())
+            .collect())
+    }
+}
+
+/// Uniform in [0, bound) for bound > 0.
+pub(crate) fn random_below<R: RngCore + ?Sized>(
+    bound: &num_bigint::BigUint,
+    rng: &mut R,
+) -> num_bigint::BigUint {
+    let bits = bound.bits() as u32;
+    loop {
+        let v = random_bits(bits, rng).to_biguint().expect("non-negative");
+        if &v < bound {
+            return v;
+        }
+    }
+}

@@ -1,0 +1,71 @@
+#![allow(dead_code)]
+//! Test harness: an in-memory channel and a running S2 on a thread.
+
+use paillier::{Ciphertext, PublicKey, SecretKey};
+use rand::SeedableRng;
+use secure_ops::{Channel, ChannelError, S2Options, S2Service, SessionParams, S1};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::OnceLock;
+
+pub struct Mem(Sender<Vec<u8>>, Receiver<Vec<u8>>);
+
+impl Channel for Mem {
+    fn send_frame(&mut self, f: &[u8]) -> Result<(), ChannelError> {
+        self.0.send(f.to_vec()).map_err(|_| ChannelError::Closed)
+    }
+    fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.1.recv().map_err(|_| ChannelError::Closed)
+    }
+}
+
+pub fn pair() -> (Mem, Mem) {
+    let (a, b) = channel();
+    let (c, d) = channel();
+    (Mem(a, d), Mem(c, b))
+}
+
+/// A 512-bit key shared by the tests of one binary (small keys: the properties do not depend on
+/// key size).
+pub fn key() -> &'static SecretKey {
+    static KEY: OnceLock<SecretKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        SecretKey::generate_insecure_for_tests(512, &mut rng).unwrap()
+    })
+}
+
+pub type Running =
+    std::thread::JoinHandle<Result<secure_ops::SessionSummary, secure_ops::ProtocolError>>;
+
+/// S1 connected to a fresh S2 thread holding `sk`.
+pub fn session_with(sk: &SecretKey, params: SessionParams) -> (S1<Mem>, Running) {
+    let (c1, c2) = pair();
+    let sk2 = sk.clone();
+    let h = std::thread::spawn(move || {
+        S2Service::new(
+            sk2,
+            S2Options {
+                pool_capacity: 0,
+                pool_workers: 0,
+            },
+        )
+        .serve(c2)
+    });
+    let s1 = S1::connect(sk.public_key().clone(), c1, params).unwrap();
+    (s1, h)
+}
+
+pub fn session(params: SessionParams) -> (S1<Mem>, Running) {
+    session_with(key(), params)
+}
+
+pub fn enc(pk: &PublicKey, v: &[i64]) -> Vec<Ciphertext> {
+    let mut rng = rand::thread_rng();
+    v.iter().map(|&x| pk.encrypt_i64(x, &mut rng)).collect()
+}
+
+pub fn dec(v: &[Ciphertext]) -> Vec<i128> {
+    v.iter()
+        .map(|c| i128::try_from(key().decrypt(c).unwrap()).unwrap())
+        .collect()
+}
