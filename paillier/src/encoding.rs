@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Fixed-point format with `frac_bits` fractional bits and magnitudes below 2^`int_bits`
 /// (so |x̂| < 2^(int_bits + frac_bits)). Encoding a value outside that range is an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FixedPointRepr")]
 pub struct FixedPoint {
     /// f: number of fractional bits.
     pub frac_bits: u32,
@@ -15,10 +16,25 @@ pub struct FixedPoint {
     pub int_bits: u32,
 }
 
+/// What a serialised [`FixedPoint`] holds; deserialisation goes through [`FixedPoint::new`] so
+/// that a file or a peer cannot supply a format whose bound overflows.
+#[derive(Deserialize)]
+struct FixedPointRepr {
+    frac_bits: u32,
+    int_bits: u32,
+}
+
+impl TryFrom<FixedPointRepr> for FixedPoint {
+    type Error = Error;
+    fn try_from(r: FixedPointRepr) -> Result<Self> {
+        FixedPoint::new(r.frac_bits, r.int_bits)
+    }
+}
+
 impl FixedPoint {
     /// A format; `int_bits + frac_bits` must be at most 62 so that encodings fit an `i64`.
     pub fn new(frac_bits: u32, int_bits: u32) -> Result<Self> {
-        if frac_bits + int_bits > 62 {
+        if frac_bits > 62 || int_bits > 62 - frac_bits {
             return Err(Error::IntegerOverflow(
                 "i64 fixed point (int_bits + frac_bits > 62)",
             ));
