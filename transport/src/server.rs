@@ -1,0 +1,317 @@
+//! A multi-session TCP server: one thread per connection, each running a caller-supplied
+//! session handler on a [`TcpChannel`].
+//!
+//! * A session that fails or panics is logged (`tracing`, level warn) and forgotten; the server
+//!   keeps accepting. Panics are caught with `catch_unwind` around the handler.
+//! * [`ShutdownHandle::shutdown`] (for example from a SIGINT/SIGTERM handler) stops the accept
+//!   loop within [`ServerOptions::poll_interval`]; [`Server::run`] then closes the listener and
+//!   waits for in-flight sessions to finish, at most [`ServerOptions::grace_period`], and
+//!   returns a [`ServerSummary`]. Sessions still running after the grace period are left
+//!   detached. Handlers that want to stop early can keep a clone of the handle and poll
+//!   [`ShutdownHandle::is_shutdown`].
+//! * At most [`ServerOptions::max_sessions`] sessions run at once; connections beyond that are
+//!   closed at once (and counted as refused).
+
+use crate::tcp::{TcpChannel, TcpOptions};
+use crate::TransportError;
+use std::any::Any;
+use std::fmt;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Settings of a [`Server`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Settings of every accepted [`TcpChannel`] (frame limit, timeouts; the connect fields are
+    /// unused).
+    pub channel: TcpOptions,
+    /// How long [`Server::run`] waits for in-flight sessions after a shutdown. Default 30 s.
+    pub grace_period: Duration,
+    /// Most sessions running at once (`None`: no limit). Default 64.
+    pub max_sessions: Option<usize>,
+    /// How often the accept loop checks for shutdown while no connection is pending, and how
+    /// often finished sessions are looked for during the grace period. Default 20 ms.
+    pub poll_interval: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            channel: TcpOptions::default(),
+            grace_period: Duration::from_secs(30),
+            max_sessions: Some(64),
+            poll_interval: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Stops a running [`Server`]. Cloning shares the same flag; cheap to call from a signal
+/// handler thread.
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+}
+
+impl ShutdownHandle {
+    /// A fresh handle, not yet shut down.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the server to stop accepting connections and return from [`Server::run`].
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+    /// Whether [`shutdown`](Self::shutdown) has been called.
+    pub fn is_shutdown(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// What a session handler may return: `()` or `Result<(), E>` with a displayable error (logged
+/// as a failed session).
+pub trait SessionOutcome {
+    /// `Err(message)` for a failed session.
+    fn into_session_result(self) -> Result<(), String>;
+}
+
+impl SessionOutcome for () {
+    fn into_session_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display> SessionOutcome for Result<(), E> {
+    fn into_session_result(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// Counts reported by [`Server::run`] when it returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerSummary {
+    /// Sessions started (connections handed to the handler).
+    pub sessions: u64,
+    /// Sessions whose handler returned an error.
+    pub failed: u64,
+    /// Sessions whose handler panicked.
+    pub panicked: u64,
+    /// Connections closed without a session (session limit reached, or the socket could not be
+    /// set up).
+    pub refused: u64,
+    /// Sessions still running when the grace period ended (left detached).
+    pub unfinished: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    failed: AtomicU64,
+    panicked: AtomicU64,
+}
+
+/// A bound TCP listener that serves sessions; see the [module docs](self).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    options: ServerOptions,
+    shutdown: ShutdownHandle,
+}
+
+impl Server {
+    /// Binds a listener on `addr` (port 0 picks a free port; see [`local_addr`](Self::local_addr)).
+    pub fn bind<A>(addr: A, options: ServerOptions) -> Result<Server, TransportError>
+    where
+        A: ToSocketAddrs + fmt::Display,
+    {
+        let listener = TcpListener::bind(&addr).map_err(|source| TransportError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        Self::from_listener(listener, options)
+    }
+
+    /// Serves on an already bound listener.
+    pub fn from_listener(
+        listener: TcpListener,
+        options: ServerOptions,
+    ) -> Result<Server, TransportError> {
+        listener
+            .set_nonblocking(true)
+            .map_err(TransportError::Socket)?;
+        let local_addr = listener.local_addr().map_err(TransportError::Socket)?;
+        Ok(Server {
+            listener,
+            local_addr,
+            options,
+            shutdown: ShutdownHandle::new(),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops [`run`](Self::run).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Accepts connections until shut down, running `handler(channel, peer)` on a new thread for
+    /// each; then waits for in-flight sessions (at most the grace period) and returns the
+    /// counts. Never fails because of a peer or a session.
+    pub fn run<H, R>(self, handler: H) -> ServerSummary
+    where
+        H: Fn(TcpChannel, SocketAddr) -> R + Send + Sync + 'static,
+        R: SessionOutcome,
+    {
+        let Server {
+            listener,
+            local_addr,
+            options,
+            shutdown,
+        } = self;
+        let handler = Arc::new(handler);
+        let counters = Arc::new(Counters::default());
+        let mut sessions: Vec<(u64, SocketAddr, JoinHandle<()>)> = Vec::new();
+        let mut summary = ServerSummary::default();
+        let mut next_id = 0u64;
+        let poll = options.poll_interval.max(Duration::from_millis(1));
+        tracing::info!(addr = %local_addr, "server listening");
+
+        while !shutdown.is_shutdown() {
+            reap(&mut sessions);
+            let (stream, peer) = match listener.accept() {
+                Ok(conn) => conn,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(poll);
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // For example out of file descriptors: keep serving the sessions we have.
+                    tracing::warn!(error = %e, "accept failed");
+                    thread::sleep(poll);
+                    continue;
+                }
+            };
+            if options
+                .max_sessions
+                .is_some_and(|max| sessions.len() >= max)
+            {
+                tracing::warn!(%peer, active = sessions.len(), "session limit reached, connection refused");
+                summary.refused += 1;
+                continue;
+            }
+            let channel = match TcpChannel::from_stream(stream, &options.channel) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot set up connection");
+                    summary.refused += 1;
+                    continue;
+                }
+            };
+            next_id += 1;
+            let id = next_id;
+            let handler = Arc::clone(&handler);
+            let counters = Arc::clone(&counters);
+            let spawned = thread::Builder::new()
+                .name(format!("session-{id}"))
+                .spawn(move || run_session(id, peer, channel, &*handler, &counters));
+            match spawned {
+                Ok(join) => {
+                    summary.sessions += 1;
+                    sessions.push((id, peer, join));
+                }
+                Err(e) => {
+                    tracing::warn!(session = id, %peer, error = %e, "cannot start session thread");
+                    summary.refused += 1;
+                }
+            }
+        }
+
+        drop(listener);
+        reap(&mut sessions);
+        if !sessions.is_empty() {
+            tracing::info!(
+                active = sessions.len(),
+                grace_s = options.grace_period.as_secs_f64(),
+                "shutting down, waiting for sessions to finish"
+            );
+        }
+        let deadline = Instant::now() + options.grace_period;
+        while !sessions.is_empty() && Instant::now() < deadline {
+            thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())));
+            reap(&mut sessions);
+        }
+        for (id, peer, _) in &sessions {
+            tracing::warn!(session = id, %peer, "session still running after the grace period; left detached");
+        }
+        summary.unfinished = sessions.len();
+        summary.failed = counters.failed.load(Ordering::SeqCst);
+        summary.panicked = counters.panicked.load(Ordering::SeqCst);
+        tracing::info!(addr = %local_addr, ?summary, "server stopped");
+        summary
+    }
+}
+
+/// Joins the session threads that have finished.
+fn reap(sessions: &mut Vec<(u64, SocketAddr, JoinHandle<()>)>) {
+    let mut i = 0;
+    while i < sessions.len() {
+        if sessions[i].2.is_finished() {
+            let (id, peer, join) = sessions.swap_remove(i);
+            if join.join().is_err() {
+                // Only possible if logging itself panicked; the handler's panics are caught.
+                tracing::warn!(session = id, %peer, "session thread panicked");
+            }
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn run_session<H, R>(
+    id: u64,
+    peer: SocketAddr,
+    channel: TcpChannel,
+    handler: &H,
+    counters: &Counters,
+) where
+    H: Fn(TcpChannel, SocketAddr) -> R,
+    R: SessionOutcome,
+{
+    tracing::info!(session = id, %peer, "session started");
+    let start = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        handler(channel, peer).into_session_result()
+    }));
+    let elapsed_s = start.elapsed().as_secs_f64();
+    match outcome {
+        Ok(Ok(())) => tracing::info!(session = id, %peer, elapsed_s, "session ended"),
+        Ok(Err(error)) => {
+            counters.failed.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(session = id, %peer, elapsed_s, %error, "session failed");
+        }
+        Err(payload) => {
+            counters.panicked.fetch_add(1, Ordering::SeqCst);
+            let panic = panic_message(payload.as_ref());
+            tracing::warn!(session = id, %peer, elapsed_s, %panic, "session panicked");
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}
