@@ -37,9 +37,12 @@ pub enum WireJob {
 /// What S2 computes on the unpacked, blinded values of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    /// Products of blinded operands (SecMul, SecDot and friends). With `negate`, S2 returns the
-    /// encryptions of the negated products (saves S1 a modular inversion).
-    Products { jobs: Vec<WireJob>, negate: bool },
+    /// Products of blinded operands (SecMul, SecDot and friends). Where `negate[i]` is set, S2
+    /// returns the encryptions of job i's negated products (saves S1 a modular inversion).
+    Products {
+        jobs: Vec<WireJob>,
+        negate: Vec<bool>,
+    },
     /// ⌊u / 2^shift⌋ for every slot u (u ≥ 0 for in-range values). With `carry_bits`, also the
     /// encrypted bits of 2·(u mod 2^shift) + 1 (DGK, exact truncation).
     Divide { shift: u32, carry_bits: bool },

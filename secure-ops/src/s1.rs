@@ -71,6 +71,10 @@ fn pow2(k: u32) -> BigInt {
     BigInt::one() << k
 }
 
+/// One output to unblind: its index, whether it is negated, and its (a-operand, a-index,
+/// b-operand, b-index) product terms.
+type UnblindTask = (usize, bool, Vec<(usize, usize, usize, usize)>);
+
 /// One slot of a packed request: S2 will see `m + tau` where ⟦m⟧ is `ct`.
 struct Slot<'a> {
     ct: &'a Ciphertext,
@@ -274,6 +278,19 @@ impl<C: Channel> S1<C> {
         jobs: &[Job],
         negate: bool,
     ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        let signed: Vec<(Job, bool)> = jobs.iter().map(|j| (*j, negate)).collect();
+        self.products_signed(operands, &signed)
+    }
+
+    /// Like [`products`](Self::products), with a negation flag per job.
+    pub fn products_signed(
+        &mut self,
+        operands: &[&[Ciphertext]],
+        signed_jobs: &[(Job, bool)],
+    ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        let jobs: Vec<Job> = signed_jobs.iter().map(|(j, _)| *j).collect();
+        let negate: Vec<bool> = signed_jobs.iter().map(|(_, n)| *n).collect();
+        let jobs = &jobs[..];
         // Validate shapes.
         let len = |i: usize| -> Result<usize, ProtocolError> {
             operands
@@ -402,16 +419,19 @@ impl<C: Channel> S1<C> {
         let raw = self.eval(
             &slots,
             slot_bits,
-            Op::Products { jobs: wire, negate },
+            Op::Products {
+                jobs: wire,
+                negate: negate.clone(),
+            },
             total,
             "SecMul/SecDot",
         )?;
 
         // Unblind: Σ ab = P − Σ r_a·b − Σ r_b·a − Σ r_a·r_b (signs flipped when negated).
         // Each output is a list of (a-operand, a-index, b-operand, b-index) pairs.
-        let mut tasks: Vec<(usize, Vec<(usize, usize, usize, usize)>)> = Vec::with_capacity(total);
+        let mut tasks: Vec<UnblindTask> = Vec::with_capacity(total);
         let mut pos = 0;
-        for (job, &n) in jobs.iter().zip(&out_lens) {
+        for ((job, &n), &neg) in jobs.iter().zip(&out_lens).zip(&negate) {
             for o in 0..n {
                 let pairs = match *job {
                     Job::MatVec { mat, vec, cols, .. } => {
@@ -437,20 +457,16 @@ impl<C: Channel> S1<C> {
                     }
                     Job::Elementwise { a, b } => vec![(a, o, b, o)],
                 };
-                tasks.push((pos, pairs));
+                tasks.push((pos, neg, pairs));
                 pos += 1;
             }
         }
-        let sign = if negate {
-            BigInt::one()
-        } else {
-            -BigInt::one()
-        };
         let pk = &self.eng.pk;
         let counter = &self.eng.counter;
         let unblinded: Vec<Ciphertext> = tasks
             .par_iter()
-            .map(|(idx, pairs)| {
+            .map(|(idx, neg, pairs)| {
+                let sign = if *neg { BigInt::one() } else { -BigInt::one() };
                 let mut coeffs: Vec<(&Ciphertext, BigInt)> = Vec::with_capacity(2 * pairs.len());
                 let mut constant = BigInt::zero();
                 for &(oa, ia, ob, ib) in pairs {

@@ -277,15 +277,19 @@ impl Session<'_> {
                 for v in &u {
                     self.check_blinded(v, 0, "SecMul operand")?;
                 }
+                if negate.len() != jobs.len() {
+                    return Err(Refusal::Bad("one negation flag per job expected".into()));
+                }
                 let mut outs = Vec::new();
-                for job in jobs {
+                for (job, neg) in jobs.iter().zip(negate) {
+                    let start = outs.len();
                     self.run_job(job, &u, &mut outs)?;
                     if outs.len() > MAX_REQUEST_VALUES {
                         return Err(Refusal::Bad("too many products".into()));
                     }
-                }
-                if *negate {
-                    outs.iter_mut().for_each(|v| *v = -&*v);
+                    if *neg {
+                        outs[start..].iter_mut().for_each(|v| *v = -&*v);
+                    }
                 }
                 self.encrypt_all(&outs)
             }
