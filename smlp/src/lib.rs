@@ -1,1 +1,79 @@
-//! smlp (work in progress).
+//! # smlp
+//!
+//! A multilayer perceptron (d → h₁ → … → k, ReLU hidden layers, linear outputs, squared-error loss)
+//! trained on Paillier-encrypted data by two non-colluding servers: S1 holds the ciphertexts and
+//! drives training, S2 holds the secret key and only ever sees blinded values.
+//!
+//! This crate holds the network and its fixed-point contract ([`model`]), the data handling
+//! ([`data`]: embedded data sets, CSV parsing, standardisation, stratified splits, fixed-point
+//! encoding) and two plaintext references ([`reference`](mod@reference)): [`FixedMlp`], which performs exactly the
+//! integer operations of the encrypted trainer (so a strict encrypted run equals it bit for bit),
+//! and [`FloatMlp`], the same network in f64, which shows that the fixed-point network learns as
+//! well as an ordinary one.
+//!
+//! ```
+//! use paillier::FixedPoint;
+//! use rand::SeedableRng;
+//! use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
+//! use smlp::{accuracy, train_fixed, FixedMlp, FixedParams, Shape, TrainOptions};
+//!
+//! // Iris, 80/20 split, standardised with statistics of the training part.
+//! let (train, test) = stratified_split(&Dataset::iris(), 0.2, 1)?;
+//! let scaler = Standardizer::fit(&train);
+//! let fp = FixedPoint::new(16, 20)?;
+//! let train = EncodedDataset::encode(&scaler.apply(&train)?, &fp)?;
+//! let test = EncodedDataset::encode(&scaler.apply(&test)?, &fp)?;
+//!
+//! // 4 → 8 → 3, weights at scale 2^(2f + shift), learning rate 2^-6, per-sample SGD.
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+//! let mut model = FixedMlp::init(&Shape::new(vec![4, 8, 3])?, FixedParams::default(), &mut rng)?;
+//! let opts = TrainOptions { epochs: 20, ..TrainOptions::default() };
+//! let history = train_fixed(&mut model, &train, &opts, |_, _| {})?;
+//! assert!(history.epochs[19].loss < history.epochs[0].loss);
+//! assert!(accuracy(&model, &test.features, &test.labels)? > 0.8);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod data;
+pub mod model;
+pub mod reference;
+
+pub use data::{DataError, Dataset, EncodedDataset, Standardizer};
+pub use model::{
+    epoch_order, glorot_bound, init_fixed, FixedParams, Layer, LearningRate, Params, Rounding,
+    Shape, Truncator,
+};
+pub use reference::{
+    accuracy, evaluate, train_fixed, train_float, Classifier, EpochStats, FixedMlp, FloatMlp,
+    History, Metrics, TrainOptions,
+};
+
+/// Everything that can go wrong in the `smlp` crate.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum Error {
+    /// A value left the range |v| < 2^ℓ that the two-party sub-protocols require (or the `i128`
+    /// arithmetic of the reference). Layers are numbered from 1.
+    #[error("fixed-point value out of range: {what} in layer {layer} does not satisfy |v| < 2^ℓ (raise value_bits, lower the learning rate, or check the data's scaling)")]
+    Overflow {
+        /// Which value: "weight", "bias", "activation", "forward sum", "ReLU input", "delta",
+        /// "backward sum", …
+        what: &'static str,
+        /// 1-based weight layer.
+        layer: usize,
+    },
+    /// Inconsistent arithmetic or training parameters.
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+    /// Dimensions of data, targets or weights do not match the network.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// Reading or encoding data failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A Paillier or fixed-point operation failed.
+    #[error(transparent)]
+    Paillier(#[from] paillier::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

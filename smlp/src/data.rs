@@ -1,0 +1,770 @@
+//! Data sets: CSV parsing, standardisation, stratified splits and fixed-point encoding.
+//!
+//! Two data sets are embedded in the crate ([`WDBC_CSV`], [`IRIS_CSV`]; attribution in
+//! `smlp/data/README.md`), so tests and examples never read files at run time.
+
+use std::path::Path;
+
+use paillier::FixedPoint;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{fixed_target, float_target, outputs_for_classes};
+
+/// Breast Cancer Wisconsin (Diagnostic): 569 samples, 30 features, label column `malignant`
+/// (1 = malignant, 0 = benign). W. H. Wolberg, W. N. Street, O. L. Mangasarian, UCI Machine
+/// Learning Repository, 1995 (CC BY 4.0); copy as shipped in scikit-learn 1.9.1.
+pub const WDBC_CSV: &str = include_str!("../data/wdbc.csv");
+
+/// Iris: 150 samples, 4 features, label column `species` (0, 1, 2). R. A. Fisher, 1936, UCI
+/// Machine Learning Repository (CC BY 4.0); copy as shipped in scikit-learn 1.9.1.
+pub const IRIS_CSV: &str = include_str!("../data/iris.csv");
+
+/// Default number of integer bits for encoding standardised features (|x| < 2^20).
+pub const DEFAULT_INT_BITS: u32 = 20;
+
+/// What can go wrong reading, transforming or encoding a data set. Line numbers are 1-based lines
+/// of the file (the header is line 1).
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum DataError {
+    /// The file has no header row.
+    #[error("empty CSV: expected a header row")]
+    Empty,
+    /// The file has a header but no sample.
+    #[error("CSV has a header but no data rows")]
+    NoRows,
+    /// The header names only the label column.
+    #[error("CSV has no feature column (only the label column `{label}`)")]
+    NoFeatures {
+        /// Label column name.
+        label: String,
+    },
+    /// Two columns share a name.
+    #[error("duplicate column name `{name}` in the header")]
+    DuplicateColumn {
+        /// The repeated name.
+        name: String,
+    },
+    /// The requested label column is not in the header.
+    #[error("label column `{name}` not found in the header (columns: {columns})")]
+    LabelColumnAbsent {
+        /// Requested name.
+        name: String,
+        /// The header's columns, comma separated.
+        columns: String,
+    },
+    /// A row has a different number of fields than the header.
+    #[error("line {line}: expected {expected} fields (as in the header), found {found}")]
+    Ragged {
+        /// File line.
+        line: usize,
+        /// Fields in the header.
+        expected: usize,
+        /// Fields in this row.
+        found: usize,
+    },
+    /// An empty field.
+    #[error("line {line}: missing value in column `{column}`")]
+    Missing {
+        /// File line.
+        line: usize,
+        /// Column name.
+        column: String,
+    },
+    /// A feature that does not parse as a finite number.
+    #[error("line {line}: value `{value}` in column `{column}` is not a finite number")]
+    NotNumeric {
+        /// File line.
+        line: usize,
+        /// Column name.
+        column: String,
+        /// The offending text.
+        value: String,
+    },
+    /// A label that is not a non-negative integer.
+    #[error("line {line}: label `{value}` in column `{column}` is not a class index (an integer 0, 1, ..., k-1)")]
+    BadLabel {
+        /// File line.
+        line: usize,
+        /// Label column name.
+        column: String,
+        /// The offending text.
+        value: String,
+    },
+    /// Labels are not 0..k−1: some class below the largest label has no sample.
+    #[error("labels must be the integers 0..{classes_minus_one}: class {missing} has no sample")]
+    MissingClass {
+        /// A class index without samples.
+        missing: usize,
+        /// Largest label seen.
+        classes_minus_one: usize,
+    },
+    /// A sample has the wrong number of features for this standardiser or model.
+    #[error("expected {expected} features, found {found}")]
+    FeatureCount {
+        /// Expected count.
+        expected: usize,
+        /// Count found.
+        found: usize,
+    },
+    /// A feature does not fit the fixed-point range.
+    #[error("sample {row}, feature `{column}`: {source}")]
+    Encoding {
+        /// 0-based sample index.
+        row: usize,
+        /// Feature name.
+        column: String,
+        /// The fixed-point error.
+        source: paillier::Error,
+    },
+    /// A label does not fit the number of outputs, or similar inconsistency.
+    #[error("sample {row}: label {label} is not below the number of classes {classes}")]
+    LabelRange {
+        /// 0-based sample index.
+        row: usize,
+        /// The label.
+        label: usize,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// A test fraction outside [0, 1].
+    #[error("test fraction {0} must lie in [0, 1]")]
+    BadFraction(f64),
+    /// A standardiser file could not be read, written or parsed.
+    #[error("standardiser file: {0}")]
+    Io(String),
+}
+
+/// A labelled data set with real-valued features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// Feature column names, in order.
+    pub feature_names: Vec<String>,
+    /// One row of features per sample.
+    pub features: Vec<Vec<f64>>,
+    /// Class index of each sample.
+    pub labels: Vec<usize>,
+    /// Number of classes: largest label + 1, at least 2.
+    pub classes: usize,
+}
+
+impl Dataset {
+    /// Parses a CSV file whose last column holds the labels.
+    pub fn from_csv(text: &str) -> Result<Self, DataError> {
+        parse_csv(text, None)
+    }
+
+    /// Parses a CSV file with the labels in column `label` (by name).
+    pub fn from_csv_with_label(text: &str, label: &str) -> Result<Self, DataError> {
+        parse_csv(text, Some(label))
+    }
+
+    /// Reads and parses a CSV file (labels in `label`, or the last column if `None`).
+    pub fn load_csv(path: &Path, label: Option<&str>) -> Result<Self, DataError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DataError::Io(format!("{}: {e}", path.display())))?;
+        parse_csv(&text, label)
+    }
+
+    /// The embedded wdbc data set.
+    pub fn wdbc() -> Self {
+        Dataset::from_csv(WDBC_CSV).expect("embedded wdbc.csv parses")
+    }
+
+    /// The embedded iris data set.
+    pub fn iris() -> Self {
+        Dataset::from_csv(IRIS_CSV).expect("embedded iris.csv parses")
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// No sample.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of features d.
+    pub fn num_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// Number of network outputs: 1 for a binary problem, else the number of classes.
+    pub fn outputs(&self) -> usize {
+        outputs_for_classes(self.classes)
+    }
+
+    /// Samples per class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes];
+        for &y in &self.labels {
+            counts[y] += 1;
+        }
+        counts
+    }
+
+    /// The samples at `indices`, in that order (same names and number of classes).
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            feature_names: self.feature_names.clone(),
+            features: indices.iter().map(|&i| self.features[i].clone()).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes,
+        }
+    }
+
+    /// Real-valued targets for a network with [`Dataset::outputs`] outputs (label, or one-hot).
+    pub fn float_targets(&self) -> Vec<Vec<f64>> {
+        let k = self.outputs();
+        self.labels
+            .iter()
+            .map(|&y| float_target(y, k).expect("labels are below the number of classes"))
+            .collect()
+    }
+}
+
+fn parse_csv(text: &str, label: Option<&str>) -> Result<Dataset, DataError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or(DataError::Empty)?;
+    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_string()).collect();
+    for (i, c) in columns.iter().enumerate() {
+        if columns[..i].contains(c) {
+            return Err(DataError::DuplicateColumn { name: c.clone() });
+        }
+    }
+    let label_idx =
+        match label {
+            None => columns.len() - 1,
+            Some(name) => columns.iter().position(|c| c == name).ok_or_else(|| {
+                DataError::LabelColumnAbsent {
+                    name: name.to_string(),
+                    columns: columns.join(","),
+                }
+            })?,
+        };
+    if columns.len() < 2 {
+        return Err(DataError::NoFeatures {
+            label: columns[label_idx].clone(),
+        });
+    }
+    let feature_names: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != label_idx)
+        .map(|(_, c)| c.clone())
+        .collect();
+
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    for (line, row) in lines {
+        let fields: Vec<&str> = row.split(',').map(str::trim).collect();
+        if fields.len() != columns.len() {
+            return Err(DataError::Ragged {
+                line,
+                expected: columns.len(),
+                found: fields.len(),
+            });
+        }
+        let mut x = Vec::with_capacity(columns.len() - 1);
+        for (i, field) in fields.iter().enumerate() {
+            if field.is_empty() {
+                return Err(DataError::Missing {
+                    line,
+                    column: columns[i].clone(),
+                });
+            }
+            if i == label_idx {
+                let y = field.parse::<usize>().map_err(|_| DataError::BadLabel {
+                    line,
+                    column: columns[i].clone(),
+                    value: field.to_string(),
+                })?;
+                labels.push(y);
+            } else {
+                match field.parse::<f64>() {
+                    Ok(v) if v.is_finite() => x.push(v),
+                    _ => {
+                        return Err(DataError::NotNumeric {
+                            line,
+                            column: columns[i].clone(),
+                            value: field.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        features.push(x);
+    }
+    if labels.is_empty() {
+        return Err(DataError::NoRows);
+    }
+    let max = *labels.iter().max().expect("non-empty");
+    let mut seen = vec![false; max + 1];
+    for &y in &labels {
+        seen[y] = true;
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(DataError::MissingClass {
+            missing,
+            classes_minus_one: max,
+        });
+    }
+    Ok(Dataset {
+        feature_names,
+        features,
+        labels,
+        classes: (max + 1).max(2),
+    })
+}
+
+/// Per-feature standardisation x ↦ (x − mean) / std, fitted by the data owner on the training
+/// split. Population standard deviation; a zero standard deviation is replaced by 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    /// Mean of each feature.
+    pub mean: Vec<f64>,
+    /// Population standard deviation of each feature (1 where it was 0).
+    pub std: Vec<f64>,
+}
+
+impl Standardizer {
+    /// Fits mean and standard deviation of every feature of `data` (mean 0, std 1 when empty).
+    pub fn fit(data: &Dataset) -> Self {
+        let d = data.num_features();
+        let n = data.len() as f64;
+        let mut mean = vec![0.0; d];
+        let mut std = vec![1.0; d];
+        if data.is_empty() {
+            return Standardizer { mean, std };
+        }
+        for (j, m) in mean.iter_mut().enumerate() {
+            *m = data.features.iter().map(|x| x[j]).sum::<f64>() / n;
+        }
+        for (j, s) in std.iter_mut().enumerate() {
+            let var = data
+                .features
+                .iter()
+                .map(|x| (x[j] - mean[j]).powi(2))
+                .sum::<f64>()
+                / n;
+            let sd = var.sqrt();
+            *s = if sd > 0.0 && sd.is_finite() { sd } else { 1.0 };
+        }
+        Standardizer { mean, std }
+    }
+
+    /// Standardises one sample.
+    pub fn transform(&self, x: &[f64]) -> Result<Vec<f64>, DataError> {
+        if x.len() != self.mean.len() {
+            return Err(DataError::FeatureCount {
+                expected: self.mean.len(),
+                found: x.len(),
+            });
+        }
+        Ok(x.iter()
+            .zip(self.mean.iter().zip(&self.std))
+            .map(|(v, (m, s))| (v - m) / s)
+            .collect())
+    }
+
+    /// Standardises every sample of `data` (labels and names unchanged).
+    pub fn apply(&self, data: &Dataset) -> Result<Dataset, DataError> {
+        let features = data
+            .features
+            .iter()
+            .map(|x| self.transform(x))
+            .collect::<Result<Vec<_>, _>>()?;
+        if data.is_empty() && data.num_features() != self.mean.len() {
+            return Err(DataError::FeatureCount {
+                expected: self.mean.len(),
+                found: data.num_features(),
+            });
+        }
+        Ok(Dataset {
+            features,
+            ..data.clone()
+        })
+    }
+
+    /// JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a standardiser serialises")
+    }
+
+    /// Parses JSON text (checks that mean and std have the same length and std > 0).
+    pub fn from_json(text: &str) -> Result<Self, DataError> {
+        let s: Standardizer =
+            serde_json::from_str(text).map_err(|e| DataError::Io(e.to_string()))?;
+        if s.mean.len() != s.std.len() {
+            return Err(DataError::Io(format!(
+                "{} means but {} standard deviations",
+                s.mean.len(),
+                s.std.len()
+            )));
+        }
+        if s.std.iter().any(|v| !(v.is_finite() && *v > 0.0))
+            || s.mean.iter().any(|v| !v.is_finite())
+        {
+            return Err(DataError::Io(
+                "means must be finite and standard deviations finite and positive".into(),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// Writes JSON to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        std::fs::write(path, self.to_json())
+            .map_err(|e| DataError::Io(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads JSON from `path`.
+    pub fn load(path: &Path) -> Result<Self, DataError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DataError::Io(format!("{}: {e}", path.display())))?;
+        Standardizer::from_json(&text)
+    }
+}
+
+/// Splits `data` into (train, test), class by class: the indices of class 0, 1, … (in file order)
+/// are shuffled in turn with one `ChaCha8Rng::seed_from_u64(seed)`, and the first
+/// round(test_fraction · count) of each class go to the test set. Both parts keep the original
+/// sample order.
+pub fn stratified_split(
+    data: &Dataset,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Dataset, Dataset), DataError> {
+    if !(0.0..=1.0).contains(&test_fraction) {
+        return Err(DataError::BadFraction(test_fraction));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut train = Vec::new();
+    let mut test = Vec::new();
+    for class in 0..data.classes {
+        let mut idx: Vec<usize> = (0..data.len())
+            .filter(|&i| data.labels[i] == class)
+            .collect();
+        idx.shuffle(&mut rng);
+        let n_test = (test_fraction * idx.len() as f64).round() as usize;
+        test.extend_from_slice(&idx[..n_test]);
+        train.extend_from_slice(&idx[n_test..]);
+    }
+    train.sort_unstable();
+    test.sort_unstable();
+    Ok((data.subset(&train), data.subset(&test)))
+}
+
+/// Encodes one sample's features with `fp` (x̂ = round(x·2^f)); `names` label the errors.
+pub fn encode_features(
+    x: &[f64],
+    fp: &FixedPoint,
+    row: usize,
+    names: &[String],
+) -> Result<Vec<i64>, DataError> {
+    x.iter()
+        .enumerate()
+        .map(|(j, &v)| {
+            fp.encode(v).map_err(|source| DataError::Encoding {
+                row,
+                column: names.get(j).cloned().unwrap_or_else(|| format!("#{j}")),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// A data set in fixed point, ready for the fixed-point reference or for encryption.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodedDataset {
+    /// f: fractional bits of features and targets.
+    pub frac_bits: u32,
+    /// x̂ = round(x·2^f) per sample.
+    pub features: Vec<Vec<i64>>,
+    /// Targets at scale 2^f: `[label·2^f]` for a binary problem, one-hot·2^f for k > 2 classes.
+    pub targets: Vec<Vec<i64>>,
+    /// Class index of each sample.
+    pub labels: Vec<usize>,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl EncodedDataset {
+    /// Encodes features with `fp` and targets at scale 2^`fp.frac_bits`.
+    pub fn encode(data: &Dataset, fp: &FixedPoint) -> Result<Self, DataError> {
+        let k = data.outputs();
+        let features = data
+            .features
+            .iter()
+            .enumerate()
+            .map(|(row, x)| encode_features(x, fp, row, &data.feature_names))
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets = data
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(row, &y)| {
+                fixed_target(y, k, fp.frac_bits).map_err(|_| DataError::LabelRange {
+                    row,
+                    label: y,
+                    classes: data.classes,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EncodedDataset {
+            frac_bits: fp.frac_bits,
+            features,
+            targets,
+            labels: data.labels.clone(),
+            classes: data.classes,
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// No sample.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> DataError {
+        Dataset::from_csv(text).unwrap_err()
+    }
+
+    #[test]
+    fn embedded_data_sets_parse() {
+        let w = Dataset::wdbc();
+        assert_eq!((w.len(), w.num_features(), w.classes), (569, 30, 2));
+        assert_eq!(w.class_counts(), vec![357, 212]);
+        assert_eq!(w.feature_names[0], "mean_radius");
+        assert_eq!(w.features[0][0], 17.99);
+        assert_eq!(w.outputs(), 1);
+        let i = Dataset::iris();
+        assert_eq!((i.len(), i.num_features(), i.classes), (150, 4, 3));
+        assert_eq!(i.class_counts(), vec![50, 50, 50]);
+        assert_eq!(i.outputs(), 3);
+    }
+
+    #[test]
+    fn label_column_by_name() {
+        let d = Dataset::from_csv_with_label("y,a,b\n1,2,3\n0,5,6\n", "y").unwrap();
+        assert_eq!(d.feature_names, vec!["a", "b"]);
+        assert_eq!(d.features, vec![vec![2.0, 3.0], vec![5.0, 6.0]]);
+        assert_eq!(d.labels, vec![1, 0]);
+        let e = Dataset::from_csv_with_label("a,b\n1,0\n", "y").unwrap_err();
+        assert!(matches!(e, DataError::LabelColumnAbsent { .. }));
+        assert_eq!(
+            e.to_string(),
+            "label column `y` not found in the header (columns: a,b)"
+        );
+    }
+
+    #[test]
+    fn single_class_gives_two_classes() {
+        let d = Dataset::from_csv("a,y\n1,0\n2,0\n").unwrap();
+        assert_eq!(d.classes, 2);
+    }
+
+    #[test]
+    fn csv_errors_are_specific() {
+        assert_eq!(err(""), DataError::Empty);
+        assert_eq!(err("\n \n"), DataError::Empty);
+        assert_eq!(err("a,b,y\n"), DataError::NoRows);
+        assert_eq!(
+            err("y\n1\n").to_string(),
+            "CSV has no feature column (only the label column `y`)"
+        );
+
+        let e = err("a,b,y\n1,2,0\n1,2\n");
+        assert_eq!(
+            e,
+            DataError::Ragged {
+                line: 3,
+                expected: 3,
+                found: 2
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "line 3: expected 3 fields (as in the header), found 2"
+        );
+
+        let e = err("a,b,y\n1,,0\n");
+        assert_eq!(e.to_string(), "line 2: missing value in column `b`");
+
+        let e = err("a,b,y\n1,2,0\n1,abc,1\n");
+        assert_eq!(
+            e.to_string(),
+            "line 3: value `abc` in column `b` is not a finite number"
+        );
+        assert!(matches!(
+            err("a,y\nNaN,0\n"),
+            DataError::NotNumeric { line: 2, .. }
+        ));
+        assert!(matches!(err("a,y\ninf,0\n"), DataError::NotNumeric { .. }));
+
+        let e = err("a,y\n1,0\n2,1.5\n");
+        assert_eq!(
+            e.to_string(),
+            "line 3: label `1.5` in column `y` is not a class index (an integer 0, 1, ..., k-1)"
+        );
+        assert!(matches!(err("a,y\n1,-1\n"), DataError::BadLabel { .. }));
+
+        let e = err("a,y\n1,0\n2,2\n");
+        assert_eq!(
+            e,
+            DataError::MissingClass {
+                missing: 1,
+                classes_minus_one: 2
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "labels must be the integers 0..2: class 1 has no sample"
+        );
+
+        assert!(matches!(
+            err("a,a,y\n1,2,0\n"),
+            DataError::DuplicateColumn { .. }
+        ));
+    }
+
+    #[test]
+    fn crlf_blank_lines_and_spaces_are_accepted() {
+        let d = Dataset::from_csv("a, b ,y\r\n 1.5 ,2e-3, 1\r\n\r\n3,4,0\r\n").unwrap();
+        assert_eq!(d.feature_names, vec!["a", "b"]);
+        assert_eq!(d.features, vec![vec![1.5, 0.002], vec![3.0, 4.0]]);
+        assert_eq!(d.labels, vec![1, 0]);
+        // Line numbers count blank lines.
+        let e = err("a,y\n\n1,0\n,1\n");
+        assert_eq!(
+            e,
+            DataError::Missing {
+                line: 4,
+                column: "a".into()
+            }
+        );
+    }
+
+    #[test]
+    fn standardizer_centres_and_scales() {
+        let d = Dataset::wdbc();
+        let s = Standardizer::fit(&d);
+        let z = s.apply(&d).unwrap();
+        let n = z.len() as f64;
+        for j in 0..z.num_features() {
+            let mean = z.features.iter().map(|x| x[j]).sum::<f64>() / n;
+            let var = z
+                .features
+                .iter()
+                .map(|x| (x[j] - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            assert!(mean.abs() < 1e-9, "feature {j}: mean {mean}");
+            assert!(
+                (var.sqrt() - 1.0).abs() < 1e-9,
+                "feature {j}: std {}",
+                var.sqrt()
+            );
+        }
+        assert_eq!(z.labels, d.labels);
+    }
+
+    #[test]
+    fn standardizer_constant_feature_and_json() {
+        let d = Dataset::from_csv("a,b,y\n1,5,0\n3,5,1\n").unwrap();
+        let s = Standardizer::fit(&d);
+        assert_eq!(s.mean, vec![2.0, 5.0]);
+        assert_eq!(s.std, vec![1.0, 1.0]); // population std of {1,3} is 1; constant → 1
+        assert_eq!(s.transform(&[3.0, 7.0]).unwrap(), vec![1.0, 2.0]);
+        assert!(matches!(
+            s.transform(&[1.0]),
+            Err(DataError::FeatureCount {
+                expected: 2,
+                found: 1
+            })
+        ));
+        let back = Standardizer::from_json(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+        assert!(Standardizer::from_json("{\"mean\":[0],\"std\":[0]}").is_err());
+        assert!(Standardizer::from_json("{\"mean\":[0,1],\"std\":[1]}").is_err());
+        assert!(Standardizer::from_json("not json").is_err());
+
+        let dir = std::env::temp_dir().join(format!("smlp-std-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("scaler.json");
+        s.save(&path).unwrap();
+        assert_eq!(Standardizer::load(&path).unwrap(), s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stratified_split_keeps_proportions() {
+        let d = Dataset::wdbc();
+        let (train, test) = stratified_split(&d, 0.2, 1).unwrap();
+        assert_eq!(train.len() + test.len(), 569);
+        // round(0.2·357) = 71, round(0.2·212) = 42
+        assert_eq!(test.class_counts(), vec![71, 42]);
+        assert_eq!(train.class_counts(), vec![286, 170]);
+        // Disjoint and covering: every original row appears exactly once.
+        let mut rows: Vec<Vec<u64>> = train
+            .features
+            .iter()
+            .chain(&test.features)
+            .map(|x| x.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        rows.sort();
+        let mut all: Vec<Vec<u64>> = d
+            .features
+            .iter()
+            .map(|x| x.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        all.sort();
+        assert_eq!(rows, all);
+        // Deterministic per seed, different across seeds.
+        assert_eq!(stratified_split(&d, 0.2, 1).unwrap().1, test);
+        assert_ne!(stratified_split(&d, 0.2, 2).unwrap().1, test);
+
+        let (tr, te) = stratified_split(&Dataset::iris(), 0.3, 9).unwrap();
+        assert_eq!(te.class_counts(), vec![15, 15, 15]);
+        assert_eq!(tr.class_counts(), vec![35, 35, 35]);
+        assert!(matches!(
+            stratified_split(&d, 1.5, 0),
+            Err(DataError::BadFraction(_))
+        ));
+    }
+
+    #[test]
+    fn encoding_features_and_targets() {
+        let d = Dataset::from_csv("a,b,y\n1.5,-0.25,1\n0,3,0\n").unwrap();
+        let fp = FixedPoint::new(16, DEFAULT_INT_BITS).unwrap();
+        let e = EncodedDataset::encode(&d, &fp).unwrap();
+        assert_eq!(e.features, vec![vec![98304, -16384], vec![0, 196608]]);
+        assert_eq!(e.targets, vec![vec![65536], vec![0]]);
+        let iris = EncodedDataset::encode(&Dataset::iris(), &fp).unwrap();
+        assert_eq!(iris.targets[0], vec![65536, 0, 0]);
+        assert_eq!(iris.targets[149], vec![0, 0, 65536]);
+
+        let small = FixedPoint::new(16, 1).unwrap(); // |x| < 2
+        let e = EncodedDataset::encode(&d, &small).unwrap_err();
+        assert!(matches!(&e, DataError::Encoding { row: 1, column, .. } if column == "b"));
+        assert!(e.to_string().starts_with("sample 1, feature `b`:"), "{e}");
+    }
+}
