@@ -41,7 +41,7 @@ pub mod reference;
 pub use data::{DataError, Dataset, EncodedDataset, Standardizer};
 pub use model::{
     epoch_order, glorot_bound, init_fixed, FixedParams, Layer, LearningRate, Params, Rounding,
-    Shape, Truncator,
+    Shape, Trace, Truncator,
 };
 pub use reference::{
     accuracy, evaluate, train_fixed, train_float, Classifier, EpochStats, FixedMlp, FloatMlp,

@@ -361,6 +361,19 @@ impl<T: Clone> Params<T> {
     }
 }
 
+/// What a forward pass for one sample keeps for the backward pass (generic so that the encrypted
+/// trainer can keep `Trace<Ciphertext>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace<T> {
+    /// a_0 (the input), a_1, …, a_{L−1}: the input of each weight layer.
+    pub activations: Vec<Vec<T>>,
+    /// d_1, …, d_{L−1}: ReLU derivatives of the hidden layers (1 iff z > 0, else 0; so
+    /// ReLU'(0) = 0).
+    pub derivs: Vec<Vec<T>>,
+    /// o = z_L, the outputs.
+    pub output: Vec<T>,
+}
+
 /// How a truncation floor(v / 2^k) is rounded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Rounding {

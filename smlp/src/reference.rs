@@ -17,20 +17,55 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, EncodedDataset};
 use crate::model::{
-    epoch_order, init_fixed, predict_fixed, predict_float, FixedParams, Params, Rounding, Shape,
-    Truncator,
+    epoch_order, init_fixed, predict_fixed, predict_float, FixedParams, Layer, Params, Rounding,
+    Shape, Trace, Truncator,
 };
 use crate::{Error, Result};
 
 /// What a fixed-point forward pass keeps for the backward pass.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FixedTrace {
-    /// a_0 (the input), a_1, …, a_{L−1}: the input of each weight layer, at scale 2^f.
-    pub activations: Vec<Vec<i128>>,
-    /// d_1, …, d_{L−1}: ReLU derivative bits of the hidden layers (1 iff z > 0).
-    pub derivs: Vec<Vec<bool>>,
-    /// o = z_L, the outputs at scale 2^f.
-    pub output: Vec<i128>,
+pub type FixedTrace = Trace<i128>;
+/// What a float forward pass keeps for the backward pass.
+pub type FloatTrace = Trace<f64>;
+
+/// The layer loop shared by both references: `affine(l, layer, a_{l−1})` gives z_l (checked and
+/// truncated as the arithmetic requires), `relu(l, z)` the hidden activation and derivative.
+fn forward_layers<T>(
+    layers: &[Layer<T>],
+    x: Vec<T>,
+    mut affine: impl FnMut(usize, &Layer<T>, &[T]) -> Result<Vec<T>>,
+    relu: impl Fn(usize, T) -> Result<(T, T)>,
+) -> Result<Trace<T>> {
+    let mut a = x;
+    let mut activations = Vec::with_capacity(layers.len());
+    let mut derivs = Vec::with_capacity(layers.len().saturating_sub(1));
+    for (idx, layer) in layers.iter().enumerate() {
+        let l = idx + 1;
+        if a.len() != layer.fan_in() {
+            return Err(Error::Shape(format!(
+                "layer {l} expects {} inputs, got {}",
+                layer.fan_in(),
+                a.len()
+            )));
+        }
+        let z = affine(l, layer, &a)?;
+        activations.push(a);
+        if l == layers.len() {
+            return Ok(Trace {
+                activations,
+                derivs,
+                output: z,
+            });
+        }
+        let (next, d): (Vec<T>, Vec<T>) = z
+            .into_iter()
+            .map(|v| relu(l, v))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        derivs.push(d);
+        a = next;
+    }
+    Err(Error::Shape("network has no layer".into()))
 }
 
 /// The fixed-point reference network (weights and biases at scale 2^F_w).
@@ -74,27 +109,15 @@ impl FixedMlp {
         let fixed = &self.fixed;
         let fw = fixed.weight_frac_bits();
         let one = fixed.one();
-        let num_layers = self.params.layers.len();
-        let mut a: Vec<i128> = x.iter().map(|&v| i128::from(v)).collect();
-        let mut activations = Vec::with_capacity(num_layers);
-        let mut derivs = Vec::with_capacity(num_layers.saturating_sub(1));
-        for (idx, layer) in self.params.layers.iter().enumerate() {
-            let l = idx + 1;
-            if a.len() != layer.fan_in() {
-                return Err(Error::Shape(format!(
-                    "layer {l} expects {} inputs, got {}",
-                    layer.fan_in(),
-                    a.len()
-                )));
-            }
-            for &v in &a {
+        let affine = |l: usize, layer: &Layer<i128>, a: &[i128]| -> Result<Vec<i128>> {
+            for &v in a {
                 fixed.check(v, "activation", l)?;
             }
             let mut z = Vec::with_capacity(layer.fan_out());
             for (row, &b) in layer.w.iter().zip(&layer.b) {
                 fixed.check(b, "bias", l)?;
                 let mut s = b.checked_mul(one).ok_or(ovf("bias", l))?;
-                for (&w, &ai) in row.iter().zip(&a) {
+                for (&w, &ai) in row.iter().zip(a) {
                     fixed.check(w, "weight", l)?;
                     let p = w.checked_mul(ai).ok_or(ovf("forward product", l))?;
                     s = s.checked_add(p).ok_or(ovf("forward sum", l))?;
@@ -102,22 +125,14 @@ impl FixedMlp {
                 fixed.check(s, "forward sum", l)?;
                 z.push(trunc.truncate(s, fw));
             }
-            activations.push(a);
-            if l < num_layers {
-                for &v in &z {
-                    fixed.check(v, "ReLU input", l)?;
-                }
-                derivs.push(z.iter().map(|&v| v > 0).collect());
-                a = z.into_iter().map(|v| v.max(0)).collect();
-            } else {
-                return Ok(FixedTrace {
-                    activations,
-                    derivs,
-                    output: z,
-                });
-            }
-        }
-        Err(Error::Shape("network has no layer".into()))
+            Ok(z)
+        };
+        let relu = |l: usize, z: i128| -> Result<(i128, i128)> {
+            fixed.check(z, "ReLU input", l)?;
+            Ok((z.max(0), i128::from(z > 0)))
+        };
+        let x = x.iter().map(|&v| i128::from(v)).collect();
+        forward_layers(&self.params.layers, x, affine, relu)
     }
 
     /// Outputs for one sample with floor truncation (scale 2^f).
@@ -184,7 +199,7 @@ impl FixedMlp {
                     }
                     fixed.check(s, "backward sum", l)?;
                     let t = trunc.truncate(s, fw);
-                    next.push(if di { t } else { 0 });
+                    next.push(di.checked_mul(t).ok_or(ovf("delta", l - 1))?);
                 }
                 delta = next;
             }
@@ -266,17 +281,6 @@ pub struct FloatMlp {
     pub lr: f64,
 }
 
-/// What a float forward pass keeps for the backward pass.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FloatTrace {
-    /// Inputs of each weight layer (a_0 = x, …, a_{L−1}).
-    pub activations: Vec<Vec<f64>>,
-    /// ReLU derivative bits of the hidden layers.
-    pub derivs: Vec<Vec<bool>>,
-    /// Outputs.
-    pub output: Vec<f64>,
-}
-
 impl FloatMlp {
     /// The float network starting from the same weights as `m` (decoded: W / 2^F_w), with
     /// η = num / 2^shift.
@@ -294,38 +298,16 @@ impl FloatMlp {
 
     /// Forward pass for one sample.
     pub fn forward(&self, x: &[f64]) -> Result<FloatTrace> {
-        let num_layers = self.params.layers.len();
-        let mut a = x.to_vec();
-        let mut activations = Vec::with_capacity(num_layers);
-        let mut derivs = Vec::with_capacity(num_layers.saturating_sub(1));
-        for (idx, layer) in self.params.layers.iter().enumerate() {
-            let l = idx + 1;
-            if a.len() != layer.fan_in() {
-                return Err(Error::Shape(format!(
-                    "layer {l} expects {} inputs, got {}",
-                    layer.fan_in(),
-                    a.len()
-                )));
-            }
-            let z: Vec<f64> = layer
+        let affine = |_: usize, layer: &Layer<f64>, a: &[f64]| -> Result<Vec<f64>> {
+            Ok(layer
                 .w
                 .iter()
                 .zip(&layer.b)
-                .map(|(row, &b)| row.iter().zip(&a).map(|(w, x)| w * x).sum::<f64>() + b)
-                .collect();
-            activations.push(a);
-            if l < num_layers {
-                derivs.push(z.iter().map(|&v| v > 0.0).collect());
-                a = z.into_iter().map(|v| v.max(0.0)).collect();
-            } else {
-                return Ok(FloatTrace {
-                    activations,
-                    derivs,
-                    output: z,
-                });
-            }
-        }
-        Err(Error::Shape("network has no layer".into()))
+                .map(|(row, &b)| row.iter().zip(a).map(|(w, x)| w * x).sum::<f64>() + b)
+                .collect())
+        };
+        let relu = |_: usize, z: f64| Ok((z.max(0.0), if z > 0.0 { 1.0 } else { 0.0 }));
+        forward_layers(&self.params.layers, x.to_vec(), affine, relu)
     }
 
     /// Outputs for one sample.
@@ -363,12 +345,12 @@ impl FloatMlp {
                     .iter()
                     .enumerate()
                     .map(|(i, &di)| {
-                        let s: f64 = layer.w.iter().zip(&delta).map(|(row, d)| row[i] * d).sum();
-                        if di {
-                            s
-                        } else {
-                            0.0
-                        }
+                        di * layer
+                            .w
+                            .iter()
+                            .zip(&delta)
+                            .map(|(row, d)| row[i] * d)
+                            .sum::<f64>()
                     })
                     .collect();
             }
@@ -681,7 +663,7 @@ pub fn accuracy<C: Classifier>(model: &C, xs: &[Vec<C::Input>], labels: &[usize]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Layer, LearningRate};
+    use crate::model::LearningRate;
 
     #[test]
     fn metrics_precision_recall() {
@@ -798,7 +780,7 @@ mod tests {
         };
         let m = FixedMlp::from_params(params, fixed).unwrap();
         let trace = m.forward(&[16], &mut Truncator::floor()).unwrap(); // x = 1 → z = 0
-        assert_eq!(trace.derivs, vec![vec![false]]);
+        assert_eq!(trace.derivs, vec![vec![0]]);
         assert_eq!(trace.activations[1], vec![0]);
         let mut grads = Params::filled(&m.shape(), 0i128);
         m.backward(&trace, &[16], &mut grads, &mut Truncator::floor())
@@ -809,6 +791,6 @@ mod tests {
         assert_eq!(grads.layers[1].b, vec![-16 * 16]);
         // Just above zero the gradient passes.
         let trace = m.forward(&[17], &mut Truncator::floor()).unwrap();
-        assert_eq!(trace.derivs, vec![vec![true]]);
+        assert_eq!(trace.derivs, vec![vec![1]]);
     }
 }

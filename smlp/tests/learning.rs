@@ -40,7 +40,7 @@ fn hand_computed_step() {
     //                → ⌊−27.75⌋ = −28 (floor, not towards zero), ReLU → 0, d = 0
     assert_eq!(trace.activations[0], vec![25, -8]);
     assert_eq!(trace.activations[1], vec![16, 0]);
-    assert_eq!(trace.derivs, vec![vec![true, false]]);
+    assert_eq!(trace.derivs, vec![vec![1, 0]]);
     // Layer 2: s = 1280·16 + (−512)·0 + 200·16 = 23680 → ⌊23.125⌋ = 23
     assert_eq!(trace.output, vec![23]);
 
@@ -346,27 +346,7 @@ fn training_rejects_mismatched_data() {
 /// mean 95.3%, minimum 89.4%; 20 epochs: mean 96.7%, minimum 92.0%.
 #[test]
 fn wdbc_fixed_point_learns_like_float() {
-    let data = Dataset::wdbc();
-    let opts = TrainOptions {
-        epochs: 10,
-        batch: 1,
-        ..TrainOptions::default()
-    };
-    let mut fixed_accs = Vec::new();
-    for split in 0..5 {
-        let p = prepare(&data, 0.2, split);
-        let r = run_both(&p, &[30, 16, 1], 1, opts);
-        assert!(
-            r.fixed_acc >= 0.92,
-            "split {split}: fixed-point accuracy {}",
-            r.fixed_acc
-        );
-        assert!(
-            (r.fixed_acc - r.float_acc).abs() <= 0.01,
-            "split {split}: fixed {} vs float {}",
-            r.fixed_acc,
-            r.float_acc
-        );
+    let mean = mean_over_splits(&Dataset::wdbc(), &[30, 16, 1], 10, 0.92, 0.01, |p, r| {
         // The training loss goes down and tracks the float loss.
         assert!(
             r.fixed_loss[9] < r.fixed_loss[0] / 2.0,
@@ -378,17 +358,45 @@ fn wdbc_fixed_point_learns_like_float() {
         }
         // Precision and recall of the malignant class.
         let m = evaluate(&r.fixed, &p.test_enc.features, &p.test_enc.labels).unwrap();
+        assert!(m.precision(1) > 0.85 && m.recall(1) > 0.85, "{m:?}");
+    });
+    assert!(mean >= 0.94, "mean fixed-point accuracy {mean}");
+}
+
+/// Trains both references (per-sample SGD, init seed 1) on the stratified 80/20 splits with seeds
+/// 0..5; checks each run's fixed-point accuracy against `min_each` and its distance to the f64
+/// accuracy against `max_gap`, runs `more` on each, and returns the mean fixed-point accuracy.
+fn mean_over_splits(
+    data: &Dataset,
+    shape: &[usize],
+    epochs: u64,
+    min_each: f64,
+    max_gap: f64,
+    mut more: impl FnMut(&Prepared, &Run),
+) -> f64 {
+    let opts = TrainOptions {
+        epochs,
+        batch: 1,
+        ..TrainOptions::default()
+    };
+    let mut accs = Vec::new();
+    for split in 0..5 {
+        let p = prepare(data, 0.2, split);
+        let r = run_both(&p, shape, 1, opts);
+        let (fixed, float) = (r.fixed_acc, r.float_acc);
         assert!(
-            m.precision(1) > 0.85 && m.recall(1) > 0.85,
-            "split {split}: {m:?}"
+            fixed >= min_each,
+            "split {split}: fixed-point accuracy {fixed}"
         );
-        fixed_accs.push(r.fixed_acc);
+        assert!(
+            (fixed - float).abs() <= max_gap,
+            "split {split}: fixed {fixed} vs float {float}"
+        );
+        more(&p, &r);
+        accs.push(fixed);
     }
-    let mean = fixed_accs.iter().sum::<f64>() / fixed_accs.len() as f64;
-    assert!(
-        mean >= 0.94,
-        "mean fixed-point accuracy {mean} ({fixed_accs:?})"
-    );
+    println!("fixed-point test accuracies {accs:?}");
+    accs.iter().sum::<f64>() / accs.len() as f64
 }
 
 /// Iris: 4→16→3, one-hot targets, per-sample SGD, η = 2^-6, 50 epochs, stratified 80/20 splits
@@ -406,34 +414,9 @@ fn wdbc_fixed_point_learns_like_float() {
 /// 100 epochs 95.3%.
 #[test]
 fn iris_fixed_point_learns() {
-    let data = Dataset::iris();
-    let opts = TrainOptions {
-        epochs: 50,
-        batch: 1,
-        ..TrainOptions::default()
-    };
-    let mut fixed_accs = Vec::new();
-    for split in 0..5 {
-        let p = prepare(&data, 0.2, split);
-        let r = run_both(&p, &[4, 16, 3], 1, opts);
-        assert!(
-            r.fixed_acc >= 0.85,
-            "split {split}: fixed-point accuracy {}",
-            r.fixed_acc
-        );
-        assert!(
-            (r.fixed_acc - r.float_acc).abs() <= 0.034,
-            "split {split}: fixed {} vs float {}",
-            r.fixed_acc,
-            r.float_acc
-        );
-        fixed_accs.push(r.fixed_acc);
-    }
-    let mean = fixed_accs.iter().sum::<f64>() / fixed_accs.len() as f64;
-    assert!(
-        mean >= 0.9,
-        "mean fixed-point accuracy {mean} ({fixed_accs:?})"
-    );
+    // One test sample is 3.3 points: allow the references to differ by one sample.
+    let mean = mean_over_splits(&Dataset::iris(), &[4, 16, 3], 50, 0.85, 0.034, |_, _| {});
+    assert!(mean >= 0.9, "mean fixed-point accuracy {mean}");
 }
 
 /// Prints test accuracies (fixed point / f64) over split seeds, init-and-order seeds and epochs,
