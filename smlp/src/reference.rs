@@ -406,7 +406,11 @@ pub struct TrainOptions {
     pub seed: u64,
     /// First epoch index (0 for a fresh run; k to resume after k finished epochs).
     pub start_epoch: u64,
-    /// Truncation mode of the fixed-point reference (ignored by the float reference).
+    /// Truncation mode of the fixed-point reference (ignored by the float reference). For
+    /// `Stochastic(seed)` one stream serves the whole call, drawn in computation order (per sample:
+    /// forward layer by layer, output neuron by output neuron; backward layer L down to 2, input
+    /// neuron by input neuron); a resumed run starts a fresh stream, so only `Floor` runs resume
+    /// bit for bit.
     pub rounding: Rounding,
 }
 
