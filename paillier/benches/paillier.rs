@@ -1,1 +1,159 @@
-fn main() {}
+//! Paillier micro-benchmarks at 2048- and 3072-bit moduli.
+//!
+//! `cargo bench -p paillier --features gmp` (GMP) or `cargo bench -p paillier` (num-bigint).
+//! Benchmark ids are `p<bits>/<operation>` and `keygen/<bits>`; pass a regex to select, e.g.
+//! `cargo bench -p paillier -- 'p2048/(raw|enc|dec)'`. `raw_modexp` is the reference cost
+//! r^n mod n^2 computed directly with the backend's modular exponentiation.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+use paillier::arith::{Nat, NatOps, BACKEND};
+use paillier::{BigInt, BigUint, Ciphertext, Randomizer, SecretKey};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const SIZES: [u32; 2] = [2048, 3072];
+
+/// Everything one key size needs, built lazily so that filtered runs only pay for what they use.
+struct Fixture {
+    sk: SecretKey,
+    m: BigInt,
+    c1: Ciphertext,
+    c2: Ciphertext,
+    rho: Randomizer,
+    r: Nat,
+    n: Nat,
+    n2: Nat,
+    k64: BigInt,
+    k64_neg: BigInt,
+    k2048: BigInt,
+}
+
+fn fixture(bits: u32) -> &'static Fixture {
+    static F: [OnceLock<Fixture>; 2] = [OnceLock::new(), OnceLock::new()];
+    let slot = SIZES
+        .iter()
+        .position(|&b| b == bits)
+        .expect("a benchmarked size");
+    F[slot].get_or_init(|| {
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(bits));
+        let sk = SecretKey::generate(bits, &mut rng).expect("key generation");
+        let pk = sk.public_key();
+        // A full-size plaintext near the top of the range.
+        let m = pk.max_plaintext() - BigInt::from(rng.gen::<u64>());
+        let c1 = pk.encrypt(&m, &mut rng).unwrap();
+        let c2 = pk.encrypt(&-m.clone(), &mut rng).unwrap();
+        let rho = pk.randomizer(&mut rng);
+        let n = Nat::from_biguint(&pk.n());
+        let n2 = n.mul(&n);
+        let r = Nat::random_below(&n, &mut rng);
+        let k64 = BigInt::from(rng.gen::<u64>() | (1 << 63));
+        let k64_neg = -k64.clone();
+        let mut kb = [0u8; 256];
+        rng.fill(&mut kb[..]);
+        kb[0] |= 0x80;
+        let k2048 = BigInt::from(BigUint::from_bytes_be(&kb));
+        Fixture {
+            sk,
+            m,
+            c1,
+            c2,
+            rho,
+            r,
+            n,
+            n2,
+            k64,
+            k64_neg,
+            k2048,
+        }
+    })
+}
+
+fn keygen(c: &mut Criterion) {
+    let mut g = c.benchmark_group("keygen");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(8));
+    for bits in SIZES {
+        let mut rng = ChaCha20Rng::seed_from_u64(1000 + u64::from(bits));
+        g.bench_with_input(BenchmarkId::from_parameter(bits), &bits, |b, &bits| {
+            b.iter(|| SecretKey::generate(bits, &mut rng).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn operations(c: &mut Criterion) {
+    eprintln!("paillier benchmarks, backend: {BACKEND}");
+    for bits in SIZES {
+        let mut g = c.benchmark_group(format!("p{bits}"));
+        g.sample_size(20)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        let mut rng = ChaCha20Rng::seed_from_u64(7 + u64::from(bits));
+
+        g.bench_function("raw_modexp", |b| {
+            let f = fixture(bits);
+            b.iter(|| black_box(&f.r).pow_mod(&f.n, &f.n2))
+        });
+        g.bench_function("encrypt_public", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.encrypt(black_box(&f.m), &mut rng).unwrap())
+        });
+        g.bench_function("encrypt_crt", |b| {
+            let f = fixture(bits);
+            b.iter(|| f.sk.encrypt(black_box(&f.m), &mut rng).unwrap())
+        });
+        g.bench_function("encrypt_precomputed", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.encrypt_with_randomizer(black_box(&f.m), &f.rho).unwrap())
+        });
+        g.bench_function("decrypt_crt", |b| {
+            let f = fixture(bits);
+            b.iter(|| f.sk.decrypt(black_box(&f.c1)).unwrap())
+        });
+        g.bench_function("decrypt_textbook", |b| {
+            let f = fixture(bits);
+            b.iter(|| f.sk.decrypt_raw_without_crt(black_box(&f.c1)).unwrap())
+        });
+        g.bench_function("add", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.add(black_box(&f.c1), &f.c2))
+        });
+        g.bench_function("mul_64", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.mul_plain(black_box(&f.c1), &f.k64).unwrap())
+        });
+        g.bench_function("mul_neg64", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.mul_plain(black_box(&f.c1), &f.k64_neg).unwrap())
+        });
+        g.bench_function("mul_2048", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.mul_plain(black_box(&f.c1), &f.k2048).unwrap())
+        });
+        g.bench_function("rerandomize", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.rerandomize(black_box(&f.c1), &mut rng))
+        });
+        g.bench_function("rerandomize_crt", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.rerandomize_with(black_box(&f.c1), &f.sk.randomizer(&mut rng)))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, operations, keygen);
+criterion_main!(benches);
