@@ -35,6 +35,7 @@
 //! ```
 
 pub mod data;
+pub mod encrypted;
 pub mod model;
 pub mod reference;
 

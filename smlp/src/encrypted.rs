@@ -1,0 +1,766 @@
+//! The encrypted side: data sets, models and predictions as ciphertexts; the owner's encryption
+//! and decryption; and S1's trainer and classifier, which run the fixed-point contract of
+//! [`crate::model`] on ciphertexts with S2's help through [`secure_ops::S1`].
+//!
+//! In the strict profile (exact truncation, DGK comparisons) the decrypted weights and predictions
+//! equal those of [`crate::FixedMlp`] with [`crate::Rounding::Floor`] bit for bit; in the fast
+//! profile each truncation may be one unit higher (unbiased stochastic rounding).
+
+use crate::data::EncodedDataset;
+use crate::model::{
+    epoch_order, glorot_bound, outputs_for_classes, FixedParams, Layer, Params, Shape,
+};
+use paillier::format::{FileError, FileKind};
+use paillier::{BigInt, Ciphertext, Fingerprint, PublicKey, SecretKey};
+use rayon::prelude::*;
+use secure_ops::{Channel, Job, OpCounts, Profile, ProtocolError, TrafficSnapshot, S1};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// An encrypted data set file.
+pub const DATASET: FileKind = FileKind {
+    tag: *b"DSET",
+    name: "encrypted data set",
+    version: 1,
+};
+/// An encrypted model file.
+pub const MODEL: FileKind = FileKind {
+    tag: *b"MODL",
+    name: "encrypted model",
+    version: 1,
+};
+/// A training checkpoint file.
+pub const CHECKPOINT: FileKind = FileKind {
+    tag: *b"CKPT",
+    name: "training checkpoint",
+    version: 1,
+};
+/// An encrypted predictions file.
+pub const PREDICTIONS: FileKind = FileKind {
+    tag: *b"PRED",
+    name: "encrypted predictions",
+    version: 1,
+};
+
+/// Errors of encrypted training and classification.
+#[derive(Debug, thiserror::Error)]
+pub enum SecureError {
+    /// A sub-protocol with S2 failed (includes fixed-point overflow detected by S2).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// A model or data error.
+    #[error(transparent)]
+    Model(#[from] crate::Error),
+    /// A Paillier error.
+    #[error(transparent)]
+    Paillier(#[from] paillier::Error),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Data, model, key or configuration do not belong together.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Result alias for this module.
+pub type SecureResult<T> = Result<T, SecureError>;
+
+/// One encrypted sample: features x̂ and targets ŷ (scale 2^f), all ciphertexts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EncryptedSample {
+    /// ⟦x̂ᵢ⟧.
+    pub x: Vec<Ciphertext>,
+    /// ⟦ŷⱼ⟧ (one for binary problems, one-hot for k classes). Empty for unlabelled samples.
+    pub y: Vec<Ciphertext>,
+}
+
+/// An encrypted data set: what the owner uploads to S1. Only the shape, f, the number of classes
+/// and the key fingerprint are public.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EncryptedDataset {
+    /// Key the data is encrypted under.
+    pub fingerprint: Fingerprint,
+    /// f, fractional bits of the encoding.
+    pub frac_bits: u32,
+    /// Number of classes k (public metadata).
+    pub classes: usize,
+    /// Number of features d.
+    pub features: usize,
+    /// The samples.
+    pub samples: Vec<EncryptedSample>,
+}
+
+impl EncryptedDataset {
+    /// Encrypts an encoded data set under `pk` (owner side; parallel over samples; CSPRNG).
+    pub fn encrypt(pk: &PublicKey, data: &EncodedDataset, with_labels: bool) -> Self {
+        let samples = data
+            .features
+            .par_iter()
+            .zip(data.targets.par_iter())
+            .map(|(x, y)| {
+                let mut rng = rand::thread_rng();
+                EncryptedSample {
+                    x: x.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect(),
+                    y: if with_labels {
+                        y.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect();
+        EncryptedDataset {
+            fingerprint: pk.fingerprint(),
+            frac_bits: data.frac_bits,
+            classes: data.classes,
+            features: data.features.first().map_or(0, Vec::len),
+            samples,
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+    /// Network outputs for this data: 1 for two classes, k otherwise.
+    pub fn outputs(&self) -> usize {
+        outputs_for_classes(self.classes)
+    }
+
+    /// Checks key, shapes and every ciphertext against `pk`; `labelled` requires targets.
+    pub fn check(&self, pk: &PublicKey, labelled: bool) -> SecureResult<()> {
+        self.fingerprint.check(&pk.fingerprint()).map_err(|_| {
+            SecureError::Mismatch(format!(
+                "the data set is encrypted under key {}, but this key is {}",
+                self.fingerprint,
+                pk.fingerprint()
+            ))
+        })?;
+        if self.classes < 2 {
+            return Err(SecureError::Mismatch(format!(
+                "data set declares {} classes",
+                self.classes
+            )));
+        }
+        let k = self.outputs();
+        for (i, s) in self.samples.iter().enumerate() {
+            if s.x.len() != self.features || (labelled && s.y.len() != k) {
+                return Err(SecureError::Mismatch(format!(
+                    "sample {i} has {} features and {} targets, expected {} and {k}",
+                    s.x.len(),
+                    s.y.len(),
+                    self.features
+                )));
+            }
+            for c in s.x.iter().chain(&s.y) {
+                pk.validate(c).map_err(|_| {
+                    SecureError::Mismatch(format!("sample {i} holds an invalid ciphertext"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An encrypted model: shape, arithmetic and protocol parameters (public) and encrypted weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EncryptedModel {
+    /// Key the weights are encrypted under.
+    pub fingerprint: Fingerprint,
+    /// Layer sizes.
+    pub shape: Shape,
+    /// Fixed-point parameters (f, learning rate, ℓ).
+    pub fixed: FixedParams,
+    /// Profile used for training.
+    pub profile: Profile,
+    /// Number of classes.
+    pub classes: usize,
+    /// Epochs trained so far.
+    pub epochs_trained: u64,
+    /// ⟦W⟧, ⟦b⟧ at scale 2^F_w.
+    pub params: Params<Ciphertext>,
+}
+
+impl EncryptedModel {
+    /// Checks key and shape consistency.
+    pub fn check(&self, pk: &PublicKey) -> SecureResult<()> {
+        self.fingerprint.check(&pk.fingerprint()).map_err(|_| {
+            SecureError::Mismatch(format!(
+                "the model is encrypted under key {}, but this key is {}",
+                self.fingerprint,
+                pk.fingerprint()
+            ))
+        })?;
+        let shape = self.params.shape()?;
+        if shape != self.shape {
+            return Err(SecureError::Mismatch(format!(
+                "model weights have shape {shape}, header says {}",
+                self.shape
+            )));
+        }
+        if self.shape.outputs() != outputs_for_classes(self.classes) {
+            return Err(SecureError::Mismatch(format!(
+                "model has {} outputs but {} classes",
+                self.shape.outputs(),
+                self.classes
+            )));
+        }
+        for c in self.params.iter() {
+            pk.validate(c)
+                .map_err(|_| SecureError::Mismatch("model holds an invalid ciphertext".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that this model can run on `data`.
+    pub fn check_data(&self, data: &EncryptedDataset) -> SecureResult<()> {
+        if data.fingerprint != self.fingerprint {
+            return Err(SecureError::Mismatch(format!(
+                "data set is encrypted under key {}, the model under key {}",
+                data.fingerprint, self.fingerprint
+            )));
+        }
+        if data.features != self.shape.inputs() {
+            return Err(SecureError::Mismatch(format!(
+                "model expects {} features, the data set has {}",
+                self.shape.inputs(),
+                data.features
+            )));
+        }
+        if data.frac_bits != self.fixed.frac_bits {
+            return Err(SecureError::Mismatch(format!(
+                "model uses f = {} fractional bits, the data set f = {}",
+                self.fixed.frac_bits, data.frac_bits
+            )));
+        }
+        if outputs_for_classes(data.classes) != self.shape.outputs() {
+            return Err(SecureError::Mismatch(format!(
+                "model has {} outputs, the data set has {} classes",
+                self.shape.outputs(),
+                data.classes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decrypts the weights (owner side) to integers at scale 2^F_w.
+    pub fn decrypt(&self, sk: &SecretKey) -> SecureResult<Params<i128>> {
+        self.check(sk.public_key())?;
+        let flat = map_order(&self.params);
+        let vals: Vec<i128> = flat
+            .par_iter()
+            .map(|c| {
+                let v = sk.decrypt(c)?;
+                i128::try_from(v)
+                    .map_err(|_| SecureError::Mismatch("a weight does not fit i128".into()))
+            })
+            .collect::<SecureResult<_>>()?;
+        let mut it = vals.into_iter();
+        Ok(self.params.map(|_| it.next().expect("same count")))
+    }
+}
+
+/// How a training run is configured (recorded in checkpoints to refuse a mismatched resume).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs to train in total.
+    pub epochs: u64,
+    /// Mini-batch size B (1 = per-sample SGD).
+    pub batch: usize,
+    /// Seed of the (public) sample order.
+    pub seed: u64,
+}
+
+/// A checkpoint: the model after `model.epochs_trained` epochs of a run with `config`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The model so far.
+    pub model: EncryptedModel,
+    /// The run's configuration.
+    pub config: TrainConfig,
+}
+
+/// Progress of a training or classification run.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Current epoch (0-based).
+    pub epoch: u64,
+    /// Total epochs.
+    pub epochs: u64,
+    /// Samples done in this epoch.
+    pub done: usize,
+    /// Samples per epoch.
+    pub total: usize,
+    /// Time since the start of the run.
+    pub elapsed: Duration,
+}
+
+/// Costs of a run or step: S1 and S2 operations and traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Costs {
+    /// S1's operations.
+    pub s1: OpCounts,
+    /// S2's operations.
+    pub s2: OpCounts,
+    /// Traffic seen from S1.
+    pub traffic: TrafficSnapshot,
+}
+
+/// Snapshot of a session's costs (one round trip for S2's counters).
+pub fn costs<C: Channel>(s1: &mut S1<C>) -> SecureResult<Costs> {
+    Ok(Costs {
+        s1: s1.counts(),
+        s2: s1.s2_counts()?,
+        traffic: s1.traffic_snapshot(),
+    })
+}
+
+impl Costs {
+    /// `self − earlier`.
+    pub fn since(&self, e: &Costs) -> Costs {
+        Costs {
+            s1: self.s1.since(&e.s1),
+            s2: self.s2.since(&e.s2),
+            traffic: self.traffic.since(&e.traffic),
+        }
+    }
+}
+
+/// Every entry in the order [`Params::map`] visits them (per layer: weights row by row, then
+/// biases), so that `params.map(|_| it.next())` rebuilds the same layout.
+fn map_order<T>(p: &Params<T>) -> Vec<&T> {
+    p.layers
+        .iter()
+        .flat_map(|l| l.w.iter().flatten().chain(l.b.iter()))
+        .collect()
+}
+
+fn pow2(k: u32) -> BigInt {
+    BigInt::from(1) << k
+}
+
+/// Encrypts plaintext initial weights (the owner supplies them; used for reproducible runs and for
+/// the bit-for-bit parity tests).
+pub fn encrypt_params(pk: &PublicKey, params: &Params<i128>) -> SecureResult<Params<Ciphertext>> {
+    let flat = map_order(params);
+    let cts: Vec<Ciphertext> = flat
+        .par_iter()
+        .map(|&&v| Ok(pk.encrypt(&BigInt::from(v), &mut rand::thread_rng())?))
+        .collect::<SecureResult<_>>()?;
+    let mut it = cts.into_iter();
+    Ok(params.map(|_| it.next().expect("same count")))
+}
+
+/// A new encrypted model. With `initial = None`, S2 draws the weights uniformly in the Glorot range
+/// [−B_l, B_l] ([`glorot_bound`]) so that nobody ever sees them; biases start at ⟦0⟧.
+pub fn new_model<C: Channel>(
+    s1: &mut S1<C>,
+    shape: Shape,
+    fixed: FixedParams,
+    classes: usize,
+    initial: Option<Params<Ciphertext>>,
+) -> SecureResult<EncryptedModel> {
+    fixed.validate()?;
+    if shape.outputs() != outputs_for_classes(classes) {
+        return Err(SecureError::Mismatch(format!(
+            "{classes} classes need {} outputs",
+            outputs_for_classes(classes)
+        )));
+    }
+    let pk = s1.public_key().clone();
+    let params = match initial {
+        Some(p) => p,
+        None => {
+            let fw = fixed.weight_frac_bits();
+            let draws: Vec<(usize, BigInt)> = (1..=shape.num_layers())
+                .map(|l| {
+                    let (fan_in, fan_out) = shape.layer_dims(l);
+                    (
+                        fan_in * fan_out,
+                        BigInt::from(glorot_bound(fan_in, fan_out, fw)),
+                    )
+                })
+                .collect();
+            let drawn = s1.random_values(&draws)?;
+            let mut rng = rand::thread_rng();
+            let layers = drawn
+                .into_iter()
+                .enumerate()
+                .map(|(idx, w)| {
+                    let (fan_in, fan_out) = shape.layer_dims(idx + 1);
+                    let mut it = w.into_iter();
+                    Layer {
+                        w: (0..fan_out)
+                            .map(|_| it.by_ref().take(fan_in).collect())
+                            .collect(),
+                        b: (0..fan_out).map(|_| pk.encrypt_i64(0, &mut rng)).collect(),
+                    }
+                })
+                .collect();
+            Params { layers }
+        }
+    };
+    let model = EncryptedModel {
+        fingerprint: pk.fingerprint(),
+        shape,
+        fixed,
+        profile: s1.params().profile,
+        classes,
+        epochs_trained: 0,
+        params,
+    };
+    model.check(&pk)?;
+    Ok(model)
+}
+
+fn check_session<C: Channel>(s1: &S1<C>, model: &EncryptedModel) -> SecureResult<()> {
+    if s1.public_key().fingerprint() != model.fingerprint {
+        return Err(SecureError::Mismatch(
+            "the session key does not match the model's key".into(),
+        ));
+    }
+    if s1.params().value_bits != model.fixed.value_bits {
+        return Err(SecureError::Mismatch(format!(
+            "session value bound ℓ = {} differs from the model's ℓ = {}",
+            s1.params().value_bits,
+            model.fixed.value_bits
+        )));
+    }
+    Ok(())
+}
+
+/// What the forward pass keeps for the backward pass, for a batch of samples.
+struct ForwardTrace {
+    /// a_l per layer l = 0..L−1 (a_0 = x), each a batch-major flat vector.
+    acts: Vec<Vec<Ciphertext>>,
+    /// ReLU derivatives d_l for hidden layers l = 1..L−1 (index l − 1), batch-major.
+    derivs: Vec<Vec<Ciphertext>>,
+    /// Outputs o (batch-major, k per sample).
+    out: Vec<Ciphertext>,
+}
+
+fn flat_weights(layer: &Layer<Ciphertext>) -> Vec<Ciphertext> {
+    layer.w.iter().flatten().cloned().collect()
+}
+
+/// Forward pass for a batch: per layer one SecDot round (all samples share the blinded weights),
+/// one truncation round and, on hidden layers, one SecReLU round.
+fn forward<C: Channel>(
+    s1: &mut S1<C>,
+    params: &Params<Ciphertext>,
+    fixed: &FixedParams,
+    xs: &[&[Ciphertext]],
+) -> SecureResult<ForwardTrace> {
+    let pk = s1.public_key().clone();
+    let (b, fw, f) = (xs.len(), fixed.weight_frac_bits(), fixed.frac_bits);
+    let mut acts: Vec<Vec<Ciphertext>> = vec![xs.iter().flat_map(|x| x.iter().cloned()).collect()];
+    let mut derivs = Vec::new();
+    let nl = params.layers.len();
+    for (idx, layer) in params.layers.iter().enumerate() {
+        let (rows, cols) = (layer.fan_out(), layer.fan_in());
+        let w = flat_weights(layer);
+        let a = acts.last().expect("input");
+        let mut operands: Vec<&[Ciphertext]> = vec![&w];
+        operands.extend(a.chunks(cols));
+        let jobs: Vec<Job> = (0..b)
+            .map(|t| Job::MatVec {
+                mat: 0,
+                vec: t + 1,
+                rows,
+                cols,
+            })
+            .collect();
+        let sums = s1.products(&operands, &jobs, false)?;
+        // s = W·a + b·2^f, then ⌊s / 2^F_w⌋.
+        let scale = pow2(f);
+        let bias: Vec<Ciphertext> = layer
+            .b
+            .par_iter()
+            .map(|c| pk.mul_plain(c, &scale))
+            .collect::<Result<_, _>>()?;
+        let s: Vec<Ciphertext> = sums
+            .iter()
+            .flat_map(|row| row.iter().zip(&bias).map(|(x, bb)| pk.add(x, bb)))
+            .collect();
+        let z = s1.truncate(&s, fw)?;
+        if idx + 1 < nl {
+            let (a_next, d) = s1.relu(&z)?;
+            acts.push(a_next);
+            derivs.push(d);
+        } else {
+            return Ok(ForwardTrace {
+                acts,
+                derivs,
+                out: z,
+            });
+        }
+    }
+    unreachable!("a network has at least one layer")
+}
+
+/// One SGD step on a mini-batch (all samples use the same weights; gradients are summed), exactly
+/// as [`crate::FixedMlp::train_batch`] does in the clear.
+pub fn train_batch<C: Channel>(
+    s1: &mut S1<C>,
+    model: &mut EncryptedModel,
+    batch: &[&EncryptedSample],
+) -> SecureResult<()> {
+    let pk = s1.public_key().clone();
+    let fixed = model.fixed;
+    let (f, fw) = (fixed.frac_bits, fixed.weight_frac_bits());
+    let xs: Vec<&[Ciphertext]> = batch.iter().map(|s| &s.x[..]).collect();
+    let trace = forward(s1, &model.params, &fixed, &xs)?;
+    let bsz = batch.len();
+    let k = model.shape.outputs();
+    // δ_L = o − y
+    let mut delta: Vec<Ciphertext> = trace
+        .out
+        .par_iter()
+        .enumerate()
+        .map(|(i, o)| pk.sub(o, &batch[i / k].y[i % k]))
+        .collect::<Result<_, _>>()?;
+    let num = BigInt::from(fixed.lr.num);
+    let bias_step = -(&num * pow2(f));
+    for l in (1..=model.params.layers.len()).rev() {
+        let layer = &model.params.layers[l - 1];
+        let (rows, cols) = (layer.fan_out(), layer.fan_in());
+        let a_prev = &trace.acts[l - 1];
+        let w = flat_weights(layer);
+        // One round: −Σ_t δ_t ⊗ a_t (the gradient, negated) and, below the top, W^T δ_t per sample.
+        let mut operands: Vec<&[Ciphertext]> = vec![&delta, a_prev];
+        let mut jobs = vec![(
+            Job::OuterSum {
+                a: 0,
+                b: 1,
+                a_len: rows,
+                b_len: cols,
+                batch: bsz,
+            },
+            true,
+        )];
+        if l > 1 {
+            operands.push(&w);
+            operands.extend(delta.chunks(rows));
+            jobs.extend((0..bsz).map(|t| {
+                (
+                    Job::VecMat {
+                        mat: 2,
+                        vec: 3 + t,
+                        rows,
+                        cols,
+                    },
+                    false,
+                )
+            }));
+        }
+        let mut res = s1.products_signed(&operands, &jobs)?;
+        let back: Vec<Ciphertext> = res.drain(1..).flatten().collect();
+        let neg_grad = res.pop().expect("gradient");
+        // W −= num·∇W (exact), b −= num·2^f·Σ_t δ_t.
+        let layer = &mut model.params.layers[l - 1];
+        let new_w: Vec<Ciphertext> = w
+            .par_iter()
+            .zip(neg_grad.par_iter())
+            .map(|(wc, g)| {
+                if fixed.lr.num == 1 {
+                    Ok(pk.add(wc, g))
+                } else {
+                    Ok(pk.add(wc, &pk.mul_plain(g, &num)?))
+                }
+            })
+            .collect::<Result<_, paillier::Error>>()?;
+        for (row, chunk) in layer.w.iter_mut().zip(new_w.chunks(cols)) {
+            row.clone_from_slice(chunk);
+        }
+        let new_b: Vec<Ciphertext> = (0..rows)
+            .into_par_iter()
+            .map(|j| {
+                let one = BigInt::from(1);
+                let mut t: Vec<(&Ciphertext, &BigInt)> = vec![(&layer.b[j], &one)];
+                for s in 0..bsz {
+                    t.push((&delta[s * rows + j], &bias_step));
+                }
+                pk.linear_combination(&t, &BigInt::from(0))
+            })
+            .collect::<Result<_, _>>()?;
+        layer.b = new_b;
+        if l > 1 {
+            // δ_{l−1} = d_{l−1} ⊙ ⌊W^T δ / 2^F_w⌋
+            let t = s1.truncate(&back, fw)?;
+            delta = s1.mul(&trace.derivs[l - 2], &t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Trains `model` on `data` for the epochs `model.epochs_trained .. config.epochs`, in the order
+/// given by [`epoch_order`]`(n, seed, epoch)`, calling `progress` after each batch and `on_epoch`
+/// (e.g. to write a checkpoint) after each epoch.
+pub fn train<C: Channel>(
+    s1: &mut S1<C>,
+    model: &mut EncryptedModel,
+    data: &EncryptedDataset,
+    config: &TrainConfig,
+    mut progress: impl FnMut(&Progress),
+    mut on_epoch: impl FnMut(&EncryptedModel) -> SecureResult<()>,
+) -> SecureResult<()> {
+    check_session(s1, model)?;
+    data.check(s1.public_key(), true)?;
+    model.check_data(data)?;
+    if config.batch == 0 {
+        return Err(SecureError::Mismatch(
+            "batch size must be at least 1".into(),
+        ));
+    }
+    if data.is_empty() {
+        return Err(SecureError::Mismatch("the data set is empty".into()));
+    }
+    let start = Instant::now();
+    let n = data.len();
+    while model.epochs_trained < config.epochs {
+        let epoch = model.epochs_trained;
+        let order = epoch_order(n, config.seed, epoch);
+        let mut done = 0;
+        for chunk in order.chunks(config.batch) {
+            let batch: Vec<&EncryptedSample> = chunk.iter().map(|&i| &data.samples[i]).collect();
+            train_batch(s1, model, &batch)?;
+            done += chunk.len();
+            progress(&Progress {
+                epoch,
+                epochs: config.epochs,
+                done,
+                total: n,
+                elapsed: start.elapsed(),
+            });
+        }
+        model.epochs_trained += 1;
+        on_epoch(model)?;
+    }
+    Ok(())
+}
+
+/// Encrypted predictions: per sample the class as an encrypted bit (binary) or one-hot vector,
+/// and the encrypted output scores (scale 2^f).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EncryptedPredictions {
+    /// Key of the ciphertexts.
+    pub fingerprint: Fingerprint,
+    /// Number of classes.
+    pub classes: usize,
+    /// f of the scores.
+    pub frac_bits: u32,
+    /// ⟦class bit⟧ or ⟦one-hot⟧ per sample.
+    pub classes_enc: Vec<Vec<Ciphertext>>,
+    /// ⟦scores⟧ per sample.
+    pub scores: Vec<Vec<Ciphertext>>,
+}
+
+impl EncryptedPredictions {
+    /// Decrypts the predicted classes (owner side).
+    pub fn decrypt_classes(&self, sk: &SecretKey) -> SecureResult<Vec<usize>> {
+        if self.fingerprint != sk.public_key().fingerprint() {
+            return Err(SecureError::Mismatch(format!(
+                "predictions are encrypted under key {}, but this key is {}",
+                self.fingerprint,
+                sk.public_key().fingerprint()
+            )));
+        }
+        self.classes_enc
+            .par_iter()
+            .map(|v| {
+                let bits: Vec<BigInt> =
+                    v.iter().map(|c| sk.decrypt(c)).collect::<Result<_, _>>()?;
+                let one = BigInt::from(1);
+                if bits.len() == 1 {
+                    return Ok(usize::from(bits[0] == one));
+                }
+                bits.iter().position(|b| b == &one).ok_or_else(|| {
+                    SecureError::Mismatch("decrypted one-hot vector has no 1".into())
+                })
+            })
+            .collect()
+    }
+
+    /// Decrypts the scores as reals.
+    pub fn decrypt_scores(&self, sk: &SecretKey) -> SecureResult<Vec<Vec<f64>>> {
+        let scale = (self.frac_bits as f64).exp2();
+        self.scores
+            .par_iter()
+            .map(|v| {
+                v.iter()
+                    .map(|c| {
+                        let x = sk.decrypt(c)?;
+                        Ok(num_traits::ToPrimitive::to_f64(&x).unwrap_or(f64::NAN) / scale)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Classifies encrypted samples: forward pass in batches of `chunk`, then SecCompare of the score
+/// with 1/2 (binary) or an encrypted argmax (k classes). Results stay encrypted.
+pub fn classify<C: Channel>(
+    s1: &mut S1<C>,
+    model: &EncryptedModel,
+    data: &EncryptedDataset,
+    chunk: usize,
+    mut progress: impl FnMut(&Progress),
+) -> SecureResult<EncryptedPredictions> {
+    check_session(s1, model)?;
+    model.check(s1.public_key())?;
+    data.check(s1.public_key(), false)?;
+    if data.features != model.shape.inputs() {
+        return Err(SecureError::Mismatch(format!(
+            "model expects {} features, the data set has {}",
+            model.shape.inputs(),
+            data.features
+        )));
+    }
+    if data.frac_bits != model.fixed.frac_bits {
+        return Err(SecureError::Mismatch(format!(
+            "model uses f = {}, the data set f = {}",
+            model.fixed.frac_bits, data.frac_bits
+        )));
+    }
+    let pk = s1.public_key().clone();
+    let k = model.shape.outputs();
+    let start = Instant::now();
+    let mut classes_enc = Vec::with_capacity(data.len());
+    let mut scores = Vec::with_capacity(data.len());
+    for part in data.samples.chunks(chunk.max(1)) {
+        let xs: Vec<&[Ciphertext]> = part.iter().map(|s| &s.x[..]).collect();
+        let out = forward(s1, &model.params, &model.fixed, &xs)?.out;
+        let per: Vec<Vec<Ciphertext>> = out.chunks(k).map(<[Ciphertext]>::to_vec).collect();
+        if k == 1 {
+            // class = 1{o > 2^(f−1)}
+            let half = -pow2(model.fixed.frac_bits - 1);
+            let shifted: Vec<Ciphertext> = out
+                .iter()
+                .map(|o| pk.add_plain(o, &half))
+                .collect::<Result<_, _>>()?;
+            classes_enc.extend(s1.positive(&shifted)?.into_iter().map(|b| vec![b]));
+        } else {
+            classes_enc.extend(s1.argmax(&per)?);
+        }
+        scores.extend(per);
+        progress(&Progress {
+            epoch: 0,
+            epochs: 1,
+            done: scores.len(),
+            total: data.len(),
+            elapsed: start.elapsed(),
+        });
+    }
+    Ok(EncryptedPredictions {
+        fingerprint: model.fingerprint,
+        classes: model.classes,
+        frac_bits: model.fixed.frac_bits,
+        classes_enc,
+        scores,
+    })
+}

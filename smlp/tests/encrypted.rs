@@ -1,0 +1,412 @@
+//! Encrypted training and classification against the plaintext fixed-point reference.
+//!
+//! Strict profile (exact truncation): bit-for-bit equality of weights, scores and classes.
+//! Fast profile: within a few units, and the same accuracy.
+
+use paillier::{FixedPoint, SecretKey};
+use rand::SeedableRng;
+use secure_ops::{
+    Channel, ChannelError, Profile, ProtocolError, S2Options, S2Service, SessionParams, S1,
+};
+use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
+use smlp::encrypted::{
+    classify, encrypt_params, new_model, train, Checkpoint, EncryptedDataset, SecureError,
+    TrainConfig, CHECKPOINT,
+};
+use smlp::{
+    init_fixed, FixedMlp, FixedParams, LearningRate, Params, Rounding, Shape, TrainOptions,
+};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::OnceLock;
+
+struct Mem(Sender<Vec<u8>>, Receiver<Vec<u8>>);
+impl Channel for Mem {
+    fn send_frame(&mut self, f: &[u8]) -> Result<(), ChannelError> {
+        self.0.send(f.to_vec()).map_err(|_| ChannelError::Closed)
+    }
+    fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.1.recv().map_err(|_| ChannelError::Closed)
+    }
+}
+
+fn key() -> &'static SecretKey {
+    static K: OnceLock<SecretKey> = OnceLock::new();
+    K.get_or_init(|| {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        SecretKey::generate_insecure_for_tests(512, &mut rng).unwrap()
+    })
+}
+
+type Handle = std::thread::JoinHandle<Result<secure_ops::SessionSummary, ProtocolError>>;
+
+fn session(profile: Profile, fixed: &FixedParams) -> (S1<Mem>, Handle) {
+    let (a, b) = channel();
+    let (c, d) = channel();
+    let sk = key().clone();
+    let h = std::thread::spawn(move || {
+        S2Service::new(
+            sk,
+            S2Options {
+                pool_capacity: 0,
+                pool_workers: 0,
+            },
+        )
+        .serve(Mem(c, b))
+    });
+    let params = SessionParams {
+        value_bits: fixed.value_bits,
+        kappa: 40,
+        profile,
+    };
+    (
+        S1::connect(key().public_key().clone(), Mem(a, d), params).unwrap(),
+        h,
+    )
+}
+
+/// A small standardised, encoded split of an embedded data set.
+fn data(ds: Dataset, train_n: usize, test_n: usize) -> (EncodedDataset, EncodedDataset) {
+    let (train, test) = stratified_split(&ds, 0.2, 3).unwrap();
+    let scaler = Standardizer::fit(&train);
+    let fp = FixedPoint::new(16, 20).unwrap();
+    let take = |d: &Dataset, n: usize| d.subset(&(0..n.min(d.len())).collect::<Vec<_>>());
+    let tr = EncodedDataset::encode(&scaler.apply(&take(&train, train_n)).unwrap(), &fp).unwrap();
+    let te = EncodedDataset::encode(&scaler.apply(&take(&test, test_n)).unwrap(), &fp).unwrap();
+    (tr, te)
+}
+
+fn reference(
+    init: &Params<i128>,
+    fixed: FixedParams,
+    train: &EncodedDataset,
+    cfg: &TrainConfig,
+) -> FixedMlp {
+    let mut m = FixedMlp::from_params(init.clone(), fixed).unwrap();
+    let opts = TrainOptions {
+        epochs: cfg.epochs,
+        batch: cfg.batch,
+        seed: cfg.seed,
+        start_epoch: 0,
+        rounding: Rounding::Floor,
+    };
+    smlp::train_fixed(&mut m, train, &opts, |_, _| {}).unwrap();
+    m
+}
+
+fn strict_parity(ds: Dataset, hidden: usize, cfg: TrainConfig) {
+    let (train_d, test_d) = data(ds, 6, 4);
+    let pk = key().public_key();
+    let fixed = FixedParams::default();
+    let outputs = smlp::model::outputs_for_classes(train_d.classes);
+    let shape = Shape::new(vec![train_d.features[0].len(), hidden, outputs]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(5),
+    );
+    let want = reference(&init, fixed, &train_d, &cfg);
+
+    let enc_train = EncryptedDataset::encrypt(pk, &train_d, true);
+    let enc_test = EncryptedDataset::encrypt(pk, &test_d, false);
+    let (mut s1, h) = session(Profile::Strict, &fixed);
+    let mut model = new_model(
+        &mut s1,
+        shape,
+        fixed,
+        train_d.classes,
+        Some(encrypt_params(pk, &init).unwrap()),
+    )
+    .unwrap();
+    train(&mut s1, &mut model, &enc_train, &cfg, |_| {}, |_| Ok(())).unwrap();
+    assert_eq!(
+        model.decrypt(key()).unwrap(),
+        want.params,
+        "decrypted weights differ from the floor reference"
+    );
+
+    let preds = classify(&mut s1, &model, &enc_test, 8, |_| {}).unwrap();
+    let classes = preds.decrypt_classes(key()).unwrap();
+    let want_classes: Vec<usize> = test_d
+        .features
+        .iter()
+        .map(|x| want.predict(x).unwrap())
+        .collect();
+    assert_eq!(classes, want_classes);
+    let scores = preds.decrypt_scores(key()).unwrap();
+    for (x, s) in test_d.features.iter().zip(&scores) {
+        let out = want.output(x).unwrap();
+        let want_s: Vec<f64> = out.iter().map(|&o| o as f64 / 65536.0).collect();
+        assert_eq!(s, &want_s, "scores differ from the reference");
+    }
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
+
+#[test]
+fn strict_binary_sgd_and_minibatch_equal_floor_reference_bit_for_bit() {
+    // 30 → 3 → 1 on wdbc: 2 epochs of per-sample SGD (12 steps) ...
+    strict_parity(
+        Dataset::wdbc(),
+        3,
+        TrainConfig {
+            epochs: 2,
+            batch: 1,
+            seed: 4,
+        },
+    );
+    // ... and a mini-batch epoch (B = 4, the last batch smaller).
+    strict_parity(
+        Dataset::wdbc(),
+        3,
+        TrainConfig {
+            epochs: 1,
+            batch: 4,
+            seed: 9,
+        },
+    );
+}
+
+#[test]
+fn strict_three_class_equals_floor_reference_bit_for_bit() {
+    strict_parity(
+        Dataset::iris(),
+        4,
+        TrainConfig {
+            epochs: 2,
+            batch: 2,
+            seed: 1,
+        },
+    );
+}
+
+#[test]
+fn fast_profile_stays_within_a_few_units_and_agrees_on_classes() {
+    let (train_d, test_d) = data(Dataset::wdbc(), 8, 16);
+    let pk = key().public_key();
+    let fixed = FixedParams::default();
+    let shape = Shape::new(vec![30, 4, 1]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(8),
+    );
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch: 1,
+        seed: 2,
+    };
+    let want = reference(&init, fixed, &train_d, &cfg);
+    let (mut s1, h) = session(Profile::Fast, &fixed);
+    let mut model = new_model(
+        &mut s1,
+        shape,
+        fixed,
+        2,
+        Some(encrypt_params(pk, &init).unwrap()),
+    )
+    .unwrap();
+    train(
+        &mut s1,
+        &mut model,
+        &EncryptedDataset::encrypt(pk, &train_d, true),
+        &cfg,
+        |_| {},
+        |_| Ok(()),
+    )
+    .unwrap();
+    let got = model.decrypt(key()).unwrap();
+    // Each truncation is at most one unit (2^-16) above floor; over 8 steps the weights (scale
+    // 2^-38) may drift by a few units of 2^-16 times the activations. Bound in real terms: 2^-9.
+    let max_diff = got
+        .iter()
+        .zip(want.params.iter())
+        .map(|(a, b)| fixed.decode_weight(a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(max_diff < 2f64.powi(-9), "max weight difference {max_diff}");
+    assert!(max_diff > 0.0 || got == want.params);
+    let preds = classify(
+        &mut s1,
+        &model,
+        &EncryptedDataset::encrypt(pk, &test_d, false),
+        16,
+        |_| {},
+    )
+    .unwrap();
+    let classes = preds.decrypt_classes(key()).unwrap();
+    let want_classes: Vec<usize> = test_d
+        .features
+        .iter()
+        .map(|x| want.predict(x).unwrap())
+        .collect();
+    let agree = classes
+        .iter()
+        .zip(&want_classes)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(
+        agree >= 15,
+        "fast profile agrees with the reference on {agree}/16 test samples"
+    );
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
+
+#[test]
+fn resume_from_checkpoint_equals_uninterrupted_run() {
+    let (train_d, _) = data(Dataset::iris(), 5, 0);
+    let pk = key().public_key();
+    let fixed = FixedParams::default();
+    let shape = Shape::new(vec![4, 3, 3]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(2),
+    );
+    let enc = EncryptedDataset::encrypt(pk, &train_d, true);
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch: 2,
+        seed: 6,
+    };
+
+    let (mut s1, h) = session(Profile::Strict, &fixed);
+    let mut full = new_model(
+        &mut s1,
+        shape.clone(),
+        fixed,
+        3,
+        Some(encrypt_params(pk, &init).unwrap()),
+    )
+    .unwrap();
+    train(&mut s1, &mut full, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
+
+    // Interrupted run: stop after epoch 1 (the callback fails after writing the checkpoint).
+    let dir = std::env::temp_dir().join(format!("smlp-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ckpt.bin");
+    let mut part = new_model(
+        &mut s1,
+        shape,
+        fixed,
+        3,
+        Some(encrypt_params(pk, &init).unwrap()),
+    )
+    .unwrap();
+    let r = train(
+        &mut s1,
+        &mut part,
+        &enc,
+        &cfg,
+        |_| {},
+        |m| {
+            paillier::format::write_file(
+                &CHECKPOINT,
+                &path,
+                &Checkpoint {
+                    model: m.clone(),
+                    config: cfg.clone(),
+                },
+            )?;
+            Err(SecureError::Mismatch("simulated crash".into()))
+        },
+    );
+    assert!(r.is_err());
+    let ckpt: Checkpoint = paillier::format::read_file(&CHECKPOINT, &path).unwrap();
+    assert_eq!(ckpt.model.epochs_trained, 1);
+    assert_eq!(ckpt.config, cfg);
+    let mut resumed = ckpt.model;
+    train(&mut s1, &mut resumed, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
+    assert_eq!(
+        resumed.decrypt(key()).unwrap(),
+        full.decrypt(key()).unwrap()
+    );
+    assert_eq!(resumed.epochs_trained, 2);
+
+    // A corrupted checkpoint is refused with a clear error.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = paillier::format::read_file::<Checkpoint>(&CHECKPOINT, &path).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+    std::fs::write(&path, &bytes[..mid]).unwrap();
+    let err = paillier::format::read_file::<Checkpoint>(&CHECKPOINT, &path).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let (train_d, _) = data(Dataset::wdbc(), 3, 0);
+    let fixed = FixedParams::default();
+    let other = SecretKey::generate_insecure_for_tests(
+        512,
+        &mut rand_chacha::ChaCha20Rng::seed_from_u64(77),
+    )
+    .unwrap();
+    let (mut s1, h) = session(Profile::Fast, &fixed);
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch: 1,
+        seed: 1,
+    };
+
+    // Data encrypted under another key.
+    let foreign = EncryptedDataset::encrypt(other.public_key(), &train_d, true);
+    let mut model =
+        new_model(&mut s1, Shape::new(vec![30, 2, 1]).unwrap(), fixed, 2, None).unwrap();
+    let err = train(&mut s1, &mut model, &foreign, &cfg, |_| {}, |_| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("encrypted under key"), "{err}");
+
+    // A model whose shape does not match the data.
+    let mine = EncryptedDataset::encrypt(key().public_key(), &train_d, true);
+    let mut wrong =
+        new_model(&mut s1, Shape::new(vec![29, 2, 1]).unwrap(), fixed, 2, None).unwrap();
+    let err = train(&mut s1, &mut wrong, &mine, &cfg, |_| {}, |_| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("expects 29 features"), "{err}");
+
+    // Overflow of the fixed-point range during training: a huge learning rate makes the weights
+    // explode; S2 detects the out-of-range value, and so does the reference.
+    let hot = FixedParams {
+        lr: LearningRate::new(1 << 20, 0).unwrap(),
+        value_bits: 72,
+        ..fixed
+    };
+    let shape = Shape::new(vec![30, 2, 1]).unwrap();
+    let init = init_fixed(&shape, &hot, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+    let mut m = new_model(
+        &mut s1,
+        shape,
+        hot,
+        2,
+        Some(encrypt_params(key().public_key(), &init).unwrap()),
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        epochs: 20,
+        batch: 1,
+        seed: 1,
+    };
+    let err = train(&mut s1, &mut m, &mine, &cfg, |_| {}, |_| Ok(())).unwrap_err();
+    assert!(
+        matches!(err, SecureError::Protocol(ProtocolError::OutOfRange { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let mut r = FixedMlp::from_params(init, hot).unwrap();
+    let opts = TrainOptions {
+        epochs: 20,
+        batch: 1,
+        seed: 1,
+        start_epoch: 0,
+        rounding: Rounding::Floor,
+    };
+    assert!(matches!(
+        smlp::train_fixed(&mut r, &train_d, &opts, |_, _| {}),
+        Err(smlp::Error::Overflow { .. })
+    ));
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
