@@ -265,7 +265,7 @@ impl<T> Layer<T> {
         self.b.len()
     }
 
-    /// Applies `f` to every weight and bias.
+    /// Applies `f` to every weight (row by row), then to every bias.
     pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> Layer<U> {
         Layer {
             w: self
@@ -287,19 +287,17 @@ pub struct Params<T> {
 }
 
 impl<T> Params<T> {
-    /// Builds parameters of `shape` with `f(l, j, i)` for weight `W_l[j][i]` and `f(l, j, None)` for
-    /// bias `b_l[j]` (l 1-based). Calls are made layer by layer, row by row: the weights of a row in
-    /// input order, then that row's bias.
+    /// Builds parameters of `shape` with `f(l, j, Some(i))` for weight `W_l[j][i]` and
+    /// `f(l, j, None)` for bias `b_l[j]` (l 1-based). Calls are made in the order of
+    /// [`Params::iter`]: per layer, the weights row by row, then the biases.
     pub fn from_fn(shape: &Shape, mut f: impl FnMut(usize, usize, Option<usize>) -> T) -> Self {
         let layers = (1..=shape.num_layers())
             .map(|l| {
                 let (fan_in, fan_out) = shape.layer_dims(l);
-                let mut w = Vec::with_capacity(fan_out);
-                let mut b = Vec::with_capacity(fan_out);
-                for j in 0..fan_out {
-                    w.push((0..fan_in).map(|i| f(l, j, Some(i))).collect());
-                    b.push(f(l, j, None));
-                }
+                let w = (0..fan_out)
+                    .map(|j| (0..fan_in).map(|i| f(l, j, Some(i))).collect())
+                    .collect();
+                let b = (0..fan_out).map(|j| f(l, j, None)).collect();
                 Layer { w, b }
             })
             .collect();
@@ -335,22 +333,19 @@ impl<T> Params<T> {
         Shape::new(sizes).map_err(|e| Error::Shape(e.to_string()))
     }
 
-    /// Applies `f` to every weight and bias.
+    /// Applies `f` to every weight and bias, in the order of [`Params::iter`].
     pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> Params<U> {
         Params {
             layers: self.layers.iter().map(|layer| layer.map(&mut f)).collect(),
         }
     }
 
-    /// Every weight and bias, layer by layer, row by row (weights of the row, then its bias).
+    /// Every weight and bias: per layer, the weights row by row, then the biases (the order in
+    /// which [`Params::map`] and [`Params::from_fn`] visit them).
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.layers.iter().flat_map(|layer| {
-            layer
-                .w
-                .iter()
-                .zip(&layer.b)
-                .flat_map(|(row, b)| row.iter().chain(std::iter::once(b)))
-        })
+        self.layers
+            .iter()
+            .flat_map(|layer| layer.w.iter().flatten().chain(&layer.b))
     }
 }
 
@@ -707,6 +702,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("`a`"));
+    }
+
+    #[test]
+    fn from_fn_iter_and_map_share_one_order() {
+        let shape = Shape(vec![2, 3, 1]);
+        let mut calls = Vec::new();
+        let p = Params::from_fn(&shape, |l, j, i| {
+            calls.push((l, j, i));
+            calls.len()
+        });
+        let visited: Vec<usize> = p.iter().copied().collect();
+        assert_eq!(visited, (1..=shape.num_params()).collect::<Vec<_>>());
+        let mut mapped = Vec::new();
+        p.map(|&v| mapped.push(v));
+        assert_eq!(mapped, visited);
+        assert_eq!(
+            calls[..3],
+            [(1, 0, Some(0)), (1, 0, Some(1)), (1, 1, Some(0))]
+        );
+        assert_eq!(calls[6..9], [(1, 0, None), (1, 1, None), (1, 2, None)]);
     }
 
     #[test]
