@@ -10,6 +10,7 @@ use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
 use paillier::{Ciphertext, RandomizerPool, SecretKey};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Largest number of values in one request.
 pub const MAX_REQUEST_VALUES: usize = 1 << 22;
@@ -43,11 +44,40 @@ pub struct SessionSummary {
     pub params: Option<SessionParams>,
 }
 
+/// A plaintext S2 has just decrypted, as shown to an observer ([`S2Service::with_observer`]).
+///
+/// This is everything S2 learns about S1's data: the tests use it to check what the blinding
+/// hides. Values are borrowed; clone what you keep.
+#[derive(Clone, Copy, Debug)]
+pub enum S2View<'a> {
+    /// One unpacked, signed slot value u of an `Eval` request (before the per-value range checks).
+    Slot {
+        /// `"products"` (SecMul/SecDot), `"divide"` (truncation), `"sign"` (fast SecReLU:
+        /// slots alternate y, u when the value is requested) or `"compare"` (strict comparison).
+        op: &'static str,
+        /// Position of the slot in its request.
+        index: usize,
+        /// The value S2 sees.
+        value: &'a BigInt,
+    },
+    /// One decryption of a DGK zero test (raw, in [0, n)).
+    ZeroTest {
+        /// Group (comparison) of the request the value belongs to.
+        group: usize,
+        /// The value S2 sees.
+        value: &'a BigUint,
+    },
+}
+
+/// Callback receiving every [`S2View`]; called from rayon worker threads.
+pub type S2Observer = Arc<dyn Fn(&S2View<'_>) + Send + Sync>;
+
 /// The S2 service: the secret key, a randomizer pool and counters shared by all sessions.
 pub struct S2Service {
     sk: SecretKey,
     pool: Option<RandomizerPool>,
     total: OpCounter,
+    observer: Option<S2Observer>,
 }
 
 struct Session<'a> {
@@ -77,7 +107,15 @@ impl S2Service {
             sk,
             pool,
             total: OpCounter::default(),
+            observer: None,
         }
+    }
+
+    /// Calls `f` with every value S2 decrypts (for tests and audits of what S2 learns). Without
+    /// an observer nothing is recorded.
+    pub fn with_observer(mut self, f: S2Observer) -> Self {
+        self.observer = Some(f);
+        self
     }
 
     /// Operation counts over all sessions.
@@ -271,6 +309,21 @@ impl Session<'_> {
 
     fn eval(&self, packs: &[Ciphertext], slot_bits: u32, count: usize, op: &Op) -> Answer {
         let u = self.unpack(packs, slot_bits, count)?;
+        if let Some(obs) = &self.svc.observer {
+            let name = match op {
+                Op::Products { .. } => "products",
+                Op::Divide { .. } => "divide",
+                Op::Sign { .. } => "sign",
+                Op::CompareBits { .. } => "compare",
+            };
+            for (index, value) in u.iter().enumerate() {
+                obs(&S2View::Slot {
+                    op: name,
+                    index,
+                    value,
+                });
+            }
+        }
         let l = self.params.value_bits;
         match op {
             Op::Products { jobs, negate } => {
@@ -453,10 +506,18 @@ impl Session<'_> {
         }
         let lambdas: Vec<BigInt> = groups
             .par_iter()
-            .map(|g| {
+            .enumerate()
+            .map(|(group, g)| {
                 let mut any = false;
                 for c in g {
-                    any |= self.decrypt(c)?.is_zero();
+                    let value = self.decrypt(c)?;
+                    if let Some(obs) = &self.svc.observer {
+                        obs(&S2View::ZeroTest {
+                            group,
+                            value: &value,
+                        });
+                    }
+                    any |= value.is_zero();
                 }
                 Ok(BigInt::from(u8::from(any)))
             })
