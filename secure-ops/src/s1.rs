@@ -722,7 +722,11 @@ impl<C: Channel> S1<C> {
                 let mut rng = rand::thread_rng();
                 let s_pos: bool = rng.gen();
                 let a = pow2(kappa) + random_bits(kappa, &mut rng); // a ∈ [2^κ, 2^(κ+1))
-                let b = random_range(&BigInt::zero(), &a, &mut rng); // b ∈ [0, a)
+                                                                    // b ∈ (−a, a), symmetric: |y| = |a·x' + b| then has the same distribution for x'
+                                                                    // and −x' (with b ∈ [0, a) it would lie in [a|x'|, a(|x'|+1)) for x' > 0 but in
+                                                                    // (a(|x'|−1), a|x'|] for x' < 0, and S2 could tell x = 0 from x = 1). |b| < a ≤ a|x'|
+                                                                    // keeps y non-zero with the sign of s·x'.
+                let b = random_range(&(BigInt::one() - &a), &a, &mut rng);
                 let s = if s_pos { BigInt::one() } else { -BigInt::one() };
                 // y = s(a(2x − 1) + b) = (2sa)·x + s(b − a)
                 let y = pk.mul_plain(x, &(&s * &a * 2))?;

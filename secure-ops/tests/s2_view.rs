@@ -1,0 +1,520 @@
+//! What S2 sees. An observer on the S2 service records every value S2 decrypts, and a recording
+//! channel records every frame S1 sends; the tests check the hiding the protocols promise:
+//!
+//! * fast SecReLU: the sign of the decrypted y is a fair coin whatever x is, and |y| does not
+//!   depend on the sign of x; |y| does reveal the bit-length of |x| (pinned below);
+//! * strict comparison: the blinded z looks uniform and the DGK zero tests are random non-zero
+//!   values with at most one zero per comparison, present with probability 1/2;
+//! * SecMul: the blinded operands of two very different inputs are indistinguishable at the
+//!   test's resolution, and no value S2 ever decrypts equals an input or a product of inputs;
+//! * every ciphertext S1 sends is fresh, even when the same inputs are sent twice.
+//!
+//! The statistical checks are smoke tests at the resolution of a few hundred samples (they catch
+//! a missing, short or reused blind, not a 2^-κ bias); every band is 5 sigma or α = 10^-6 wide, so
+//! a correct implementation fails one of them with probability below 10^-5.
+//! Small keys: none of these properties depends on the key size.
+
+mod common;
+use common::*;
+use num_bigint::{BigInt, BigUint, Sign};
+use num_traits::{Signed, Zero};
+use paillier::Ciphertext;
+use secure_ops::messages::Request;
+use secure_ops::{Channel, ChannelError, Profile, S2Options, S2Service, S2View, SessionParams, S1};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+const L: u32 = 40;
+const KAPPA: u32 = 40;
+
+fn params(profile: Profile) -> SessionParams {
+    SessionParams {
+        value_bits: L,
+        kappa: KAPPA,
+        profile,
+    }
+}
+
+/// A value S2 decrypted.
+#[derive(Clone, Debug)]
+enum Seen {
+    Slot {
+        op: &'static str,
+        index: usize,
+        value: BigInt,
+    },
+    Zero {
+        group: usize,
+        value: BigUint,
+    },
+}
+
+/// Everything the S2 observer saw, in order (zero tests in rayon order).
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Seen>>>);
+
+impl Recorder {
+    fn observer(&self) -> secure_ops::S2Observer {
+        let log = Arc::clone(&self.0);
+        Arc::new(move |v: &S2View<'_>| {
+            let seen = match *v {
+                S2View::Slot { op, index, value } => Seen::Slot {
+                    op,
+                    index,
+                    value: value.clone(),
+                },
+                S2View::ZeroTest { group, value } => Seen::Zero {
+                    group,
+                    value: value.clone(),
+                },
+            };
+            log.lock().unwrap().push(seen);
+        })
+    }
+    /// Everything seen since the last call.
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+    /// Slot values of operation `want` at the positions `keep` accepts, since the last call.
+    fn slots(&self, want: &str, keep: impl Fn(usize) -> bool) -> Vec<BigInt> {
+        self.take()
+            .into_iter()
+            .filter_map(|s| match s {
+                Seen::Slot { op, index, value } if op == want && keep(index) => Some(value),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Frames S1 sent.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Sent {
+    fn requests(&self) -> Vec<Request> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+            .iter()
+            .map(|f| postcard::from_bytes(f).expect("S1 sends well-formed requests"))
+            .collect()
+    }
+}
+
+/// A channel that records every frame sent through it.
+struct Recording<C> {
+    inner: C,
+    sent: Sent,
+}
+
+impl<C: Channel> Channel for Recording<C> {
+    fn send_frame(&mut self, frame: &[u8]) -> Result<(), ChannelError> {
+        self.sent.0.lock().unwrap().push(frame.to_vec());
+        self.inner.send_frame(frame)
+    }
+    fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.inner.recv_frame()
+    }
+}
+
+/// S1 connected to an S2 thread whose decryptions are recorded, over a recording channel.
+fn observed(params: SessionParams) -> (S1<Recording<Mem>>, Running, Recorder, Sent) {
+    let (c1, c2) = pair();
+    let rec = Recorder::default();
+    let svc = S2Service::new(
+        key().clone(),
+        S2Options {
+            pool_capacity: 0,
+            pool_workers: 0,
+        },
+    )
+    .with_observer(rec.observer());
+    let h = std::thread::spawn(move || svc.serve(c2));
+    let sent = Sent::default();
+    let chan = Recording {
+        inner: c1,
+        sent: sent.clone(),
+    };
+    let s1 = S1::connect(key().public_key().clone(), chan, params).unwrap();
+    sent.requests(); // the handshake
+    (s1, h, rec, sent)
+}
+
+fn finish<C: Channel>(s1: S1<C>, h: Running) {
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
+
+/// Number of successes out of `n` fair coins lies within 5 sigma of n/2.
+fn assert_fair_coin(successes: usize, n: usize, what: &str) {
+    let mean = n as f64 / 2.0;
+    let five_sigma = 5.0 * (n as f64 / 4.0).sqrt();
+    assert!(
+        (successes as f64 - mean).abs() <= five_sigma,
+        "{what}: {successes} of {n}, expected {mean} ± {five_sigma:.0}"
+    );
+}
+
+/// Two-sample Kolmogorov–Smirnov statistic D = sup |F_a − F_b|.
+fn ks_statistic(a: &[BigInt], b: &[BigInt]) -> f64 {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    while i < a.len() && j < b.len() {
+        let v = if a[i] <= b[j] {
+            a[i].clone()
+        } else {
+            b[j].clone()
+        };
+        while i < a.len() && a[i] <= v {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= v {
+            j += 1;
+        }
+        d = d.max((i as f64 / na - j as f64 / nb).abs());
+    }
+    d
+}
+
+/// Critical value of the two-sample KS statistic at significance α = 10^-6.
+fn ks_critical(na: usize, nb: usize) -> f64 {
+    let c = (-(1e-6f64 / 2.0).ln() / 2.0).sqrt(); // ≈ 2.69
+    c * ((na + nb) as f64 / (na as f64 * nb as f64)).sqrt()
+}
+
+fn assert_indistinguishable(a: &[BigInt], b: &[BigInt], what: &str) {
+    let (d, crit) = (ks_statistic(a, b), ks_critical(a.len(), b.len()));
+    assert!(d < crit, "{what}: KS statistic {d:.3} ≥ {crit:.3}");
+}
+
+const RUNS: usize = 300;
+const BATCH: usize = 100;
+
+/// The y values (first slot of each pair) S2 decrypts in fast SecReLU on `RUNS` copies of ⟦x⟧.
+fn fast_relu_y(x: i64) -> Vec<BigInt> {
+    let pk = key().public_key().clone();
+    let (mut s1, h, rec, _) = observed(params(Profile::Fast));
+    let mut ys = Vec::new();
+    for _ in 0..RUNS / BATCH {
+        let (r, d) = s1.relu(&enc(&pk, &vec![x; BATCH])).unwrap();
+        assert_eq!(dec(&r), vec![x.max(0) as i128; BATCH]);
+        assert_eq!(dec(&d), vec![i128::from(x > 0); BATCH]);
+        ys.extend(rec.slots("sign", |i| i % 2 == 0));
+    }
+    finish(s1, h);
+    assert_eq!(ys.len(), RUNS);
+    ys
+}
+
+/// Fast SecReLU on a fixed x: S2 decrypts y = s(a(2x − 1) + b) with a fresh coin s, a ∈ [2^κ,
+/// 2^(κ+1)) and b ∈ (−a, a). The sign of y is s·sign(x): a fair coin for any x.
+///
+/// LEAKAGE (documented, by design of the one-round protocol): |y| = a|2x − 1| ± b lies in
+/// (2^κ (|2x−1| − 1), 2^(κ+1) (|2x−1| + 1)), so S2 learns the bit-length of |2x − 1| up to ±1,
+/// i.e. roughly log2 |x|. It does not learn the sign: with b symmetric around 0 the distribution
+/// of |y| is the same for x' = 2x − 1 and −x' (checked below for x = ±12345 and for 0 vs 1, the
+/// pair of inputs where a one-sided b would give the sign away).
+#[test]
+fn fast_relu_sign_is_a_fair_coin_and_magnitude_leaks_only_bit_length() {
+    let mut by_x = Vec::new();
+    for x in [12345i64, -12345] {
+        let ys = fast_relu_y(x);
+        let positive = ys.iter().filter(|y| y.sign() == Sign::Plus).count();
+        assert_fair_coin(positive, RUNS, &format!("sign of y for x = {x}"));
+        // The documented leak: bit-length of |y| is κ + bit-length(|2x − 1|) + {−1, 0, 1}.
+        let xbits = BigInt::from(2 * x - 1).bits() as i64; // 15 for |x| = 12345
+        for y in &ys {
+            let ybits = y.bits() as i64;
+            assert!(
+                (ybits - KAPPA as i64 - xbits).abs() <= 1,
+                "|y| has {ybits} bits for x = {x}"
+            );
+        }
+        by_x.push(ys.iter().map(|y| y.abs()).collect::<Vec<_>>());
+    }
+    assert_indistinguishable(&by_x[0], &by_x[1], "|y| for x = 12345 vs x = -12345");
+
+    // x = 0 and x = 1 test x' = −1 and +1. With b ∈ [0, a) instead of (−a, a), |y| would lie in
+    // (0, a] for x = 0 and in [a, 2a) for x = 1, and S2 would tell them apart 69% of the time.
+    let zero: Vec<BigInt> = fast_relu_y(0).iter().map(|y| y.abs()).collect();
+    let one: Vec<BigInt> = fast_relu_y(1).iter().map(|y| y.abs()).collect();
+    assert_indistinguishable(&zero, &one, "|y| for x = 0 vs x = 1");
+}
+
+/// The KS check has the power the tests above rely on: it sees a shift of a quarter of the
+/// blinding range, and the one-sided b of the paper-style construction for x = 0 vs 1.
+#[test]
+fn ks_statistic_detects_what_it_should() {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let span = 1u64 << 40;
+    let u: Vec<BigInt> = (0..RUNS)
+        .map(|_| BigInt::from(rng.gen_range(0..span)))
+        .collect();
+    let shifted: Vec<BigInt> = (0..RUNS)
+        .map(|_| BigInt::from(rng.gen_range(0..span) + span / 2))
+        .collect();
+    assert!(ks_statistic(&u, &shifted) > ks_critical(RUNS, RUNS));
+    // a ∈ [2^20, 2^21), b ∈ [0, a): |a·(−1) + b| vs |a·1 + b|.
+    let mut one_sided = |sign: i64| -> Vec<BigInt> {
+        (0..RUNS)
+            .map(|_| {
+                let a = rng.gen_range(1i64 << 20..1 << 21);
+                let b = rng.gen_range(0..a);
+                BigInt::from((sign * a + b).abs())
+            })
+            .collect()
+    };
+    let (neg, pos) = (one_sided(-1), one_sided(1));
+    assert!(ks_statistic(&neg, &pos) > ks_critical(RUNS, RUNS));
+    assert!(ks_statistic(&u, &u) == 0.0);
+}
+
+/// Strict comparison: S2 sees z = x' + 2^m + r (m = ℓ + 1, r ∈ [0, 2^(m+κ))), which hides x up to
+/// 2^-κ, and DGK zero tests: random non-zero values, with at most one zero per comparison and a
+/// zero present with probability exactly 1/2 (it is S1's coin, not the comparison's outcome).
+/// ℓ = 8 here: the view does not depend on ℓ, and the DGK cost grows with it.
+#[test]
+fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
+    const L8: u32 = 8;
+    const STRICT_RUNS: usize = 200;
+    let pk = key().public_key().clone();
+    let n = pk.n();
+    let m = L8 + 1;
+    let mut zs_by_x = Vec::new();
+    for x in [100i64, -100] {
+        let (mut s1, h, rec, _) = observed(SessionParams {
+            value_bits: L8,
+            ..params(Profile::Strict)
+        });
+        let mut zs = Vec::new();
+        let mut with_zero = 0;
+        for _ in 0..STRICT_RUNS / BATCH {
+            let pos = s1.positive(&enc(&pk, &vec![x; BATCH])).unwrap();
+            assert_eq!(dec(&pos), vec![i128::from(x > 0); BATCH]);
+            let mut groups: Vec<Vec<BigUint>> = vec![Vec::new(); BATCH];
+            for s in rec.take() {
+                match s {
+                    Seen::Slot { op, value, .. } => {
+                        assert_eq!(op, "compare");
+                        zs.push(value);
+                    }
+                    Seen::Zero { group, value } => groups[group].push(value),
+                }
+            }
+            let mut nonzero = HashSet::new();
+            for g in &groups {
+                assert_eq!(g.len(), m as usize + 1, "one value per bit of d' = 2d + 1");
+                let zeros = g.iter().filter(|v| v.is_zero()).count();
+                assert!(zeros <= 1, "{zeros} zeros in one comparison");
+                with_zero += zeros;
+                for v in g.iter().filter(|v| !v.is_zero()) {
+                    // Uniform in Z_n^*: below 2^(bits(n) − 128) with probability 2^-128.
+                    assert!(v < &n && v.bits() > n.bits() - 128, "small DGK value {v}");
+                    assert!(nonzero.insert(v.clone()), "repeated DGK value");
+                }
+            }
+        }
+        finish(s1, h);
+        assert_eq!(zs.len(), STRICT_RUNS);
+        assert_fair_coin(with_zero, STRICT_RUNS, &format!("zero present, x = {x}"));
+        // z is odd or even with probability 1/2, and its top blinding bit is a fair coin.
+        let odd = zs.iter().filter(|z| z.bit(0)).count();
+        assert_fair_coin(odd, STRICT_RUNS, "low bit of z");
+        let top = zs
+            .iter()
+            .filter(|z| z.bit(u64::from(m + KAPPA - 1)))
+            .count();
+        assert_fair_coin(top, STRICT_RUNS, "top blinding bit of z");
+        zs_by_x.push(zs);
+    }
+    assert_indistinguishable(&zs_by_x[0], &zs_by_x[1], "z for x = 100 vs -100");
+}
+
+/// SecMul: the blinded operands u = x + r (r ∈ [0, 2^(ℓ+κ))) S2 decrypts for x = 3 and x = 2^30
+/// are indistinguishable at the test's resolution (KS on u >> 20, mean of the top byte).
+#[test]
+fn secmul_blinded_operands_do_not_depend_on_the_input() {
+    let pk = key().public_key().clone();
+    let (mut s1, h, rec, _) = observed(params(Profile::Fast));
+    let mut us = Vec::new();
+    for x in [3i64, 1 << 30] {
+        let mut u = Vec::new();
+        for _ in 0..RUNS / BATCH {
+            let a = enc(&pk, &vec![x; BATCH]);
+            let b = enc(&pk, &vec![5; BATCH]);
+            assert_eq!(dec(&s1.mul(&a, &b).unwrap()), vec![5 * x as i128; BATCH]);
+            u.extend(rec.slots("products", |i| i < BATCH));
+        }
+        assert_eq!(u.len(), RUNS);
+        let lo = BigInt::from(x);
+        let hi = (BigInt::from(1) << (L + KAPPA)) + x;
+        assert!(
+            u.iter().all(|v| v >= &lo && v < &hi),
+            "u outside x + [0, 2^(ℓ+κ))"
+        );
+        us.push(u);
+    }
+    finish(s1, h);
+    let high = |v: &[BigInt]| -> Vec<BigInt> { v.iter().map(|u| u >> 20u32).collect() };
+    assert_indistinguishable(&high(&us[0]), &high(&us[1]), "u >> 20 for x = 3 vs 2^30");
+    // Mean of the top byte of u: uniform on [0, 256), sd of a mean of 300 is 4.3.
+    let top_mean = |v: &[BigInt]| -> f64 {
+        let s: u64 = v
+            .iter()
+            .map(|u| u64::try_from(u >> (L + KAPPA - 8)).unwrap())
+            .sum();
+        s as f64 / v.len() as f64
+    };
+    let (m0, m1) = (top_mean(&us[0]), top_mean(&us[1]));
+    let sd_diff = (2.0f64 * 256.0 * 256.0 / 12.0 / RUNS as f64).sqrt();
+    assert!(
+        (m0 - m1).abs() < 5.0 * sd_diff,
+        "top-byte means {m0} vs {m1}"
+    );
+    assert!(
+        (m0 - 127.5).abs() < 5.0 * sd_diff / 2f64.sqrt(),
+        "top-byte mean {m0}"
+    );
+}
+
+/// A full relu/mul/truncate/dot/compare/argmax sequence, in both profiles, on inputs drawn from a
+/// known set: no value S2 decrypts (slot or zero test, read as signed) equals an input, a
+/// product of two inputs, a truncated value or any of their negations.
+#[test]
+fn s2_never_sees_an_input_or_a_product() {
+    use rand::seq::SliceRandom;
+    // Products of two values stay below 2^38, inside ℓ = 40.
+    const SET: [i64; 10] = [
+        3,
+        -7,
+        12,
+        255,
+        -1000,
+        4096,
+        65537,
+        -(1 << 19) + 1,
+        300_001,
+        1,
+    ];
+    let pk = key().public_key().clone();
+    let n = BigInt::from_biguint(Sign::Plus, pk.n());
+    let mut forbidden: HashSet<BigInt> = HashSet::new();
+    for &a in &SET {
+        forbidden.insert(BigInt::from(a));
+        for &b in &SET {
+            forbidden.insert(BigInt::from(a) * b);
+            forbidden.insert((BigInt::from(a) * b) >> 8u32);
+        }
+    }
+    let negs: Vec<BigInt> = forbidden.iter().map(|v| -v).collect();
+    forbidden.extend(negs);
+    for profile in [Profile::Fast, Profile::Strict] {
+        let (mut s1, h, rec, _) = observed(params(profile));
+        let mut rng = rand::thread_rng();
+        let xs: Vec<i64> = (0..12).map(|_| *SET.choose(&mut rng).unwrap()).collect();
+        let ys: Vec<i64> = (0..12).map(|_| *SET.choose(&mut rng).unwrap()).collect();
+        let (cx, cy) = (enc(&pk, &xs), enc(&pk, &ys));
+        let (relu, _) = s1.relu(&cx).unwrap();
+        let prod = s1.mul(&relu, &cy).unwrap();
+        let trunc = s1.truncate(&prod, 8).unwrap();
+        let dot = s1.dot(&cx, &cy).unwrap();
+        let pos = s1.positive(&trunc).unwrap();
+        let scores: Vec<Vec<Ciphertext>> = cx.chunks(3).map(<[Ciphertext]>::to_vec).collect();
+        let hot = s1.argmax(&scores).unwrap();
+        // The results are right...
+        let want_prod: Vec<i128> = xs
+            .iter()
+            .zip(&ys)
+            .map(|(&x, &y)| x.max(0) as i128 * y as i128)
+            .collect();
+        assert_eq!(dec(&prod), want_prod);
+        let t = dec(&trunc);
+        for (t, p) in t.iter().zip(&want_prod) {
+            assert!(*t == p >> 8 || (profile == Profile::Fast && *t == (p >> 8) + 1));
+        }
+        assert_eq!(
+            dec(&[dot])[0],
+            xs.iter()
+                .zip(&ys)
+                .map(|(&x, &y)| x as i128 * y as i128)
+                .sum::<i128>()
+        );
+        assert_eq!(
+            dec(&pos),
+            t.iter().map(|&v| i128::from(v > 0)).collect::<Vec<_>>()
+        );
+        assert_eq!(hot.len(), 4);
+        // ...and S2 saw none of the values involved.
+        let seen = rec.take();
+        let zero_tests = seen
+            .iter()
+            .filter(|s| matches!(s, Seen::Zero { .. }))
+            .count();
+        assert_eq!(zero_tests > 0, profile == Profile::Strict);
+        for s in seen {
+            let v = match s {
+                Seen::Slot { value, .. } => value,
+                // The zeros of the DGK test carry S1's coin only; skip them.
+                Seen::Zero { value, .. } if value.is_zero() => continue,
+                Seen::Zero { value, .. } => {
+                    let v = BigInt::from_biguint(Sign::Plus, value);
+                    if v > &n >> 1u32 {
+                        v - &n
+                    } else {
+                        v
+                    }
+                }
+            };
+            assert!(!forbidden.contains(&v), "S2 saw {v} ({profile})");
+        }
+        finish(s1, h);
+    }
+}
+
+/// Every ciphertext S1 sends is fresh: the same mul (and strict comparison) on the same input
+/// ciphertexts twice sends packed ciphertexts and DGK values that share nothing with each other
+/// or with the inputs, and S2 sees different blinded values.
+#[test]
+fn every_ciphertext_s1_sends_is_fresh() {
+    let pk = key().public_key().clone();
+    for profile in [Profile::Fast, Profile::Strict] {
+        let (mut s1, h, rec, sent) = observed(params(profile));
+        let a = enc(&pk, &[3, -4, 5, 0, 7]);
+        let b = enc(&pk, &[2, 2, -1, 9, 1]);
+        let mut all: HashSet<Ciphertext> = a.iter().chain(&b).cloned().collect();
+        let mut blinded: Vec<Vec<BigInt>> = Vec::new();
+        for _ in 0..2 {
+            assert_eq!(dec(&s1.mul(&a, &b).unwrap()), vec![6, -8, -5, 0, 7]);
+            blinded.push(rec.slots("products", |_| true));
+            if profile == Profile::Strict {
+                assert_eq!(dec(&s1.positive(&a).unwrap()), vec![1, 0, 1, 0, 1]);
+                rec.take();
+            }
+        }
+        assert_eq!(blinded[0].len(), 10);
+        assert!(
+            blinded[0].iter().zip(&blinded[1]).all(|(u, v)| u != v),
+            "S2 saw a blinded value twice"
+        );
+        let mut count = 0;
+        for req in sent.requests() {
+            let cts: Vec<Ciphertext> = match req {
+                Request::Eval { packs, .. } => packs,
+                Request::ZeroTest { groups } => groups.into_iter().flatten().collect(),
+                other => panic!("unexpected request {other:?}"),
+            };
+            for c in cts {
+                count += 1;
+                assert!(
+                    all.insert(c),
+                    "a ciphertext was sent twice or equals an input"
+                );
+            }
+        }
+        assert!(count >= 2);
+        finish(s1, h);
+    }
+}
