@@ -117,6 +117,52 @@ fn to_nat_abs(v: &BigInt) -> Nat {
     Nat::from_biguint(v.magnitude())
 }
 
+/// Π bᵢ^eᵢ mod m. Few terms or long exponents: one exponentiation each (the backend's
+/// Montgomery ladder); many short exponents: Straus' interleaved 4-bit windows, which shares the
+/// squarings among all terms.
+fn multi_exp(terms: &[(&Nat, Nat)], m: &Nat) -> Nat {
+    let max_bits = terms.iter().map(|(_, e)| e.bits()).max().unwrap_or(0);
+    if terms.len() < 4 || max_bits > 512 {
+        return terms
+            .iter()
+            .fold(Nat::one(), |acc, (b, e)| acc.mul_mod(&b.pow_mod(e, m), m));
+    }
+    const W: u64 = 4;
+    let tables: Vec<Vec<Nat>> = terms
+        .iter()
+        .map(|(b, _)| {
+            let b = b.rem(m);
+            let mut t = Vec::with_capacity(1 << W);
+            t.push(Nat::one());
+            t.push(b.clone());
+            for i in 2..(1usize << W) {
+                let next = t[i - 1].mul_mod(&b, m);
+                t.push(next);
+            }
+            t
+        })
+        .collect();
+    let digits = max_bits.div_ceil(W);
+    let mut acc = Nat::one();
+    for d in (0..digits).rev() {
+        if d + 1 != digits {
+            acc = acc.pow_mod(&Nat::from_u64(1 << W), m);
+        }
+        for ((_, e), t) in terms.iter().zip(&tables) {
+            let mut digit = 0usize;
+            for bit in 0..W {
+                if e.bit(d * W + bit) {
+                    digit |= 1 << bit;
+                }
+            }
+            if digit != 0 {
+                acc = acc.mul_mod(&t[digit], m);
+            }
+        }
+    }
+    acc
+}
+
 impl PublicKey {
     /// A public key from its modulus. Checks that n is odd and of an accepted size.
     pub fn from_modulus(n: &BigUint) -> Result<Self> {
@@ -341,21 +387,23 @@ impl PublicKey {
         terms: &[(&Ciphertext, &BigInt)],
         constant: &BigInt,
     ) -> Result<Ciphertext> {
-        let mut pos = self.g_pow(&self.encode(constant)?);
-        let mut neg = Nat::one();
+        let mut pos_terms: Vec<(&Nat, Nat)> = Vec::new();
+        let mut neg_terms: Vec<(&Nat, Nat)> = Vec::new();
         for (c, k) in terms {
             let mag = to_nat_abs(k);
             let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
             if mag.is_zero() {
                 continue;
             }
-            let t = c.0.pow_mod(&mag, &self.n2);
             match k.sign() {
-                Sign::Minus => neg = neg.mul_mod(&t, &self.n2),
-                _ => pos = pos.mul_mod(&t, &self.n2),
+                Sign::Minus => neg_terms.push((&c.0, mag)),
+                _ => pos_terms.push((&c.0, mag)),
             }
         }
-        if neg != Nat::one() {
+        let mut pos = self.g_pow(&self.encode(constant)?);
+        pos = pos.mul_mod(&multi_exp(&pos_terms, &self.n2), &self.n2);
+        if !neg_terms.is_empty() {
+            let neg = multi_exp(&neg_terms, &self.n2);
             let inv = neg.inv_mod(&self.n2).ok_or(Error::InvalidCiphertext)?;
             pos = pos.mul_mod(&inv, &self.n2);
         }
@@ -372,11 +420,9 @@ impl PublicKey {
             return Ciphertext(Nat::one());
         };
         let mut acc = first.0.clone();
+        let shift = Nat::one().shl(slot_bits);
         for c in it {
-            for _ in 0..slot_bits {
-                acc = acc.square().rem(&self.n2);
-            }
-            acc = acc.mul_mod(&c.0, &self.n2);
+            acc = acc.pow_mod(&shift, &self.n2).mul_mod(&c.0, &self.n2);
         }
         Ciphertext(acc)
     }
@@ -587,15 +633,31 @@ impl SecretKey {
             .rem(&self.q)
             .pow_mod_secret(&self.p_mod_qm1, &self.q)
             .pow_mod_secret(&self.q, &self.q2);
-        // x = a + p^2 * ((b - a) * (p^2)^-1 mod q^2)
-        let diff = b.add(&self.q2).sub(&a.rem(&self.q2)).rem(&self.q2);
-        a.add(&self.p2.mul(&diff.mul_mod(&self.p2_inv_q2, &self.q2)))
+        self.crt_n2(&a, &b)
     }
 
     /// Fresh randomness computed with CRT (about 3–4× faster than [`PublicKey::randomizer`]).
+    ///
+    /// A uniform n-th residue mod n^2 is, by CRT, a pair of independent uniform elements of the
+    /// order-(p−1) subgroup mod p^2 and the order-(q−1) subgroup mod q^2; y ↦ y^p mod p^2 maps
+    /// Z*_p one-to-one onto the former (y^p mod p^2 depends only on y mod p). So ρ is built from
+    /// uniform y_p ∈ Z*_p and y_q ∈ Z*_q with one exponentiation per prime.
     pub fn randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Randomizer {
-        let r = self.pk.random_unit(rng);
-        Randomizer(self.nth_residue_crt(&r))
+        let unit = |p: &Nat, rng: &mut R| loop {
+            let y = Nat::random_below(p, rng);
+            if !y.is_zero() {
+                return y;
+            }
+        };
+        let a = unit(&self.p, rng).pow_mod_secret(&self.p, &self.p2);
+        let b = unit(&self.q, rng).pow_mod_secret(&self.q, &self.q2);
+        Randomizer(self.crt_n2(&a, &b))
+    }
+
+    /// The x mod n^2 with x ≡ a (mod p^2) and x ≡ b (mod q^2).
+    fn crt_n2(&self, a: &Nat, b: &Nat) -> Nat {
+        let diff = b.add(&self.q2).sub(&a.rem(&self.q2)).rem(&self.q2);
+        a.add(&self.p2.mul(&diff.mul_mod(&self.p2_inv_q2, &self.q2)))
     }
 
     /// Encrypts with fresh randomness using CRT (key holder only).

@@ -382,6 +382,24 @@ proptest! {
         prop_assert_eq!(sk.decrypt(&pk.sub(&ca, &cb).unwrap()).unwrap(), ref_signed(&(&a - &b), &n));
     }
 
+    /// Many terms with short signed exponents take the multi-exponentiation path.
+    #[test]
+    fn linear_combination_many_short_terms(
+        terms in vec((any::<i64>(), any::<i128>()), 4..40),
+        shift in 0u32..190,
+        s in seed(),
+    ) {
+        let (sk, pk) = (sk(), pk());
+        let n = pk.n();
+        let mut rng = rng(s);
+        let cts: Vec<Ciphertext> = terms.iter().map(|(a, _)| pk.encrypt_i64(*a, &mut rng)).collect();
+        let ks: Vec<BigInt> = terms.iter().map(|(_, k)| BigInt::from(*k) << shift).collect();
+        let refs: Vec<(&Ciphertext, &BigInt)> = cts.iter().zip(&ks).collect();
+        let got = pk.linear_combination(&refs, &BigInt::from(7)).unwrap();
+        let want = terms.iter().zip(&ks).fold(BigInt::from(7), |acc, ((a, _), k)| acc + BigInt::from(*a) * k);
+        prop_assert_eq!(dec(sk, &got), ref_signed(&want, &n));
+    }
+
     #[test]
     fn scalar_homomorphism(a in plaintext(), k in scalar(), small in any::<i64>(), s in seed()) {
         let (sk, pk) = (sk(), pk());
