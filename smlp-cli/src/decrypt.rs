@@ -1,0 +1,321 @@
+//! `smlp decrypt`: predictions → CSV, models and checkpoints → JSON, data sets → CSV.
+
+use crate::bail;
+use crate::error::{CliResult, Context};
+use crate::keys::load_secret;
+use clap::Args;
+use paillier::format::{open, write_atomic, MAGIC, PUBLIC_KEY, SECRET_KEY};
+use paillier::SecretKey;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use smlp::encrypted::{
+    Checkpoint, EncryptedDataset, EncryptedModel, EncryptedPredictions, CHECKPOINT, DATASET, MODEL,
+    PREDICTIONS,
+};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Decrypts a predictions, model, checkpoint or data set file with the secret key.
+///
+/// The kind is read from the file's header:
+///   predictions → CSV with a header `predicted_class` and one class per row (in the order of the
+///                 classified data set; --scores adds the output scores);
+///   model, checkpoint → JSON with the shape, the parameters and the weights, both as real
+///                 numbers and as the raw integers at scale 2^F_w;
+///   data set → CSV of the standardised features and the labels.
+#[derive(Args, Debug, Clone)]
+pub struct DecryptArgs {
+    /// Secret key file (KEYDIR/secret.key).
+    #[arg(long, value_name = "FILE")]
+    pub secret_key: PathBuf,
+    /// Encrypted file (predictions, model, checkpoint or data set).
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output file (CSV or JSON).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// For predictions: add the decrypted output scores as columns score_0, score_1, ...
+    #[arg(long)]
+    pub scores: bool,
+}
+
+/// What a decrypted file held.
+#[derive(Debug, Clone)]
+pub enum Decrypted {
+    /// Predicted classes.
+    Predictions(Vec<usize>),
+    /// Model weights.
+    Model(Box<ModelJson>),
+    /// Features and labels.
+    Dataset {
+        /// Samples.
+        samples: usize,
+    },
+}
+
+/// The JSON form of a decrypted model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelJson {
+    /// Layer sizes [d, h1, ..., k].
+    pub shape: Vec<usize>,
+    /// Number of classes.
+    pub classes: usize,
+    /// Profile the model was trained in.
+    pub profile: String,
+    /// Epochs trained.
+    pub epochs_trained: u64,
+    /// Fingerprint of the key the model was encrypted under.
+    pub fingerprint: String,
+    /// f: fractional bits of inputs and activations.
+    pub frac_bits: u32,
+    /// F_w: weights and biases are integers at scale 2^F_w.
+    pub weight_frac_bits: u32,
+    /// Learning rate η = num / 2^shift.
+    pub learning_rate: LearningRateJson,
+    /// ℓ: bound on the values in the sub-protocols.
+    pub value_bits: u32,
+    /// Training configuration, for checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigJson>,
+    /// Layers 1..L.
+    pub layers: Vec<LayerJson>,
+}
+
+/// Learning rate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LearningRateJson {
+    /// Numerator.
+    pub num: u32,
+    /// η = num / 2^shift.
+    pub shift: u32,
+    /// η.
+    pub value: f64,
+}
+
+/// Training configuration of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigJson {
+    /// Epochs of the run.
+    pub epochs: u64,
+    /// Batch size.
+    pub batch: usize,
+    /// Order seed.
+    pub seed: u64,
+}
+
+/// One weight layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerJson {
+    /// W[out][in] as reals (raw / 2^F_w).
+    pub weights: Vec<Vec<f64>>,
+    /// b[out] as reals.
+    pub biases: Vec<f64>,
+    /// W[out][in], raw integers at scale 2^F_w (may exceed 2^53: parse as big integers).
+    pub weights_raw: Vec<Vec<i128>>,
+    /// b[out], raw integers at scale 2^F_w.
+    pub biases_raw: Vec<i128>,
+}
+
+/// Runs `smlp decrypt`.
+pub fn decrypt(args: &DecryptArgs) -> CliResult<Decrypted> {
+    let bytes = std::fs::read(&args.input).with_context(|| args.input.display().to_string())?;
+    let tag = file_tag(&bytes).with_context(|| args.input.display().to_string())?;
+    let sk = load_secret(&args.secret_key)?;
+    let ctx = || args.input.display().to_string();
+    match &tag {
+        t if *t == PREDICTIONS.tag => {
+            let p: EncryptedPredictions = open(&PREDICTIONS, &bytes).with_context(ctx)?;
+            decrypt_predictions(&sk, &p, args.scores, &args.out).with_context(ctx)
+        }
+        t if *t == MODEL.tag => {
+            let m: EncryptedModel = open(&MODEL, &bytes).with_context(ctx)?;
+            let json = model_json(&sk, &m, None).with_context(ctx)?;
+            write_json(&args.out, &json)?;
+            println!(
+                "decrypted model {} ({} epochs) → {}",
+                m.shape,
+                m.epochs_trained,
+                args.out.display()
+            );
+            Ok(Decrypted::Model(Box::new(json)))
+        }
+        t if *t == CHECKPOINT.tag => {
+            let c: Checkpoint = open(&CHECKPOINT, &bytes).with_context(ctx)?;
+            let json = model_json(&sk, &c.model, Some(&c)).with_context(ctx)?;
+            write_json(&args.out, &json)?;
+            println!(
+                "decrypted checkpoint {} ({} of {} epochs) → {}",
+                c.model.shape,
+                c.model.epochs_trained,
+                c.config.epochs,
+                args.out.display()
+            );
+            Ok(Decrypted::Model(Box::new(json)))
+        }
+        t if *t == DATASET.tag => {
+            let d: EncryptedDataset = open(&DATASET, &bytes).with_context(ctx)?;
+            let n = decrypt_dataset(&sk, &d, &args.out).with_context(ctx)?;
+            Ok(Decrypted::Dataset { samples: n })
+        }
+        t if *t == PUBLIC_KEY.tag || *t == SECRET_KEY.tag => {
+            bail!("{} is a key file; nothing to decrypt", args.input.display())
+        }
+        t => bail!(
+            "{}: unknown smlp file kind `{}`",
+            args.input.display(),
+            String::from_utf8_lossy(t)
+        ),
+    }
+}
+
+/// The 4-byte kind tag after the "SMLP" magic.
+pub fn file_tag(bytes: &[u8]) -> CliResult<[u8; 4]> {
+    if bytes.len() < 8 || bytes[..4] != MAGIC {
+        bail!("not an smlp file (bad magic bytes)");
+    }
+    let mut t = [0u8; 4];
+    t.copy_from_slice(&bytes[4..8]);
+    Ok(t)
+}
+
+fn decrypt_predictions(
+    sk: &SecretKey,
+    p: &EncryptedPredictions,
+    scores: bool,
+    out: &Path,
+) -> CliResult<Decrypted> {
+    let classes = p.decrypt_classes(sk)?;
+    let mut csv = String::from("predicted_class");
+    let sc = if scores {
+        let s = p.decrypt_scores(sk)?;
+        let k = s.first().map_or(0, Vec::len);
+        for j in 0..k {
+            write!(csv, ",score_{j}").expect("string write");
+        }
+        Some(s)
+    } else {
+        None
+    };
+    csv.push('\n');
+    for (i, c) in classes.iter().enumerate() {
+        write!(csv, "{c}").expect("string write");
+        if let Some(s) = &sc {
+            for v in &s[i] {
+                write!(csv, ",{v}").expect("string write");
+            }
+        }
+        csv.push('\n');
+    }
+    write_atomic(out, csv.as_bytes(), false)?;
+    let mut counts = vec![0usize; p.classes.max(2)];
+    for &c in &classes {
+        if c < counts.len() {
+            counts[c] += 1;
+        }
+    }
+    println!(
+        "decrypted {} predictions (per class: {:?}) → {}",
+        classes.len(),
+        counts,
+        out.display()
+    );
+    Ok(Decrypted::Predictions(classes))
+}
+
+/// Decrypts a model into its JSON form.
+pub fn model_json(
+    sk: &SecretKey,
+    m: &EncryptedModel,
+    ckpt: Option<&Checkpoint>,
+) -> CliResult<ModelJson> {
+    let raw = m.decrypt(sk)?;
+    let fixed = m.fixed;
+    let layers = raw
+        .layers
+        .iter()
+        .map(|l| LayerJson {
+            weights: l
+                .w
+                .iter()
+                .map(|r| r.iter().map(|&v| fixed.decode_weight(v)).collect())
+                .collect(),
+            biases: l.b.iter().map(|&v| fixed.decode_weight(v)).collect(),
+            weights_raw: l.w.clone(),
+            biases_raw: l.b.clone(),
+        })
+        .collect();
+    Ok(ModelJson {
+        shape: m.shape.0.clone(),
+        classes: m.classes,
+        profile: m.profile.to_string(),
+        epochs_trained: m.epochs_trained,
+        fingerprint: m.fingerprint.to_string(),
+        frac_bits: fixed.frac_bits,
+        weight_frac_bits: fixed.weight_frac_bits(),
+        learning_rate: LearningRateJson {
+            num: fixed.lr.num,
+            shift: fixed.lr.shift,
+            value: fixed.lr.value(),
+        },
+        value_bits: fixed.value_bits,
+        config: ckpt.map(|c| ConfigJson {
+            epochs: c.config.epochs,
+            batch: c.config.batch,
+            seed: c.config.seed,
+        }),
+        layers,
+    })
+}
+
+fn write_json(out: &Path, json: &ModelJson) -> CliResult<()> {
+    let mut text = serde_json::to_string_pretty(json)?;
+    text.push('\n');
+    write_atomic(out, text.as_bytes(), false)?;
+    Ok(())
+}
+
+fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResult<usize> {
+    d.check(sk.public_key(), false)?;
+    let scale = f64::from(d.frac_bits).exp2();
+    let rows: Vec<String> = d
+        .samples
+        .par_iter()
+        .map(|s| {
+            let mut row = String::new();
+            for (j, c) in s.x.iter().enumerate() {
+                let v = sk.decrypt_i64(c)?;
+                if j > 0 {
+                    row.push(',');
+                }
+                write!(row, "{}", v as f64 / scale).expect("string write");
+            }
+            let y: Vec<i64> =
+                s.y.iter()
+                    .map(|c| sk.decrypt_i64(c))
+                    .collect::<Result<_, _>>()?;
+            let label = match y.len() {
+                0 => String::new(),
+                1 => (y[0] as f64 / scale).to_string(),
+                _ => y
+                    .iter()
+                    .position(|&v| v != 0)
+                    .map_or(String::new(), |c| c.to_string()),
+            };
+            write!(row, ",{label}").expect("string write");
+            Ok(row)
+        })
+        .collect::<Result<_, paillier::Error>>()?;
+    let mut csv: String = (0..d.features).map(|j| format!("x{j},")).collect();
+    csv.push_str("label\n");
+    for r in rows {
+        csv.push_str(&r);
+        csv.push('\n');
+    }
+    write_atomic(out, csv.as_bytes(), false)?;
+    println!(
+        "decrypted data set of {} samples (standardised features) → {}",
+        d.len(),
+        out.display()
+    );
+    Ok(d.len())
+}

@@ -1,0 +1,165 @@
+//! `smlp encrypt`: CSV → standardised, fixed-point, encrypted data set.
+
+use crate::bail;
+use crate::error::{CliResult, Context};
+use crate::keys::load_public;
+use crate::util::{sample_bar, secs};
+use clap::Args;
+use paillier::format::{write_atomic, write_file};
+use paillier::FixedPoint;
+use rayon::prelude::*;
+use smlp::data::{Dataset, EncodedDataset, Standardizer, DEFAULT_INT_BITS};
+use smlp::encrypted::{EncryptedDataset, EncryptedSample, DATASET};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Encrypts a CSV data set under a public key.
+///
+/// Every column except the label column is a numeric feature; the label column (the last one
+/// unless --label names another) holds class indices 0, 1, ..., k-1, and k is recorded in the
+/// file. Features are standardised ((x - mean) / std), encoded in fixed point with --frac-bits
+/// fractional bits and encrypted, with the one-hot (or 0/1) targets, under the public key.
+///
+/// Without --scaler, the standardiser is fitted on this file and written next to the output as
+/// OUT.scaler.json; encrypt test files with the training file's scaler (--scaler
+/// TRAIN.enc.scaler.json) so that both are scaled alike.
+#[derive(Args, Debug, Clone)]
+pub struct EncryptArgs {
+    /// Public key file (KEYDIR/public.key).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: PathBuf,
+    /// The data: a header row with column names, then one sample per row.
+    #[arg(long, value_name = "DATA.csv")]
+    pub csv: PathBuf,
+    /// Name of the label column (default: the last column).
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// Standardiser (JSON) to apply instead of fitting one on this file.
+    #[arg(long, value_name = "SCALER.json")]
+    pub scaler: Option<PathBuf>,
+    /// Fractional bits f of the fixed-point encoding (x̂ = round(x·2^f)).
+    #[arg(long, default_value_t = 16)]
+    pub frac_bits: u32,
+    /// Integer bits of the encoding: standardised features must satisfy |x| < 2^int-bits.
+    #[arg(long, default_value_t = DEFAULT_INT_BITS)]
+    pub int_bits: u32,
+    /// Number of classes k to record (default: largest label + 1, at least 2); use it for a test
+    /// file in which the highest classes do not occur.
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Output file (encrypted data set).
+    #[arg(long, value_name = "DATA.enc")]
+    pub out: PathBuf,
+    /// Do not show a progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// What `encrypt` did.
+#[derive(Debug, Clone)]
+pub struct EncryptSummary {
+    /// Samples encrypted.
+    pub samples: usize,
+    /// Time spent encrypting.
+    pub elapsed: Duration,
+    /// The standardiser file written, if one was fitted.
+    pub scaler_written: Option<PathBuf>,
+}
+
+/// `OUT.scaler.json`.
+pub fn scaler_path_for(out: &Path) -> PathBuf {
+    let mut s = OsString::from(out.as_os_str());
+    s.push(".scaler.json");
+    PathBuf::from(s)
+}
+
+/// Runs `smlp encrypt`.
+pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
+    let pk = load_public(&args.public_key)?;
+    let mut data = Dataset::load_csv(&args.csv, args.label.as_deref())
+        .with_context(|| args.csv.display().to_string())?;
+    if let Some(k) = args.classes {
+        if k < data.classes {
+            bail!(
+                "--classes {k} is too small: {} has labels up to {}",
+                args.csv.display(),
+                data.classes - 1
+            );
+        }
+        data.classes = k.max(2);
+    }
+    let (scaler, fitted) = match &args.scaler {
+        Some(path) => {
+            let s = Standardizer::load(path).with_context(|| path.display().to_string())?;
+            if s.mean.len() != data.num_features() {
+                bail!(
+                    "the scaler {} is for {} features, but {} has {}",
+                    path.display(),
+                    s.mean.len(),
+                    args.csv.display(),
+                    data.num_features()
+                );
+            }
+            (s, false)
+        }
+        None => (Standardizer::fit(&data), true),
+    };
+    let fp = FixedPoint::new(args.frac_bits, args.int_bits).context("fixed-point encoding")?;
+    let encoded = EncodedDataset::encode(&scaler.apply(&data)?, &fp)
+        .with_context(|| args.csv.display().to_string())?;
+
+    let start = Instant::now();
+    let bar = sample_bar(encoded.len() as u64, args.quiet);
+    bar.set_prefix("encrypting");
+    let samples: Vec<EncryptedSample> = encoded
+        .features
+        .par_iter()
+        .zip(encoded.targets.par_iter())
+        .map(|(x, y)| {
+            let mut rng = rand::thread_rng();
+            let s = EncryptedSample {
+                x: x.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect(),
+                y: y.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect(),
+            };
+            bar.inc(1);
+            s
+        })
+        .collect();
+    bar.finish_and_clear();
+    let ds = EncryptedDataset {
+        fingerprint: pk.fingerprint(),
+        frac_bits: encoded.frac_bits,
+        classes: encoded.classes,
+        features: data.num_features(),
+        samples,
+    };
+    let elapsed = start.elapsed();
+
+    let scaler_written = if fitted {
+        let path = scaler_path_for(&args.out);
+        write_atomic(&path, scaler.to_json().as_bytes(), false)?;
+        Some(path)
+    } else {
+        None
+    };
+    write_file(&DATASET, &args.out, &ds)?;
+    println!(
+        "encrypted {} samples ({} features, {} classes, f = {}) under key {} in {} → {}",
+        ds.len(),
+        ds.features,
+        ds.classes,
+        ds.frac_bits,
+        ds.fingerprint,
+        secs(elapsed),
+        args.out.display()
+    );
+    if let Some(p) = &scaler_written {
+        println!("  standardiser fitted on this file: {}", p.display());
+    }
+    Ok(EncryptSummary {
+        samples: ds.len(),
+        elapsed,
+        scaler_written,
+    })
+}

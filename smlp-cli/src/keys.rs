@@ -1,0 +1,100 @@
+//! `smlp keygen` and key loading.
+
+use crate::bail;
+use crate::error::{CliResult, Context};
+use clap::Args;
+use paillier::format::{read_file, seal, write_atomic, write_file, PUBLIC_KEY, SECRET_KEY};
+use paillier::{PublicKey, SecretKey, MIN_SECURE_BITS, MIN_TEST_BITS};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Generates a Paillier key pair.
+///
+/// Writes KEYDIR/public.key (give it to S1 and to whoever encrypts data) and KEYDIR/secret.key
+/// (mode 0600; only S2 and the data owner need it). Existing key files are not overwritten unless
+/// --force is given.
+#[derive(Args, Debug, Clone)]
+pub struct KeygenArgs {
+    /// Size of the modulus n in bits (2048 or more; see --insecure-test-key).
+    #[arg(long, default_value_t = 2048)]
+    pub bits: u32,
+    /// Directory to write public.key and secret.key into (created if missing).
+    #[arg(long, value_name = "KEYDIR")]
+    pub out: PathBuf,
+    /// Allow key sizes below 2048 bits (down to 256). For tests only: such keys are not secure.
+    #[arg(long)]
+    pub insecure_test_key: bool,
+    /// Overwrite existing key files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// File name of the public key in a key directory.
+pub const PUBLIC_FILE: &str = "public.key";
+/// File name of the secret key in a key directory.
+pub const SECRET_FILE: &str = "secret.key";
+
+/// Runs `smlp keygen`; returns the secret key.
+pub fn keygen(args: &KeygenArgs) -> CliResult<SecretKey> {
+    let start = Instant::now();
+    let bits = args.bits;
+    let sk = if bits >= MIN_SECURE_BITS {
+        SecretKey::generate(bits, &mut rand::rngs::OsRng)?
+    } else if args.insecure_test_key {
+        if bits < MIN_TEST_BITS {
+            bail!("key size {bits} is below the minimum of {MIN_TEST_BITS} bits, even for tests");
+        }
+        SecretKey::generate_insecure_for_tests(bits, &mut rand::rngs::OsRng)?
+    } else {
+        bail!(
+            "key size {bits} is below {MIN_SECURE_BITS} bits; pass --insecure-test-key to allow \
+             small keys for tests"
+        );
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create key directory {}", args.out.display()))?;
+    let public = args.out.join(PUBLIC_FILE);
+    let secret = args.out.join(SECRET_FILE);
+    if !args.force {
+        for p in [&public, &secret] {
+            if p.exists() {
+                bail!(
+                    "{} already exists; pass --force to overwrite it",
+                    p.display()
+                );
+            }
+        }
+    }
+    let bytes = seal(&SECRET_KEY, &sk)?;
+    write_atomic(&secret, &bytes, true)?;
+    write_file(&PUBLIC_KEY, &public, sk.public_key())?;
+    println!(
+        "generated a {bits}-bit Paillier key pair in {:.2} s (fingerprint {})",
+        start.elapsed().as_secs_f64(),
+        sk.public_key().fingerprint()
+    );
+    println!("  public key: {}", public.display());
+    println!("  secret key: {} (mode 0600)", secret.display());
+    Ok(sk)
+}
+
+/// Reads a public key file.
+pub fn load_public(path: &Path) -> CliResult<PublicKey> {
+    Ok(read_file(&PUBLIC_KEY, path)?)
+}
+
+/// Reads a secret key file (warns if others may read it).
+pub fn load_secret(path: &Path) -> CliResult<SecretKey> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "warning: {} is readable by other users (mode {:o}); chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+    Ok(read_file(&SECRET_KEY, path)?)
+}

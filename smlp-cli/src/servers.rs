@@ -1,0 +1,204 @@
+//! `smlp serve-s2` and `smlp serve-s1`: the two servers, on [`transport::Server`].
+//!
+//! Both log with `tracing` to stderr (`RUST_LOG`, default `info`), isolate sessions (a failing or
+//! disconnecting client ends only its own session), and exit with status 0 on SIGINT, SIGTERM or
+//! SIGHUP: the accept loop stops and running sessions get `--grace-secs` to finish.
+
+use crate::error::{describe, CliError, CliResult, Context};
+use crate::keys::{load_public, load_secret};
+use crate::s1::{s1_session, S1Context};
+use clap::Args;
+use paillier::format::write_atomic;
+use secure_ops::{S2Options, S2Service};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use transport::{Server, ServerOptions, ShutdownHandle, TcpOptions};
+
+/// Settings shared by both servers.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Write the bound address (host:port) to this file once listening (useful with port 0).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+    /// Most sessions served at once; further connections are refused.
+    #[arg(long, default_value_t = 64)]
+    pub max_sessions: usize,
+    /// After SIGINT/SIGTERM, how long running sessions may take to finish.
+    #[arg(long, default_value_t = 10)]
+    pub grace_secs: u64,
+    /// How long a session may wait for its peer's next message.
+    #[arg(long, default_value_t = 1800)]
+    pub idle_timeout_secs: u64,
+}
+
+impl ServerArgs {
+    fn options(&self) -> ServerOptions {
+        ServerOptions {
+            channel: TcpOptions::default()
+                .with_read_timeout(Some(Duration::from_secs(self.idle_timeout_secs.max(1)))),
+            grace_period: Duration::from_secs(self.grace_secs),
+            max_sessions: Some(self.max_sessions.max(1)),
+            ..ServerOptions::default()
+        }
+    }
+}
+
+/// Runs S2, the crypto server: holds the secret key and answers S1's blinded requests.
+///
+/// S2 only ever serves secure-ops sessions with S1: it never receives data, model weights or
+/// predictions, only values that S1 has blinded with random masks of κ extra bits.
+#[derive(Args, Debug, Clone)]
+pub struct ServeS2Args {
+    /// Secret key file (KEYDIR/secret.key).
+    #[arg(long, value_name = "FILE")]
+    pub secret_key: PathBuf,
+    /// Address to listen on (port 0: any free port; see --ready-file).
+    #[arg(long, default_value = "127.0.0.1:7002")]
+    pub listen: String,
+    /// Precomputed encryption randomizers kept ready (0 disables the pool).
+    #[arg(long, default_value_t = 4096)]
+    pub pool_capacity: usize,
+    /// Background threads filling the randomizer pool.
+    #[arg(long, default_value_t = 1)]
+    pub pool_workers: usize,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Runs S1, the cloud server: holds the public key, receives encrypted data and models from
+/// clients, and trains or classifies with S2's help.
+///
+/// S1 never reads or receives the secret key. For every client request it opens its own session
+/// with S2 (--s2).
+#[derive(Args, Debug, Clone)]
+pub struct ServeS1Args {
+    /// Public key file (KEYDIR/public.key).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: PathBuf,
+    /// Address of S2.
+    #[arg(long, default_value = "127.0.0.1:7002")]
+    pub s2: String,
+    /// Address to listen on for clients (port 0: any free port; see --ready-file).
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    pub listen: String,
+    /// How long to keep retrying when S2 does not accept a connection (seconds).
+    #[arg(long, default_value_t = 2.0)]
+    pub s2_connect_retry_secs: f64,
+    /// Per session: precomputed randomizers for S1's blinding (0 disables the pool).
+    #[arg(long, default_value_t = 0)]
+    pub pool_capacity: usize,
+    /// Per session: background threads filling the randomizer pool.
+    #[arg(long, default_value_t = 1)]
+    pub pool_workers: usize,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+fn install_signal_handler(handle: ShutdownHandle) -> CliResult<()> {
+    ctrlc::set_handler(move || {
+        if !handle.is_shutdown() {
+            tracing::info!("signal received, shutting down");
+        }
+        handle.shutdown();
+    })
+    .context("cannot install the signal handler")
+}
+
+fn write_ready(path: Option<&Path>, addr: SocketAddr) -> CliResult<()> {
+    if let Some(p) = path {
+        write_atomic(p, format!("{addr}\n").as_bytes(), false)?;
+    }
+    Ok(())
+}
+
+fn remove_ready(path: Option<&Path>) {
+    if let Some(p) = path {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Runs `smlp serve-s2` until a signal arrives.
+pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
+    let sk = load_secret(&args.secret_key)?;
+    let fingerprint = sk.public_key().fingerprint();
+    let bits = sk.public_key().bits();
+    let server = Server::bind(args.listen.as_str(), args.server.options())?;
+    let addr = server.local_addr();
+    install_signal_handler(server.shutdown_handle())?;
+    let svc = Arc::new(S2Service::new(
+        sk,
+        S2Options {
+            pool_capacity: args.pool_capacity,
+            pool_workers: args.pool_workers,
+        },
+    ));
+    tracing::info!(%addr, key = %fingerprint, bits, "S2 (crypto server) listening");
+    println!("S2 listening on {addr} (key {fingerprint}, {bits} bits)");
+    write_ready(args.server.ready_file.as_deref(), addr)?;
+    let summary = server.run(move |chan, peer| -> Result<(), String> {
+        match svc.serve(chan) {
+            Ok(s) => {
+                tracing::info!(
+                    %peer,
+                    requests = s.requests,
+                    decryptions = s.counts.decryptions,
+                    encryptions = s.counts.encryptions,
+                    params = ?s.params,
+                    "S2 session with S1 finished"
+                );
+                Ok(())
+            }
+            Err(e) => Err(describe(&e)),
+        }
+    });
+    remove_ready(args.server.ready_file.as_deref());
+    tracing::info!(
+        sessions = summary.sessions,
+        failed = summary.failed,
+        "S2 stopped"
+    );
+    Ok(())
+}
+
+/// Runs `smlp serve-s1` until a signal arrives.
+pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
+    let pk = load_public(&args.public_key)?;
+    if !args.s2_connect_retry_secs.is_finite() || args.s2_connect_retry_secs < 0.0 {
+        return Err(CliError(
+            "--s2-connect-retry-secs must be a non-negative number".into(),
+        ));
+    }
+    let server = Server::bind(args.listen.as_str(), args.server.options())?;
+    let addr = server.local_addr();
+    let shutdown = server.shutdown_handle();
+    install_signal_handler(shutdown.clone())?;
+    let fingerprint = pk.fingerprint();
+    let ctx = Arc::new(S1Context {
+        pk,
+        s2: args.s2.clone(),
+        s2_options: TcpOptions::default()
+            .with_read_timeout(Some(Duration::from_secs(
+                args.server.idle_timeout_secs.max(1),
+            )))
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_connect_retry(Duration::from_secs_f64(args.s2_connect_retry_secs)),
+        pool: (args.pool_capacity, args.pool_workers),
+        shutdown,
+    });
+    tracing::info!(%addr, s2 = %args.s2, key = %fingerprint, "S1 (cloud server) listening");
+    println!(
+        "S1 listening on {addr} (S2 at {}, key {fingerprint})",
+        args.s2
+    );
+    write_ready(args.server.ready_file.as_deref(), addr)?;
+    let summary = server.run(move |chan, peer| s1_session(&ctx, chan, peer));
+    remove_ready(args.server.ready_file.as_deref());
+    tracing::info!(
+        sessions = summary.sessions,
+        failed = summary.failed,
+        "S1 stopped"
+    );
+    Ok(())
+}
