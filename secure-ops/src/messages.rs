@@ -46,6 +46,9 @@ pub enum Op {
     /// ⌊u / 2^shift⌋ for every slot u (u ≥ 0 for in-range values). With `carry_bits`, also the
     /// encrypted bits of 2·(u mod 2^shift) + 1 (DGK, exact truncation).
     Divide { shift: u32, carry_bits: bool },
+    /// ⌊u / d⌋ for every slot u and a public divisor d ≥ 2. With `carry_bits`, also the
+    /// encrypted bits of 2·(u mod d) + 1 (m + 1 bits, m = bit length of d) for an exact result.
+    DivideBy { divisor: u64, carry_bits: bool },
     /// Paper-style sign test: slots come in pairs (y, u); S2 returns ⟦β⟧ and, if `with_value`,
     /// ⟦β·u⟧ with β = 1{y > 0}.
     Sign { with_value: bool },

@@ -598,6 +598,70 @@ impl<C: Channel> S1<C> {
         Ok(out)
     }
 
+    /// ⌊xᵢ / d⌋ for a public divisor d ≥ 2 (Veugen, "Encrypted integer division", 2010): S2
+    /// divides the blinded x + R, S1 subtracts ⌊R / d⌋; the carry 1{(u mod d) < (R mod d)} is
+    /// subtracted too in [`Truncation::Exact`] (a DGK comparison) and kept in
+    /// [`Truncation::Stochastic`] (then the result is ⌊x/d⌋ + 1 with probability (x mod d)/d).
+    pub fn divide(
+        &mut self,
+        xs: &[Ciphertext],
+        d: u64,
+        mode: Truncation,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        if xs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let l = self.eng.params.value_bits;
+        let m = 64 - d.leading_zeros();
+        if d < 2 || m > l {
+            return Err(ProtocolError::InvalidRequest(format!(
+                "division by {d}: need 2 ≤ d < 2^ℓ"
+            )));
+        }
+        let dd = BigInt::from(d);
+        let big_r: Vec<BigInt> = xs.iter().map(|_| pow2(l) + self.eng.blind()).collect();
+        let slots: Vec<Slot<'_>> = xs
+            .iter()
+            .zip(&big_r)
+            .map(|(c, r)| Slot {
+                ct: c,
+                tau: r.clone(),
+            })
+            .collect();
+        let slot_bits = self.eng.params.slot_bits(0);
+        let exact = mode == Truncation::Exact;
+        let per = if exact { 1 + (m as usize + 1) } else { 1 };
+        let raw = self.eval(
+            &slots,
+            slot_bits,
+            Op::DivideBy {
+                divisor: d,
+                carry_bits: exact,
+            },
+            per * xs.len(),
+            "division",
+        )?;
+        let pk = self.eng.pk.clone();
+        if !exact {
+            return raw
+                .iter()
+                .zip(&big_r)
+                .map(|(q, r)| Ok(pk.add_plain(q, &-(r / &dd))?))
+                .collect();
+        }
+        let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
+        let cs: Vec<BigInt> = big_r.iter().map(|r| r % &dd).collect();
+        let lt = self.dgk_less_than(&bits, &cs, m)?;
+        raw.chunks(per)
+            .zip(&big_r)
+            .zip(&lt)
+            .map(|((ch, r), c)| {
+                let one = BigInt::one();
+                Ok(pk.linear_combination(&[(&ch[0], &one), (c, &-&one)], &-(r / &dd))?)
+            })
+            .collect()
+    }
+
     /// DGK comparison (Veugen 2010 / Bost et al. 2015): for each item, S2 holds d (its encrypted
     /// bits of d' = 2d + 1 are `dbits`, LSB first, m + 1 of them) and S1 holds c < 2^m;
     /// returns ⟦1{d < c}⟧. One round trip; S2 sees a fair coin and random non-zero values.

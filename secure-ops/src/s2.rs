@@ -312,7 +312,7 @@ impl Session<'_> {
         if let Some(obs) = &self.svc.observer {
             let name = match op {
                 Op::Products { .. } => "products",
-                Op::Divide { .. } => "divide",
+                Op::Divide { .. } | Op::DivideBy { .. } => "divide",
                 Op::Sign { .. } => "sign",
                 Op::CompareBits { .. } => "compare",
             };
@@ -363,6 +363,36 @@ impl Session<'_> {
                     outs.push(v >> *shift);
                     if *carry_bits {
                         push_bits(&mut outs, v, *shift);
+                    }
+                }
+                self.encrypt_all(&outs)
+            }
+            Op::DivideBy {
+                divisor,
+                carry_bits,
+            } => {
+                let d = *divisor;
+                let m = 64 - d.leading_zeros();
+                if d < 2 || m > l {
+                    return Err(Refusal::Bad(format!("division by {d} not allowed")));
+                }
+                let dd = BigInt::from(d);
+                let mut outs =
+                    Vec::with_capacity(u.len() * if *carry_bits { m as usize + 2 } else { 1 });
+                for v in &u {
+                    if v.sign() == Sign::Minus || v >= &(pow2(l + self.params.kappa) + pow2(l + 1))
+                    {
+                        return Err(Refusal::Range(
+                            "division: blinded value out of range".into(),
+                        ));
+                    }
+                    outs.push(v / &dd);
+                    if *carry_bits {
+                        let rem = v % &dd;
+                        let d2: BigInt = (rem << 1u32) + 1;
+                        for i in 0..=u64::from(m) {
+                            outs.push(BigInt::from(u8::from(d2.bit(i))));
+                        }
                     }
                 }
                 self.encrypt_all(&outs)

@@ -131,6 +131,40 @@ proptest! {
 }
 
 #[test]
+fn division_by_public_constants() {
+    let pk = key().public_key().clone();
+    let x: Vec<i64> = vec![
+        0,
+        1,
+        -1,
+        6,
+        -6,
+        7,
+        1000,
+        -1000,
+        LIM - 1,
+        -LIM + 1,
+        123456789,
+    ];
+    let (mut s1, h) = session(fast());
+    for d in [2u64, 3, 6, 10, 1000, (1 << 20) + 7] {
+        let floor: Vec<i128> = x.iter().map(|&v| v.div_euclid(d as i64) as i128).collect();
+        let ex = dec(&s1.divide(&enc(&pk, &x), d, Truncation::Exact).unwrap());
+        assert_eq!(ex, floor, "exact division by {d}");
+        let st = dec(&s1.divide(&enc(&pk, &x), d, Truncation::Stochastic).unwrap());
+        for (s, f) in st.iter().zip(&floor) {
+            assert!(
+                *s == *f || *s == *f + 1,
+                "stochastic division by {d}: {s} vs {f}"
+            );
+        }
+    }
+    assert!(s1.divide(&enc(&pk, &x), 1, Truncation::Exact).is_err());
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
+
+#[test]
 fn relu_boundary_values() {
     let pk = key().public_key().clone();
     let x = [0, 1, -1, LIM - 1, -LIM + 1, 2, -2];
