@@ -69,7 +69,9 @@ fn data(ds: Dataset, train_n: usize, test_n: usize) -> (EncodedDataset, EncodedD
     let (train, test) = stratified_split(&ds, 0.2, 3).unwrap();
     let scaler = Standardizer::fit(&train);
     let fp = FixedPoint::new(16, 20).unwrap();
-    let take = |d: &Dataset, n: usize| d.subset(&(0..n.min(d.len())).collect::<Vec<_>>());
+    // A shuffled subset (the split lists samples class by class).
+    let take =
+        |d: &Dataset, n: usize| d.subset(&smlp::epoch_order(d.len(), 99, 0)[..n.min(d.len())]);
     let tr = EncodedDataset::encode(&scaler.apply(&take(&train, train_n)).unwrap(), &fp).unwrap();
     let te = EncodedDataset::encode(&scaler.apply(&take(&test, test_n)).unwrap(), &fp).unwrap();
     (tr, te)
@@ -407,6 +409,54 @@ fn bad_inputs_give_clear_errors() {
         smlp::train_fixed(&mut r, &train_d, &opts, |_, _| {}),
         Err(smlp::Error::Overflow { .. })
     ));
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
+
+#[test]
+fn fast_profile_whole_run_reaches_the_reference_accuracy() {
+    // Four epochs over 80 wdbc samples (320 SGD steps), then accuracy on 40 held-out samples.
+    let (train_d, test_d) = data(Dataset::wdbc(), 80, 40);
+    let pk = key().public_key();
+    let fixed = FixedParams::default();
+    let shape = Shape::new(vec![30, 4, 1]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(21),
+    );
+    let cfg = TrainConfig {
+        epochs: 4,
+        batch: 1,
+        seed: 3,
+    };
+    let want = reference(&init, fixed, &train_d, &cfg);
+    let (mut s1, h) = session(Profile::Fast, &fixed);
+    let mut model = new_model(
+        &mut s1,
+        shape,
+        fixed,
+        2,
+        Some(encrypt_params(pk, &init).unwrap()),
+    )
+    .unwrap();
+    train(
+        &mut s1,
+        &mut model,
+        &EncryptedDataset::encrypt(pk, &train_d, true),
+        &cfg,
+        |_| {},
+        |_| Ok(()),
+    )
+    .unwrap();
+    let got = FixedMlp::from_params(model.decrypt(key()).unwrap(), fixed).unwrap();
+    let acc = |m: &FixedMlp| smlp::accuracy(m, &test_d.features, &test_d.labels).unwrap();
+    let (a_enc, a_ref) = (acc(&got), acc(&want));
+    assert!(a_ref >= 0.85, "reference accuracy {a_ref}");
+    assert!(
+        (a_enc - a_ref).abs() <= 1.0 / 40.0 + 1e-9,
+        "encrypted {a_enc} vs reference {a_ref}"
+    );
     s1.close().unwrap();
     h.join().unwrap().unwrap();
 }

@@ -1,0 +1,149 @@
+//! Encrypted training with a real 2048-bit key, S2 behind a real TCP server on loopback and S1 on
+//! a TCP channel: a few steps, checked against the plaintext fixed-point reference.
+
+use paillier::{FixedPoint, SecretKey};
+use rand::SeedableRng;
+use secure_ops::{Profile, S2Options, S2Service, SessionParams, S1};
+use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
+use smlp::encrypted::{classify, encrypt_params, new_model, train, EncryptedDataset, TrainConfig};
+use smlp::{init_fixed, FixedMlp, FixedParams, Rounding, Shape, TrainOptions};
+use std::sync::Arc;
+use transport::{server::Server, ServerOptions, TcpChannel, TcpOptions};
+
+fn encoded(ds: Dataset, n: usize) -> EncodedDataset {
+    let (train, _) = stratified_split(&ds, 0.2, 5).unwrap();
+    let scaler = Standardizer::fit(&train);
+    let fp = FixedPoint::new(16, 20).unwrap();
+    EncodedDataset::encode(
+        &scaler
+            .apply(&train.subset(&(0..n).collect::<Vec<_>>()))
+            .unwrap(),
+        &fp,
+    )
+    .unwrap()
+}
+
+#[test]
+fn real_key_over_tcp_matches_reference() {
+    let sk = SecretKey::generate(2048, &mut rand::rngs::OsRng).unwrap();
+    let pk = sk.public_key().clone();
+    assert_eq!(pk.bits(), 2048);
+    let server = Server::bind("127.0.0.1:0", ServerOptions::default()).unwrap();
+    let addr = server.local_addr();
+    let stop = server.shutdown_handle();
+    let svc = Arc::new(S2Service::new(sk.clone(), S2Options::default()));
+    let srv = std::thread::spawn(move || server.run(move |ch, _| svc.serve(ch).map(|_| ())));
+    let fixed = FixedParams::default();
+
+    // Strict profile, exact: one SGD step of a 4 → 2 → 3 network on iris equals the floor
+    // reference bit for bit, and so do the encrypted scores.
+    let data = encoded(Dataset::iris(), 1);
+    let shape = Shape::new(vec![4, 2, 3]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+    );
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch: 1,
+        seed: 1,
+    };
+    let mut reference = FixedMlp::from_params(init.clone(), fixed).unwrap();
+    let opts = TrainOptions {
+        epochs: 1,
+        batch: 1,
+        seed: 1,
+        start_epoch: 0,
+        rounding: Rounding::Floor,
+    };
+    smlp::train_fixed(&mut reference, &data, &opts, |_, _| {}).unwrap();
+    let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
+    let params = SessionParams {
+        value_bits: fixed.value_bits,
+        kappa: 80,
+        profile: Profile::Strict,
+    };
+    let mut s1 = S1::connect(pk.clone(), ch, params)
+        .unwrap()
+        .with_randomizer_pool(256, 1);
+    let enc = EncryptedDataset::encrypt(&pk, &data, true);
+    let mut model = new_model(
+        &mut s1,
+        shape,
+        fixed,
+        3,
+        Some(encrypt_params(&pk, &init).unwrap()),
+    )
+    .unwrap();
+    train(&mut s1, &mut model, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
+    assert_eq!(model.decrypt(&sk).unwrap(), reference.params);
+    s1.close().unwrap();
+
+    // Fast profile: three SGD steps of 30 → 3 → 1 on wdbc stay within stochastic rounding of the
+    // floor reference, and the encrypted classifier agrees with it.
+    let data = encoded(Dataset::wdbc(), 3);
+    let shape = Shape::new(vec![30, 3, 1]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(4),
+    );
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch: 1,
+        seed: 2,
+    };
+    let mut reference = FixedMlp::from_params(init.clone(), fixed).unwrap();
+    let opts = TrainOptions {
+        epochs: 1,
+        batch: 1,
+        seed: 2,
+        start_epoch: 0,
+        rounding: Rounding::Floor,
+    };
+    smlp::train_fixed(&mut reference, &data, &opts, |_, _| {}).unwrap();
+    let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
+    let params = SessionParams {
+        value_bits: fixed.value_bits,
+        kappa: 80,
+        profile: Profile::Fast,
+    };
+    let mut s1 = S1::connect(pk.clone(), ch, params)
+        .unwrap()
+        .with_randomizer_pool(256, 1);
+    let enc = EncryptedDataset::encrypt(&pk, &data, true);
+    let mut model = new_model(
+        &mut s1,
+        shape,
+        fixed,
+        2,
+        Some(encrypt_params(&pk, &init).unwrap()),
+    )
+    .unwrap();
+    train(&mut s1, &mut model, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
+    let got = model.decrypt(&sk).unwrap();
+    let max_diff = got
+        .iter()
+        .zip(reference.params.iter())
+        .map(|(a, b)| fixed.decode_weight(a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        max_diff < 2f64.powi(-10),
+        "max weight difference {max_diff}"
+    );
+    let preds = classify(&mut s1, &model, &enc, 3, |_| {}).unwrap();
+    let scores = preds.decrypt_scores(&sk).unwrap();
+    for (x, s) in data.features.iter().zip(&scores) {
+        let want = reference.output(x).unwrap()[0] as f64 / 65536.0;
+        assert!(
+            (s[0] - want).abs() < 2f64.powi(-8),
+            "score {} vs reference {want}",
+            s[0]
+        );
+    }
+    s1.close().unwrap();
+    stop.shutdown();
+    let summary = srv.join().unwrap();
+    assert_eq!(summary.panicked, 0);
+}
