@@ -139,12 +139,6 @@ pub struct ClassifyArgs {
 /// What a training run did.
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
-    /// The model.
-    pub model: EncryptedModel,
-    /// Samples per epoch.
-    pub samples: usize,
-    /// Epochs run in this call.
-    pub epochs_run: u64,
     /// S1's training time.
     pub elapsed: Duration,
     /// Costs of the S1–S2 session.
@@ -154,8 +148,6 @@ pub struct TrainSummary {
 /// What a classification run did.
 #[derive(Debug, Clone)]
 pub struct ClassifySummary {
-    /// Samples classified.
-    pub samples: usize,
     /// S1's classification time.
     pub elapsed: Duration,
     /// Costs of the S1–S2 session.
@@ -465,13 +457,7 @@ pub fn train(args: &TrainArgs) -> CliResult<TrainSummary> {
                     args.out.display()
                 );
                 print_costs(&costs);
-                return Ok(TrainSummary {
-                    model: *model,
-                    samples,
-                    epochs_run,
-                    elapsed,
-                    costs,
-                });
+                return Ok(TrainSummary { elapsed, costs });
             }
             ServerMsg::Error(m) => {
                 if let Some(d) = &display {
@@ -584,11 +570,7 @@ pub fn classify(args: &ClassifyArgs) -> CliResult<ClassifySummary> {
                     args.out.display()
                 );
                 print_costs(&costs);
-                return Ok(ClassifySummary {
-                    samples,
-                    elapsed,
-                    costs,
-                });
+                return Ok(ClassifySummary { elapsed, costs });
             }
             ServerMsg::Error(m) => {
                 if let Some(d) = &display {

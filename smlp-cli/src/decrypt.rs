@@ -47,10 +47,7 @@ pub enum Decrypted {
     /// Model weights.
     Model(Box<ModelJson>),
     /// Features and labels.
-    Dataset {
-        /// Samples.
-        samples: usize,
-    },
+    Dataset,
 }
 
 /// The JSON form of a decrypted model.
@@ -154,8 +151,8 @@ pub fn decrypt(args: &DecryptArgs) -> CliResult<Decrypted> {
         }
         t if *t == DATASET.tag => {
             let d: EncryptedDataset = open(&DATASET, &bytes).with_context(ctx)?;
-            let n = decrypt_dataset(&sk, &d, &args.out).with_context(ctx)?;
-            Ok(Decrypted::Dataset { samples: n })
+            decrypt_dataset(&sk, &d, &args.out).with_context(ctx)?;
+            Ok(Decrypted::Dataset)
         }
         t if *t == PUBLIC_KEY.tag || *t == SECRET_KEY.tag => {
             bail!("{} is a key file; nothing to decrypt", args.input.display())
@@ -274,7 +271,7 @@ fn write_json(out: &Path, json: &ModelJson) -> CliResult<()> {
     Ok(())
 }
 
-fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResult<usize> {
+fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResult<()> {
     d.check(sk.public_key(), false)?;
     let scale = f64::from(d.frac_bits).exp2();
     let rows: Vec<String> = d
@@ -317,5 +314,5 @@ fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResul
         d.len(),
         out.display()
     );
-    Ok(d.len())
+    Ok(())
 }

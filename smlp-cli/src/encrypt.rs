@@ -2,7 +2,7 @@
 
 use crate::bail;
 use crate::error::{CliResult, Context};
-use crate::keys::load_public;
+use crate::keys::{load_public, load_secret};
 use crate::util::{sample_bar, secs};
 use clap::Args;
 use paillier::format::{write_atomic, write_file};
@@ -25,10 +25,15 @@ use std::time::{Duration, Instant};
 /// OUT.scaler.json; encrypt test files with the training file's scaler (--scaler
 /// TRAIN.enc.scaler.json) so that both are scaled alike.
 #[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("key").required(true).args(["public_key", "secret_key"])))]
 pub struct EncryptArgs {
     /// Public key file (KEYDIR/public.key).
     #[arg(long, value_name = "FILE")]
-    pub public_key: PathBuf,
+    pub public_key: Option<PathBuf>,
+    /// Encrypt with the secret key instead (the data owner has it): same ciphertexts, about twice
+    /// as fast (CRT).
+    #[arg(long, value_name = "FILE")]
+    pub secret_key: Option<PathBuf>,
     /// The data: a header row with column names, then one sample per row.
     #[arg(long, value_name = "DATA.csv")]
     pub csv: PathBuf,
@@ -63,8 +68,6 @@ pub struct EncryptSummary {
     pub samples: usize,
     /// Time spent encrypting.
     pub elapsed: Duration,
-    /// The standardiser file written, if one was fitted.
-    pub scaler_written: Option<PathBuf>,
 }
 
 /// `OUT.scaler.json`.
@@ -76,7 +79,18 @@ pub fn scaler_path_for(out: &Path) -> PathBuf {
 
 /// Runs `smlp encrypt`.
 pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
-    let pk = load_public(&args.public_key)?;
+    let (pk, sk) = match (&args.public_key, &args.secret_key) {
+        (Some(p), None) => (load_public(p)?, None),
+        (None, Some(s)) => {
+            let sk = load_secret(s)?;
+            (sk.public_key().clone(), Some(sk))
+        }
+        _ => bail!("give exactly one of --public-key and --secret-key"),
+    };
+    let enc = |v: i64, rng: &mut rand::rngs::ThreadRng| match &sk {
+        Some(sk) => sk.encrypt_i64(v, rng),
+        None => pk.encrypt_i64(v, rng),
+    };
     let mut data = Dataset::load_csv(&args.csv, args.label.as_deref())
         .with_context(|| args.csv.display().to_string())?;
     if let Some(k) = args.classes {
@@ -119,8 +133,8 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
         .map(|(x, y)| {
             let mut rng = rand::thread_rng();
             let s = EncryptedSample {
-                x: x.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect(),
-                y: y.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect(),
+                x: x.iter().map(|&v| enc(v, &mut rng)).collect(),
+                y: y.iter().map(|&v| enc(v, &mut rng)).collect(),
             };
             bar.inc(1);
             s
@@ -160,6 +174,5 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
     Ok(EncryptSummary {
         samples: ds.len(),
         elapsed,
-        scaler_written,
     })
 }
