@@ -1,0 +1,221 @@
+//! Helpers for the tests that run the real `smlp` binary.
+#![allow(dead_code)]
+
+use smlp::data::Dataset;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smlp");
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run smlp")
+}
+
+fn show(args: &[&str], out: &Output) -> String {
+    format!(
+        "smlp {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs smlp, asserts success, returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "expected success:\n{}",
+        show(args, &out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs smlp, asserts a clean failure (exit code 1, one `error:` line, no panic), returns stderr.
+pub fn fail(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit code 1:\n{}",
+        show(args, &out)
+    );
+    assert!(
+        stderr.starts_with("error: ") || stderr.contains("\nerror: "),
+        "expected an `error:` line:\n{}",
+        show(args, &out)
+    );
+    assert!(!stderr.contains("panicked"), "panic:\n{}", show(args, &out));
+    stderr
+}
+
+pub fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// A test directory with a 512-bit key pair in `keys/`.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("smlp-cli-test-")
+            .tempdir()
+            .unwrap();
+        let env = Env { dir };
+        ok(&[
+            "keygen",
+            "--bits",
+            "512",
+            "--insecure-test-key",
+            "--out",
+            &env.p("keys"),
+        ]);
+        env
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn p(&self, name: &str) -> String {
+        s(&self.path(name))
+    }
+    pub fn public(&self) -> String {
+        self.p("keys/public.key")
+    }
+    pub fn secret(&self) -> String {
+        self.p("keys/secret.key")
+    }
+    /// Files in the directory (not recursive), sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Writes `d` as CSV with the label column `label` last.
+pub fn write_csv(path: &Path, d: &Dataset, label: &str) {
+    let mut s = d.feature_names.join(",");
+    writeln!(s, ",{label}").unwrap();
+    for (x, y) in d.features.iter().zip(&d.labels) {
+        for v in x {
+            write!(s, "{v},").unwrap();
+        }
+        writeln!(s, "{y}").unwrap();
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// A server child process started with `--listen 127.0.0.1:0 --ready-file`.
+pub struct Server {
+    pub child: Option<Child>,
+    pub addr: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(dir: &Path, name: &str, args: &[&str]) -> Server {
+        let ready = dir.join(format!("{name}.addr"));
+        let log = dir.join(format!("{name}.log"));
+        let _ = std::fs::remove_file(&ready);
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--ready-file", &s(&ready)])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child: Some(child),
+            addr: String::new(),
+            log,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(t) = std::fs::read_to_string(&ready) {
+                if t.ends_with('\n') {
+                    server.addr = t.trim().to_string();
+                    return server;
+                }
+            }
+            if let Some(st) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("{name} exited with {st}:\n{}", server.log_text());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits for the exit status.
+    pub fn signal(&mut self, signal: &str) -> ExitStatus {
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!(
+                    "server did not exit after SIG{signal}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A loopback address on which nothing listens.
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a.to_string()
+}

@@ -1,0 +1,322 @@
+//! The whole flow through the real binary, with S1 and S2 as separate processes, checked bit for
+//! bit against the fixed-point reference of the smlp crate (strict profile).
+
+mod common;
+
+use common::*;
+use paillier::FixedPoint;
+use rand::SeedableRng;
+use serde::Deserialize;
+use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
+use smlp::{
+    init_fixed, train_fixed, FixedMlp, FixedParams, LearningRate, Params, Rounding, Shape,
+    TrainOptions,
+};
+use std::io::Write;
+
+#[derive(Deserialize)]
+struct ModelJson {
+    shape: Vec<usize>,
+    epochs_trained: u64,
+    profile: String,
+    weight_frac_bits: u32,
+    layers: Vec<LayerJson>,
+}
+
+#[derive(Deserialize)]
+struct LayerJson {
+    weights: Vec<Vec<f64>>,
+    weights_raw: Vec<Vec<i128>>,
+    biases_raw: Vec<i128>,
+}
+
+fn raw_params(m: &ModelJson) -> Params<i128> {
+    Params {
+        layers: m
+            .layers
+            .iter()
+            .map(|l| smlp::Layer {
+                w: l.weights_raw.clone(),
+                b: l.biases_raw.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn read_json(path: &std::path::Path) -> ModelJson {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The fixed-point reference: the same CSV, scaler, initial weights and order as the CLI run.
+fn reference(
+    env: &Env,
+    train: &Dataset,
+    init_seed: u64,
+    epochs: u64,
+    batch: usize,
+    seed: u64,
+) -> FixedMlp {
+    let scaler = Standardizer::load(&env.path("train.enc.scaler.json")).unwrap();
+    let fp = FixedPoint::new(16, 20).unwrap();
+    let enc = EncodedDataset::encode(&scaler.apply(train).unwrap(), &fp).unwrap();
+    let fixed = FixedParams::new(16, LearningRate::pow2(6), 72).unwrap();
+    let shape = Shape::new(vec![30, 3, 1]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(init_seed),
+    );
+    let mut m = FixedMlp::from_params(init, fixed).unwrap();
+    let opts = TrainOptions {
+        epochs,
+        batch,
+        seed,
+        start_epoch: 0,
+        rounding: Rounding::Floor,
+    };
+    train_fixed(&mut m, &enc, &opts, |_, _| {}).unwrap();
+    m
+}
+
+#[test]
+fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
+    let env = Env::new();
+    let (train_full, test_full) = stratified_split(&Dataset::wdbc(), 0.2, 5).unwrap();
+    let train = stratified_split(&train_full, 12.0 / train_full.len() as f64, 1)
+        .unwrap()
+        .1;
+    let test = stratified_split(&test_full, 8.0 / test_full.len() as f64, 1)
+        .unwrap()
+        .1;
+    assert_eq!((train.len(), test.len()), (12, 8));
+    write_csv(&env.path("train.csv"), &train, "malignant");
+    write_csv(&env.path("test.csv"), &test, "malignant");
+
+    let out = ok(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("train.csv"),
+        "--out",
+        &env.p("train.enc"),
+    ]);
+    assert!(out.contains("encrypted 12 samples"), "{out}");
+    assert!(env.path("train.enc.scaler.json").exists());
+    ok(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("test.csv"),
+        "--scaler",
+        &env.p("train.enc.scaler.json"),
+        "--out",
+        &env.p("test.enc"),
+    ]);
+    assert!(!env.path("test.enc.scaler.json").exists());
+
+    let mut s2 = Server::start(
+        env.dir.path(),
+        "s2",
+        &[
+            "serve-s2",
+            "--secret-key",
+            &env.secret(),
+            "--pool-capacity",
+            "64",
+        ],
+    );
+    let mut s1 = Server::start(
+        env.dir.path(),
+        "s1",
+        &["serve-s1", "--public-key", &env.public(), "--s2", &s2.addr],
+    );
+
+    // Misbehaving clients: garbage, an oversized frame header, a silent disconnect. Both servers
+    // must go on serving.
+    for addr in [&s1.addr, &s2.addr] {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(&[0, 0, 0, 5, 0xff, 0xfe, 0xfd, 0xfc, 0xfb])
+            .unwrap();
+        drop(c);
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+        drop(c);
+        drop(std::net::TcpStream::connect(addr).unwrap());
+    }
+
+    // Epoch 1 (strict profile, mini-batches of 2, owner-drawn initial weights), with a checkpoint.
+    let train_args = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "train",
+            "--s1",
+            &s1.addr,
+            "--data",
+            &env.p("train.enc"),
+            "--profile",
+            "strict",
+            "--batch",
+            "2",
+            "--seed",
+            "3",
+            "--kappa",
+            "40",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let a = train_args(&[
+        "--hidden",
+        "3",
+        "--epochs",
+        "1",
+        "--init-seed",
+        "7",
+        "--checkpoint",
+        &env.p("ckpt"),
+        "--out",
+        &env.p("model.enc"),
+    ]);
+    let out = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains("trained 30-3-1 (strict profile) for 1 epoch(s) on 12 samples"),
+        "{out}"
+    );
+    assert!(env.path("ckpt").exists());
+
+    let want1 = reference(&env, &train, 7, 1, 2, 3);
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("model.enc"),
+        "--out",
+        &env.p("model.json"),
+    ]);
+    let m = read_json(&env.path("model.json"));
+    assert_eq!(m.shape, vec![30, 3, 1]);
+    assert_eq!(
+        (m.epochs_trained, m.profile.as_str(), m.weight_frac_bits),
+        (1, "strict", 38)
+    );
+    assert_eq!(
+        raw_params(&m),
+        want1.params,
+        "encrypted weights differ from the reference"
+    );
+    assert_eq!(
+        m.layers[0].weights[0][0],
+        want1.fixed.decode_weight(want1.params.layers[0].w[0][0])
+    );
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("ckpt"),
+        "--out",
+        &env.p("ckpt.json"),
+    ]);
+    assert_eq!(raw_params(&read_json(&env.path("ckpt.json"))), want1.params);
+
+    // Classification and decryption of the predictions.
+    let out = ok(&[
+        "classify",
+        "--s1",
+        &s1.addr,
+        "--model",
+        &env.p("model.enc"),
+        "--data",
+        &env.p("test.enc"),
+        "--kappa",
+        "40",
+        "--out",
+        &env.p("pred.enc"),
+    ]);
+    assert!(out.contains("classified 8 samples"), "{out}");
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("pred.enc"),
+        "--out",
+        &env.p("pred.csv"),
+    ]);
+    let csv = std::fs::read_to_string(env.path("pred.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("predicted_class"));
+    let got: Vec<usize> = lines.map(|l| l.parse().unwrap()).collect();
+    let scaler = Standardizer::load(&env.path("train.enc.scaler.json")).unwrap();
+    let test_fx = EncodedDataset::encode(
+        &scaler.apply(&test).unwrap(),
+        &FixedPoint::new(16, 20).unwrap(),
+    )
+    .unwrap();
+    let want: Vec<usize> = test_fx
+        .features
+        .iter()
+        .map(|x| want1.predict(x).unwrap())
+        .collect();
+    assert_eq!(got, want, "decrypted predictions differ from the reference");
+
+    // Resume from the checkpoint for a second epoch: equals two uninterrupted epochs. Network,
+    // batch, seed and profile come from the checkpoint; a conflicting option is refused.
+    let a = train_args(&[
+        "--resume",
+        &env.p("ckpt"),
+        "--epochs",
+        "2",
+        "--hidden",
+        "4",
+        "--out",
+        &env.p("bad.enc"),
+    ]);
+    let err = fail(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("--hidden [4] differs from the checkpoint's [3]"),
+        "{err}"
+    );
+    let a = train_args(&[
+        "--resume",
+        &env.p("ckpt"),
+        "--epochs",
+        "2",
+        "--out",
+        &env.p("model2.enc"),
+    ]);
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("model2.enc"),
+        "--out",
+        &env.p("model2.json"),
+    ]);
+    let m2 = read_json(&env.path("model2.json"));
+    assert_eq!(m2.epochs_trained, 2);
+    assert_eq!(raw_params(&m2), reference(&env, &train, 7, 2, 2, 3).params);
+
+    // The servers logged the sessions, including the failed ones, and S1 never saw a secret.
+    let log1 = s1.log_text();
+    assert!(log1.contains("S1 (cloud server) listening"), "{log1}");
+    assert!(log1.contains("training finished"), "{log1}");
+    assert!(log1.contains("session failed"), "{log1}");
+    assert!(s2.log_text().contains("S2 session with S1 finished"));
+
+    // SIGTERM: clean exit with status 0; the ready files are removed.
+    assert!(s1.is_running() && s2.is_running());
+    let st = s1.signal("TERM");
+    assert_eq!(st.code(), Some(0), "S1: {st}\n{}", s1.log_text());
+    let st = s2.signal("INT");
+    assert_eq!(st.code(), Some(0), "S2: {st}\n{}", s2.log_text());
+    assert!(!env.path("s1.addr").exists() && !env.path("s2.addr").exists());
+    assert!(s1.log_text().contains("S1 stopped"));
+}
