@@ -63,11 +63,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::ServeS1(_) | Command::ServeS2(_) => util::init_logging("info"),
-        _ => util::init_logging("warn"),
-    };
-    let _: () = result;
+    util::init_logging(match &cli.command {
+        Command::ServeS1(_) | Command::ServeS2(_) => "info",
+        _ => "warn",
+    });
     let outcome = match &cli.command {
         Command::Keygen(a) => keys::keygen(a).map(drop),
         Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
