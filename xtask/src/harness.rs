@@ -1,0 +1,290 @@
+//! The one harness behind `repro` and `speed`: key generation, the wdbc split, both servers over
+//! TCP on loopback (S2 on a thread behind a real `transport` server, S1 over a `TcpChannel`, as in
+//! `smlp/examples/speed.rs`) and progress reporting.
+
+use crate::Result;
+use paillier::{FixedPoint, SecretKey};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use secure_ops::{Profile, S2Options, S2Service, SessionParams, S1};
+use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
+use smlp::FixedParams;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use transport::server::{Server, ShutdownHandle};
+use transport::{ServerOptions, ServerSummary, TcpChannel, TcpOptions};
+
+/// κ, the statistical security parameter of the blinding.
+pub const KAPPA: u32 = 80;
+/// Integer bits of the fixed-point encoding of the (standardised) features.
+pub const INT_BITS: u32 = 20;
+
+/// A Paillier key pair and how it was made.
+pub struct Key {
+    pub sk: SecretKey,
+    /// Below 2048 bits: made with `generate_insecure_for_tests`.
+    pub insecure: bool,
+    pub seconds: f64,
+}
+
+/// Generates a key of `bits` bits from the OS CSPRNG (`generate` from 2048 bits on,
+/// `generate_insecure_for_tests` below).
+pub fn generate_key(bits: u32) -> Result<Key> {
+    let t = Instant::now();
+    let mut rng = rand::rngs::OsRng;
+    let insecure = bits < 2048;
+    let sk = if insecure {
+        SecretKey::generate_insecure_for_tests(bits, &mut rng)?
+    } else {
+        SecretKey::generate(bits, &mut rng)?
+    };
+    Ok(Key {
+        sk,
+        insecure,
+        seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// The wdbc split: stratified 80/20 (seeded), standardiser fitted on the whole training part, then
+/// stratified subsets of the requested sizes, in real and in fixed-point form.
+pub struct Data {
+    /// Training subset, standardised.
+    pub train: Dataset,
+    /// Test subset, standardised.
+    pub test: Dataset,
+    /// The same, encoded at scale 2^f.
+    pub train_enc: EncodedDataset,
+    pub test_enc: EncodedDataset,
+    /// Sizes of the full training and test parts of the split.
+    pub full_train: usize,
+    pub full_test: usize,
+}
+
+/// `n` indices of `data` (all if `n` ≥ len) with the class proportions kept (largest remainders),
+/// drawn with `seed`, in the original order.
+pub fn stratified_subset(data: &Dataset, n: usize, seed: u64) -> Vec<usize> {
+    let len = data.len();
+    if n >= len {
+        return (0..len).collect();
+    }
+    let counts = data.class_counts();
+    let exact: Vec<f64> = counts
+        .iter()
+        .map(|&c| c as f64 * n as f64 / len as f64)
+        .collect();
+    let mut take: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut left = n - take.iter().sum::<usize>();
+    let mut by_rem: Vec<usize> = (0..counts.len()).collect();
+    by_rem.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    for &c in by_rem.iter().cycle() {
+        if left == 0 {
+            break;
+        }
+        if take[c] < counts[c] {
+            take[c] += 1;
+            left -= 1;
+        }
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5b5e7);
+    let mut chosen = Vec::with_capacity(n);
+    for (class, &k) in take.iter().enumerate() {
+        let mut idx: Vec<usize> = (0..len).filter(|&i| data.labels[i] == class).collect();
+        idx.shuffle(&mut rng);
+        chosen.extend_from_slice(&idx[..k]);
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Loads wdbc and prepares the split (see [`Data`]). `None` sizes take the whole part.
+pub fn wdbc(
+    train_n: Option<usize>,
+    test_n: Option<usize>,
+    seed: u64,
+    fixed: &FixedParams,
+) -> Result<Data> {
+    let (train, test) = stratified_split(&Dataset::wdbc(), 0.2, seed)?;
+    let scaler = Standardizer::fit(&train);
+    let (full_train, full_test) = (train.len(), test.len());
+    let train = scaler.apply(&train.subset(&stratified_subset(
+        &train,
+        train_n.unwrap_or(full_train),
+        seed,
+    )))?;
+    let test = scaler.apply(&test.subset(&stratified_subset(
+        &test,
+        test_n.unwrap_or(full_test),
+        seed.wrapping_add(1),
+    )))?;
+    let fp = FixedPoint::new(fixed.frac_bits, INT_BITS)?;
+    Ok(Data {
+        train_enc: EncodedDataset::encode(&train, &fp)?,
+        test_enc: EncodedDataset::encode(&test, &fp)?,
+        train,
+        test,
+        full_train,
+        full_test,
+    })
+}
+
+/// S2 behind a `transport` server on a loopback port (a thread), and S1 connected to it over TCP
+/// with a randomizer pool (capacity 1024, one worker).
+pub struct Servers {
+    pub s1: S1<TcpChannel>,
+    pub addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    thread: JoinHandle<ServerSummary>,
+}
+
+impl Servers {
+    /// Starts S2 with `sk` and connects S1 with `profile` and the value bound of `fixed`.
+    pub fn start(sk: &SecretKey, profile: Profile, fixed: &FixedParams) -> Result<Servers> {
+        let server = Server::bind("127.0.0.1:0", ServerOptions::default())?;
+        let addr = server.local_addr();
+        let shutdown = server.shutdown_handle();
+        let svc = Arc::new(S2Service::new(sk.clone(), S2Options::default()));
+        let thread = std::thread::Builder::new()
+            .name("s2".into())
+            .spawn(move || server.run(move |ch, _| svc.serve(ch).map(|_| ())))?;
+        let ch = TcpChannel::connect(
+            addr,
+            TcpOptions::default().with_connect_retry(Duration::from_secs(5)),
+        )?;
+        let params = SessionParams {
+            value_bits: fixed.value_bits,
+            kappa: KAPPA,
+            profile,
+        };
+        let s1 = S1::connect(sk.public_key().clone(), ch, params)?.with_randomizer_pool(1024, 1);
+        Ok(Servers {
+            s1,
+            addr,
+            shutdown,
+            thread,
+        })
+    }
+
+    /// Ends the session and stops S2. Returns S2's server summary.
+    pub fn close(self) -> Result<ServerSummary> {
+        self.s1.close()?;
+        self.shutdown.shutdown();
+        let summary = self
+            .thread
+            .join()
+            .map_err(|_| "the S2 server thread panicked")?;
+        if summary.failed > 0 || summary.panicked > 0 {
+            return Err(format!("S2 reported failed sessions: {summary:?}").into());
+        }
+        Ok(summary)
+    }
+}
+
+/// Progress of a long loop: an indicatif bar on a terminal, plain lines (about every 10 %)
+/// otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    label: String,
+    total: u64,
+    step: u64,
+    next: u64,
+    start: Instant,
+}
+
+impl Progress {
+    pub fn new(label: impl Into<String>, total: u64) -> Progress {
+        let label = label.into();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} samples, {elapsed_precise} elapsed, ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_message(label.clone());
+            b
+        });
+        let step = (total / 10).max(1);
+        Progress {
+            bar,
+            label,
+            total,
+            step,
+            next: step,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn set(&mut self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+        } else if done >= self.next || done == self.total {
+            let t = self.start.elapsed().as_secs_f64();
+            let eta = if done > 0 {
+                t / done as f64 * (self.total - done) as f64
+            } else {
+                0.0
+            };
+            println!(
+                "    {}: {done}/{} samples, {t:.0} s elapsed, ETA {eta:.0} s",
+                self.label, self.total
+            );
+            while self.next <= done {
+                self.next += self.step;
+            }
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Median of a non-empty slice (the mean of the middle two for an even length).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len();
+    if m == 0 {
+        return f64::NAN;
+    }
+    if m % 2 == 1 {
+        s[m / 2]
+    } else {
+        (s[m / 2 - 1] + s[m / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_subset_keeps_proportions_and_size() {
+        let d = Dataset::wdbc();
+        for n in [1, 7, 40, 100, 568] {
+            let idx = stratified_subset(&d, n, 3);
+            assert_eq!(idx.len(), n);
+            assert!(idx.windows(2).all(|w| w[0] < w[1]));
+            let ones = idx.iter().filter(|&&i| d.labels[i] == 1).count() as f64;
+            assert!((ones - n as f64 * 212.0 / 569.0).abs() <= 1.0);
+        }
+        assert_eq!(stratified_subset(&d, 1000, 3).len(), 569);
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

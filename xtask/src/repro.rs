@@ -1,0 +1,1144 @@
+//! `cargo xtask repro`: the experiment of Bellafqira et al. (IWDW 2018) on the embedded wdbc data.
+//!
+//! From one set of initial weights (`init_fixed`, seeded), trains side by side
+//! (a) the f64 reference (`FloatMlp::from_fixed`), (b) the fixed-point reference (`FixedMlp`, floor
+//! truncation for the strict profile, stochastic for the fast one) and (c) the encrypted network:
+//! the owner encrypts the same weights, S1 trains on the encrypted training subset with S2 over
+//! TCP on loopback. After every epoch the harness, playing the owner, decrypts the model and
+//! evaluates it in the clear; at the end the encrypted classifier runs on the encrypted test set.
+//! Writes `report.md`, `report.json`, `loss.{svg,png}` and `accuracy.{svg,png}`.
+
+use crate::baseline::{self, Outcome};
+use crate::harness::{self, median, Data, Servers};
+use crate::plot::{self, Chart, Marker, Series};
+use crate::speed::per_sample_line;
+use crate::testcmd::workspace_root;
+use crate::Result;
+use clap::Args;
+use plotters::style::RGBColor;
+use rand::SeedableRng;
+use secure_ops::Profile;
+use serde::Serialize;
+use smlp::encrypted::{
+    classify, costs, encrypt_params, new_model, train, Costs, EncryptedDataset, TrainConfig,
+};
+use smlp::{
+    evaluate, init_fixed, train_fixed, train_float, FixedMlp, FixedParams, FloatMlp, Metrics,
+    Params, Rounding, Shape, TrainOptions,
+};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Full run: training subset and epochs, sized for roughly 15–30 minutes on 2 cores at 2048 bits:
+/// 750 encrypted training steps at 1.3 s (measured with `cargo xtask speed`, fast profile, GMP) to
+/// 2 s (busy machine) each, plus about a minute to classify the 113 test samples one at a time.
+const FULL_TRAIN: usize = 150;
+const FULL_EPOCHS: u64 = 5;
+/// Quick run.
+const QUICK_BITS: u32 = 1024;
+const QUICK_TRAIN: usize = 40;
+const QUICK_TEST: usize = 40;
+const QUICK_EPOCHS: u64 = 3;
+/// Samples the python-paillier peer times.
+const BASELINE_SAMPLES: usize = 3;
+
+#[derive(Args, Debug)]
+pub struct ReproArgs {
+    /// Small run (1024-bit insecure test key, 40 training and 40 test samples, 3 epochs): one to
+    /// two minutes on 2 cores.
+    #[arg(long)]
+    pub quick: bool,
+    /// Paillier modulus size in bits [default: 2048; --quick: 1024].
+    #[arg(long)]
+    pub bits: Option<u32>,
+    /// Hidden units of the 30 → H → 1 network.
+    #[arg(long, default_value_t = 8)]
+    pub hidden: usize,
+    /// Epochs [default: 5; --quick: 3].
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Training samples, a stratified subset of the 80 % training part [default: 150; --quick: 40].
+    #[arg(long)]
+    pub train_samples: Option<usize>,
+    /// Test samples, a stratified subset of the 20 % test part [default: all 113; --quick: 40].
+    #[arg(long)]
+    pub test_samples: Option<usize>,
+    /// Mini-batch size (1 = per-sample SGD).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Protocol profile: fast (stochastic truncation; reference with stochastic rounding) or
+    /// strict (exact; equals the floor reference bit for bit).
+    #[arg(long, default_value_t = Profile::Fast)]
+    pub profile: Profile,
+    /// Seed of the split, the subsets, the initial weights and the sample order.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Samples per encrypted classification batch (1 = one sample at a time).
+    #[arg(long, default_value_t = 1)]
+    pub classify_batch: usize,
+    /// Also time the python-paillier peer (../shared/peers/phe_smlp.py) with the same key size and
+    /// hidden size, right after our run.
+    #[arg(long)]
+    pub with_baseline: bool,
+    /// Output directory [default: target/repro].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Resolved configuration.
+#[derive(Clone, Debug, Serialize)]
+struct Config {
+    quick: bool,
+    bits: u32,
+    insecure_key: bool,
+    shape: String,
+    hidden: usize,
+    epochs: u64,
+    train_samples: usize,
+    test_samples: usize,
+    full_train: usize,
+    full_test: usize,
+    batch: usize,
+    profile: String,
+    reference_rounding: String,
+    seed: u64,
+    classify_batch: usize,
+    frac_bits: u32,
+    weight_frac_bits: u32,
+    learning_rate: f64,
+    learning_rate_str: String,
+    value_bits: u32,
+    kappa: u32,
+    backend: String,
+    rayon_threads: usize,
+    cores: usize,
+    build: String,
+    command: String,
+}
+
+/// Evaluation of one model at one point (after `epoch` epochs; 0 = initial weights).
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Eval {
+    epoch: u64,
+    /// Mean ½Σ(o − y)² over the training subset with these weights.
+    loss: f64,
+    accuracy: f64,
+    /// Of the positive class (1 = malignant).
+    precision: f64,
+    recall: f64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct WeightDiff {
+    epoch: u64,
+    /// max |W_enc − W_fixed| in units of 2^−F_w.
+    enc_fixed_units: u128,
+    /// The same in real terms.
+    enc_fixed_real: f64,
+    /// max |W_fixed/2^F_w − W_f64| (fixed-point against real arithmetic).
+    fixed_float_real: f64,
+    /// max |W| (real) of the encrypted model, for scale.
+    max_abs_weight: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Classification {
+    samples: usize,
+    seconds: f64,
+    seconds_per_sample: f64,
+    accuracy: f64,
+    precision: f64,
+    recall: f64,
+    /// Fraction of test samples where the encrypted classifier's class equals the fixed-point
+    /// reference's.
+    agreement_with_fixed_reference: f64,
+    /// … equals the plaintext prediction with the decrypted weights.
+    agreement_with_decrypted_weights: f64,
+    /// max |score_enc − score_plain(decrypted weights)| in units of 2^−f.
+    max_score_diff_units: i128,
+    costs: Costs,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Timings {
+    keygen_s: f64,
+    encrypt_data_s: f64,
+    encrypt_weights_s: f64,
+    float_reference_s: f64,
+    fixed_reference_s: f64,
+    /// Wall time of each encrypted epoch (training only).
+    epoch_s: Vec<f64>,
+    /// Per training sample, over all epochs.
+    train_sample_median_s: f64,
+    train_sample_mean_s: f64,
+    train_sample_min_s: f64,
+    train_sample_max_s: f64,
+    /// Decrypting and evaluating the model after each epoch (harness only).
+    owner_eval_s: f64,
+    total_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Report {
+    config: Config,
+    float: Vec<Eval>,
+    fixed: Vec<Eval>,
+    encrypted: Vec<Eval>,
+    weight_diff: Vec<WeightDiff>,
+    train_samples_processed: u64,
+    train_costs: Costs,
+    classification: Classification,
+    timings: Timings,
+    baseline: Option<Outcome>,
+}
+
+fn pos_metrics(m: &Metrics, epoch: u64, loss: f64) -> Eval {
+    Eval {
+        epoch,
+        loss,
+        accuracy: m.accuracy(),
+        precision: m.precision(1),
+        recall: m.recall(1),
+    }
+}
+
+fn eval_fixed(m: &FixedMlp, data: &Data, epoch: u64) -> Result<Eval> {
+    let tr = &data.train_enc;
+    let mut loss = 0.0;
+    for (x, y) in tr.features.iter().zip(&tr.targets) {
+        let o = m.output(x)?;
+        loss += o
+            .iter()
+            .zip(y)
+            .map(|(&o, &t)| 0.5 * m.fixed.decode_value(o - i128::from(t)).powi(2))
+            .sum::<f64>();
+    }
+    let metrics = evaluate(m, &data.test_enc.features, &data.test_enc.labels)?;
+    Ok(pos_metrics(&metrics, epoch, loss / tr.len() as f64))
+}
+
+fn eval_float(m: &FloatMlp, data: &Data, epoch: u64) -> Result<Eval> {
+    let targets = data.train.float_targets();
+    let mut loss = 0.0;
+    for (x, y) in data.train.features.iter().zip(&targets) {
+        let o = m.output(x)?;
+        loss += o
+            .iter()
+            .zip(y)
+            .map(|(o, t)| 0.5 * (o - t).powi(2))
+            .sum::<f64>();
+    }
+    let metrics = evaluate(m, &data.test.features, &data.test.labels)?;
+    Ok(pos_metrics(&metrics, epoch, loss / data.train.len() as f64))
+}
+
+fn max_abs_diff(a: &Params<i128>, b: &Params<i128>) -> u128 {
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s < 0.1 {
+        format!("{:.2} ms", s * 1e3)
+    } else if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s >= 10.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+pub fn run(args: &ReproArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    let fixed = FixedParams::default();
+    let bits = args
+        .bits
+        .unwrap_or(if args.quick { QUICK_BITS } else { 2048 });
+    let epochs = args.epochs.unwrap_or(if args.quick {
+        QUICK_EPOCHS
+    } else {
+        FULL_EPOCHS
+    });
+    let train_n = args
+        .train_samples
+        .unwrap_or(if args.quick { QUICK_TRAIN } else { FULL_TRAIN });
+    let test_n = args
+        .test_samples
+        .or(if args.quick { Some(QUICK_TEST) } else { None });
+    if args.hidden == 0 || args.batch == 0 || epochs == 0 || train_n == 0 || test_n == Some(0) {
+        return Err(
+            "--hidden, --batch, --epochs, --train-samples and --test-samples must be at least 1"
+                .into(),
+        );
+    }
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/repro"));
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+
+    let data = harness::wdbc(Some(train_n), test_n, args.seed, &fixed)?;
+    let shape = Shape::new(vec![data.train.num_features(), args.hidden, 1])?;
+    let rounding = match args.profile {
+        Profile::Strict => Rounding::Floor,
+        Profile::Fast => Rounding::Stochastic(args.seed),
+    };
+    let config = Config {
+        quick: args.quick,
+        bits,
+        insecure_key: bits < 2048,
+        shape: shape.to_string(),
+        hidden: args.hidden,
+        epochs,
+        train_samples: data.train.len(),
+        test_samples: data.test.len(),
+        full_train: data.full_train,
+        full_test: data.full_test,
+        batch: args.batch,
+        profile: args.profile.to_string(),
+        reference_rounding: match rounding {
+            Rounding::Floor => "floor".into(),
+            Rounding::Stochastic(s) => format!("stochastic (seed {s})"),
+        },
+        seed: args.seed,
+        classify_batch: args.classify_batch.max(1),
+        frac_bits: fixed.frac_bits,
+        weight_frac_bits: fixed.weight_frac_bits(),
+        learning_rate: fixed.lr.value(),
+        learning_rate_str: format!("{}/2^{}", fixed.lr.num, fixed.lr.shift),
+        value_bits: fixed.value_bits,
+        kappa: harness::KAPPA,
+        backend: paillier::arith::BACKEND.into(),
+        rayon_threads: rayon::current_num_threads(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        build: if cfg!(debug_assertions) {
+            "dev profile (workspace crates opt-level 1, paillier and dependencies opt-level 3)"
+                .into()
+        } else {
+            "release profile".into()
+        },
+        command: std::iter::once("cargo xtask repro".to_string())
+            .chain(std::env::args().skip(2))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    println!(
+        "xtask repro: wdbc {} {} profile, {}-bit key{}, {} training / {} test samples, {} epochs, batch {}, seed {}",
+        config.shape,
+        config.profile,
+        bits,
+        if config.insecure_key { " (insecure test key)" } else { "" },
+        config.train_samples,
+        config.test_samples,
+        epochs,
+        args.batch,
+        args.seed
+    );
+    println!(
+        "    backend {}, {} rayon threads, output {}",
+        config.backend,
+        config.rayon_threads,
+        out_dir.display()
+    );
+
+    // Initial weights shared by all three networks.
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed),
+    );
+    let init_model = FixedMlp::from_params(init.clone(), fixed)?;
+    let opts = TrainOptions {
+        epochs,
+        batch: args.batch,
+        seed: args.seed,
+        start_epoch: 0,
+        rounding,
+    };
+
+    // (a) f64 reference.
+    println!("[1/4] f64 reference");
+    let t = Instant::now();
+    let mut float_model = FloatMlp::from_fixed(&init_model);
+    let mut float_evals = vec![eval_float(&float_model, &data, 0)?];
+    let mut float_params = vec![float_model.params.clone()];
+    let mut err = None;
+    train_float(&mut float_model, &data.train, &opts, |st, m| {
+        match eval_float(m, &data, st.epoch + 1) {
+            Ok(e) => float_evals.push(e),
+            Err(e) => err = Some(e),
+        }
+        float_params.push(m.params.clone());
+    })?;
+    if let Some(e) = err.take() {
+        return Err(e);
+    }
+    let float_s = t.elapsed().as_secs_f64();
+
+    // (b) fixed-point reference.
+    println!(
+        "[2/4] fixed-point reference ({})",
+        config.reference_rounding
+    );
+    let t = Instant::now();
+    let mut fixed_model = init_model.clone();
+    let mut fixed_evals = vec![eval_fixed(&fixed_model, &data, 0)?];
+    let mut fixed_params = vec![fixed_model.params.clone()];
+    train_fixed(&mut fixed_model, &data.train_enc, &opts, |st, m| {
+        match eval_fixed(m, &data, st.epoch + 1) {
+            Ok(e) => fixed_evals.push(e),
+            Err(e) => err = Some(e),
+        }
+        fixed_params.push(m.params.clone());
+    })?;
+    if let Some(e) = err.take() {
+        return Err(e);
+    }
+    let fixed_s = t.elapsed().as_secs_f64();
+    for (f, x) in float_evals.iter().zip(&fixed_evals) {
+        println!(
+            "    epoch {}: loss f64 {:.5} fixed {:.5}, test accuracy f64 {:.1} % fixed {:.1} %",
+            f.epoch,
+            f.loss,
+            x.loss,
+            f.accuracy * 100.0,
+            x.accuracy * 100.0
+        );
+    }
+
+    // (c) encrypted training.
+    println!("[3/4] encrypted training, S1 and S2 over TCP on loopback");
+    let key = harness::generate_key(bits)?;
+    println!(
+        "    key: {} bits{} in {:.2} s",
+        bits,
+        if key.insecure {
+            " (generate_insecure_for_tests)"
+        } else {
+            ""
+        },
+        key.seconds
+    );
+    let sk = &key.sk;
+    let pk = sk.public_key().clone();
+    let t = Instant::now();
+    let enc_train = EncryptedDataset::encrypt(&pk, &data.train_enc, true);
+    let enc_test = EncryptedDataset::encrypt(&pk, &data.test_enc, false);
+    let encrypt_data_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let enc_init = encrypt_params(&pk, &init)?;
+    let encrypt_weights_s = t.elapsed().as_secs_f64();
+    println!(
+        "    owner encrypted {} training and {} test samples in {:.1} s, the initial weights in {:.2} s",
+        enc_train.len(),
+        enc_test.len(),
+        encrypt_data_s,
+        encrypt_weights_s
+    );
+
+    let mut servers = Servers::start(sk, args.profile, &fixed)?;
+    println!("    S2 listening on {}, S1 connected", servers.addr);
+    let s1 = &mut servers.s1;
+    let mut model = new_model(s1, shape.clone(), fixed, 2, Some(enc_init))?;
+    if model.decrypt(sk)? != init {
+        return Err("the encrypted initial weights do not decrypt to the initial weights".into());
+    }
+    let mut enc_evals = vec![eval_fixed(&init_model, &data, 0)?];
+    let fw_scale = (fixed.weight_frac_bits() as f64).exp2();
+    let diff_at = |e: u64, enc: &Params<i128>| -> WeightDiff {
+        let units = max_abs_diff(enc, &fixed_params[e as usize]);
+        let fixed_float_real = fixed_params[e as usize]
+            .iter()
+            .zip(float_params[e as usize].iter())
+            .map(|(&w, &f)| (fixed.decode_weight(w) - f).abs())
+            .fold(0.0, f64::max);
+        WeightDiff {
+            epoch: e,
+            enc_fixed_units: units,
+            enc_fixed_real: units as f64 / fw_scale,
+            fixed_float_real,
+            max_abs_weight: enc
+                .iter()
+                .map(|&w| fixed.decode_weight(w).abs())
+                .fold(0.0, f64::max),
+        }
+    };
+    let mut diffs = vec![diff_at(0, &init)];
+    let n = enc_train.len();
+    let mut sample_times: Vec<f64> = Vec::new();
+    let mut epoch_s = Vec::new();
+    let mut owner_eval = Duration::ZERO;
+    let train_before = costs(s1)?;
+    let mut final_plain = init_model.clone();
+    for e in 0..epochs {
+        let mut progress =
+            harness::Progress::new(format!("    encrypted epoch {}/{epochs}", e + 1), n as u64);
+        let mut last = (Duration::ZERO, 0usize);
+        let t = Instant::now();
+        train(
+            s1,
+            &mut model,
+            &enc_train,
+            &TrainConfig {
+                epochs: e + 1,
+                batch: args.batch,
+                seed: args.seed,
+            },
+            |p| {
+                let dt = p.elapsed.saturating_sub(last.0).as_secs_f64();
+                let k = p.done.saturating_sub(last.1).max(1);
+                sample_times.extend(std::iter::repeat(dt / k as f64).take(k));
+                last = (p.elapsed, p.done);
+                progress.set(p.done as u64);
+            },
+            |_| Ok(()),
+        )?;
+        let secs = t.elapsed().as_secs_f64();
+        progress.finish();
+        epoch_s.push(secs);
+        let t = Instant::now();
+        let params = model.decrypt(sk)?;
+        let d = diff_at(e + 1, &params);
+        final_plain = FixedMlp::from_params(params, fixed)?;
+        let ev = eval_fixed(&final_plain, &data, e + 1)?;
+        owner_eval += t.elapsed();
+        println!(
+            "    epoch {}/{epochs}: {} ({:.2} s/sample); loss enc {:.5} (fixed {:.5}, f64 {:.5}); test accuracy enc {:.1} % (fixed {:.1} %, f64 {:.1} %); max |W_enc − W_fixed| = {} units of 2^-{}",
+            e + 1,
+            fmt_secs(secs),
+            secs / n as f64,
+            ev.loss,
+            fixed_evals[(e + 1) as usize].loss,
+            float_evals[(e + 1) as usize].loss,
+            ev.accuracy * 100.0,
+            fixed_evals[(e + 1) as usize].accuracy * 100.0,
+            float_evals[(e + 1) as usize].accuracy * 100.0,
+            d.enc_fixed_units,
+            fixed.weight_frac_bits()
+        );
+        enc_evals.push(ev);
+        diffs.push(d);
+    }
+    let train_costs = costs(s1)?.since(&train_before);
+    let processed = n as u64 * epochs;
+    println!(
+        "    per training sample: {}",
+        per_sample_line(&train_costs, processed as usize)
+    );
+
+    // Encrypted classification of the encrypted test set.
+    println!(
+        "[4/4] encrypted classification of {} test samples (batches of {})",
+        enc_test.len(),
+        config.classify_batch
+    );
+    let before = costs(s1)?;
+    let mut progress = harness::Progress::new("    classified", enc_test.len() as u64);
+    let t = Instant::now();
+    let preds = classify(s1, &model, &enc_test, config.classify_batch, |p| {
+        progress.set(p.done as u64)
+    })?;
+    let classify_s = t.elapsed().as_secs_f64();
+    progress.finish();
+    let classify_costs = costs(s1)?.since(&before);
+    servers.close()?;
+
+    let classes = preds.decrypt_classes(sk)?;
+    let scores = preds.decrypt_scores(sk)?;
+    let metrics = Metrics::from_predictions(&classes, &data.test_enc.labels, 2);
+    let mut agree_ref = 0usize;
+    let mut agree_plain = 0usize;
+    let mut max_score_diff = 0i128;
+    let f_scale = (fixed.frac_bits as f64).exp2();
+    for ((x, &c), s) in data.test_enc.features.iter().zip(&classes).zip(&scores) {
+        agree_ref += usize::from(fixed_model.predict(x)? == c);
+        agree_plain += usize::from(final_plain.predict(x)? == c);
+        for (o, sv) in final_plain.output(x)?.iter().zip(s) {
+            max_score_diff = max_score_diff.max((o - (sv * f_scale).round() as i128).abs());
+        }
+    }
+    let m = enc_test.len();
+    let classification = Classification {
+        samples: m,
+        seconds: classify_s,
+        seconds_per_sample: classify_s / m as f64,
+        accuracy: metrics.accuracy(),
+        precision: metrics.precision(1),
+        recall: metrics.recall(1),
+        agreement_with_fixed_reference: agree_ref as f64 / m as f64,
+        agreement_with_decrypted_weights: agree_plain as f64 / m as f64,
+        max_score_diff_units: max_score_diff,
+        costs: classify_costs,
+    };
+    println!(
+        "    {:.3} s/sample; accuracy {:.1} %, agreement with the fixed-point reference {:.1} %, with the decrypted weights {:.1} %",
+        classification.seconds_per_sample,
+        classification.accuracy * 100.0,
+        classification.agreement_with_fixed_reference * 100.0,
+        classification.agreement_with_decrypted_weights * 100.0
+    );
+
+    let (lo, hi) = sample_times
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
+    let timings = Timings {
+        keygen_s: key.seconds,
+        encrypt_data_s,
+        encrypt_weights_s,
+        float_reference_s: float_s,
+        fixed_reference_s: fixed_s,
+        train_sample_median_s: median(&sample_times),
+        train_sample_mean_s: epoch_s.iter().sum::<f64>() / processed as f64,
+        train_sample_min_s: lo,
+        train_sample_max_s: hi,
+        epoch_s,
+        owner_eval_s: owner_eval.as_secs_f64(),
+        total_s: 0.0,
+    };
+
+    let baseline = if args.with_baseline {
+        println!(
+            "[baseline] python-paillier peer: {} --bits {bits} --hidden {} --samples {BASELINE_SAMPLES}",
+            baseline::script_path().display(),
+            args.hidden
+        );
+        let b = baseline::run(bits, args.hidden, BASELINE_SAMPLES);
+        match &b {
+            Outcome::Ran(b) => println!(
+                "    python-paillier: {:.3} s per training sample, {:.3} s per forward-only classification",
+                b.train_s, b.classify_s
+            ),
+            Outcome::Unavailable(why) => println!("    baseline unavailable: {why}"),
+        }
+        Some(b)
+    } else {
+        None
+    };
+
+    let mut report = Report {
+        config,
+        float: float_evals,
+        fixed: fixed_evals,
+        encrypted: enc_evals,
+        weight_diff: diffs,
+        train_samples_processed: processed,
+        train_costs,
+        classification,
+        timings,
+        baseline,
+    };
+    report.timings.total_s = start.elapsed().as_secs_f64();
+
+    let written = write_outputs(&report, &out_dir)?;
+    println!(
+        "xtask repro: done in {}; wrote {}",
+        fmt_secs(report.timings.total_s),
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+const F64_COLOR: RGBColor = RGBColor(31, 119, 180);
+const FIXED_COLOR: RGBColor = RGBColor(255, 127, 14);
+const ENC_COLOR: RGBColor = RGBColor(44, 160, 44);
+
+fn write_outputs(r: &Report, dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let curves = |f: fn(&Eval) -> f64| -> Vec<Series> {
+        let pts = |v: &[Eval]| v.iter().map(|e| (e.epoch as f64, f(e))).collect::<Vec<_>>();
+        vec![
+            Series {
+                name: "f64 reference".into(),
+                points: pts(&r.float),
+                color: F64_COLOR,
+                marker: Marker::Circle,
+                width: 2,
+                dashed: false,
+            },
+            Series {
+                name: "fixed-point reference".into(),
+                points: pts(&r.fixed),
+                color: FIXED_COLOR,
+                marker: Marker::Triangle,
+                width: 4,
+                dashed: false,
+            },
+            Series {
+                name: "encrypted (decrypted after each epoch)".into(),
+                points: pts(&r.encrypted),
+                color: ENC_COLOR,
+                marker: Marker::Cross,
+                width: 2,
+                dashed: true,
+            },
+        ]
+    };
+    let loss = curves(|e| e.loss);
+    let loss_max = loss
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max);
+    let loss_min = loss
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|&v| v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let log_y = loss_min.is_finite() && loss_max > 0.0;
+    written.extend(plot::write(
+        &dir.join("loss"),
+        &Chart {
+            title: &format!(
+                "Training loss, wdbc {} ({} profile, {} samples)",
+                r.config.shape, r.config.profile, r.config.train_samples
+            ),
+            x_desc: "epoch",
+            y_desc: if log_y {
+                "mean ½Σ(o − y)² over the training subset (log scale)"
+            } else {
+                "mean ½Σ(o − y)² over the training subset"
+            },
+            y_range: if log_y {
+                (loss_min / 1.5, loss_max * 1.5)
+            } else {
+                (0.0, 1.0)
+            },
+            percent: false,
+            log_y,
+            series: &loss,
+        },
+    )?);
+    let acc = curves(|e| e.accuracy);
+    let acc_min = acc
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0f64, f64::min);
+    written.extend(plot::write(
+        &dir.join("accuracy"),
+        &Chart {
+            title: &format!(
+                "Test accuracy, wdbc {} ({} test samples)",
+                r.config.shape, r.config.test_samples
+            ),
+            x_desc: "epoch",
+            y_desc: "test accuracy",
+            y_range: ((((acc_min - 0.05) * 20.0).floor() / 20.0).max(0.0), 1.02),
+            percent: true,
+            log_y: false,
+            series: &acc,
+        },
+    )?);
+    let json = dir.join("report.json");
+    std::fs::write(&json, serde_json::to_string_pretty(r)?)?;
+    written.push(json);
+    let md = dir.join("report.md");
+    std::fs::write(&md, markdown(r))?;
+    written.insert(0, md);
+    Ok(written)
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1} %", v * 100.0)
+}
+
+fn markdown(r: &Report) -> String {
+    let c = &r.config;
+    let t = &r.timings;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Reproduction: MLP training on Paillier-encrypted wdbc data\n"
+    );
+    let _ = writeln!(
+        s,
+        "Bellafqira et al., IWDW 2018: two non-colluding servers, S1 holding the ciphertexts and S2 the \
+         secret key. The same network is trained from the same initial weights in three ways: (a) in f64, \
+         (b) in the fixed-point arithmetic of the protocol, in the clear, and (c) on ciphertexts, S1 and S2 \
+         talking over TCP on loopback. After every encrypted epoch the harness (playing the data owner, who \
+         holds the key) decrypts the model and evaluates it in the clear; at the end the encrypted model \
+         classifies the encrypted test set.\n"
+    );
+    let _ = writeln!(s, "Command: `{}`\n", c.command);
+    if c.quick {
+        let _ = writeln!(
+            s,
+            "**Quick run** (`--quick`): small key, small subsets, few epochs; the full run is \
+             `cargo xtask repro` (2048-bit key, {FULL_TRAIN} training samples, {FULL_EPOCHS} epochs, the whole test part).\n"
+        );
+    }
+    if c.insecure_key {
+        let _ = writeln!(
+            s,
+            "**Insecure key:** {} bits, made with `SecretKey::generate_insecure_for_tests` (keys below 2048 bits \
+             are for tests only; timings scale roughly with the cube of the key size).\n",
+            c.bits
+        );
+    }
+
+    let _ = writeln!(s, "## Configuration\n");
+    let _ = writeln!(s, "| parameter | value |\n|---|---|");
+    let rows: Vec<(&str, String)> = vec![
+        ("data set", format!(
+            "wdbc (569 samples, 30 features, 2 classes; positive class 1 = malignant), stratified 80/20 split \
+             ({} / {} samples, seed {}), standardiser fitted on the whole training part",
+            c.full_train, c.full_test, c.seed
+        )),
+        ("training subset", format!(
+            "{} samples (stratified subset of the {} training samples)",
+            c.train_samples, c.full_train
+        )),
+        ("test subset", format!(
+            "{} samples{}",
+            c.test_samples,
+            if c.test_samples == c.full_test { " (the whole test part)".to_string() } else { format!(" (stratified subset of the {} test samples)", c.full_test) }
+        )),
+        ("network", format!("{} (ReLU hidden layer, linear output, loss ½Σ(o − y)², class 1 iff o > ½)", c.shape)),
+        ("epochs", format!("{}", c.epochs)),
+        ("training", format!(
+            "{} (sample order per epoch from `epoch_order(n, {}, epoch)`, the same for all three)",
+            if c.batch == 1 { "per-sample SGD (batch 1)".to_string() } else { format!("mini-batches of {}", c.batch) },
+            c.seed
+        )),
+        ("initial weights", format!(
+            "Glorot-uniform `init_fixed` (ChaCha8 seed {}), biases 0; the f64 network starts from the same \
+             values (`FloatMlp::from_fixed`), the encrypted one from their encryption (`encrypt_params`)",
+            c.seed
+        )),
+        ("learning rate", format!("η = {} = {}", c.learning_rate_str, c.learning_rate)),
+        ("fixed point", format!(
+            "f = {} fractional bits (inputs, activations, errors), weights at 2^-{} (F_w = 2f + shift), \\|values\\| < 2^{}",
+            c.frac_bits, c.weight_frac_bits, c.value_bits
+        )),
+        ("protocol profile", format!(
+            "{} ({})",
+            c.profile,
+            if c.profile == "strict" {
+                "DGK comparisons, exact truncation: the encrypted run must equal the floor reference bit for bit"
+            } else {
+                "one-round SecReLU, stochastic truncation (each truncation may be one unit higher)"
+            }
+        )),
+        ("fixed-point reference rounding", c.reference_rounding.clone()),
+        ("Paillier key", format!(
+            "{} bits{}",
+            c.bits,
+            if c.insecure_key { " (insecure test key, `generate_insecure_for_tests`)" } else { "" }
+        )),
+        ("statistical security κ", format!("{}", c.kappa)),
+        ("transport", "S2 on a thread behind `transport::server::Server` on 127.0.0.1, S1 over `TcpChannel`, S1 randomizer pool (1024, 1 worker), S2 default pool".into()),
+        ("classification", format!("`smlp::encrypted::classify`, batches of {}", c.classify_batch)),
+        ("arithmetic backend", c.backend.clone()),
+        ("machine", format!("{} cores, {} rayon threads; {}", c.cores, c.rayon_threads, c.build)),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(s, "| {k} | {v} |");
+    }
+
+    let _ = writeln!(s, "\n## Convergence per epoch\n");
+    let _ = writeln!(
+        s,
+        "Loss: mean ½Σ(o − y)² over the {} training samples with the weights at the end of the epoch \
+         (epoch 0: initial weights); fixed-point and encrypted networks evaluated with the plaintext \
+         fixed-point forward pass (`FixedMlp`), the encrypted one after decryption. Accuracy on the {} test \
+         samples. Last column: max |W_enc − W_fixed| over all weights and biases, in units of 2^-{}.\n",
+        c.train_samples, c.test_samples, c.weight_frac_bits
+    );
+    let _ = writeln!(
+        s,
+        "| epoch | loss f64 | loss fixed | loss encrypted | acc. f64 | acc. fixed | acc. encrypted | max \\|W_enc − W_fixed\\| | encrypted epoch time |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for i in 0..r.encrypted.len() {
+        let (f, x, e, d) = (&r.float[i], &r.fixed[i], &r.encrypted[i], &r.weight_diff[i]);
+        let time = if i == 0 {
+            "".into()
+        } else {
+            fmt_secs(t.epoch_s[i - 1])
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {:.5} | {:.5} | {:.5} | {} | {} | {} | {} | {} |",
+            e.epoch,
+            f.loss,
+            x.loss,
+            e.loss,
+            pct(f.accuracy),
+            pct(x.accuracy),
+            pct(e.accuracy),
+            d.enc_fixed_units,
+            time
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n![training loss per epoch](loss.svg)\n\n![test accuracy per epoch](accuracy.svg)\n"
+    );
+    let _ = writeln!(s, "(PNG versions: `loss.png`, `accuracy.png`.)\n");
+
+    let _ = writeln!(s, "## Final results (after {} epochs)\n", c.epochs);
+    let _ = writeln!(
+        s,
+        "On the {} test samples; precision and recall of the positive class (malignant).\n",
+        c.test_samples
+    );
+    let _ = writeln!(
+        s,
+        "| model | accuracy | precision | recall |\n|---|---:|---:|---:|"
+    );
+    let last = |v: &[Eval]| *v.last().expect("at least epoch 0");
+    for (name, e) in [
+        ("f64 reference", last(&r.float)),
+        ("fixed-point reference", last(&r.fixed)),
+        (
+            "encrypted training, decrypted weights, plaintext forward",
+            last(&r.encrypted),
+        ),
+    ] {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} |",
+            pct(e.accuracy),
+            pct(e.precision),
+            pct(e.recall)
+        );
+    }
+    let cl = &r.classification;
+    let _ = writeln!(
+        s,
+        "| encrypted training, encrypted classifier (`classify` on the encrypted test set, then decrypted) | {} | {} | {} |",
+        pct(cl.accuracy),
+        pct(cl.precision),
+        pct(cl.recall)
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "- Encrypted classifier agrees with the fixed-point reference (trained in the clear) on {} of the test \
+         samples, and with the plaintext prediction of its own decrypted weights on {}; max |score_enc − \
+         score_plain| = {} units of 2^-{}.",
+        pct(cl.agreement_with_fixed_reference),
+        pct(cl.agreement_with_decrypted_weights),
+        cl.max_score_diff_units,
+        c.frac_bits
+    );
+    let d = r.weight_diff.last().expect("epoch 0");
+    let _ = writeln!(
+        s,
+        "- Weights after the last epoch: max |W_enc − W_fixed| = **{} units of 2^-{}** = {:.3e} in real terms \
+         (the largest weight is {:.3}); the fixed-point reference differs from the f64 reference by at most {:.3e}.",
+        d.enc_fixed_units, c.weight_frac_bits, d.enc_fixed_real, d.max_abs_weight, d.fixed_float_real
+    );
+    if c.profile == "strict" {
+        let _ = writeln!(
+            s,
+            "- Strict profile: the encrypted run is expected to equal the floor reference bit for bit: {}.",
+            if r.weight_diff.iter().all(|d| d.enc_fixed_units == 0) && cl.agreement_with_fixed_reference == 1.0 {
+                "**it does** (difference 0 after every epoch, identical classes)"
+            } else {
+                "**it does NOT** — this is a bug"
+            }
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "- Fast profile: every truncation (forward sums and back-propagated errors, at scale 2^-{}) is \
+             rounded stochastically, in the encrypted run by S1/S2's blinding and in the reference by its own \
+             random stream, so the two differ by about one unit of 2^-{} per truncation; through the weight \
+             updates (η·δ·a, at scale 2^-{}) these differences accumulate to many units of 2^-{} (a tiny real \
+             difference) while loss and accuracy follow the reference. Use `--profile strict` for bit-for-bit \
+             equality.",
+            c.frac_bits, c.frac_bits, c.weight_frac_bits, c.weight_frac_bits
+        );
+    }
+
+    let _ = writeln!(s, "\n## Timings\n");
+    let _ = writeln!(s, "| what | time |\n|---|---:|");
+    let n_ep = t.epoch_s.len();
+    for (k, v) in [
+        ("key generation", fmt_secs(t.keygen_s)),
+        (
+            "owner: encrypting training and test samples",
+            fmt_secs(t.encrypt_data_s),
+        ),
+        (
+            "owner: encrypting the initial weights",
+            fmt_secs(t.encrypt_weights_s),
+        ),
+        ("f64 reference, all epochs", fmt_secs(t.float_reference_s)),
+        (
+            "fixed-point reference, all epochs",
+            fmt_secs(t.fixed_reference_s),
+        ),
+        (
+            "encrypted training, per epoch (mean)",
+            fmt_secs(t.epoch_s.iter().sum::<f64>() / n_ep as f64),
+        ),
+        (
+            "**encrypted training, per training sample** (mean over all epochs)",
+            format!("**{:.3} s**", t.train_sample_mean_s),
+        ),
+        (
+            "encrypted training, per training sample: median (min – max)",
+            format!(
+                "{:.3} s ({:.3} – {:.3} s)",
+                t.train_sample_median_s, t.train_sample_min_s, t.train_sample_max_s
+            ),
+        ),
+        (
+            "**encrypted classification, per sample**",
+            format!(
+                "**{:.3} s** ({} samples in {}, batches of {})",
+                cl.seconds_per_sample,
+                cl.samples,
+                fmt_secs(cl.seconds),
+                c.classify_batch
+            ),
+        ),
+        (
+            "owner: decrypting and evaluating after each epoch (harness only)",
+            fmt_secs(t.owner_eval_s),
+        ),
+        ("whole run", fmt_secs(t.total_s)),
+    ] {
+        let _ = writeln!(s, "| {k} | {v} |");
+    }
+    let _ = writeln!(
+        s,
+        "\nEpoch times: {}.",
+        t.epoch_s
+            .iter()
+            .map(|&x| fmt_secs(x))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let _ = writeln!(s, "\n## Operations and traffic\n");
+    let _ = writeln!(
+        s,
+        "Counted by S1 and S2 (`smlp::encrypted::costs`, deltas with `Costs::since`); traffic is what S1 \
+         sent to and received from S2 (frame payloads). Per training sample: over {} samples processed \
+         ({} epochs × {}). Per classified sample: over {}.\n",
+        r.train_samples_processed, c.epochs, c.train_samples, cl.samples
+    );
+    let _ = writeln!(
+        s,
+        "| per sample | training | classification |\n|---|---:|---:|"
+    );
+    let tr = &r.train_costs;
+    let cc = &cl.costs;
+    let per_t = |v: u64| v as f64 / r.train_samples_processed.max(1) as f64;
+    let per_c = |v: u64| v as f64 / cl.samples.max(1) as f64;
+    let rows: Vec<(&str, u64, u64)> = vec![
+        (
+            "S1 fresh randomizers (full-size exponentiations)",
+            tr.s1.randomizers,
+            cc.s1.randomizers,
+        ),
+        (
+            "S1 short exponentiations",
+            tr.s1.short_exps,
+            cc.s1.short_exps,
+        ),
+        (
+            "S1 other full-size exponentiations",
+            tr.s1.full_exps,
+            cc.s1.full_exps,
+        ),
+        (
+            "S1 packing squarings",
+            tr.s1.pack_squarings,
+            cc.s1.pack_squarings,
+        ),
+        ("S2 decryptions", tr.s2.decryptions, cc.s2.decryptions),
+        ("S2 encryptions", tr.s2.encryptions, cc.s2.encryptions),
+        (
+            "S1 → S2 messages",
+            tr.traffic.messages_sent,
+            cc.traffic.messages_sent,
+        ),
+        (
+            "round trips",
+            tr.traffic.round_trips,
+            cc.traffic.round_trips,
+        ),
+    ];
+    for (k, a, b) in rows {
+        let _ = writeln!(s, "| {k} | {:.1} | {:.1} |", per_t(a), per_c(b));
+    }
+    let kib = |v: f64| format!("{:.1} KiB", v / 1024.0);
+    let _ = writeln!(
+        s,
+        "| bytes S1 → S2 | {} | {} |",
+        kib(per_t(tr.traffic.bytes_sent)),
+        kib(per_c(cc.traffic.bytes_sent))
+    );
+    let _ = writeln!(
+        s,
+        "| bytes S2 → S1 | {} | {} |",
+        kib(per_t(tr.traffic.bytes_received)),
+        kib(per_c(cc.traffic.bytes_received))
+    );
+    let _ = writeln!(
+        s,
+        "\nTotals over the encrypted training: {:.1} MiB sent, {:.1} MiB received, {} round trips.",
+        tr.traffic.bytes_sent as f64 / 1048576.0,
+        tr.traffic.bytes_received as f64 / 1048576.0,
+        tr.traffic.round_trips
+    );
+
+    let _ = writeln!(s, "\n## Baseline: python-paillier\n");
+    match &r.baseline {
+        None => {
+            let _ = writeln!(
+                s,
+                "Not run (pass `--with-baseline` to time `../shared/peers/phe_smlp.py` with the same key and hidden sizes)."
+            );
+        }
+        Some(Outcome::Unavailable(why)) => {
+            let _ = writeln!(s, "Requested but unavailable: {why}.");
+        }
+        Some(Outcome::Ran(b)) => {
+            let _ = writeln!(
+                s,
+                "`python3 {} --bits {} --hidden {} --samples {}` (phe + gmpy2, single process, single-threaded, \
+                 no biases), run on the same machine right after the run above ({} wall, key generation included).\n",
+                b.script, b.bits, b.hidden, b.samples, fmt_secs(b.wall_s)
+            );
+            let _ = writeln!(s, "| per sample | this project | python-paillier | ratio (python / ours) |\n|---|---:|---:|---:|");
+            let _ = writeln!(
+                s,
+                "| training (median) | {:.3} s | {:.3} s | {:.1}× |",
+                t.train_sample_median_s,
+                b.train_s,
+                b.train_s / t.train_sample_median_s
+            );
+            let _ = writeln!(
+                s,
+                "| classification | {:.3} s | {:.3} s | {:.1}× |",
+                cl.seconds_per_sample,
+                b.classify_s,
+                b.classify_s / cl.seconds_per_sample
+            );
+            let _ = writeln!(
+                s,
+                "\nOur classification includes the encrypted comparison with ½ (the class stays encrypted); the \
+                 peer's is a forward pass only. Ours uses {} rayon threads, the peer one.",
+                c.rayon_threads
+            );
+            for n in &b.notes {
+                let _ = writeln!(s, "\n- peer: {n}");
+            }
+        }
+    }
+    s
+}
