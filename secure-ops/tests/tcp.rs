@@ -9,6 +9,7 @@
 //!   correct answers.
 
 mod common;
+use common::enc;
 use num_bigint::BigInt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use secure_ops::messages::{Op, Request, Response};
@@ -84,11 +85,6 @@ impl S2Server {
         let outcomes = std::mem::take(&mut *self.outcomes.lock().unwrap());
         (summary, outcomes)
     }
-}
-
-fn enc(pk: &PublicKey, v: &[i64]) -> Vec<Ciphertext> {
-    let mut rng = rand::thread_rng();
-    v.iter().map(|&x| pk.encrypt_i64(x, &mut rng)).collect()
 }
 
 fn dec(sk: &SecretKey, v: &[Ciphertext]) -> Vec<i128> {
