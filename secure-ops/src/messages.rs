@@ -75,6 +75,9 @@ pub enum Request {
     },
     /// DGK zero test: for each group, ⟦1⟧ if some ciphertext decrypts to 0, else ⟦0⟧.
     ZeroTest { groups: Vec<Vec<Ciphertext>> },
+    /// Range check: every ciphertext must decrypt to 0; S2 answers with no ciphertexts, or
+    /// with `OutOfRange`.
+    AssertZero { cts: Vec<Ciphertext> },
     /// Fresh encrypted uniform values in [−bound, bound], `count` of each.
     Random { draws: Vec<(u32, BigInt)> },
     /// S2's operation counters.

@@ -749,7 +749,18 @@ impl<C: Channel> S1<C> {
             crate::Profile::Fast => self.sign_fast(xs, true),
             crate::Profile::Strict => {
                 let bits = self.positive_strict(xs)?;
-                let values = self.mul(&bits, xs)?;
+                // One round: ReLU = β·x, and β·β for the range check.
+                let mut res = self.products(
+                    &[&bits, xs],
+                    &[
+                        Job::Elementwise { a: 0, b: 1 },
+                        Job::Elementwise { a: 0, b: 0 },
+                    ],
+                    false,
+                )?;
+                let squares = res.pop().expect("two jobs");
+                let values = res.pop().expect("two jobs");
+                self.assert_bits(&bits, &squares)?;
                 Ok((values, bits))
             }
         }
@@ -762,8 +773,41 @@ impl<C: Channel> S1<C> {
         }
         match self.eng.params.profile {
             crate::Profile::Fast => Ok(self.sign_fast(xs, false)?.1),
-            crate::Profile::Strict => self.positive_strict(xs),
+            crate::Profile::Strict => {
+                let bits = self.positive_strict(xs)?;
+                let squares = self.mul(&bits, &bits)?;
+                self.assert_bits(&bits, &squares)?;
+                Ok(bits)
+            }
         }
+    }
+
+    /// Range check of the strict comparison: for an x outside |x| < 2^ℓ the DGK result
+    /// ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c} is not a bit. S1 sends ⟦(β² − β)·ρ⟧ for a random non-zero
+    /// ρ, freshly re-randomised; S2 checks that every value decrypts to 0 (it learns nothing else:
+    /// a non-zero value is uniformly random) and reports an out-of-range value otherwise.
+    fn assert_bits(
+        &mut self,
+        bits: &[Ciphertext],
+        squares: &[Ciphertext],
+    ) -> Result<(), ProtocolError> {
+        let pk = self.eng.pk.clone();
+        let n = BigInt::from_biguint(Sign::Plus, pk.n());
+        let one = BigInt::one();
+        let eng = &self.eng;
+        let blinded: Vec<Ciphertext> = bits
+            .par_iter()
+            .zip(squares.par_iter())
+            .map(|(b, sq)| {
+                let rho = random_range(&one, &n, &mut rand::thread_rng());
+                let e = pk.linear_combination(&[(sq, &rho), (b, &-&rho)], &BigInt::zero())?;
+                OpCounter::add(&eng.counter.full_exps, 2);
+                Ok(pk.add(&e, &eng.fresh_encryption(&BigInt::zero())?))
+            })
+            .collect::<Result<_, ProtocolError>>()?;
+        self.chan.send_msg(&Request::AssertZero { cts: blinded })?;
+        self.expect_ciphertexts(0, "SecCompare range check")
+            .map(drop)
     }
 
     /// Paper-style one-round sign test on x' = 2x − 1 (never zero; positive iff x > 0).

@@ -60,6 +60,11 @@ pub enum S2View<'a> {
         /// The value S2 sees.
         value: &'a BigInt,
     },
+    /// One decryption of a strict-profile range check (0, or uniformly random if out of range).
+    RangeCheck {
+        /// The value S2 sees.
+        value: &'a BigUint,
+    },
     /// One decryption of a DGK zero test (raw, in [0, n)).
     ZeroTest {
         /// Group (comparison) of the request the value belongs to.
@@ -192,6 +197,7 @@ impl S2Service {
                 } => session.eval(&packs, slot_bits, count as usize, &op).into(),
                 Request::ZeroTest { groups } => session.zero_test(&groups).into(),
                 Request::Random { draws } => session.random(&draws).into(),
+                Request::AssertZero { cts } => session.assert_zero(&cts).into(),
             };
             chan.send_msg(&resp)?;
         }
@@ -206,6 +212,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::Eval { .. } => "Eval",
         Request::ZeroTest { .. } => "ZeroTest",
         Request::Random { .. } => "Random",
+        Request::AssertZero { .. } => "AssertZero",
         Request::Stats => "Stats",
         Request::Bye => "Bye",
     }
@@ -527,6 +534,27 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+
+    fn assert_zero(&self, cts: &[Ciphertext]) -> Answer {
+        if cts.len() > MAX_REQUEST_VALUES {
+            return Err(Refusal::Bad("range check of a bad size".into()));
+        }
+        let values: Vec<BigUint> = cts
+            .par_iter()
+            .map(|c| self.decrypt(c))
+            .collect::<Result<_, _>>()?;
+        if let Some(obs) = &self.svc.observer {
+            for value in &values {
+                obs(&S2View::RangeCheck { value });
+            }
+        }
+        if values.iter().any(|v| !v.is_zero()) {
+            return Err(Refusal::Range(
+                "SecCompare: a compared value left |x| < 2^ℓ".into(),
+            ));
+        }
+        Ok(Vec::new())
     }
 
     fn zero_test(&self, groups: &[Vec<Ciphertext>]) -> Answer {

@@ -6,8 +6,9 @@
 //! * a value far beyond the band wraps its slot and is still caught with probability ≈ 1 − 2^-10;
 //! * the fast sign test reports every |x| in (2^(ℓ+2), 2^(ℓ+8)) with certainty.
 //!
-//! The strict comparison is not covered: for 2^ℓ ≤ |x| < 2^(ℓ+κ) it returns 1 + ⌊x'/2^(ℓ+1)⌋
-//! instead of a bit, unreported (see docs/protocols.md, "Range checks").
+//! * the strict comparison checks that its result is a bit (β² − β = 0, tested by S2 on a
+//!   multiplicatively blinded value), so every |x| ≥ 2^ℓ whose DGK result is not a bit is
+//!   reported.
 
 mod common;
 use common::*;
@@ -151,6 +152,44 @@ fn fast_sign_test_reports_large_values_and_is_right_below() {
             let want = if positive { v.clone() } else { BigInt::from(0) };
             assert_eq!(dec_big(&value[0]), want);
         }
+    }
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
+
+#[test]
+fn strict_comparison_reports_values_outside_the_bound() {
+    let strict = SessionParams {
+        profile: Profile::Strict,
+        ..fast()
+    };
+    let (mut s1, h) = session(strict);
+    for v in [
+        pow2(L + 1),
+        -pow2(L + 1),
+        pow2(L + 20) + 12345,
+        -pow2(L + KAPPA - 1),
+    ] {
+        assert!(
+            is_out_of_range(&s1.positive(&[enc_big(&v)])),
+            "positive, x = {v}"
+        );
+        assert!(is_out_of_range(&s1.relu(&[enc_big(&v)])), "relu, x = {v}");
+    }
+    // In range, the same session still answers correctly.
+    for v in [
+        pow2(L) - 1u32,
+        -(pow2(L) - 1u32),
+        BigInt::from(0),
+        BigInt::one(),
+    ] {
+        let (value, deriv) = s1.relu(&[enc_big(&v)]).unwrap();
+        let positive = v > BigInt::from(0);
+        assert_eq!(dec_big(&deriv[0]), BigInt::from(u8::from(positive)));
+        assert_eq!(
+            dec_big(&value[0]),
+            if positive { v.clone() } else { BigInt::from(0) }
+        );
     }
     s1.close().unwrap();
     h.join().unwrap().unwrap();

@@ -47,6 +47,10 @@ enum Seen {
         group: usize,
         value: BigUint,
     },
+    /// Strict-profile range check: must be 0 for in-range inputs.
+    Range {
+        value: BigUint,
+    },
 }
 
 /// Everything the S2 observer saw, in order (zero tests in rayon order).
@@ -65,6 +69,9 @@ impl Recorder {
                 },
                 S2View::ZeroTest { group, value } => Seen::Zero {
                     group,
+                    value: value.clone(),
+                },
+                S2View::RangeCheck { value } => Seen::Range {
                     value: value.clone(),
                 },
             };
@@ -297,11 +304,14 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
             let mut groups: Vec<Vec<BigUint>> = vec![Vec::new(); BATCH];
             for s in rec.take() {
                 match s {
+                    // The range check's SecMul (β·β) sees blinded bits only.
+                    Seen::Slot { op: "products", .. } => {}
                     Seen::Slot { op, value, .. } => {
                         assert_eq!(op, "compare");
                         zs.push(value);
                     }
                     Seen::Zero { group, value } => groups[group].push(value),
+                    Seen::Range { value } => assert!(value.is_zero(), "in-range check not 0"),
                 }
             }
             let mut nonzero = HashSet::new();
@@ -459,6 +469,11 @@ fn s2_never_sees_an_input_or_a_product() {
                 Seen::Slot { value, .. } => value,
                 // The zeros of the DGK test carry S1's coin only; skip them.
                 Seen::Zero { value, .. } if value.is_zero() => continue,
+                // Range checks of in-range values decrypt to 0.
+                Seen::Range { value } => {
+                    assert!(value.is_zero(), "range check not 0 ({profile})");
+                    continue;
+                }
                 Seen::Zero { value, .. } => {
                     let v = BigInt::from_biguint(Sign::Plus, value);
                     if v > &n >> 1u32 {
@@ -504,6 +519,7 @@ fn every_ciphertext_s1_sends_is_fresh() {
             let cts: Vec<Ciphertext> = match req {
                 Request::Eval { packs, .. } => packs,
                 Request::ZeroTest { groups } => groups.into_iter().flatten().collect(),
+                Request::AssertZero { cts } => cts,
                 other => panic!("unexpected request {other:?}"),
             };
             for c in cts {

@@ -339,6 +339,23 @@ fn map_order<T>(p: &Params<T>) -> Vec<&T> {
         .collect()
 }
 
+/// Uniform in [0, bound) for bound > 0 (rejection sampling on random bytes).
+fn random_below<R: rand::RngCore>(bound: &paillier::BigUint, rng: &mut R) -> paillier::BigUint {
+    let bits = bound.bits();
+    let nbytes = bits.div_ceil(8) as usize;
+    let mut buf = vec![0u8; nbytes.max(1)];
+    loop {
+        rng.fill_bytes(&mut buf);
+        if bits % 8 != 0 {
+            buf[0] &= (1u8 << (bits % 8)) - 1;
+        }
+        let v = paillier::BigUint::from_bytes_be(&buf);
+        if &v < bound {
+            return v;
+        }
+    }
+}
+
 fn pow2(k: u32) -> BigInt {
     BigInt::from(1) << k
 }
@@ -355,8 +372,10 @@ pub fn encrypt_params(pk: &PublicKey, params: &Params<i128>) -> SecureResult<Par
     Ok(params.map(|_| it.next().expect("same count")))
 }
 
-/// A new encrypted model. With `initial = None`, S2 draws the weights uniformly in the Glorot range
-/// [−B_l, B_l] ([`glorot_bound`]) so that nobody ever sees them; biases start at ⟦0⟧.
+/// A new encrypted model. With `initial = None` the weights are the sum of two independent
+/// uniform draws in [−B_l/2, B_l/2] (B_l = [`glorot_bound`]): one drawn and encrypted by S2
+/// (`random_values`), one drawn and encrypted by S1 with a CSPRNG, so that neither server knows
+/// them (their distribution is triangular on [−B_l, B_l]). Biases start at ⟦0⟧.
 pub fn new_model<C: Channel>(
     s1: &mut S1<C>,
     shape: Shape,
@@ -376,31 +395,45 @@ pub fn new_model<C: Channel>(
         Some(p) => p,
         None => {
             let fw = fixed.weight_frac_bits();
+            let halves: Vec<BigInt> = (1..=shape.num_layers())
+                .map(|l| {
+                    let (fan_in, fan_out) = shape.layer_dims(l);
+                    BigInt::from(glorot_bound(fan_in, fan_out, fw) / 2)
+                })
+                .collect();
             let draws: Vec<(usize, BigInt)> = (1..=shape.num_layers())
                 .map(|l| {
                     let (fan_in, fan_out) = shape.layer_dims(l);
-                    (
-                        fan_in * fan_out,
-                        BigInt::from(glorot_bound(fan_in, fan_out, fw)),
-                    )
+                    (fan_in * fan_out, halves[l - 1].clone())
                 })
                 .collect();
             let drawn = s1.random_values(&draws)?;
-            let mut rng = rand::thread_rng();
             let layers = drawn
                 .into_iter()
                 .enumerate()
                 .map(|(idx, w)| {
                     let (fan_in, fan_out) = shape.layer_dims(idx + 1);
-                    let mut it = w.into_iter();
-                    Layer {
+                    let half = &halves[idx];
+                    let span: BigInt = half * 2 + 1u32;
+                    let span = span.to_biguint().expect("non-negative");
+                    let mine: Vec<Ciphertext> = w
+                        .par_iter()
+                        .map(|c| {
+                            let mut rng = rand::rngs::OsRng;
+                            let v = BigInt::from(random_below(&span, &mut rng)) - half;
+                            Ok(pk.add(c, &pk.encrypt(&v, &mut rng)?))
+                        })
+                        .collect::<SecureResult<_>>()?;
+                    let mut it = mine.into_iter();
+                    let mut rng = rand::rngs::OsRng;
+                    Ok(Layer {
                         w: (0..fan_out)
                             .map(|_| it.by_ref().take(fan_in).collect())
                             .collect(),
                         b: (0..fan_out).map(|_| pk.encrypt_i64(0, &mut rng)).collect(),
-                    }
+                    })
                 })
-                .collect();
+                .collect::<SecureResult<_>>()?;
             Params { layers }
         }
     };

@@ -460,3 +460,27 @@ fn fast_profile_whole_run_reaches_the_reference_accuracy() {
     s1.close().unwrap();
     h.join().unwrap().unwrap();
 }
+
+#[test]
+fn initial_weights_drawn_jointly_are_in_the_glorot_range() {
+    let fixed = FixedParams::default();
+    let (mut s1, h) = session(Profile::Fast, &fixed);
+    let shape = Shape::new(vec![30, 8, 1]).unwrap();
+    let model = new_model(&mut s1, shape.clone(), fixed, 2, None).unwrap();
+    let w = model.decrypt(key()).unwrap();
+    for (l, layer) in w.layers.iter().enumerate() {
+        let (fan_in, fan_out) = shape.layer_dims(l + 1);
+        let b = smlp::glorot_bound(fan_in, fan_out, fixed.weight_frac_bits());
+        let flat: Vec<i128> = layer.w.iter().flatten().copied().collect();
+        assert!(
+            flat.iter().all(|v| v.abs() <= b),
+            "layer {} outside ±{b}",
+            l + 1
+        );
+        // Sum of two uniform halves: spread out, not constant, some of each sign.
+        assert!(flat.iter().any(|&v| v > b / 8) && flat.iter().any(|&v| v < -b / 8));
+        assert!(layer.b.iter().all(|&v| v == 0));
+    }
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}
