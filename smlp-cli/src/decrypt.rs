@@ -316,3 +316,16 @@ fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResul
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_tags() {
+        let sealed = paillier::format::seal(&PREDICTIONS, &1u8).unwrap();
+        assert_eq!(file_tag(&sealed).unwrap(), *b"PRED");
+        assert!(file_tag(b"SMLP").is_err());
+        assert!(file_tag(b"hello, world").is_err());
+    }
+}

@@ -35,15 +35,17 @@ use std::time::{Duration, Instant};
 /// clear and prints their accuracies next to the encrypted model's, the agreement of the
 /// encrypted predictions with the fixed-point reference, and the time of every phase.
 ///
-/// The defaults (a 30-8-1 network, one epoch over 40 training samples, 57 test samples, 2048-bit
-/// key) take about three minutes on two cores; encrypted training costs seconds per sample.
+/// The defaults (a 30-8-1 network, one epoch of per-sample SGD over 100 training samples, 57 test
+/// samples, 2048-bit key) take about three minutes on two cores: encrypted training costs about a
+/// second per sample. So few SGD steps reach about 85 % test accuracy (the f64 network trained the
+/// same way does no better); more samples or epochs do better and take longer.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Key size in bits (below 2048 implies an insecure test key).
     #[arg(long, default_value_t = 2048)]
     pub bits: u32,
     /// Training samples: a stratified subset of the 455-sample training split.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     pub train_samples: usize,
     /// Test samples: a stratified subset of the 114-sample test split.
     #[arg(long, default_value_t = 57)]
@@ -358,6 +360,9 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     .map_err(|e| with_logs(e, &servers))?;
     let t_classify = t.elapsed();
     servers.stop();
+    // Killed servers cannot remove their ready files.
+    let _ = std::fs::remove_file(&s2_ready);
+    let _ = std::fs::remove_file(&s1_ready);
 
     let t = Instant::now();
     let predicted = match decrypt::decrypt(&DecryptArgs {

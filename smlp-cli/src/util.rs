@@ -9,6 +9,10 @@ pub fn show_progress(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
 }
 
+/// Layout of the progress bars.
+const BAR_TEMPLATE: &str =
+    "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} samples ({per_sec}, ETA {eta})";
+
 /// A progress bar on stderr counting samples (hidden unless [`show_progress`]).
 pub fn sample_bar(len: u64, quiet: bool) -> ProgressBar {
     if !show_progress(quiet) {
@@ -16,11 +20,9 @@ pub fn sample_bar(len: u64, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} samples ({per_sec}, ETA {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template(BAR_TEMPLATE)
+            .expect("valid template (checked by a unit test)")
+            .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(500));
     bar
@@ -59,5 +61,29 @@ pub fn bytes(n: u64) -> String {
         format!("{:.1} MiB", n / 1024.0 / 1024.0)
     } else {
         format!("{:.2} GiB", n / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_template_is_valid() {
+        assert!(ProgressStyle::with_template(BAR_TEMPLATE).is_ok());
+        // Hidden bars (not a terminal, or --quiet) accept every call.
+        let bar = sample_bar(10, true);
+        bar.set_prefix("x");
+        bar.inc(3);
+        bar.finish_and_clear();
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(secs(Duration::from_millis(12_340)), "12.3 s");
+        assert_eq!(secs(Duration::from_secs(125)), "2 min 05.0 s");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
     }
 }

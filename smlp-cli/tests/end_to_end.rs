@@ -320,3 +320,101 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     assert!(!env.path("s1.addr").exists() && !env.path("s2.addr").exists());
     assert!(s1.log_text().contains("S1 stopped"));
 }
+
+/// The pids of the servers a demo run printed.
+fn demo_pids(out: &str) -> Vec<u32> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("S2 (pid "))
+        .unwrap_or_else(|| panic!("no server line in:\n{out}"));
+    line.split("(pid ")
+        .skip(1)
+        .map(|p| p.split(')').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn demo_runs_the_whole_flow_and_stops_its_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let out = ok(&[
+        "demo",
+        "--bits",
+        "512",
+        "--train-samples",
+        "10",
+        "--test-samples",
+        "12",
+        "--hidden",
+        "3",
+        "--profile",
+        "strict",
+        "--kappa",
+        "40",
+        "--quiet",
+        "--workdir",
+        &s(&work),
+    ]);
+    for want in [
+        "training on 10 of the 456 training samples",
+        "testing on 12 of the 113 test samples",
+        "network 30-3-1, 1 epoch(s)",
+        "plaintext f64 network",
+        "fixed-point reference (floor rounding)",
+        "encrypted (S1 + S2, strict profile)",
+        "agree with the fixed-point reference on 12/12 (100.0 %)",
+        "largest weight difference, encrypted vs fixed-point reference: 0.000e0",
+        "encrypted training (10 samples × 1 epoch(s))",
+        "encrypted classification (12 samples)",
+        "total",
+    ] {
+        assert!(out.contains(want), "`{want}` missing:\n{out}");
+    }
+    for f in [
+        "train.csv",
+        "test.csv",
+        "train.enc",
+        "test.enc",
+        "model.enc",
+        "pred.enc",
+        "pred.csv",
+        "model.json",
+        "s1.log",
+        "s2.log",
+    ] {
+        assert!(work.join(f).exists(), "{f} missing");
+    }
+    for pid in demo_pids(&out) {
+        assert!(gone(pid), "server {pid} still running");
+    }
+
+    // A failure after the servers started (κ below the minimum) still stops them.
+    let out = run(&[
+        "demo",
+        "--bits",
+        "512",
+        "--train-samples",
+        "4",
+        "--test-samples",
+        "4",
+        "--kappa",
+        "20",
+        "--quiet",
+        "--workdir",
+        &s(&work),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: S1:") && stderr.contains("kappa = 20 is below the minimum"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--- S1 log"), "{stderr}");
+    for pid in demo_pids(&String::from_utf8_lossy(&out.stdout)) {
+        assert!(gone(pid), "server {pid} still running after a failed demo");
+    }
+}
