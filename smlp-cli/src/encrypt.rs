@@ -7,9 +7,8 @@ use crate::util::{sample_bar, secs};
 use clap::Args;
 use paillier::format::{write_atomic, write_file};
 use paillier::FixedPoint;
-use rayon::prelude::*;
 use smlp::data::{Dataset, EncodedDataset, Standardizer, DEFAULT_INT_BITS};
-use smlp::encrypted::{EncryptedDataset, EncryptedSample, DATASET};
+use smlp::encrypted::{EncryptedDataset, DATASET};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -87,10 +86,6 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
         }
         _ => bail!("give exactly one of --public-key and --secret-key"),
     };
-    let enc = |v: i64, rng: &mut rand::rngs::ThreadRng| match &sk {
-        Some(sk) => sk.encrypt_i64(v, rng),
-        None => pk.encrypt_i64(v, rng),
-    };
     let mut data = Dataset::load_csv(&args.csv, args.label.as_deref())
         .with_context(|| args.csv.display().to_string())?;
     if let Some(k) = args.classes {
@@ -126,28 +121,8 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
     let start = Instant::now();
     let bar = sample_bar(encoded.len() as u64, args.quiet);
     bar.set_prefix("encrypting");
-    let samples: Vec<EncryptedSample> = encoded
-        .features
-        .par_iter()
-        .zip(encoded.targets.par_iter())
-        .map(|(x, y)| {
-            let mut rng = rand::thread_rng();
-            let s = EncryptedSample {
-                x: x.iter().map(|&v| enc(v, &mut rng)).collect(),
-                y: y.iter().map(|&v| enc(v, &mut rng)).collect(),
-            };
-            bar.inc(1);
-            s
-        })
-        .collect();
+    let ds = EncryptedDataset::encrypt_with(&pk, sk.as_ref(), &encoded, true, || bar.inc(1));
     bar.finish_and_clear();
-    let ds = EncryptedDataset {
-        fingerprint: pk.fingerprint(),
-        frac_bits: encoded.frac_bits,
-        classes: encoded.classes,
-        features: data.num_features(),
-        samples,
-    };
     let elapsed = start.elapsed();
 
     let scaler_written = if fitted {

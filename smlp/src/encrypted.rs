@@ -93,20 +93,39 @@ pub struct EncryptedDataset {
 impl EncryptedDataset {
     /// Encrypts an encoded data set under `pk` (owner side; parallel over samples; CSPRNG).
     pub fn encrypt(pk: &PublicKey, data: &EncodedDataset, with_labels: bool) -> Self {
+        Self::encrypt_with(pk, None, data, with_labels, || {})
+    }
+
+    /// Like [`encrypt`](Self::encrypt); with the owner's secret key, encryption uses CRT (about
+    /// twice as fast, same ciphertext distribution), and `on_sample` is called after each sample
+    /// (e.g. to drive a progress bar).
+    pub fn encrypt_with(
+        pk: &PublicKey,
+        sk: Option<&SecretKey>,
+        data: &EncodedDataset,
+        with_labels: bool,
+        on_sample: impl Fn() + Sync,
+    ) -> Self {
+        let enc = |v: i64, rng: &mut rand::rngs::ThreadRng| match sk {
+            Some(sk) => sk.encrypt_i64(v, rng),
+            None => pk.encrypt_i64(v, rng),
+        };
         let samples = data
             .features
             .par_iter()
             .zip(data.targets.par_iter())
             .map(|(x, y)| {
                 let mut rng = rand::thread_rng();
-                EncryptedSample {
-                    x: x.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect(),
+                let s = EncryptedSample {
+                    x: x.iter().map(|&v| enc(v, &mut rng)).collect(),
                     y: if with_labels {
-                        y.iter().map(|&v| pk.encrypt_i64(v, &mut rng)).collect()
+                        y.iter().map(|&v| enc(v, &mut rng)).collect()
                     } else {
                         Vec::new()
                     },
-                }
+                };
+                on_sample();
+                s
             })
             .collect();
         EncryptedDataset {
