@@ -555,47 +555,12 @@ impl<C: Channel> S1<C> {
                 "truncation by 2^{k} outside 1..=ℓ"
             )));
         }
-        let l = self.eng.params.value_bits;
-        // R = 2^ℓ + r makes x + R positive; S2 sees x + R (statistically hiding x).
-        let big_r: Vec<BigInt> = xs.iter().map(|_| pow2(l) + self.eng.blind()).collect();
-        let slots: Vec<Slot<'_>> = xs
-            .iter()
-            .zip(&big_r)
-            .map(|(c, r)| Slot {
-                ct: c,
-                tau: r.clone(),
-            })
-            .collect();
-        let slot_bits = self.eng.params.slot_bits(0);
         let exact = mode == Truncation::Exact;
-        let per = if exact { 1 + (k as usize + 1) } else { 1 };
-        let raw = self.eval(
-            &slots,
-            slot_bits,
-            Op::Divide {
-                shift: k,
-                carry_bits: exact,
-            },
-            per * xs.len(),
-            "truncation",
-        )?;
-        let mut out: Vec<Ciphertext> = Vec::with_capacity(xs.len());
-        if !exact {
-            for (q, r) in raw.iter().zip(&big_r) {
-                out.push(self.eng.pk.add_plain(q, &-(r >> k))?);
-            }
-            return Ok(out);
-        }
-        // Exact: subtract the carry c = 1{(u mod 2^k) < (R mod 2^k)} computed with DGK.
-        let mask = pow2(k) - 1;
-        let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
-        let cs: Vec<BigInt> = big_r.iter().map(|r| r & &mask).collect();
-        let lt = self.dgk_less_than(&bits, &cs, k)?;
-        for ((ch, r), c) in raw.chunks(per).zip(&big_r).zip(&lt) {
-            let q = self.eng.pk.add_plain(&ch[0], &-(r >> k))?;
-            out.push(self.eng.pk.sub(&q, c)?);
-        }
-        Ok(out)
+        let op = Op::Divide {
+            shift: k,
+            carry_bits: exact,
+        };
+        self.divide_blinded(xs, &pow2(k), k, op, exact, "truncation")
     }
 
     /// ⌊xᵢ / d⌋ for a public divisor d ≥ 2 (Veugen, "Encrypted integer division", 2010): S2
@@ -618,7 +583,28 @@ impl<C: Channel> S1<C> {
                 "division by {d}: need 2 ≤ d < 2^ℓ"
             )));
         }
-        let dd = BigInt::from(d);
+        let exact = mode == Truncation::Exact;
+        let op = Op::DivideBy {
+            divisor: d,
+            carry_bits: exact,
+        };
+        self.divide_blinded(xs, &BigInt::from(d), m, op, exact, "division")
+    }
+
+    /// The division protocol behind [`truncate_with`](Self::truncate_with) and
+    /// [`divide`](Self::divide): S2 sees u = x + R with R = 2^ℓ + r (positive, statistically
+    /// hiding x) and returns ⟦⌊u/d⌋⟧ (and, if `exact`, the bits of 2(u mod d) + 1, m + 1 of them,
+    /// for the DGK carry 1{(u mod d) < (R mod d)}); S1 subtracts ⌊R/d⌋ and, if exact, the carry.
+    fn divide_blinded(
+        &mut self,
+        xs: &[Ciphertext],
+        d: &BigInt,
+        m: u32,
+        op: Op,
+        exact: bool,
+        name: &str,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let l = self.eng.params.value_bits;
         let big_r: Vec<BigInt> = xs.iter().map(|_| pow2(l) + self.eng.blind()).collect();
         let slots: Vec<Slot<'_>> = xs
             .iter()
@@ -629,35 +615,25 @@ impl<C: Channel> S1<C> {
             })
             .collect();
         let slot_bits = self.eng.params.slot_bits(0);
-        let exact = mode == Truncation::Exact;
         let per = if exact { 1 + (m as usize + 1) } else { 1 };
-        let raw = self.eval(
-            &slots,
-            slot_bits,
-            Op::DivideBy {
-                divisor: d,
-                carry_bits: exact,
-            },
-            per * xs.len(),
-            "division",
-        )?;
+        let raw = self.eval(&slots, slot_bits, op, per * xs.len(), name)?;
         let pk = self.eng.pk.clone();
         if !exact {
             return raw
                 .iter()
                 .zip(&big_r)
-                .map(|(q, r)| Ok(pk.add_plain(q, &-(r / &dd))?))
+                .map(|(q, r)| Ok(pk.add_plain(q, &-(r / d))?))
                 .collect();
         }
         let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
-        let cs: Vec<BigInt> = big_r.iter().map(|r| r % &dd).collect();
+        let cs: Vec<BigInt> = big_r.iter().map(|r| r % d).collect();
         let lt = self.dgk_less_than(&bits, &cs, m)?;
+        let one = BigInt::one();
         raw.chunks(per)
             .zip(&big_r)
             .zip(&lt)
             .map(|((ch, r), c)| {
-                let one = BigInt::one();
-                Ok(pk.linear_combination(&[(&ch[0], &one), (c, &-&one)], &-(r / &dd))?)
+                Ok(pk.linear_combination(&[(&ch[0], &one), (c, &-&one)], &-(r / d))?)
             })
             .collect()
     }

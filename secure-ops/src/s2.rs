@@ -357,52 +357,17 @@ impl Session<'_> {
                 if *shift == 0 || *shift > l {
                     return Err(Refusal::Bad(format!("division by 2^{shift} not allowed")));
                 }
-                let mut outs =
-                    Vec::with_capacity(u.len() * if *carry_bits { *shift as usize + 2 } else { 1 });
-                for v in &u {
-                    // v = x + 2^ℓ + r ≥ 0 for in-range x.
-                    if v.sign() == Sign::Minus || v >= &(pow2(l + self.params.kappa) + pow2(l + 1))
-                    {
-                        return Err(Refusal::Range(
-                            "truncation: blinded value out of range".into(),
-                        ));
-                    }
-                    outs.push(v >> *shift);
-                    if *carry_bits {
-                        push_bits(&mut outs, v, *shift);
-                    }
-                }
-                self.encrypt_all(&outs)
+                self.divide(&u, &pow2(*shift), *shift, *carry_bits, "truncation")
             }
             Op::DivideBy {
                 divisor,
                 carry_bits,
             } => {
-                let d = *divisor;
-                let m = 64 - d.leading_zeros();
-                if d < 2 || m > l {
-                    return Err(Refusal::Bad(format!("division by {d} not allowed")));
+                let m = 64 - divisor.leading_zeros();
+                if *divisor < 2 || m > l {
+                    return Err(Refusal::Bad(format!("division by {divisor} not allowed")));
                 }
-                let dd = BigInt::from(d);
-                let mut outs =
-                    Vec::with_capacity(u.len() * if *carry_bits { m as usize + 2 } else { 1 });
-                for v in &u {
-                    if v.sign() == Sign::Minus || v >= &(pow2(l + self.params.kappa) + pow2(l + 1))
-                    {
-                        return Err(Refusal::Range(
-                            "division: blinded value out of range".into(),
-                        ));
-                    }
-                    outs.push(v / &dd);
-                    if *carry_bits {
-                        let rem = v % &dd;
-                        let d2: BigInt = (rem << 1u32) + 1;
-                        for i in 0..=u64::from(m) {
-                            outs.push(BigInt::from(u8::from(d2.bit(i))));
-                        }
-                    }
-                }
-                self.encrypt_all(&outs)
+                self.divide(&u, &BigInt::from(*divisor), m, *carry_bits, "division")
             }
             Op::Sign { with_value } => {
                 let per = if *with_value { 2 } else { 1 };
@@ -449,6 +414,26 @@ impl Session<'_> {
                 self.encrypt_all(&outs)
             }
         }
+    }
+
+    /// ⌊v / d⌋ for every blinded v = x + 2^ℓ + r (≥ 0 for in-range x), and with `carry_bits`
+    /// the bits of 2·(v mod d) + 1 (m + 1 of them, d < 2^m) for S1's DGK carry.
+    fn divide(&self, u: &[BigInt], d: &BigInt, m: u32, carry_bits: bool, what: &str) -> Answer {
+        let l = self.params.value_bits;
+        let hi = pow2(l + self.params.kappa) + pow2(l + 1);
+        let mut outs = Vec::with_capacity(u.len() * if carry_bits { m as usize + 2 } else { 1 });
+        for v in u {
+            if v.sign() == Sign::Minus || v >= &hi {
+                return Err(Refusal::Range(format!(
+                    "{what}: blinded value out of range"
+                )));
+            }
+            outs.push(v / d);
+            if carry_bits {
+                push_bits(&mut outs, &(v % d), m);
+            }
+        }
+        self.encrypt_all(&outs)
     }
 
     fn run_job(&self, job: &WireJob, u: &[BigInt], outs: &mut Vec<BigInt>) -> Result<(), Refusal> {
