@@ -22,18 +22,54 @@ fn main() {
     let pk = sk.public_key();
     let cts: Vec<Ciphertext> = (0..64).map(|i| pk.encrypt_i64(i, &mut rng)).collect();
     let short = |b: u32| BigInt::from(1) << b;
-    println!("backend {}, {bits}-bit key, ms (median)", paillier::arith::BACKEND);
-    println!("randomizer r^n mod n^2   {:.3}", median(|| drop(pk.randomizer(&mut rand::thread_rng())), 21));
-    println!("S2 CRT randomizer        {:.3}", median(|| drop(sk.randomizer(&mut rand::thread_rng())), 21));
-    println!("CRT decryption           {:.3}", median(|| drop(sk.decrypt(&cts[3]).unwrap()), 21));
+    println!(
+        "backend {}, {bits}-bit key, ms (median)",
+        paillier::arith::BACKEND
+    );
+    println!(
+        "randomizer r^n mod n^2   {:.3}",
+        median(|| drop(pk.randomizer(&mut rand::thread_rng())), 21)
+    );
+    println!(
+        "S2 CRT randomizer        {:.3}",
+        median(|| drop(sk.randomizer(&mut rand::thread_rng())), 21)
+    );
+    println!(
+        "CRT decryption           {:.3}",
+        median(|| drop(sk.decrypt(&cts[3]).unwrap()), 21)
+    );
     let k = short(151) + 12345;
-    println!("152-bit scalar mult      {:.3}", median(|| drop(pk.mul_plain(&cts[1], &k).unwrap()), 41));
+    println!(
+        "152-bit scalar mult      {:.3}",
+        median(|| drop(pk.mul_plain(&cts[1], &k).unwrap()), 41)
+    );
     let terms2: Vec<(&Ciphertext, &BigInt)> = cts.iter().take(2).map(|c| (c, &k)).collect();
-    println!("lincomb 2 x 152-bit      {:.3}", median(|| drop(pk.linear_combination(&terms2, &BigInt::from(1)).unwrap()), 41));
+    println!(
+        "lincomb 2 x 152-bit      {:.3}",
+        median(
+            || drop(pk.linear_combination(&terms2, &BigInt::from(1)).unwrap()),
+            41
+        )
+    );
     let terms60: Vec<(&Ciphertext, &BigInt)> = cts.iter().take(60).map(|c| (c, &k)).collect();
-    println!("lincomb 60 x 152-bit     {:.3}", median(|| drop(pk.linear_combination(&terms60, &BigInt::from(1)).unwrap()), 11));
+    println!(
+        "lincomb 60 x 152-bit     {:.3}",
+        median(
+            || drop(pk.linear_combination(&terms60, &BigInt::from(1)).unwrap()),
+            11
+        )
+    );
     let refs: Vec<&Ciphertext> = cts.iter().take(12).collect();
-    println!("pack 12 slots of 162 bit {:.3}", median(|| drop(pk.pack(&refs, 162)), 11));
-    println!("add                      {:.4}", median(|| drop(pk.add(&cts[1], &cts[2])), 101));
-    println!("neg (inversion)          {:.4}", median(|| drop(pk.neg(&cts[1]).unwrap()), 101));
+    println!(
+        "pack 12 slots of 162 bit {:.3}",
+        median(|| drop(pk.pack(&refs, 162)), 11)
+    );
+    println!(
+        "add                      {:.4}",
+        median(|| drop(pk.add(&cts[1], &cts[2])), 101)
+    );
+    println!(
+        "neg (inversion)          {:.4}",
+        median(|| drop(pk.neg(&cts[1]).unwrap()), 101)
+    );
 }

@@ -636,7 +636,8 @@ impl SecretKey {
         self.crt_n2(&a, &b)
     }
 
-    /// Fresh randomness computed with CRT (about 3–4× faster than [`PublicKey::randomizer`]).
+    /// Fresh randomness computed with CRT (about 2.5× faster than [`PublicKey::randomizer`] with
+    /// GMP: 3.6 ms against 8.9 ms at 2048 bits).
     ///
     /// A uniform n-th residue mod n^2 is, by CRT, a pair of independent uniform elements of the
     /// order-(p−1) subgroup mod p^2 and the order-(q−1) subgroup mod q^2; y ↦ y^p mod p^2 maps
