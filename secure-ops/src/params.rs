@@ -55,6 +55,9 @@ pub struct SessionParams {
     pub value_bits: u32,
     /// κ: statistical security parameter of the additive blinding (≥ 40, default 80).
     pub kappa: u32,
+    /// f: fractional bits of the fixed-point values (S2 does not use it; both sides agree on it
+    /// so that a session is never run with data or a model of another scale).
+    pub frac_bits: u32,
     /// Profile (fast or strict).
     pub profile: Profile,
 }
@@ -64,6 +67,7 @@ impl Default for SessionParams {
         SessionParams {
             value_bits: 72,
             kappa: 80,
+            frac_bits: 16,
             profile: Profile::Fast,
         }
     }
@@ -100,6 +104,12 @@ impl SessionParams {
             return Err(format!(
                 "kappa = {} is below the minimum of {MIN_KAPPA}",
                 self.kappa
+            ));
+        }
+        if self.frac_bits == 0 || self.frac_bits >= self.value_bits {
+            return Err(format!(
+                "frac_bits = {} must be in 1..value_bits ({})",
+                self.frac_bits, self.value_bits
             ));
         }
         if self.value_bits < 8 || self.value_bits > 512 {

@@ -9,6 +9,7 @@ use secure_ops::{Job, Profile, ProtocolError, SessionParams, Truncation};
 fn fast() -> SessionParams {
     SessionParams {
         value_bits: 40,
+        frac_bits: 16,
         kappa: 40,
         profile: Profile::Fast,
     }
@@ -16,6 +17,7 @@ fn fast() -> SessionParams {
 fn strict() -> SessionParams {
     SessionParams {
         value_bits: 40,
+        frac_bits: 16,
         kappa: 40,
         profile: Profile::Strict,
     }
@@ -268,6 +270,18 @@ fn handshake_refuses_wrong_key_and_bad_params() {
         Err(ProtocolError::Handshake(_))
     ));
     // κ below the minimum and ℓ too large for the key are refused before anything is sent.
+    // f must lie in 1..ℓ.
+    for f in [0, 40, 41] {
+        let (c1, _c2) = pair();
+        let bad = SessionParams {
+            frac_bits: f,
+            ..fast()
+        };
+        let e = secure_ops::S1::connect(key().public_key().clone(), c1, bad)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("frac_bits"), "{e}");
+    }
     let (c1, _c2) = pair();
     let bad = SessionParams {
         kappa: 20,

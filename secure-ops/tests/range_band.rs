@@ -23,6 +23,7 @@ const KAPPA: u32 = 40;
 fn fast() -> SessionParams {
     SessionParams {
         value_bits: L,
+        frac_bits: 16,
         kappa: KAPPA,
         profile: Profile::Fast,
     }

@@ -30,6 +30,7 @@ const KAPPA: u32 = 40;
 fn params(profile: Profile) -> SessionParams {
     SessionParams {
         value_bits: L,
+        frac_bits: 16,
         kappa: KAPPA,
         profile,
     }
@@ -294,6 +295,7 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
     for x in [100i64, -100] {
         let (mut s1, h, rec, _) = observed(SessionParams {
             value_bits: L8,
+            frac_bits: 4,
             ..params(Profile::Strict)
         });
         let mut zs = Vec::new();

@@ -271,6 +271,7 @@ fn strict_profile_over_tcp() {
     let server = S2Server::start(sk.clone());
     let params = SessionParams {
         value_bits: 48,
+        frac_bits: 16,
         kappa: 40,
         profile: Profile::Strict,
     };
@@ -336,6 +337,7 @@ fn s2_server_survives_misbehaving_clients() {
     let pk = sk.public_key().clone();
     let params = SessionParams {
         value_bits: 40,
+        frac_bits: 16,
         kappa: 40,
         profile: Profile::Fast,
     };

@@ -246,6 +246,7 @@ fn serve_train(
     let abort = Abort::default();
     let params = SessionParams {
         value_bits: req.fixed.value_bits,
+        frac_bits: req.fixed.frac_bits,
         kappa: req.kappa,
         profile: req.profile,
     };
@@ -346,6 +347,7 @@ fn serve_classify(
     let abort = Abort::default();
     let params = SessionParams {
         value_bits: model.fixed.value_bits,
+        frac_bits: model.fixed.frac_bits,
         kappa: req.kappa,
         profile,
     };

@@ -55,6 +55,7 @@ fn main() {
     let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
     let params = SessionParams {
         value_bits: fixed.value_bits,
+        frac_bits: fixed.frac_bits,
         kappa: 80,
         profile,
     };

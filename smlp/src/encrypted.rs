@@ -475,6 +475,13 @@ fn check_session<C: Channel>(s1: &S1<C>, model: &EncryptedModel) -> SecureResult
             "the session key does not match the model's key".into(),
         ));
     }
+    if s1.params().frac_bits != model.fixed.frac_bits {
+        return Err(SecureError::Mismatch(format!(
+            "session fractional bits f = {} differ from the model's f = {}",
+            s1.params().frac_bits,
+            model.fixed.frac_bits
+        )));
+    }
     if s1.params().value_bits != model.fixed.value_bits {
         return Err(SecureError::Mismatch(format!(
             "session value bound ℓ = {} differs from the model's ℓ = {}",

@@ -55,6 +55,7 @@ fn session(profile: Profile, fixed: &FixedParams) -> (S1<Mem>, Handle) {
     });
     let params = SessionParams {
         value_bits: fixed.value_bits,
+        frac_bits: fixed.frac_bits,
         kappa: 40,
         profile,
     };

@@ -61,6 +61,7 @@ fn real_key_over_tcp_matches_reference() {
     let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
     let params = SessionParams {
         value_bits: fixed.value_bits,
+        frac_bits: fixed.frac_bits,
         kappa: 80,
         profile: Profile::Strict,
     };
@@ -106,6 +107,7 @@ fn real_key_over_tcp_matches_reference() {
     let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
     let params = SessionParams {
         value_bits: fixed.value_bits,
+        frac_bits: fixed.frac_bits,
         kappa: 80,
         profile: Profile::Fast,
     };

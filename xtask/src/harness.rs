@@ -159,6 +159,7 @@ impl Servers {
         )?;
         let params = SessionParams {
             value_bits: fixed.value_bits,
+            frac_bits: fixed.frac_bits,
             kappa: KAPPA,
             profile,
         };
