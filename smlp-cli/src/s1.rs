@@ -334,13 +334,7 @@ fn serve_classify(
     check_key("data set", &data.fingerprint, &ctx.pk)?;
     model.check(&ctx.pk)?;
     data.check(&ctx.pk, false)?;
-    if data.features != model.shape.inputs() {
-        bail!(
-            "the model expects {} features, the data set has {}",
-            model.shape.inputs(),
-            data.features
-        );
-    }
+    model.check_inputs(data)?;
     if data.is_empty() {
         bail!("the data set is empty");
     }

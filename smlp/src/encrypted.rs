@@ -235,8 +235,22 @@ impl EncryptedModel {
         Ok(())
     }
 
-    /// Checks that this model can run on `data`.
+    /// Checks that this model can be trained on `data`: [`check_inputs`](Self::check_inputs) and
+    /// the number of classes.
     pub fn check_data(&self, data: &EncryptedDataset) -> SecureResult<()> {
+        self.check_inputs(data)?;
+        if outputs_for_classes(data.classes) != self.shape.outputs() {
+            return Err(SecureError::Mismatch(format!(
+                "model has {} outputs, the data set has {} classes",
+                self.shape.outputs(),
+                data.classes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that this model can classify `data`: same key, number of features and f.
+    pub fn check_inputs(&self, data: &EncryptedDataset) -> SecureResult<()> {
         if data.fingerprint != self.fingerprint {
             return Err(SecureError::Mismatch(format!(
                 "data set is encrypted under key {}, the model under key {}",
@@ -254,13 +268,6 @@ impl EncryptedModel {
             return Err(SecureError::Mismatch(format!(
                 "model uses f = {} fractional bits, the data set f = {}",
                 self.fixed.frac_bits, data.frac_bits
-            )));
-        }
-        if outputs_for_classes(data.classes) != self.shape.outputs() {
-            return Err(SecureError::Mismatch(format!(
-                "model has {} outputs, the data set has {} classes",
-                self.shape.outputs(),
-                data.classes
             )));
         }
         Ok(())
@@ -773,19 +780,7 @@ pub fn classify<C: Channel>(
     check_session(s1, model)?;
     model.check(s1.public_key())?;
     data.check(s1.public_key(), false)?;
-    if data.features != model.shape.inputs() {
-        return Err(SecureError::Mismatch(format!(
-            "model expects {} features, the data set has {}",
-            model.shape.inputs(),
-            data.features
-        )));
-    }
-    if data.frac_bits != model.fixed.frac_bits {
-        return Err(SecureError::Mismatch(format!(
-            "model uses f = {}, the data set f = {}",
-            model.fixed.frac_bits, data.frac_bits
-        )));
-    }
+    model.check_inputs(data)?;
     let pk = s1.public_key().clone();
     let k = model.shape.outputs();
     let start = Instant::now();
