@@ -41,3 +41,10 @@ pub use keys::{
 };
 pub use num_bigint::{BigInt, BigUint};
 pub use pool::RandomizerPool;
+
+/// Uniform in [0, `bound`) for `bound` > 0 (rejection sampling on bytes from `rng`; pass a CSPRNG
+/// for blinding values).
+pub fn random_below<R: rand::RngCore + ?Sized>(bound: &BigUint, rng: &mut R) -> BigUint {
+    use arith::NatOps;
+    arith::Nat::random_below(&arith::Nat::from_biguint(bound), rng).to_biguint()
+}

@@ -55,16 +55,10 @@ pub(crate) fn random_bits<R: RngCore + ?Sized>(bits: u32, rng: &mut R) -> BigInt
     BigInt::from_bytes_be(Sign::Plus, &buf)
 }
 
-/// Uniform in [lo, hi).
+/// Uniform in [lo, hi) for lo < hi.
 fn random_range<R: RngCore + ?Sized>(lo: &BigInt, hi: &BigInt, rng: &mut R) -> BigInt {
-    let span = hi - lo;
-    let bits = span.bits() as u32;
-    loop {
-        let v = random_bits(bits, rng);
-        if v < span {
-            return lo + v;
-        }
-    }
+    let span = (hi - lo).to_biguint().expect("lo < hi");
+    lo + BigInt::from(paillier::random_below(&span, rng))
 }
 
 fn pow2(k: u32) -> BigInt {
@@ -990,19 +984,5 @@ impl<C: Channel> S1<C> {
             .iter()
             .map(|(c, _)| it.by_ref().take(*c).collect())
             .collect())
-    }
-}
-
-/// Uniform in [0, bound) for bound > 0.
-pub(crate) fn random_below<R: RngCore + ?Sized>(
-    bound: &num_bigint::BigUint,
-    rng: &mut R,
-) -> num_bigint::BigUint {
-    let bits = bound.bits() as u32;
-    loop {
-        let v = random_bits(bits, rng).to_biguint().expect("non-negative");
-        if &v < bound {
-            return v;
-        }
     }
 }

@@ -584,7 +584,7 @@ impl Session<'_> {
             }
             let span = (bound * 2u32 + 1u32).to_biguint().expect("non-negative");
             for _ in 0..*count {
-                let v = crate::s1::random_below(&span, &mut rng);
+                let v = paillier::random_below(&span, &mut rng);
                 values.push(BigInt::from_biguint(Sign::Plus, v) - bound);
             }
         }

@@ -365,23 +365,6 @@ fn map_order<T>(p: &Params<T>) -> Vec<&T> {
         .collect()
 }
 
-/// Uniform in [0, bound) for bound > 0 (rejection sampling on random bytes).
-fn random_below<R: rand::RngCore>(bound: &paillier::BigUint, rng: &mut R) -> paillier::BigUint {
-    let bits = bound.bits();
-    let nbytes = bits.div_ceil(8) as usize;
-    let mut buf = vec![0u8; nbytes.max(1)];
-    loop {
-        rng.fill_bytes(&mut buf);
-        if bits % 8 != 0 {
-            buf[0] &= (1u8 << (bits % 8)) - 1;
-        }
-        let v = paillier::BigUint::from_bytes_be(&buf);
-        if &v < bound {
-            return v;
-        }
-    }
-}
-
 fn pow2(k: u32) -> BigInt {
     BigInt::from(1) << k
 }
@@ -446,7 +429,7 @@ pub fn new_model<C: Channel>(
                         .par_iter()
                         .map(|c| {
                             let mut rng = rand::rngs::OsRng;
-                            let v = BigInt::from(random_below(&span, &mut rng)) - half;
+                            let v = BigInt::from(paillier::random_below(&span, &mut rng)) - half;
                             Ok(pk.add(c, &pk.encrypt(&v, &mut rng)?))
                         })
                         .collect::<SecureResult<_>>()?;
