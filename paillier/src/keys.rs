@@ -485,7 +485,7 @@ impl SecretKey {
     }
 
     fn generate_unchecked<R: RngCore + CryptoRng + ?Sized>(bits: u32, rng: &mut R) -> Result<Self> {
-        if !(MIN_TEST_BITS..=MAX_BITS).contains(&bits) || bits % 2 != 0 {
+        if !(MIN_TEST_BITS..=MAX_BITS).contains(&bits) || !bits.is_multiple_of(2) {
             return Err(Error::KeySize {
                 bits,
                 reason: "must be an even number of bits in 256..=8192",

@@ -267,7 +267,7 @@ fn main() {
         .map(|&b| (b, Inputs::new(&bed.pk, b, &mut rng)))
         .collect();
 
-    if benchmarking && filter.map_or(true, |f| f == "cost_table") {
+    if benchmarking && filter.is_none_or(|f| f == "cost_table") {
         cost_table(&mut bed, &inputs);
     }
 

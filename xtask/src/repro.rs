@@ -494,7 +494,7 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
             |p| {
                 let dt = p.elapsed.saturating_sub(last.0).as_secs_f64();
                 let k = p.done.saturating_sub(last.1).max(1);
-                sample_times.extend(std::iter::repeat(dt / k as f64).take(k));
+                sample_times.extend(std::iter::repeat_n(dt / k as f64, k));
                 last = (p.elapsed, p.done);
                 progress.set(p.done as u64);
             },

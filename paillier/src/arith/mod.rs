@@ -66,7 +66,7 @@ pub trait NatOps: Sized + Clone + Eq + Ord + Debug + Send + Sync + 'static {
         let bits = bound.bits();
         assert!(bits > 0, "random_below(0)");
         let nbytes = bits.div_ceil(8) as usize;
-        let top_mask = if bits % 8 == 0 {
+        let top_mask = if bits.is_multiple_of(8) {
             0xff
         } else {
             (1u8 << (bits % 8)) - 1
