@@ -21,7 +21,8 @@
 //! let sk = SecretKey::generate_insecure_for_tests(512, &mut rng).unwrap();
 //! let pk = sk.public_key().clone();
 //! let (c1, c2) = pair(); // any Channel: transport::memory::pair() or TCP
-//! let s2 = std::thread::spawn(move || S2Service::new(sk, S2Options::default()).serve(c2));
+//! let s2_key = sk.clone();
+//! let s2 = std::thread::spawn(move || S2Service::new(s2_key, S2Options::default()).serve(c2));
 //!
 //! let params = SessionParams { value_bits: 32, kappa: 40, ..Default::default() };
 //! let mut s1 = S1::connect(pk.clone(), c1, params).unwrap();
@@ -31,7 +32,16 @@
 //! let (relu, deriv) = s1.relu(&x).unwrap();    // ⟦0⟧, ⟦5⟧ and ⟦0⟧, ⟦1⟧
 //! s1.close().unwrap();
 //! let summary = s2.join().unwrap().unwrap();
-//! # let _ = (prod, relu, deriv, summary);
+//! // S2 decrypted twice: each round's blinded values fit in one packed ciphertext.
+//! assert_eq!(summary.counts.decryptions, 2);
+//!
+//! // Only the owner of the secret key can look: the products and the exact ReLU.
+//! let dec = |cs: &[paillier::Ciphertext]| -> Vec<i64> {
+//!     cs.iter().map(|c| sk.decrypt_i64(c).unwrap()).collect()
+//! };
+//! assert_eq!(dec(&prod), [-21, 20]);
+//! assert_eq!(dec(&relu), [0, 5]);
+//! assert_eq!(dec(&deriv), [0, 1]);
 //! ```
 
 pub mod channel;

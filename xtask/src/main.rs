@@ -9,10 +9,15 @@
 //!   loopback) from the same initial weights, epoch by epoch; writes `report.md`, `report.json`
 //!   and the convergence plots.
 //! - `cargo xtask speed`: seconds per encrypted training sample and per classified sample.
+//! - `cargo xtask demo`: the `smlp demo` of the release build.
+//!
+//! xtask builds without GMP (feature `gmp` off), so it can first check what the GMP build needs
+//! ([`prereqs`]); `repro` and `speed` then run themselves again with `--features gmp`.
 
 mod baseline;
 mod harness;
 mod plot;
+mod prereqs;
 mod repro;
 mod speed;
 mod testcmd;
@@ -42,14 +47,57 @@ enum Command {
     Repro(repro::ReproArgs),
     /// Measure seconds per encrypted training sample and per classified sample.
     Speed(speed::SpeedArgs),
+    /// Run `smlp demo` (release build) on the embedded data set; arguments after `--` go to it.
+    Demo {
+        /// Arguments of `smlp demo` (see `cargo xtask demo -- --help`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Runs cargo with `args` in the workspace root, inheriting stdio; returns its exit code.
+fn cargo_passthrough(args: &[String]) -> Result<ExitCode> {
+    let status = std::process::Command::new(testcmd::cargo())
+        .args(args)
+        .current_dir(testcmd::workspace_root())
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1).max(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// `repro` and `speed` measure the GMP build: without the feature, check what GMP's build needs
+/// and run this command again with it (same profile, same arguments).
+fn with_gmp(run: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
+    if cfg!(feature = "gmp") {
+        return run();
+    }
+    prereqs::ensure_gmp_build()?;
+    let mut args: Vec<String> = ["run", "--quiet", "--package", "xtask", "--features", "gmp", "--"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(std::env::args().skip(1));
+    cargo_passthrough(&args)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Test(args) => testcmd::run(&args),
-        Command::Repro(args) => repro::run(&args),
-        Command::Speed(args) => speed::run(&args),
+        Command::Test(args) => prereqs::ensure_gmp_build().and_then(|()| testcmd::run(&args)),
+        Command::Repro(args) => with_gmp(|| repro::run(&args)),
+        Command::Speed(args) => with_gmp(|| speed::run(&args)),
+        Command::Demo { args } => prereqs::ensure_gmp_build().and_then(|()| {
+            let mut full: Vec<String> = ["run", "--release", "--package", "smlp-cli", "--", "demo"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            full.extend(args);
+            cargo_passthrough(&full)
+        }),
     };
     match result {
         Ok(code) => code,

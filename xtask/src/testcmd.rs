@@ -2,7 +2,7 @@
 //!
 //! 1. `cargo test -p paillier`: only paillier is selected, so the feature resolver leaves `gmp`
 //!    off and this run tests the pure-Rust num-bigint backend (known-answer and property tests).
-//! 2. `cargo test --workspace`: smlp-cli's default feature `gmp` (and xtask's dependency) turn on
+//! 2. `cargo test --workspace`: smlp-cli's default feature `gmp` turns on
 //!    `paillier/gmp`, and features are unified over the selected packages, so every crate is
 //!    built and tested on the GMP backend.
 //!
@@ -168,8 +168,8 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
             "cargo test --workspace",
             vec!["test", "--workspace"],
             format!(
-                "every crate on the GMP backend: smlp-cli's default feature `gmp` (and xtask's dependency) \
-                 unify paillier/gmp over the workspace ({})",
+                "every crate on the GMP backend: smlp-cli's default feature `gmp` \
+                 unifies paillier/gmp over the workspace ({})",
                 note(&["--workspace"], true)
             ),
         ),
