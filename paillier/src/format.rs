@@ -151,10 +151,16 @@ pub fn write_file<T: Serialize + ?Sized>(
         path: path.display().to_string(),
         source: e,
     })?;
-    write_atomic(path, &bytes, false)
+    // Everything but a public key belongs to the owner alone: secret keys, and ciphertexts that
+    // nobody else needs to read.
+    write_atomic(path, &bytes, kind.tag != PUBLIC_KEY.tag)
 }
 
-/// Writes `bytes` to `path` atomically; with `private`, the file gets mode 0600 on Unix.
+/// Writes `bytes` to `path` atomically: into a temporary file created exclusively (`O_EXCL`, a
+/// random name, never following a planted link) beside `path`, synced, then renamed over `path`
+/// (the rename replaces a link at `path` itself, it does not follow it). With `private` the file
+/// is created with mode 0600 on Unix, else 0644 (less the umask). On any error the temporary file
+/// is removed and `path` is left as it was.
 pub fn write_atomic(
     path: &Path,
     bytes: &[u8],
@@ -172,26 +178,30 @@ pub fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        #[cfg(not(unix))]
-        let _ = private;
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(if private {
+            0o600
+        } else {
+            0o644
+        }));
     }
-    result.map_err(io)
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    // Make the rename itself durable.
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// A file could not be read or written.

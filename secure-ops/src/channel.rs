@@ -23,6 +23,9 @@ pub enum ChannelError {
     /// No data within the configured timeout.
     #[error("timed out waiting for the peer")]
     Timeout,
+    /// A frame was not complete within its deadline (a peer sending too slowly).
+    #[error("the peer took longer than {:.0} s to send one frame", limit.as_secs_f64())]
+    TooSlow { limit: std::time::Duration },
     /// Any other I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -3,9 +3,12 @@
 //!
 //! * [`memory::pair`] — an in-process duplex channel for tests and single-process runs.
 //! * [`tcp::TcpChannel`] — frames over a `TcpStream`: a 4-byte big-endian length prefix and
-//!   the payload, with a maximum frame size and read/write timeouts.
-//! * [`server::Server`] — a TCP server that runs one session handler per connection on its own
-//!   thread, survives misbehaving or panicking sessions, and shuts down gracefully through a
+//!   the payload, with a maximum frame size, read/write timeouts and a whole-frame deadline.
+//! * [`tls::TlsChannel`] — the same frames over mutually authenticated TLS 1.3 (rustls), with
+//!   the smlp role of each party in its certificate ([`tls::Role`]); [`pki`] makes the
+//!   certificates (rcgen).
+//! * [`server::Server`] — a TCP or TLS server that runs one session handler per connection on its
+//!   own thread (the TLS handshake runs there too), survives misbehaving or panicking sessions, and shuts down gracefully through a
 //!   [`server::ShutdownHandle`].
 //!
 //! Peer input never panics this crate: malformed or cut-off frames are reported as
@@ -36,16 +39,24 @@
 
 #![warn(missing_docs)]
 
+pub mod limits;
 pub mod memory;
+pub mod pki;
 pub mod server;
 pub mod tcp;
+pub mod tls;
 
 pub use memory::MemoryChannel;
 pub use secure_ops::channel::{
     Channel, ChannelError, ChannelExt, MessageError, Metered, Traffic, TrafficSnapshot,
 };
-pub use server::{Server, ServerOptions, ServerSummary, SessionOutcome, ShutdownHandle};
-pub use tcp::{TcpChannel, TcpOptions};
+pub use limits::{SessionGuard, SessionLimiter};
+pub use server::{
+    Acceptor, Peer, PlainTcp, Server, ServerOptions, ServerSummary, SessionOutcome,
+    ShutdownHandle, TlsAcceptor,
+};
+pub use tcp::{FrameDeadline, FramedChannel, TcpChannel, TcpOptions};
+pub use tls::{PeerIdentity, Role, TlsChannel, TlsCredentials, TlsError, TlsFiles};
 
 use std::io;
 use std::time::Duration;
@@ -98,6 +109,16 @@ pub enum TransportError {
     /// A socket could not be configured (timeouts, `TCP_NODELAY`, blocking mode) or queried.
     #[error("cannot configure socket: {0}")]
     Socket(#[source] io::Error),
+    /// The TLS handshake failed: the peer's certificate was refused (or ours was), or the peer
+    /// does not speak TLS, or it did not finish in time.
+    #[error("TLS handshake with {peer} failed: {source}")]
+    Tls {
+        /// The peer's address.
+        peer: String,
+        /// What went wrong (rustls' error, or the I/O error).
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl From<TransportError> for ChannelError {
@@ -108,7 +129,8 @@ impl From<TransportError> for ChannelError {
             TransportError::Resolve { source, .. }
             | TransportError::Connect { source, .. }
             | TransportError::Bind { source, .. }
-            | TransportError::Socket(source) => source.kind(),
+            | TransportError::Socket(source)
+            | TransportError::Tls { source, .. } => source.kind(),
             TransportError::NoAddress { .. } => io::ErrorKind::InvalidInput,
         };
         ChannelError::Io(io::Error::new(kind, e.to_string()))

@@ -1,6 +1,9 @@
-//! A multi-session TCP server: one thread per connection, each running a caller-supplied
-//! session handler on a [`TcpChannel`].
+//! A multi-session server: one thread per connection, each running a caller-supplied session
+//! handler on a [`TcpChannel`] ([`Server::run`]) or, after a mutually authenticated TLS handshake
+//! on that thread, on a [`TlsChannel`] ([`Server::run_with`] and [`TlsAcceptor`]).
 //!
+//! * A connection whose TLS handshake fails (no certificate, another CA, a refused role, not TLS
+//!   at all, too slow) is logged and closed before the handler sees a byte of it.
 //! * A session that fails or panics is logged (`tracing`, level warn) and forgotten; the server
 //!   keeps accepting. Panics are caught with `catch_unwind` around the handler.
 //! * [`ShutdownHandle::shutdown`] (for example from a SIGINT/SIGTERM handler) stops the accept
@@ -13,7 +16,9 @@
 //!   closed at once (and counted as refused).
 
 use crate::tcp::{TcpChannel, TcpOptions};
+use crate::tls::{self, PeerIdentity, TlsChannel};
 use crate::TransportError;
+use std::net::TcpStream;
 use std::any::Any;
 use std::fmt;
 use std::io::ErrorKind;
@@ -27,8 +32,8 @@ use std::time::{Duration, Instant};
 /// Settings of a [`Server`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerOptions {
-    /// Settings of every accepted [`TcpChannel`] (frame limit, timeouts; the connect fields are
-    /// unused).
+    /// Settings of every accepted channel (frame limit, timeouts, frame deadline; `connect_timeout`
+    /// bounds the TLS handshake).
     pub channel: TcpOptions,
     /// How long [`Server::run`] waits for in-flight sessions after a shutdown. Default 30 s.
     pub grace_period: Duration,
@@ -100,8 +105,8 @@ pub struct ServerSummary {
     pub failed: u64,
     /// Sessions whose handler panicked.
     pub panicked: u64,
-    /// Connections closed without a session (session limit reached, or the socket could not be
-    /// set up).
+    /// Connections closed without a session (session limit reached, the socket could not be
+    /// set up, or the TLS handshake failed).
     pub refused: u64,
     /// Sessions still running when the grace period ended (left detached).
     pub unfinished: usize,
@@ -111,6 +116,70 @@ pub struct ServerSummary {
 struct Counters {
     failed: AtomicU64,
     panicked: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// The peer of a session: its address and, over TLS, its verified identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's socket address.
+    pub addr: SocketAddr,
+    /// The identity in its certificate (`None` over plain TCP).
+    pub identity: Option<PeerIdentity>,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.identity {
+            Some(id) => write!(f, "{id} at {}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+/// Turns an accepted socket into a channel (on the session's own thread).
+pub trait Acceptor: Send + Sync + 'static {
+    /// The channel handed to the session handler.
+    type Channel: Send + 'static;
+    /// Sets up the channel; an error refuses the connection.
+    fn accept(
+        &self,
+        stream: TcpStream,
+        options: &TcpOptions,
+    ) -> Result<(Self::Channel, Option<PeerIdentity>), TransportError>;
+}
+
+/// Plain TCP: no authentication (tests and in-process use; the `smlp` servers use TLS).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlainTcp;
+
+impl Acceptor for PlainTcp {
+    type Channel = TcpChannel;
+    fn accept(
+        &self,
+        stream: TcpStream,
+        options: &TcpOptions,
+    ) -> Result<(TcpChannel, Option<PeerIdentity>), TransportError> {
+        Ok((TcpChannel::from_stream(stream, options)?, None))
+    }
+}
+
+/// Mutually authenticated TLS with the given server configuration (see
+/// [`crate::TlsCredentials::server_config`]).
+#[derive(Clone, Debug)]
+pub struct TlsAcceptor(pub Arc<rustls::ServerConfig>);
+
+impl Acceptor for TlsAcceptor {
+    type Channel = TlsChannel;
+    fn accept(
+        &self,
+        stream: TcpStream,
+        options: &TcpOptions,
+    ) -> Result<(TlsChannel, Option<PeerIdentity>), TransportError> {
+        let chan = tls::accept(stream, Arc::clone(&self.0), options)?;
+        let id = chan.peer().clone();
+        Ok((chan, Some(id)))
+    }
 }
 
 /// A bound TCP listener that serves sessions; see the [module docs](self).
@@ -170,6 +239,17 @@ impl Server {
         H: Fn(TcpChannel, SocketAddr) -> R + Send + Sync + 'static,
         R: SessionOutcome,
     {
+        self.run_with(PlainTcp, move |chan, peer: Peer| handler(chan, peer.addr))
+    }
+
+    /// Like [`run`](Self::run), with `acceptor` setting up each connection (a TLS handshake with
+    /// [`TlsAcceptor`]) on the session's thread before `handler` runs.
+    pub fn run_with<A, H, R>(self, acceptor: A, handler: H) -> ServerSummary
+    where
+        A: Acceptor,
+        H: Fn(A::Channel, Peer) -> R + Send + Sync + 'static,
+        R: SessionOutcome,
+    {
         let Server {
             listener,
             local_addr,
@@ -177,6 +257,8 @@ impl Server {
             shutdown,
         } = self;
         let handler = Arc::new(handler);
+        let acceptor = Arc::new(acceptor);
+        let channel_options = Arc::new(options.channel.clone());
         let counters = Arc::new(Counters::default());
         let mut sessions: Vec<(u64, SocketAddr, JoinHandle<()>)> = Vec::new();
         let mut summary = ServerSummary::default();
@@ -186,7 +268,7 @@ impl Server {
 
         while !shutdown.is_shutdown() {
             reap(&mut sessions);
-            let (stream, peer) = match listener.accept() {
+            let (stream, addr) = match listener.accept() {
                 Ok(conn) => conn,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     thread::sleep(poll);
@@ -204,32 +286,37 @@ impl Server {
                 .max_sessions
                 .is_some_and(|max| sessions.len() >= max)
             {
-                tracing::warn!(%peer, active = sessions.len(), "session limit reached, connection refused");
+                tracing::warn!(peer = %addr, active = sessions.len(), "session limit reached, connection refused");
                 summary.refused += 1;
                 continue;
             }
-            let channel = match TcpChannel::from_stream(stream, &options.channel) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot set up connection");
-                    summary.refused += 1;
-                    continue;
-                }
-            };
             next_id += 1;
             let id = next_id;
             let handler = Arc::clone(&handler);
+            let acceptor = Arc::clone(&acceptor);
+            let channel_options = Arc::clone(&channel_options);
             let counters = Arc::clone(&counters);
             let spawned = thread::Builder::new()
                 .name(format!("session-{id}"))
-                .spawn(move || run_session(id, peer, channel, &*handler, &counters));
+                .spawn(move || {
+                    let (channel, identity) = match acceptor.accept(stream, &channel_options) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            counters.refused.fetch_add(1, Ordering::SeqCst);
+                            tracing::warn!(session = id, peer = %addr, error = %e, "connection refused");
+                            return;
+                        }
+                    };
+                    let peer = Peer { addr, identity };
+                    run_session(id, peer, channel, &*handler, &counters)
+                });
             match spawned {
                 Ok(join) => {
                     summary.sessions += 1;
-                    sessions.push((id, peer, join));
+                    sessions.push((id, addr, join));
                 }
                 Err(e) => {
-                    tracing::warn!(session = id, %peer, error = %e, "cannot start session thread");
+                    tracing::warn!(session = id, peer = %addr, error = %e, "cannot start session thread");
                     summary.refused += 1;
                 }
             }
@@ -255,6 +342,9 @@ impl Server {
         summary.unfinished = sessions.len();
         summary.failed = counters.failed.load(Ordering::SeqCst);
         summary.panicked = counters.panicked.load(Ordering::SeqCst);
+        let refused_in_handshake = counters.refused.load(Ordering::SeqCst);
+        summary.refused += refused_in_handshake;
+        summary.sessions -= refused_in_handshake;
         tracing::info!(addr = %local_addr, ?summary, "server stopped");
         summary
     }
@@ -276,32 +366,28 @@ fn reap(sessions: &mut Vec<(u64, SocketAddr, JoinHandle<()>)>) {
     }
 }
 
-fn run_session<H, R>(
-    id: u64,
-    peer: SocketAddr,
-    channel: TcpChannel,
-    handler: &H,
-    counters: &Counters,
-) where
-    H: Fn(TcpChannel, SocketAddr) -> R,
+fn run_session<C, H, R>(id: u64, peer: Peer, channel: C, handler: &H, counters: &Counters)
+where
+    H: Fn(C, Peer) -> R,
     R: SessionOutcome,
 {
     tracing::info!(session = id, %peer, "session started");
     let start = Instant::now();
+    let shown = peer.to_string();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         handler(channel, peer).into_session_result()
     }));
     let elapsed_s = start.elapsed().as_secs_f64();
     match outcome {
-        Ok(Ok(())) => tracing::info!(session = id, %peer, elapsed_s, "session ended"),
+        Ok(Ok(())) => tracing::info!(session = id, peer = %shown, elapsed_s, "session ended"),
         Ok(Err(error)) => {
             counters.failed.fetch_add(1, Ordering::SeqCst);
-            tracing::warn!(session = id, %peer, elapsed_s, %error, "session failed");
+            tracing::warn!(session = id, peer = %shown, elapsed_s, %error, "session failed");
         }
         Err(payload) => {
             counters.panicked.fetch_add(1, Ordering::SeqCst);
             let panic = panic_message(payload.as_ref());
-            tracing::warn!(session = id, %peer, elapsed_s, %panic, "session panicked");
+            tracing::warn!(session = id, peer = %shown, elapsed_s, %panic, "session panicked");
         }
     }
 }
