@@ -328,6 +328,12 @@ impl<S: Stream> FramedChannel<S> {
         self.io.get_ref()
     }
 
+    /// The stream underneath, for writing below the framing (tests of hostile peers): anything
+    /// written here desynchronises the frames.
+    pub fn stream_mut(&mut self) -> &mut S {
+        self.io.get_mut()
+    }
+
     /// The maximum payload size enforced on this channel.
     pub fn max_frame(&self) -> u64 {
         self.max_frame
