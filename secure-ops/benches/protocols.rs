@@ -153,6 +153,7 @@ impl Bed {
             S2Options {
                 pool_capacity: 0,
                 pool_workers: 0,
+                ..Default::default()
             },
         ));
         let server = Server::bind("127.0.0.1:0", ServerOptions::default()).unwrap();

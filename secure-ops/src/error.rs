@@ -25,6 +25,17 @@ pub enum ProtocolError {
     /// The peer sent a well-formed but unexpected message.
     #[error("protocol violation: {0}")]
     Violation(String),
+    /// S2 refused a request and ended the session (S2's side of a session: the request was
+    /// malformed, beyond S2's limits or its profile, or carried a value out of its range).
+    #[error("S2 refused {op} and ended the session: {why}")]
+    Refused {
+        /// The sub-protocol of the refused request.
+        op: &'static str,
+        /// Why.
+        why: String,
+        /// Whether a blinded value was out of its range (a would-be oracle probe or an overflow).
+        out_of_range: bool,
+    },
     /// A request from the caller is inconsistent (shapes, empty input).
     #[error("invalid request: {0}")]
     InvalidRequest(String),

@@ -57,6 +57,9 @@ pub use channel::{
 };
 pub use counts::{OpCounter, OpCounts};
 pub use error::ProtocolError;
-pub use params::{Profile, SessionParams, Truncation, MIN_KAPPA, PROTOCOL_VERSION};
+pub use params::{Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
 pub use s1::{Job, S1};
-pub use s2::{S2Observer, S2Options, S2Service, S2View, SessionSummary, MAX_REQUEST_VALUES};
+pub use s2::{
+    S2Observer, S2Options, S2Policy, S2Service, S2View, SessionSummary, MAX_REQUEST_OUTPUTS,
+    MAX_REQUEST_VALUES, MAX_REQUEST_WORK,
+};

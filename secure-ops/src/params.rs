@@ -75,6 +75,8 @@ impl Default for SessionParams {
 
 /// Smallest κ accepted.
 pub const MIN_KAPPA: u32 = 40;
+/// Largest κ accepted (keeps every width computed from it far from overflow).
+pub const MAX_KAPPA: u32 = 256;
 
 impl SessionParams {
     /// Truncation used by this profile.
@@ -106,6 +108,12 @@ impl SessionParams {
                 self.kappa
             ));
         }
+        if self.kappa > MAX_KAPPA {
+            return Err(format!(
+                "kappa = {} is above the maximum of {MAX_KAPPA}",
+                self.kappa
+            ));
+        }
         if self.frac_bits == 0 || self.frac_bits >= self.value_bits {
             return Err(format!(
                 "frac_bits = {} must be in 1..value_bits ({})",
@@ -118,6 +126,7 @@ impl SessionParams {
                 self.value_bits
             ));
         }
+        // ℓ ≤ 512 and κ ≤ 256 (checked above): no overflow below.
         let need = 2 * (self.value_bits + self.kappa + 1) + 22;
         if need + 2 > key_bits {
             return Err(format!(

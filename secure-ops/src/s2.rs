@@ -5,15 +5,80 @@ use crate::channel::{Channel, ChannelError, ChannelExt, MessageError};
 use crate::counts::{OpCounter, OpCounts};
 use crate::error::ProtocolError;
 use crate::messages::{Op, Request, Response, WireJob};
-use crate::params::{SessionParams, PROTOCOL_VERSION};
+use crate::params::{Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
 use paillier::{Ciphertext, RandomizerPool, SecretKey};
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// Largest number of values in one request.
-pub const MAX_REQUEST_VALUES: usize = 1 << 22;
+/// Default largest number of blinded values in one request.
+pub const MAX_REQUEST_VALUES: usize = 1 << 18;
+/// Default largest number of ciphertexts S2 returns for one request.
+pub const MAX_REQUEST_OUTPUTS: usize = 1 << 18;
+/// Default largest number of products of blinded operands S2 computes for one request.
+pub const MAX_REQUEST_WORK: u64 = 1 << 26;
+/// Largest number of ciphertexts in one DGK zero-test group (ℓ ≤ 512: at most ℓ + 2 bits).
+const MAX_GROUP: usize = 514;
+
+/// What the S2 operator agrees to serve; a session asking for anything else is refused in the
+/// handshake, and every request is checked against the limits before any decryption.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S2Policy {
+    /// The only profile served (`None`: both).
+    pub profile: Option<Profile>,
+    /// Smallest κ accepted (and never below [`MIN_KAPPA`]); κ above [`MAX_KAPPA`] is refused.
+    pub min_kappa: u32,
+    /// Largest ℓ accepted.
+    pub max_value_bits: u32,
+    /// Most blinded values in one request.
+    pub max_values: usize,
+    /// Most ciphertexts returned for one request.
+    pub max_outputs: usize,
+    /// Most products of blinded operands computed for one request.
+    pub max_work: u64,
+}
+
+impl Default for S2Policy {
+    fn default() -> Self {
+        S2Policy {
+            profile: None,
+            min_kappa: MIN_KAPPA,
+            max_value_bits: 512,
+            max_values: MAX_REQUEST_VALUES,
+            max_outputs: MAX_REQUEST_OUTPUTS,
+            max_work: MAX_REQUEST_WORK,
+        }
+    }
+}
+
+impl S2Policy {
+    /// Why `params` are refused, if they are.
+    pub fn refusal(&self, params: &SessionParams) -> Option<String> {
+        if let Some(p) = self.profile {
+            if p != params.profile {
+                return Some(format!(
+                    "this S2 serves only the {p} profile, the session asks for {}",
+                    params.profile
+                ));
+            }
+        }
+        let min = self.min_kappa.max(MIN_KAPPA);
+        if params.kappa < min || params.kappa > MAX_KAPPA {
+            return Some(format!(
+                "kappa = {} is outside what this S2 serves ({min}..={MAX_KAPPA})",
+                params.kappa
+            ));
+        }
+        if params.value_bits > self.max_value_bits {
+            return Some(format!(
+                "value bits = {} exceed this S2's maximum of {}",
+                params.value_bits, self.max_value_bits
+            ));
+        }
+        None
+    }
+}
 
 /// Options of the S2 service.
 #[derive(Clone, Debug)]
@@ -22,6 +87,8 @@ pub struct S2Options {
     pub pool_capacity: usize,
     /// Background threads filling the pool.
     pub pool_workers: usize,
+    /// What this S2 serves.
+    pub policy: S2Policy,
 }
 
 impl Default for S2Options {
@@ -29,6 +96,7 @@ impl Default for S2Options {
         S2Options {
             pool_capacity: 4096,
             pool_workers: 1,
+            policy: S2Policy::default(),
         }
     }
 }
@@ -81,6 +149,7 @@ pub type S2Observer = Arc<dyn Fn(&S2View<'_>) + Send + Sync>;
 pub struct S2Service {
     sk: SecretKey,
     pool: Option<RandomizerPool>,
+    policy: S2Policy,
     total: OpCounter,
     observer: Option<S2Observer>,
 }
@@ -95,7 +164,9 @@ fn pow2(k: u32) -> BigInt {
     BigInt::one() << k
 }
 
-/// A refusal to answer: either an out-of-range value or a malformed request.
+/// A refusal to answer: either an out-of-range value or a malformed request. Either ends the
+/// session: an honest S1 sends neither (an out-of-range value is a fixed-point overflow, fatal
+/// to its computation anyway), and answering on would make S2 an oracle.
 enum Refusal {
     Range(String),
     Bad(String),
@@ -111,6 +182,7 @@ impl S2Service {
         S2Service {
             sk,
             pool,
+            policy: opts.policy,
             total: OpCounter::default(),
             observer: None,
         }
@@ -130,16 +202,17 @@ impl S2Service {
 
     /// Serves one S1 session on `chan` until S1 says goodbye or closes the channel.
     ///
-    /// Returns an error if the handshake is refused, the channel fails, or S1 sends a malformed
-    /// message (S2 tells S1 why before returning). Out-of-range values are reported to S1 and the
-    /// session goes on.
+    /// Returns an error if the handshake is refused (by version, key, parameters or this S2's
+    /// [`S2Policy`]), the channel fails, or S1 sends a malformed request, a request beyond the
+    /// limits or a value out of its range: S2 tells S1 why, then ends the session
+    /// ([`ProtocolError::Refused`]).
     pub fn serve<C: Channel>(&self, mut chan: C) -> Result<SessionSummary, ProtocolError> {
-        let params = match chan.recv_msg::<Request>()? {
-            Request::Hello {
+        let params = match chan.recv_msg::<Request>() {
+            Ok(Request::Hello {
                 version,
                 fingerprint,
                 params,
-            } => {
+            }) => {
                 let pk = self.sk.public_key();
                 let refusal = if version != PROTOCOL_VERSION {
                     Some(format!("protocol version {version} is not supported (S2 speaks {PROTOCOL_VERSION})"))
@@ -149,7 +222,10 @@ impl S2Service {
                         pk.fingerprint()
                     ))
                 } else {
-                    params.validate(pk.bits()).err()
+                    params
+                        .validate(pk.bits())
+                        .err()
+                        .or_else(|| self.policy.refusal(&params))
                 };
                 if let Some(msg) = refusal {
                     let _ = chan.send_msg(&Response::Error(msg.clone()));
@@ -157,11 +233,13 @@ impl S2Service {
                 }
                 params
             }
-            other => {
+            Ok(other) => {
                 let msg = format!("expected Hello, got {}", request_name(&other));
                 let _ = chan.send_msg(&Response::Error(msg.clone()));
                 return Err(ProtocolError::Handshake(msg));
             }
+            // Not even a hello: nothing is said to whatever sent it.
+            Err(e) => return Err(e.into()),
         };
         chan.send_msg(&Response::HelloOk)?;
         let session = Session {
@@ -180,29 +258,68 @@ impl S2Service {
                 Err(MessageError::Decode(d)) => {
                     let msg = format!("malformed request: {d}");
                     let _ = chan.send_msg(&Response::Error(msg.clone()));
-                    return Err(ProtocolError::Violation(msg));
+                    return Err(ProtocolError::Refused {
+                        op: "request",
+                        why: msg,
+                        out_of_range: false,
+                    });
                 }
                 Err(e) => return Err(e.into()),
             };
             summary.requests += 1;
-            let resp = match req {
+            let op = op_name(&req);
+            let answer = match req {
                 Request::Bye => break,
-                Request::Hello { .. } => Response::Error("session already open".into()),
-                Request::Stats => Response::Stats(session.counter.snapshot()),
+                Request::Hello { .. } => Err(Refusal::Bad("session already open".into())),
+                Request::Stats => {
+                    chan.send_msg(&Response::Stats(session.counter.snapshot()))?;
+                    continue;
+                }
                 Request::Eval {
                     packs,
                     slot_bits,
                     count,
                     op,
-                } => session.eval(&packs, slot_bits, count as usize, &op).into(),
-                Request::ZeroTest { groups } => session.zero_test(&groups).into(),
-                Request::Random { draws } => session.random(&draws).into(),
-                Request::AssertZero { cts } => session.assert_zero(&cts).into(),
+                } => session.eval(&packs, slot_bits, count as usize, &op),
+                Request::ZeroTest { groups } => session.zero_test(&groups),
+                Request::Random { draws } => session.random(&draws),
+                Request::AssertZero { cts } => session.assert_zero(&cts),
             };
-            chan.send_msg(&resp)?;
+            match answer {
+                Ok(v) => chan.send_msg(&Response::Ciphertexts(v))?,
+                Err(refusal) => {
+                    let (resp, why, out_of_range) = match refusal {
+                        Refusal::Range(m) => (Response::OutOfRange(m.clone()), m, true),
+                        Refusal::Bad(m) => (Response::Error(m.clone()), m, false),
+                    };
+                    let _ = chan.send_msg(&resp);
+                    return Err(ProtocolError::Refused {
+                        op,
+                        why,
+                        out_of_range,
+                    });
+                }
+            }
         }
         summary.counts = session.counter.snapshot();
         Ok(summary)
+    }
+}
+
+/// The paper's name of what a request computes (for logs and errors).
+fn op_name(r: &Request) -> &'static str {
+    match r {
+        Request::Eval { op, .. } => match op {
+            Op::Products { .. } => "SecMul/SecDot",
+            Op::Divide { .. } => "truncation",
+            Op::DivideBy { .. } => "division",
+            Op::Sign { .. } => "SecReLU (fast)",
+            Op::CompareBits { .. } => "SecCompare (strict)",
+        },
+        Request::ZeroTest { .. } => "DGK zero test",
+        Request::AssertZero { .. } => "SecCompare range check",
+        Request::Random { .. } => "random values",
+        other => request_name(other),
     }
 }
 
@@ -215,16 +332,6 @@ fn request_name(r: &Request) -> &'static str {
         Request::AssertZero { .. } => "AssertZero",
         Request::Stats => "Stats",
         Request::Bye => "Bye",
-    }
-}
-
-impl From<Answer> for Response {
-    fn from(a: Answer) -> Self {
-        match a {
-            Ok(v) => Response::Ciphertexts(v),
-            Err(Refusal::Range(m)) => Response::OutOfRange(m),
-            Err(Refusal::Bad(m)) => Response::Error(m),
-        }
     }
 }
 
@@ -256,7 +363,106 @@ impl Session<'_> {
             .collect()
     }
 
-    /// Decrypts the packs and returns the signed slot values u = t − 2^(slot_bits − 2).
+    /// Checks an `Eval` request against its declared shape before anything is decrypted or
+    /// allocated: the slot width the protocol uses for `op`, the number of packs, what `op` is
+    /// allowed in this session's profile, and (with checked arithmetic) its output count and
+    /// work against the policy's limits.
+    fn check_eval(
+        &self,
+        packs: usize,
+        slot_bits: u32,
+        count: usize,
+        op: &Op,
+    ) -> Result<(), Refusal> {
+        let policy = &self.svc.policy;
+        let l = self.params.value_bits;
+        let strict = self.params.profile == Profile::Strict;
+        let extra = match op {
+            Op::Products { .. } | Op::Divide { .. } | Op::DivideBy { .. } => 0,
+            Op::Sign { .. } | Op::CompareBits { .. } => 2,
+        };
+        if slot_bits != self.params.slot_bits(extra) {
+            return Err(Refusal::Bad(format!("slot width {slot_bits} not allowed")));
+        }
+        if count == 0 || count > policy.max_values {
+            return Err(Refusal::Bad(format!(
+                "request of {count} values not allowed (1..={})",
+                policy.max_values
+            )));
+        }
+        let key_bits = self.svc.sk.public_key().bits();
+        let per = ((key_bits - 2) / slot_bits).max(1) as usize;
+        if packs != count.div_ceil(per) {
+            return Err(Refusal::Bad(format!("{packs} packs for {count} values")));
+        }
+        let bad = |m: String| Err(Refusal::Bad(m));
+        let too_many = || Refusal::Bad("request too large".into());
+        let (outputs, work): (usize, u64) = match op {
+            Op::Products { jobs, negate } => {
+                if jobs.is_empty() || negate.len() != jobs.len() {
+                    return bad("one negation flag per job, and at least one job, expected".into());
+                }
+                let mut outputs = 0usize;
+                let mut work = 0u64;
+                for job in jobs {
+                    let (o, w) = job_shape(job, count as u64)?;
+                    outputs = outputs.checked_add(o).ok_or_else(too_many)?;
+                    work = work.checked_add(w).ok_or_else(too_many)?;
+                }
+                (outputs, work)
+            }
+            Op::Divide { shift, carry_bits } => {
+                if *shift == 0 || *shift > l {
+                    return bad(format!("division by 2^{shift} not allowed"));
+                }
+                if strict && !carry_bits {
+                    return bad("stochastic truncation is not served in a strict session".into());
+                }
+                let per = if *carry_bits { *shift as usize + 2 } else { 1 };
+                (count.checked_mul(per).ok_or_else(too_many)?, 0)
+            }
+            Op::DivideBy {
+                divisor,
+                carry_bits,
+            } => {
+                let m = 64 - divisor.leading_zeros();
+                if *divisor < 2 || m > l {
+                    return bad(format!("division by {divisor} not allowed"));
+                }
+                if strict && !carry_bits {
+                    return bad("stochastic division is not served in a strict session".into());
+                }
+                let per = if *carry_bits { m as usize + 2 } else { 1 };
+                (count.checked_mul(per).ok_or_else(too_many)?, 0)
+            }
+            Op::Sign { with_value } => {
+                if strict {
+                    return bad("the fast sign test is not served in a strict session".into());
+                }
+                if *with_value && count % 2 != 0 {
+                    return bad("sign test needs pairs".into());
+                }
+                (count, 0)
+            }
+            Op::CompareBits { bits } => {
+                if *bits == 0 || *bits > l + 1 {
+                    return bad(format!("comparison of {bits} bits not allowed"));
+                }
+                let per = *bits as usize + 2;
+                (count.checked_mul(per).ok_or_else(too_many)?, 0)
+            }
+        };
+        if outputs > policy.max_outputs || work > policy.max_work {
+            return bad(format!(
+                "request of {outputs} results and {work} products exceeds this S2's limits ({} results, {} products)",
+                policy.max_outputs, policy.max_work
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decrypts the packs and returns the signed slot values u = t − 2^(slot_bits − 2); the
+    /// request was checked by [`check_eval`](Self::check_eval).
     fn unpack(
         &self,
         packs: &[Ciphertext],
@@ -264,21 +470,7 @@ impl Session<'_> {
         count: usize,
     ) -> Result<Vec<BigInt>, Refusal> {
         let key_bits = self.svc.sk.public_key().bits();
-        if slot_bits < self.params.slot_bits(0) || slot_bits + 2 > key_bits {
-            return Err(Refusal::Bad(format!("slot width {slot_bits} not allowed")));
-        }
-        if count == 0 || count > MAX_REQUEST_VALUES {
-            return Err(Refusal::Bad(format!(
-                "request of {count} values not allowed"
-            )));
-        }
-        let per = ((key_bits - 2) / slot_bits) as usize;
-        if packs.len() != count.div_ceil(per) {
-            return Err(Refusal::Bad(format!(
-                "{} packs for {count} values",
-                packs.len()
-            )));
-        }
+        let per = ((key_bits - 2) / slot_bits).max(1) as usize;
         let plains: Vec<BigUint> = packs
             .par_iter()
             .map(|c| self.decrypt(c))
@@ -315,6 +507,7 @@ impl Session<'_> {
     }
 
     fn eval(&self, packs: &[Ciphertext], slot_bits: u32, count: usize, op: &Op) -> Answer {
+        self.check_eval(packs.len(), slot_bits, count, op)?;
         let u = self.unpack(packs, slot_bits, count)?;
         if let Some(obs) = &self.svc.observer {
             let name = match op {
@@ -337,16 +530,10 @@ impl Session<'_> {
                 for v in &u {
                     self.check_blinded(v, 0, "SecMul operand")?;
                 }
-                if negate.len() != jobs.len() {
-                    return Err(Refusal::Bad("one negation flag per job expected".into()));
-                }
                 let mut outs = Vec::new();
                 for (job, neg) in jobs.iter().zip(negate) {
                     let start = outs.len();
                     self.run_job(job, &u, &mut outs)?;
-                    if outs.len() > MAX_REQUEST_VALUES {
-                        return Err(Refusal::Bad("too many products".into()));
-                    }
                     if *neg {
                         outs[start..].iter_mut().for_each(|v| *v = -&*v);
                     }
@@ -437,11 +624,7 @@ impl Session<'_> {
     }
 
     fn run_job(&self, job: &WireJob, u: &[BigInt], outs: &mut Vec<BigInt>) -> Result<(), Refusal> {
-        let n = u.len() as u64;
-        let bad = || Refusal::Bad(format!("product job out of bounds: {job:?}"));
-        let fits = |start: u32, len: u64| -> bool {
-            u64::from(start).checked_add(len).is_some_and(|e| e <= n)
-        };
+        job_shape(job, u.len() as u64)?;
         match *job {
             WireJob::MatVec {
                 mat,
@@ -455,11 +638,7 @@ impl Session<'_> {
                 rows,
                 cols,
             } => {
-                let (r, c) = (u64::from(rows), u64::from(cols));
                 let is_mv = matches!(job, WireJob::MatVec { .. });
-                if !fits(mat, r * c) || !fits(vec, if is_mv { c } else { r }) {
-                    return Err(bad());
-                }
                 let (mat, vec, rows, cols) =
                     (mat as usize, vec as usize, rows as usize, cols as usize);
                 if is_mv {
@@ -487,10 +666,6 @@ impl Session<'_> {
                 b_len,
                 batch,
             } => {
-                let t = u64::from(batch);
-                if !fits(a, u64::from(a_len) * t) || !fits(b, u64::from(b_len) * t) {
-                    return Err(bad());
-                }
                 let (a, b, al, bl, batch) = (
                     a as usize,
                     b as usize,
@@ -509,9 +684,6 @@ impl Session<'_> {
                 }
             }
             WireJob::Elementwise { a, b, len } => {
-                if !fits(a, u64::from(len)) || !fits(b, u64::from(len)) {
-                    return Err(bad());
-                }
                 let (a, b) = (a as usize, b as usize);
                 for i in 0..len as usize {
                     outs.push(&u[a + i] * &u[b + i]);
@@ -522,7 +694,12 @@ impl Session<'_> {
     }
 
     fn assert_zero(&self, cts: &[Ciphertext]) -> Answer {
-        if cts.len() > MAX_REQUEST_VALUES {
+        if self.params.profile != Profile::Strict {
+            return Err(Refusal::Bad(
+                "the range check of the strict comparison is served in strict sessions only".into(),
+            ));
+        }
+        if cts.is_empty() || cts.len() > self.svc.policy.max_values {
             return Err(Refusal::Bad("range check of a bad size".into()));
         }
         let values: Vec<BigUint> = cts
@@ -543,8 +720,20 @@ impl Session<'_> {
     }
 
     fn zero_test(&self, groups: &[Vec<Ciphertext>]) -> Answer {
-        let total: usize = groups.iter().map(Vec::len).sum();
-        if groups.is_empty() || total > MAX_REQUEST_VALUES {
+        // S1 sends one group of m + 1 blinded values per comparison, m + 1 the same for every
+        // group of a request and at most ℓ + 2 (comparisons of at most ℓ + 1 bits).
+        let size = groups.first().map_or(0, Vec::len);
+        let max_size = (self.params.value_bits as usize + 2).min(MAX_GROUP);
+        if groups.is_empty()
+            || size < 2
+            || size > max_size
+            || groups.iter().any(|g| g.len() != size)
+            || groups
+                .len()
+                .checked_mul(size)
+                .is_none_or(|t| t > self.svc.policy.max_values)
+            || groups.len() > self.svc.policy.max_outputs
+        {
             return Err(Refusal::Bad("zero test of a bad size".into()));
         }
         let lambdas: Vec<BigInt> = groups
@@ -569,12 +758,7 @@ impl Session<'_> {
     }
 
     fn random(&self, draws: &[(u32, BigInt)]) -> Answer {
-        let total: u64 = draws.iter().map(|d| u64::from(d.0)).sum();
-        if total as usize > MAX_REQUEST_VALUES {
-            return Err(Refusal::Bad("too many random values".into()));
-        }
-        let mut values = Vec::with_capacity(total as usize);
-        let mut rng = rand::thread_rng();
+        let mut total = 0usize;
         for (count, bound) in draws {
             if bound.sign() == Sign::Minus || bound.bits() > u64::from(self.params.value_bits) {
                 return Err(Refusal::Bad(format!(
@@ -582,6 +766,17 @@ impl Session<'_> {
                     self.params.value_bits
                 )));
             }
+            total = total
+                .checked_add(*count as usize)
+                .filter(|t| *t <= self.svc.policy.max_outputs)
+                .ok_or_else(|| Refusal::Bad("too many random values".into()))?;
+        }
+        if total == 0 {
+            return Err(Refusal::Bad("no random values asked for".into()));
+        }
+        let mut values = Vec::with_capacity(total);
+        let mut rng = rand::thread_rng();
+        for (count, bound) in draws {
             let span = (bound * 2u32 + 1u32).to_biguint().expect("non-negative");
             for _ in 0..*count {
                 let v = paillier::random_below(&span, &mut rng);
@@ -590,6 +785,57 @@ impl Session<'_> {
         }
         self.encrypt_all(&values)
     }
+}
+
+/// The output count and number of products of `job` over `n` slots, with every dimension at
+/// least 1 and every operand range inside the slots (checked arithmetic throughout).
+fn job_shape(job: &WireJob, n: u64) -> Result<(usize, u64), Refusal> {
+    let bad = || Refusal::Bad(format!("product job out of bounds: {job:?}"));
+    let fits = |start: u32, len: u64| u64::from(start).checked_add(len).is_some_and(|e| e <= n);
+    let mul = |a: u64, b: u64| a.checked_mul(b).ok_or_else(bad);
+    let (outputs, work) = match *job {
+        WireJob::MatVec {
+            mat,
+            vec,
+            rows,
+            cols,
+        }
+        | WireJob::VecMat {
+            mat,
+            vec,
+            rows,
+            cols,
+        } => {
+            let (r, c) = (u64::from(rows), u64::from(cols));
+            let is_mv = matches!(job, WireJob::MatVec { .. });
+            if r == 0 || c == 0 || !fits(mat, mul(r, c)?) || !fits(vec, if is_mv { c } else { r }) {
+                return Err(bad());
+            }
+            (if is_mv { r } else { c }, mul(r, c)?)
+        }
+        WireJob::OuterSum {
+            a,
+            b,
+            a_len,
+            b_len,
+            batch,
+        } => {
+            let (al, bl, t) = (u64::from(a_len), u64::from(b_len), u64::from(batch));
+            if al == 0 || bl == 0 || t == 0 || !fits(a, mul(al, t)?) || !fits(b, mul(bl, t)?) {
+                return Err(bad());
+            }
+            let outputs = mul(al, bl)?;
+            (outputs, mul(outputs, t)?)
+        }
+        WireJob::Elementwise { a, b, len } => {
+            let len = u64::from(len);
+            if len == 0 || !fits(a, len) || !fits(b, len) {
+                return Err(bad());
+            }
+            (len, len)
+        }
+    };
+    Ok((usize::try_from(outputs).map_err(|_| bad())?, work))
 }
 
 /// Pushes the bits of d' = 2·(v mod 2^m) + 1, LSB first (m + 1 bits).

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use num_bigint::BigInt;
+use paillier::Ciphertext;
 use proptest::prelude::*;
 use secure_ops::{Job, Profile, ProtocolError, SessionParams, Truncation};
 
@@ -220,28 +221,38 @@ fn random_values_are_in_range_and_vary() {
 }
 
 #[test]
-fn out_of_range_value_is_reported_and_session_continues() {
+fn out_of_range_value_is_reported_and_ends_the_session() {
     let pk = key().public_key().clone();
-    let (mut s1, h) = session(fast());
     let ok = enc(&pk, &[3]);
     // ℓ = 40, κ = 40: ±2^84 is far outside |x| < 2^40 and inside S2's guard band
     // [2^(ℓ+κ+1), 2^(ℓ+κ+8)), where detection is certain.
     let big: BigInt = BigInt::from(1) << 84;
+    type Probe =
+        fn(&mut secure_ops::S1<Mem>, &Ciphertext, &[Ciphertext]) -> Result<(), ProtocolError>;
+    let probes: [Probe; 3] = [
+        |s1, huge, ok| s1.mul(std::slice::from_ref(huge), ok).map(|_| ()),
+        |s1, huge, _| s1.relu(std::slice::from_ref(huge)).map(|_| ()),
+        |s1, huge, _| s1.truncate(std::slice::from_ref(huge), 4).map(|_| ()),
+    ];
     for v in [big.clone(), -big + 12345] {
         let huge = pk.encrypt(&v, &mut rand::thread_rng()).unwrap();
-        let results = [
-            s1.mul(std::slice::from_ref(&huge), &ok).map(|_| ()),
-            s1.relu(std::slice::from_ref(&huge)).map(|_| ()),
-            s1.truncate(std::slice::from_ref(&huge), 4).map(|_| ()),
-        ];
-        for (i, r) in results.into_iter().enumerate() {
+        for (i, probe) in probes.iter().enumerate() {
+            let (mut s1, h) = session(fast());
+            let r = probe(&mut s1, &huge, &ok);
             assert!(
                 matches!(r, Err(ProtocolError::OutOfRange { .. })),
                 "{i}: {r:?}"
             );
+            // S2 ended the session: nothing more is answered on it.
+            assert!(s1.mul(&ok, &ok).unwrap_err().is_closed());
+            match h.join().unwrap() {
+                Err(ProtocolError::Refused { out_of_range, .. }) => assert!(out_of_range),
+                other => panic!("{i}: S2 should end the session, got {other:?}"),
+            }
         }
     }
-    // The session still works.
+    // A new session works.
+    let (mut s1, h) = session(fast());
     assert_eq!(dec(&s1.mul(&ok, &ok).unwrap()), vec![9]);
     s1.close().unwrap();
     h.join().unwrap().unwrap();

@@ -52,40 +52,66 @@ fn is_out_of_range<T: std::fmt::Debug>(r: &Result<T, ProtocolError>) -> bool {
     matches!(r, Err(ProtocolError::OutOfRange { .. }))
 }
 
+/// Runs `f` on a fresh session: S2 ends a session at its first out-of-range value, so every probe
+/// that may be reported gets its own. Checks that S2 ended the session exactly when it reported.
+fn fresh<T: std::fmt::Debug>(
+    params: SessionParams,
+    f: impl FnOnce(&mut secure_ops::S1<Mem>) -> Result<T, ProtocolError>,
+) -> Result<T, ProtocolError> {
+    let (mut s1, h) = session(params);
+    let r = f(&mut s1);
+    if r.is_ok() {
+        s1.close().unwrap();
+        h.join().unwrap().unwrap();
+    } else {
+        drop(s1);
+        assert!(
+            matches!(h.join().unwrap(), Err(ProtocolError::Refused { .. })),
+            "S2 ends the session after a refusal"
+        );
+    }
+    r
+}
+
 #[test]
 fn certain_band_is_always_reported() {
-    let (mut s1, h) = session(fast());
     let three = enc(key().public_key(), &[3]);
     for e in [L + KAPPA + 1, L + KAPPA + 4, L + KAPPA + 7] {
         for v in [pow2(e), -pow2(e), pow2(e + 1) - 1, -(pow2(e + 1) - 1u32)] {
             let x = [enc_big(&v)];
             for _ in 0..3 {
-                assert!(is_out_of_range(&s1.mul(&x, &three)), "mul, x = {v}");
-                assert!(is_out_of_range(&s1.truncate(&x, 8)), "truncate, x = {v}");
+                assert!(
+                    is_out_of_range(&fresh(fast(), |s1| s1.mul(&x, &three))),
+                    "mul, x = {v}"
+                );
+                assert!(
+                    is_out_of_range(&fresh(fast(), |s1| s1.truncate(&x, 8))),
+                    "truncate, x = {v}"
+                );
             }
         }
     }
-    // The session is still usable.
-    assert_eq!(dec(&s1.mul(&three, &three).unwrap()), vec![9]);
-    s1.close().unwrap();
-    h.join().unwrap().unwrap();
+    // A new session is served.
+    assert_eq!(
+        dec(&fresh(fast(), |s1| s1.mul(&three, &three)).unwrap()),
+        vec![9]
+    );
 }
 
 #[test]
 fn between_bound_and_band_values_are_reported_or_correct() {
-    let (mut s1, h) = session(fast());
     let three = enc(key().public_key(), &[3]);
     let mut computed = 0;
     for e in [L, L + 1, L + 10, L + KAPPA - 1, L + KAPPA] {
         for v in [pow2(e) + 12345, -pow2(e) - 12345] {
             let x = [enc_big(&v)];
-            let m = s1.mul(&x, &three);
+            let m = fresh(fast(), |s1| s1.mul(&x, &three));
             if !is_out_of_range(&m) {
                 assert_eq!(dec_big(&m.unwrap()[0]), &v * 3, "mul, x = {v}");
                 computed += 1;
             }
             for mode in [Truncation::Stochastic, Truncation::Exact] {
-                let t = s1.truncate_with(&x, 8, mode);
+                let t = fresh(fast(), |s1| s1.truncate_with(&x, 8, mode));
                 if !is_out_of_range(&t) {
                     let got = dec_big(&t.unwrap()[0]);
                     let want = floor_div(&v, 8);
@@ -100,14 +126,11 @@ fn between_bound_and_band_values_are_reported_or_correct() {
     }
     // Near 2^ℓ the blinding almost never exposes the value: most of these were computed.
     assert!(computed >= 12, "only {computed} of 30 computed");
-    s1.close().unwrap();
-    h.join().unwrap().unwrap();
 }
 
 #[test]
 fn wrapped_slots_are_caught_with_probability_one_minus_2_pow_minus_10() {
     use rand::Rng;
-    let (mut s1, h) = session(fast());
     let three = enc(key().public_key(), &[3]);
     let trials = 200;
     let mut missed = 0;
@@ -121,7 +144,7 @@ fn wrapped_slots_are_caught_with_probability_one_minus_2_pow_minus_10() {
         bytes[0] |= 0x80;
         let v = BigInt::from_bytes_be(num_bigint::Sign::Plus, &bytes);
         let v = if rng.gen() { v } else { -v };
-        if !is_out_of_range(&s1.mul(&[enc_big(&v)], &three)) {
+        if !is_out_of_range(&fresh(fast(), |s1| s1.mul(&[enc_big(&v)], &three))) {
             missed += 1;
         }
     }
@@ -130,22 +153,22 @@ fn wrapped_slots_are_caught_with_probability_one_minus_2_pow_minus_10() {
         missed <= 3,
         "{missed} of {trials} wrapped values were not caught"
     );
-    s1.close().unwrap();
-    h.join().unwrap().unwrap();
 }
 
 #[test]
 fn fast_sign_test_reports_large_values_and_is_right_below() {
-    let (mut s1, h) = session(fast());
     for e in [L + 3, L + 5, L + 7] {
         for v in [pow2(e), -pow2(e)] {
             for _ in 0..3 {
-                assert!(is_out_of_range(&s1.relu(&[enc_big(&v)])), "relu, x = {v}");
+                assert!(
+                    is_out_of_range(&fresh(fast(), |s1| s1.relu(&[enc_big(&v)]))),
+                    "relu, x = {v}"
+                );
             }
         }
     }
     for v in [pow2(L), -pow2(L), pow2(L + 1) - 1, -(pow2(L + 1) - 1u32)] {
-        let r = s1.relu(&[enc_big(&v)]);
+        let r = fresh(fast(), |s1| s1.relu(&[enc_big(&v)]));
         if !is_out_of_range(&r) {
             let (value, deriv) = r.unwrap();
             let positive = v > BigInt::from(0);
@@ -154,8 +177,6 @@ fn fast_sign_test_reports_large_values_and_is_right_below() {
             assert_eq!(dec_big(&value[0]), want);
         }
     }
-    s1.close().unwrap();
-    h.join().unwrap().unwrap();
 }
 
 #[test]
@@ -164,7 +185,6 @@ fn strict_comparison_reports_values_outside_the_bound() {
         profile: Profile::Strict,
         ..fast()
     };
-    let (mut s1, h) = session(strict);
     for v in [
         pow2(L + 1),
         -pow2(L + 1),
@@ -172,12 +192,16 @@ fn strict_comparison_reports_values_outside_the_bound() {
         -pow2(L + KAPPA - 1),
     ] {
         assert!(
-            is_out_of_range(&s1.positive(&[enc_big(&v)])),
+            is_out_of_range(&fresh(strict, |s1| s1.positive(&[enc_big(&v)]))),
             "positive, x = {v}"
         );
-        assert!(is_out_of_range(&s1.relu(&[enc_big(&v)])), "relu, x = {v}");
+        assert!(
+            is_out_of_range(&fresh(strict, |s1| s1.relu(&[enc_big(&v)]))),
+            "relu, x = {v}"
+        );
     }
-    // In range, the same session still answers correctly.
+    // In range, a session answers correctly.
+    let (mut s1, h) = session(strict);
     for v in [
         pow2(L) - 1u32,
         -(pow2(L) - 1u32),

@@ -133,6 +133,7 @@ fn observed(params: SessionParams) -> (S1<Recording<Mem>>, Running, Recorder, Se
         S2Options {
             pool_capacity: 0,
             pool_workers: 0,
+            ..Default::default()
         },
     )
     .with_observer(rec.observer());

@@ -132,6 +132,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
         S2Options {
             pool_capacity: args.pool_capacity,
             pool_workers: args.pool_workers,
+            ..Default::default()
         },
     ));
     tracing::info!(%addr, key = %fingerprint, bits, "S2 (crypto server) listening");

@@ -49,6 +49,7 @@ fn session(profile: Profile, fixed: &FixedParams) -> (S1<Mem>, Handle) {
             S2Options {
                 pool_capacity: 0,
                 pool_workers: 0,
+                ..Default::default()
             },
         )
         .serve(Mem(c, b))

@@ -47,6 +47,7 @@ pub fn session_with(sk: &SecretKey, params: SessionParams) -> (S1<Mem>, Running)
             S2Options {
                 pool_capacity: 0,
                 pool_workers: 0,
+                ..Default::default()
             },
         )
         .serve(c2)
