@@ -17,7 +17,7 @@ use smlp::encrypted::{
 use smlp::{init_fixed, FixedParams, LearningRate, Shape};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use transport::{ChannelError, ChannelExt, MessageError, TcpChannel, TcpOptions};
+use transport::{tls, ChannelError, ChannelExt, MessageError, Role, TcpOptions, TlsChannel};
 
 /// Protocol profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -54,6 +54,14 @@ pub struct S1Args {
     /// Do not show a progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// The owner identity to use: PKI/owner-NAME.crt and owner-NAME.key.
+    #[arg(long = "as", value_name = "NAME", default_value = "owner")]
+    pub owner: String,
+    /// Name S1's certificate must carry [default: the host part of --s1].
+    #[arg(long, value_name = "NAME")]
+    pub s1_name: Option<String>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// Trains an MLP on an encrypted data set, through S1 (which works with S2).
@@ -154,13 +162,23 @@ pub struct ClassifySummary {
     pub costs: Costs,
 }
 
-/// Connects to S1 and exchanges Hello/Welcome; returns the channel and S1's public key.
-pub fn connect_s1(conn: &S1Args) -> CliResult<(TcpChannel, PublicKey)> {
+/// Connects to S1 over TLS (our owner certificate; S1's certificate and role checked) and
+/// exchanges Hello/Welcome; returns the channel and S1's public key.
+pub fn connect_s1(conn: &S1Args) -> CliResult<(TlsChannel, PublicKey)> {
+    transport::pki::check_owner_name(&conn.owner)?;
+    let creds = conn
+        .tls
+        .load(&format!("owner-{}", conn.owner), Role::Owner)?;
     let opts = TcpOptions::default()
         .with_read_timeout(Some(Duration::from_secs(conn.timeout_secs.max(1))))
         .with_connect_timeout(Duration::from_secs(10));
-    let mut chan = TcpChannel::connect(conn.s1.as_str(), opts)
-        .map_err(|e| CliError(format!("S1 is unreachable: {e}")))?;
+    let mut chan = tls::connect(
+        conn.s1.as_str(),
+        conn.s1_name.as_deref(),
+        creds.client_config(Role::S1)?,
+        &opts,
+    )
+    .map_err(|e| CliError(format!("S1 is unreachable: {e}")))?;
     chan.send_msg(&ClientMsg::Hello { version: VERSION })
         .map_err(|e| s1_error(conn, e))?;
     match chan
@@ -191,6 +209,13 @@ fn s1_error(conn: &S1Args, e: MessageError) -> CliError {
             "no message from S1 at {} for {} s (see --timeout-secs)",
             conn.s1, conn.timeout_secs
         )),
+        MessageError::Channel(ChannelError::Io(io)) if io.to_string().contains("alert") => {
+            CliError(format!(
+                "S1 at {} refused this client's TLS certificate ({io}): is the owner certificate \
+                 from the same deployment PKI as S1's?",
+                conn.s1
+            ))
+        }
         e => CliError(format!("connection to S1 at {}: {e}", conn.s1)),
     }
 }

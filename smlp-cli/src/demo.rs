@@ -278,7 +278,29 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     let scaler_file = scaler_path_for(&p("train.enc"));
     let e_test = enc("test.csv", "test.enc", Some(scaler_file.clone()))?;
 
-    // Servers.
+    // The deployment PKI: a CA and the TLS certificates of S1, S2 and the owner.
+    let pki_dir = p("pki");
+    if !pki_dir.join("ca.key").exists() {
+        transport::pki::create(
+            &pki_dir,
+            &transport::pki::PkiSpec {
+                s1_hosts: vec!["127.0.0.1".into()],
+                s2_hosts: vec!["127.0.0.1".into()],
+                owners: vec!["owner".into()],
+                days: transport::pki::DEFAULT_DAYS,
+            },
+        )?;
+    }
+    let tls = crate::tls::TlsArgs {
+        pki: Some(pki_dir.clone()),
+        ..Default::default()
+    };
+
+    // Servers. S2 serves the demo's κ (a κ out of range is refused by S1 itself, with a message).
+    let s2_kappa = a
+        .kappa
+        .clamp(secure_ops::MIN_KAPPA, secure_ops::MAX_KAPPA)
+        .to_string();
     let t = Instant::now();
     let mut servers = Servers::default();
     let (s2_ready, s1_ready) = (p("s2.addr"), p("s1.addr"));
@@ -291,6 +313,10 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             "serve-s2",
             "--secret-key",
             &path_str(&secret),
+            "--pki",
+            &path_str(&pki_dir),
+            "--kappa",
+            &s2_kappa,
             "--listen",
             "127.0.0.1:0",
             "--ready-file",
@@ -305,6 +331,8 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             "serve-s1",
             "--public-key",
             &path_str(&public),
+            "--pki",
+            &path_str(&pki_dir),
             "--s2",
             &s2_addr.to_string(),
             "--listen",
@@ -327,6 +355,9 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
         kappa: a.kappa,
         timeout_secs: 3600,
         quiet: a.quiet,
+        owner: "owner".into(),
+        s1_name: None,
+        tls,
     };
     let with_logs = |e: CliError, servers: &Servers| CliError(format!("{e}\n{}", servers.logs()));
     let t = Instant::now();

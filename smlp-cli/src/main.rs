@@ -15,6 +15,7 @@ mod keys;
 mod proto;
 mod s1;
 mod servers;
+mod tls;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -25,12 +26,13 @@ use std::process::ExitCode;
 /// Walk-through (each command has its own --help):
 ///
 ///   smlp keygen   --bits 2048 --out keys
+///   smlp pki      --out pki --s1-host 127.0.0.1 --s2-host 127.0.0.1
 ///   smlp encrypt  --public-key keys/public.key --csv train.csv --out train.enc
 ///   smlp encrypt  --public-key keys/public.key --csv test.csv --scaler train.enc.scaler.json --out test.enc
-///   smlp serve-s2 --secret-key keys/secret.key --listen 127.0.0.1:7002 &
-///   smlp serve-s1 --public-key keys/public.key --s2 127.0.0.1:7002 --listen 127.0.0.1:7001 &
-///   smlp train    --s1 127.0.0.1:7001 --data train.enc --hidden 8 --epochs 2 --out model.enc
-///   smlp classify --s1 127.0.0.1:7001 --model model.enc --data test.enc --out pred.enc
+///   smlp serve-s2 --secret-key keys/secret.key --pki pki --listen 127.0.0.1:7002 &
+///   smlp serve-s1 --public-key keys/public.key --pki pki --s2 127.0.0.1:7002 --listen 127.0.0.1:7001 &
+///   smlp train    --s1 127.0.0.1:7001 --pki pki --data train.enc --hidden 8 --epochs 2 --out model.enc
+///   smlp classify --s1 127.0.0.1:7001 --pki pki --model model.enc --data test.enc --out pred.enc
 ///   smlp decrypt  --secret-key keys/secret.key --in pred.enc --out pred.csv
 ///
 /// Or run everything at once on the embedded breast-cancer data set: smlp demo
@@ -45,6 +47,8 @@ struct Cli {
 enum Command {
     /// Generate a Paillier key pair (KEYDIR/public.key, KEYDIR/secret.key).
     Keygen(keys::KeygenArgs),
+    /// Make a deployment PKI: a CA and TLS certificates for S1, S2 and the owners.
+    Pki(tls::PkiArgs),
     /// Encrypt a CSV data set (standardised, fixed point) under a public key.
     Encrypt(encrypt::EncryptArgs),
     /// Run S2, the crypto server holding the secret key.
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
     });
     let outcome = match &cli.command {
         Command::Keygen(a) => keys::keygen(a).map(drop),
+        Command::Pki(a) => tls::pki(a).map(drop),
         Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
         Command::ServeS2(a) => servers::serve_s2(a),
         Command::ServeS1(a) => servers::serve_s1(a),

@@ -1,5 +1,5 @@
 //! The client ↔ S1 protocol: postcard messages ([`transport::ChannelExt`]) over a
-//! length-prefixed [`transport::TcpChannel`].
+//! length-prefixed, mutually authenticated [`transport::TlsChannel`].
 //!
 //! ```text
 //! client                                   S1

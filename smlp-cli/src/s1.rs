@@ -1,5 +1,7 @@
-//! S1's side of the client protocol ([`crate::proto`]): one request per connection, served with
-//! a fresh secure-ops session to S2.
+//! S1's side of the client protocol ([`crate::proto`]): one request per TLS connection from an
+//! authenticated owner, served with a fresh secure-ops session to S2 (TLS, S2's certificate
+//! checked). Every request is bounded before any work; S2's refusals reach the owner as a
+//! category, their detail stays in S1's log.
 
 use crate::bail;
 use crate::error::{CliError, CliResult, Context};
@@ -11,10 +13,9 @@ use smlp::encrypted::{
 };
 use smlp::Shape;
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use transport::{ChannelExt, ShutdownHandle, TcpChannel, TcpOptions};
+use transport::{tls, ChannelExt, Peer, SessionLimiter, ShutdownHandle, TcpOptions, TlsChannel};
 
 /// What every S1 session needs.
 pub struct S1Context {
@@ -22,12 +23,18 @@ pub struct S1Context {
     pub pk: PublicKey,
     /// S2's address.
     pub s2: String,
+    /// The name S2's certificate must carry (default: the host of `s2`).
+    pub s2_name: Option<String>,
+    /// TLS client configuration for S2 (our S1 certificate; S2's role checked).
+    pub s2_tls: Arc<rustls::ClientConfig>,
     /// Options of the connection to S2.
     pub s2_options: TcpOptions,
     /// Randomizer pool (capacity, workers) of each session; capacity 0: none.
     pub pool: (usize, usize),
     /// Set when the server shuts down.
     pub shutdown: ShutdownHandle,
+    /// Concurrent sessions per owner identity.
+    pub limiter: SessionLimiter,
 }
 
 /// Why a session must stop early (set by the client-side sends, read by the S2 channel).
@@ -47,7 +54,7 @@ impl Abort {
 /// The channel to S2, refusing to send once the session is aborted (client gone, or shutdown),
 /// so that a long training run stops at its next S2 round trip.
 struct Guarded {
-    inner: TcpChannel,
+    inner: TlsChannel,
     abort: Abort,
     shutdown: ShutdownHandle,
 }
@@ -70,8 +77,15 @@ impl Channel for Guarded {
 }
 
 /// Serves one client connection.
-pub fn s1_session(ctx: &S1Context, mut chan: TcpChannel, peer: SocketAddr) -> Result<(), String> {
-    let result = serve(ctx, &mut chan, peer);
+pub fn s1_session(ctx: &S1Context, mut chan: TlsChannel, peer: Peer) -> Result<(), String> {
+    let owner = chan.peer().name.clone();
+    let result = match ctx.limiter.try_acquire(&owner) {
+        Some(_slot) => serve(ctx, &mut chan, &peer),
+        None => Err(CliError(format!(
+            "owner {owner} already runs {} sessions at S1; wait for one to finish",
+            ctx.limiter.max()
+        ))),
+    };
     if let Err(e) = &result {
         // Best effort: the client may be gone.
         let _ = chan.send_msg(&ServerMsg::Error(e.0.clone()));
@@ -79,7 +93,7 @@ pub fn s1_session(ctx: &S1Context, mut chan: TcpChannel, peer: SocketAddr) -> Re
     result.map_err(|e| e.0)
 }
 
-fn serve(ctx: &S1Context, chan: &mut TcpChannel, peer: SocketAddr) -> CliResult<()> {
+fn serve(ctx: &S1Context, chan: &mut TlsChannel, peer: &Peer) -> CliResult<()> {
     match chan
         .recv_msg::<ClientMsg>()
         .context("reading the client's hello")?
@@ -106,10 +120,18 @@ fn serve(ctx: &S1Context, chan: &mut TcpChannel, peer: SocketAddr) -> CliResult<
 
 /// Opens the secure-ops session with S2.
 fn connect_s2(ctx: &S1Context, params: SessionParams, abort: &Abort) -> CliResult<S1<Guarded>> {
-    let tcp = TcpChannel::connect(ctx.s2.as_str(), ctx.s2_options.clone())
-        .map_err(|e| CliError(format!("S2 is unreachable from S1: {e}")))?;
+    let link = tls::connect(
+        ctx.s2.as_str(),
+        ctx.s2_name.as_deref(),
+        Arc::clone(&ctx.s2_tls),
+        &ctx.s2_options,
+    )
+    .map_err(|e| {
+        tracing::warn!(s2 = %ctx.s2, error = %e, "cannot reach S2");
+        CliError("S2 is unreachable from S1 (S1's log has the detail)".into())
+    })?;
     let chan = Guarded {
-        inner: tcp,
+        inner: link,
         abort: abort.clone(),
         shutdown: ctx.shutdown.clone(),
     };
@@ -144,7 +166,7 @@ fn ms(d: Duration) -> u64 {
 
 /// Sends progress to the client at most every 200 ms (and at the end of every epoch).
 struct ProgressSender<'a, 'b> {
-    chan: &'a RefCell<&'b mut TcpChannel>,
+    chan: &'a RefCell<&'b mut TlsChannel>,
     abort: Abort,
     last: Option<Instant>,
 }
@@ -172,11 +194,35 @@ impl ProgressSender<'_, '_> {
     }
 }
 
+/// Bounds of a training request, checked before any work.
+const MAX_LAYERS: usize = 8;
+const MAX_UNITS: usize = 4096;
+const MAX_EPOCHS: u64 = 100_000;
+const MAX_BATCH: usize = 4096;
+
+/// What the owner is told when a computation fails at S2 or on the way: a category; the detail
+/// (S2's own words, which could otherwise serve as an oracle on crafted inputs) stays in S1's log.
+fn categorised(e: SecureError, peer: &Peer, what: &str) -> CliError {
+    use secure_ops::ProtocolError as P;
+    tracing::warn!(%peer, error = %e, "{what} failed");
+    match &e {
+        SecureError::Protocol(P::OutOfRange { .. }) => CliError(format!(
+            "{what} stopped: a value left the fixed-point range |x| < 2^ℓ (an overflow: try a              smaller learning rate or a larger --value-bits); S1's log has the detail"
+        )),
+        SecureError::Protocol(P::Peer(_) | P::Violation(_) | P::Message(_) | P::Refused { .. }) => {
+            CliError(format!(
+                "{what} stopped: S2 refused the computation or the link to S2 failed; S1's log has the detail"
+            ))
+        }
+        _ => e.into(),
+    }
+}
+
 fn serve_train(
     ctx: &S1Context,
-    chan: &mut TcpChannel,
+    chan: &mut TlsChannel,
     req: TrainRequest,
-    peer: SocketAddr,
+    peer: &Peer,
 ) -> CliResult<()> {
     let data = &req.data;
     let config = req.config.clone();
@@ -200,8 +246,14 @@ fn serve_train(
     if data.is_empty() {
         bail!("the data set is empty");
     }
-    if config.batch == 0 {
-        bail!("batch size must be at least 1");
+    if config.batch == 0 || config.batch > MAX_BATCH {
+        bail!("batch size must be in 1..={MAX_BATCH}");
+    }
+    if req.hidden.len() > MAX_LAYERS || req.hidden.iter().any(|&h| h == 0 || h > MAX_UNITS) {
+        bail!("at most {MAX_LAYERS} hidden layers of 1..={MAX_UNITS} units are served");
+    }
+    if config.epochs == 0 || config.epochs > MAX_EPOCHS {
+        bail!("epochs must be in 1..={MAX_EPOCHS}");
     }
     let shape = shape_for(data, &req.hidden)?;
     req.fixed.validate()?;
@@ -291,7 +343,7 @@ fn serve_train(
         if let Some(why) = abort.get() {
             bail!("training stopped: {why}");
         }
-        return Err(e.into());
+        return Err(categorised(e, peer, "training"));
     }
     let elapsed = start.elapsed();
     let session_costs: Costs = costs(&mut s1)?;
@@ -316,9 +368,9 @@ fn serve_train(
 
 fn serve_classify(
     ctx: &S1Context,
-    chan: &mut TcpChannel,
+    chan: &mut TlsChannel,
     req: ClassifyRequest,
-    peer: SocketAddr,
+    peer: &Peer,
 ) -> CliResult<()> {
     let (model, data) = (&req.model, &req.data);
     let profile = req.profile.unwrap_or(model.profile);
@@ -365,7 +417,7 @@ fn serve_classify(
             if let Some(why) = abort.get() {
                 bail!("classification stopped: {why}");
             }
-            return Err(e.into());
+            return Err(categorised(e, peer, "classification"));
         }
     };
     let elapsed = start.elapsed();

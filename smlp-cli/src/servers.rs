@@ -1,20 +1,26 @@
-//! `smlp serve-s2` and `smlp serve-s1`: the two servers, on [`transport::Server`].
+//! `smlp serve-s2` and `smlp serve-s1`: the two servers, on [`transport::Server`], over mutually
+//! authenticated TLS only: S2 accepts only S1's certificate, S1 accepts only owner certificates
+//! and checks that the S2 it dials presents S2's certificate for that host.
 //!
 //! Both log with `tracing` to stderr (`RUST_LOG`, default `info`), isolate sessions (a failing or
 //! disconnecting client ends only its own session), and exit with status 0 on SIGINT, SIGTERM or
 //! SIGHUP: the accept loop stops and running sessions get `--grace-secs` to finish.
 
+use crate::bail;
 use crate::error::{describe, CliError, CliResult, Context};
 use crate::keys::{load_public, load_secret};
 use crate::s1::{s1_session, S1Context};
-use clap::Args;
+use crate::tls::TlsArgs;
+use clap::{Args, ValueEnum};
 use paillier::format::write_atomic;
-use secure_ops::{S2Options, S2Service};
+use secure_ops::{Profile, ProtocolError, S2Options, S2Policy, S2Service};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use transport::{Server, ServerOptions, ShutdownHandle, TcpOptions};
+use transport::{
+    Role, Server, ServerOptions, SessionLimiter, ShutdownHandle, TcpOptions, TlsAcceptor,
+};
 
 /// Settings shared by both servers.
 #[derive(Args, Debug, Clone)]
@@ -31,6 +37,8 @@ pub struct ServerArgs {
     /// How long a session may wait for its peer's next message.
     #[arg(long, default_value_t = 1800)]
     pub idle_timeout_secs: u64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl ServerArgs {
@@ -45,10 +53,25 @@ impl ServerArgs {
     }
 }
 
+/// The profiles S2 serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProfilePolicy {
+    /// Both profiles.
+    Any,
+    /// Only the fast profile.
+    Fast,
+    /// Only the strict profile (S2 learns nothing beyond κ).
+    Strict,
+}
+
 /// Runs S2, the crypto server: holds the secret key and answers S1's blinded requests.
 ///
 /// S2 only ever serves secure-ops sessions with S1: it never receives data, model weights or
-/// predictions, only values that S1 has blinded with random masks of κ extra bits.
+/// predictions, only values that S1 has blinded with random masks of κ extra bits. It accepts
+/// only TLS clients with S1's certificate (DIR/s2.crt and s2.key identify it). A session whose
+/// parameters are outside --profile, --kappa and --max-value-bits is refused in the handshake; a
+/// request beyond the limits, of another profile or with a value out of its range ends the
+/// session and is logged with the peer's identity.
 #[derive(Args, Debug, Clone)]
 pub struct ServeS2Args {
     /// Secret key file (KEYDIR/secret.key).
@@ -63,6 +86,22 @@ pub struct ServeS2Args {
     /// Background threads filling the randomizer pool.
     #[arg(long, default_value_t = 1)]
     pub pool_workers: usize,
+    /// Profiles served.
+    #[arg(long, value_enum, default_value_t = ProfilePolicy::Any)]
+    pub profile: ProfilePolicy,
+    /// Smallest statistical blinding parameter κ accepted (at least 40; at most 256 is served).
+    #[arg(long, default_value_t = 80)]
+    pub kappa: u32,
+    /// Largest value bound ℓ (|x| < 2^ℓ) accepted.
+    #[arg(long, default_value_t = 72)]
+    pub max_value_bits: u32,
+    /// Most concurrent sessions of one S1 identity.
+    #[arg(long, default_value_t = 64)]
+    pub max_sessions_per_peer: usize,
+    /// Run even though this build's secret-key arithmetic is not constant time (the num-bigint
+    /// backend): timing may leak the secret key to S1.
+    #[arg(long)]
+    pub allow_variable_time: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -71,7 +110,8 @@ pub struct ServeS2Args {
 /// clients, and trains or classifies with S2's help.
 ///
 /// S1 never reads or receives the secret key. For every client request it opens its own session
-/// with S2 (--s2).
+/// with S2 (--s2). It accepts only TLS clients with an owner certificate of the deployment's CA,
+/// at most --max-sessions-per-owner at once per owner.
 #[derive(Args, Debug, Clone)]
 pub struct ServeS1Args {
     /// Public key file (KEYDIR/public.key).
@@ -80,6 +120,12 @@ pub struct ServeS1Args {
     /// Address of S2.
     #[arg(long, default_value = "127.0.0.1:7002")]
     pub s2: String,
+    /// Name S2's certificate must carry [default: the host part of --s2].
+    #[arg(long, value_name = "NAME")]
+    pub s2_name: Option<String>,
+    /// Most concurrent sessions of one owner identity.
+    #[arg(long, default_value_t = 2)]
+    pub max_sessions_per_owner: usize,
     /// Address to listen on for clients (port 0: any free port; see --ready-file).
     #[arg(long, default_value = "127.0.0.1:7001")]
     pub listen: String,
@@ -119,8 +165,42 @@ fn remove_ready(path: Option<&Path>) {
     }
 }
 
+/// Whether this build's secret-key arithmetic is constant time (GMP's `mpz_powm_sec`).
+pub const CONSTANT_TIME: bool = cfg!(feature = "gmp");
+
 /// Runs `smlp serve-s2` until a signal arrives.
 pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
+    if !CONSTANT_TIME {
+        if !args.allow_variable_time {
+            bail!(
+                "this build uses the {} backend, whose secret-exponent arithmetic is not constant                  time; build smlp with its default `gmp` feature, or pass --allow-variable-time",
+                paillier::arith::BACKEND
+            );
+        }
+        tracing::warn!(
+            backend = paillier::arith::BACKEND,
+            "running S2 with variable-time secret-key arithmetic (--allow-variable-time)"
+        );
+    }
+    let policy = S2Policy {
+        profile: match args.profile {
+            ProfilePolicy::Any => None,
+            ProfilePolicy::Fast => Some(Profile::Fast),
+            ProfilePolicy::Strict => Some(Profile::Strict),
+        },
+        min_kappa: args.kappa,
+        max_value_bits: args.max_value_bits,
+        ..S2Policy::default()
+    };
+    if args.kappa < secure_ops::MIN_KAPPA || args.kappa > secure_ops::MAX_KAPPA {
+        bail!(
+            "--kappa must be in {}..={}",
+            secure_ops::MIN_KAPPA,
+            secure_ops::MAX_KAPPA
+        );
+    }
+    let tls = args.server.tls.load("s2", Role::S2)?;
+    let tls_config = tls.server_config(&[Role::S1])?;
     let sk = load_secret(&args.secret_key)?;
     let fingerprint = sk.public_key().fingerprint();
     let bits = sk.public_key().bits();
@@ -132,32 +212,52 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
         S2Options {
             pool_capacity: args.pool_capacity,
             pool_workers: args.pool_workers,
-            ..Default::default()
+            policy,
         },
     ));
-    tracing::info!(%addr, key = %fingerprint, bits, "S2 (crypto server) listening");
-    println!("S2 listening on {addr} (key {fingerprint}, {bits} bits)");
+    let limiter = SessionLimiter::new(args.max_sessions_per_peer);
+    tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = paillier::arith::BACKEND, "S2 (crypto server) listening (TLS, S1 clients only)");
+    println!("S2 listening on {addr} (key {fingerprint}, {bits} bits, TLS)");
     write_ready(args.server.ready_file.as_deref(), addr)?;
-    let summary = server.run(move |chan, peer| -> Result<(), String> {
-        match svc.serve(chan) {
-            Ok(s) => {
-                tracing::info!(
-                    %peer,
-                    requests = s.requests,
-                    decryptions = s.counts.decryptions,
-                    encryptions = s.counts.encryptions,
-                    params = ?s.params,
-                    "S2 session with S1 finished"
-                );
-                Ok(())
+    let summary = server.run_with(
+        TlsAcceptor(tls_config),
+        move |chan, peer| -> Result<(), String> {
+            let id = peer.identity.as_ref().map_or_else(String::new, |i| i.name.clone());
+            let Some(_slot) = limiter.try_acquire(&id) else {
+                return Err(format!(
+                    "{peer} already runs {} sessions; connection closed",
+                    limiter.max()
+                ));
+            };
+            match svc.serve(chan) {
+                Ok(s) => {
+                    tracing::info!(
+                        %peer,
+                        requests = s.requests,
+                        decryptions = s.counts.decryptions,
+                        encryptions = s.counts.encryptions,
+                        params = ?s.params,
+                        "S2 session with S1 finished"
+                    );
+                    Ok(())
+                }
+                Err(ProtocolError::Refused {
+                    op,
+                    why,
+                    out_of_range,
+                }) => {
+                    tracing::warn!(%peer, op, out_of_range, reason = %why, "request refused, session ended");
+                    Err(format!("refused {op}: {why}"))
+                }
+                Err(e) => Err(describe(&e)),
             }
-            Err(e) => Err(describe(&e)),
-        }
-    });
+        },
+    );
     remove_ready(args.server.ready_file.as_deref());
     tracing::info!(
         sessions = summary.sessions,
         failed = summary.failed,
+        refused = summary.refused,
         "S2 stopped"
     );
     Ok(())
@@ -171,6 +271,9 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
             "--s2-connect-retry-secs must be a non-negative number".into(),
         ));
     }
+    let tls = args.server.tls.load("s1", Role::S1)?;
+    let owners_config = tls.server_config(&[Role::Owner])?;
+    let s2_config = tls.client_config(Role::S2)?;
     let server = Server::bind(args.listen.as_str(), args.server.options())?;
     let addr = server.local_addr();
     let shutdown = server.shutdown_handle();
@@ -179,6 +282,8 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     let ctx = Arc::new(S1Context {
         pk,
         s2: args.s2.clone(),
+        s2_name: args.s2_name.clone(),
+        s2_tls: s2_config,
         s2_options: TcpOptions::default()
             .with_read_timeout(Some(Duration::from_secs(
                 args.server.idle_timeout_secs.max(1),
@@ -187,18 +292,22 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
             .with_connect_retry(Duration::from_secs_f64(args.s2_connect_retry_secs)),
         pool: (args.pool_capacity, args.pool_workers),
         shutdown,
+        limiter: SessionLimiter::new(args.max_sessions_per_owner),
     });
-    tracing::info!(%addr, s2 = %args.s2, key = %fingerprint, "S1 (cloud server) listening");
+    tracing::info!(%addr, s2 = %args.s2, key = %fingerprint, identity = %tls.identity(), "S1 (cloud server) listening (TLS, owner clients only)");
     println!(
-        "S1 listening on {addr} (S2 at {}, key {fingerprint})",
+        "S1 listening on {addr} (S2 at {}, key {fingerprint}, TLS)",
         args.s2
     );
     write_ready(args.server.ready_file.as_deref(), addr)?;
-    let summary = server.run(move |chan, peer| s1_session(&ctx, chan, peer));
+    let summary = server.run_with(TlsAcceptor(owners_config), move |chan, peer| {
+        s1_session(&ctx, chan, peer)
+    });
     remove_ready(args.server.ready_file.as_deref());
     tracing::info!(
         sessions = summary.sessions,
         failed = summary.failed,
+        refused = summary.refused,
         "S1 stopped"
     );
     Ok(())

@@ -46,14 +46,14 @@ pub mod server;
 pub mod tcp;
 pub mod tls;
 
+pub use limits::{SessionGuard, SessionLimiter};
 pub use memory::MemoryChannel;
 pub use secure_ops::channel::{
     Channel, ChannelError, ChannelExt, MessageError, Metered, Traffic, TrafficSnapshot,
 };
-pub use limits::{SessionGuard, SessionLimiter};
 pub use server::{
-    Acceptor, Peer, PlainTcp, Server, ServerOptions, ServerSummary, SessionOutcome,
-    ShutdownHandle, TlsAcceptor,
+    Acceptor, Peer, PlainTcp, Server, ServerOptions, ServerSummary, SessionOutcome, ShutdownHandle,
+    TlsAcceptor,
 };
 pub use tcp::{FrameDeadline, FramedChannel, TcpChannel, TcpOptions};
 pub use tls::{PeerIdentity, Role, TlsChannel, TlsCredentials, TlsError, TlsFiles};

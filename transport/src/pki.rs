@@ -14,8 +14,8 @@
 use crate::tls::Role;
 use paillier::format::{write_atomic, FileError};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -234,7 +234,8 @@ pub fn add_owners(dir: &Path, owners: &[String], days: i64) -> Result<Vec<PathBu
     let cert_pem =
         std::fs::read_to_string(dir.join("ca.crt")).map_err(|e| ca_err(format!("ca.crt: {e}")))?;
     let key = KeyPair::from_pem(&key_pem).map_err(|e| ca_err(format!("ca.key: {e}")))?;
-    let ca = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| ca_err(format!("ca.crt: {e}")))?;
+    let ca =
+        Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| ca_err(format!("ca.crt: {e}")))?;
     let mut written = Vec::new();
     for o in owners {
         let stem = format!("owner-{o}");
@@ -265,7 +266,10 @@ mod tests {
     fn hosts() {
         assert!(matches!(san("127.0.0.1").unwrap(), SanType::IpAddress(_)));
         assert!(matches!(san("::1").unwrap(), SanType::IpAddress(_)));
-        assert!(matches!(san("s2.example.org").unwrap(), SanType::DnsName(_)));
+        assert!(matches!(
+            san("s2.example.org").unwrap(),
+            SanType::DnsName(_)
+        ));
         for bad in ["", "a..b", "-a.b", "a_b.c", "a b"] {
             assert!(san(bad).is_err(), "{bad:?}");
         }

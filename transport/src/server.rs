@@ -18,10 +18,10 @@
 use crate::tcp::{TcpChannel, TcpOptions};
 use crate::tls::{self, PeerIdentity, TlsChannel};
 use crate::TransportError;
-use std::net::TcpStream;
 use std::any::Any;
 use std::fmt;
 use std::io::ErrorKind;
+use std::net::TcpStream;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -519,7 +519,10 @@ impl<S: Stream> Channel for FramedChannel<S> {
 
     fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
         if let Some(why) = self.rx_failed {
-            return Err(ChannelError::Io(io::Error::new(ErrorKind::InvalidData, why)));
+            return Err(ChannelError::Io(io::Error::new(
+                ErrorKind::InvalidData,
+                why,
+            )));
         }
         while self.rx.len.is_none() {
             if self.rx.header_got == HEADER_LEN {

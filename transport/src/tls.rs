@@ -211,7 +211,11 @@ pub fn identity_of(der: &[u8]) -> Result<PeerIdentity, TlsError> {
     }
     let role = match roles.as_slice() {
         [r] => *r,
-        [] => return Err(TlsError::Identity("no smlp role (urn:smlp:role:…) in its subject alternative names".into())),
+        [] => {
+            return Err(TlsError::Identity(
+                "no smlp role (urn:smlp:role:…) in its subject alternative names".into(),
+            ))
+        }
         _ => return Err(TlsError::Identity("more than one smlp role".into())),
     };
     let name = cert
@@ -517,9 +521,9 @@ where
 }
 
 fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> io::Result<PeerIdentity> {
-    let ee = certs
-        .and_then(|c| c.first())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::PermissionDenied, "peer sent no certificate"))?;
+    let ee = certs.and_then(|c| c.first()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::PermissionDenied, "peer sent no certificate")
+    })?;
     identity_of(ee).map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use transport::pki::{self, PkiSpec};
 use transport::{
-    tls, Channel, ChannelError, FrameDeadline, Role, Server, ServerOptions, TcpChannel,
-    TcpOptions, TlsAcceptor, TlsCredentials, TlsFiles,
+    tls, Channel, ChannelError, FrameDeadline, Role, Server, ServerOptions, TcpChannel, TcpOptions,
+    TlsAcceptor, TlsCredentials, TlsFiles,
 };
 
 fn make_pki(dir: &Path) {
@@ -100,9 +100,7 @@ fn quick() -> TcpOptions {
 /// Connects with `stem`'s certificate expecting an S2 server, sends a frame, returns the reply
 /// (or the first error).
 fn try_client(dir: &Path, stem: &str, role: Role, addr: &str) -> Result<Vec<u8>, String> {
-    let config = creds(dir, stem, role)
-        .client_config(Role::S2)
-        .unwrap();
+    let config = creds(dir, stem, role).client_config(Role::S2).unwrap();
     let mut chan = tls::connect(addr, None, config, &quick()).map_err(|e| e.to_string())?;
     chan.send_frame(b"ping").map_err(|e| e.to_string())?;
     chan.recv_frame().map_err(|e| e.to_string())
@@ -123,11 +121,23 @@ fn owner_certificate_is_refused_by_s2_in_the_handshake() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
     let srv = s2_echo(dir.path(), quick());
-    let err = try_client(dir.path(), "owner-alice", Role::Owner, &srv.addr.to_string())
-        .unwrap_err();
-    assert!(err.contains("alert") || err.contains("closed") || err.contains("TLS"), "{err}");
+    let err = try_client(
+        dir.path(),
+        "owner-alice",
+        Role::Owner,
+        &srv.addr.to_string(),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("alert") || err.contains("closed") || err.contains("TLS"),
+        "{err}"
+    );
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(srv.handled.load(Ordering::SeqCst), 0, "the handler never ran");
+    assert_eq!(
+        srv.handled.load(Ordering::SeqCst),
+        0,
+        "the handler never ran"
+    );
 }
 
 #[test]
@@ -210,8 +220,13 @@ fn client_refuses_a_server_with_the_wrong_role_or_host() {
     let config = creds(dir.path(), "s1", Role::S1)
         .client_config(Role::S2)
         .unwrap();
-    let err = tls::connect(srv.addr.to_string(), Some("s2.example.org"), config, &quick())
-        .unwrap_err();
+    let err = tls::connect(
+        srv.addr.to_string(),
+        Some("s2.example.org"),
+        config,
+        &quick(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("certificate"), "{err}");
 }
 
@@ -219,9 +234,12 @@ fn client_refuses_a_server_with_the_wrong_role_or_host() {
 fn own_certificate_with_the_wrong_role_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
-    let err = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "owner-alice"), Role::S1)
-        .unwrap_err();
-    assert!(err.to_string().contains("needs a certificate for S1"), "{err}");
+    let err =
+        TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "owner-alice"), Role::S1).unwrap_err();
+    assert!(
+        err.to_string().contains("needs a certificate for S1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -252,7 +270,10 @@ fn a_peer_that_drips_a_frame_is_cut_off_at_the_frame_deadline() {
     // (without the deadline it would wait for our own 5 s timeout).
     let start = Instant::now();
     let r = chan.recv_frame();
-    assert!(!matches!(r, Err(ChannelError::Timeout)) && r.is_err(), "{r:?}");
+    assert!(
+        !matches!(r, Err(ChannelError::Timeout)) && r.is_err(),
+        "{r:?}"
+    );
     assert!(start.elapsed() < Duration::from_secs(2));
     let mut srv = srv;
     srv.stop.shutdown();

@@ -76,10 +76,18 @@ fn with_gmp(run: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
         return run();
     }
     prereqs::ensure_gmp_build()?;
-    let mut args: Vec<String> = ["run", "--quiet", "--package", "xtask", "--features", "gmp", "--"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "run",
+        "--quiet",
+        "--package",
+        "xtask",
+        "--features",
+        "gmp",
+        "--",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(std::env::args().skip(1));
     cargo_passthrough(&args)
 }

@@ -33,7 +33,10 @@ struct Manager {
 const MANAGERS: &[Manager] = &[
     Manager {
         name: "apt-get",
-        steps: &[&["apt-get", "update", "-qq"], &["apt-get", "install", "-y", "-qq", "m4"]],
+        steps: &[
+            &["apt-get", "update", "-qq"],
+            &["apt-get", "install", "-y", "-qq", "m4"],
+        ],
     },
     Manager {
         name: "dnf",
@@ -66,7 +69,9 @@ fn is_root() -> bool {
 }
 
 fn manager() -> Option<&'static Manager> {
-    MANAGERS.iter().find(|m| runs("sh", &["-c", &format!("command -v {}", m.name)]))
+    MANAGERS
+        .iter()
+        .find(|m| runs("sh", &["-c", &format!("command -v {}", m.name)]))
 }
 
 fn install_line(m: Option<&Manager>) -> String {
@@ -105,10 +110,16 @@ pub fn ensure_gmp_build() -> Result<()> {
         )
         .into());
     };
-    println!("==> xtask: GMP is built from source and needs `m4`; installing it with {}", m.name);
+    println!(
+        "==> xtask: GMP is built from source and needs `m4`; installing it with {}",
+        m.name
+    );
     for step in m.steps {
         let (program, args): (&str, Vec<&str>) = if sudo {
-            ("sudo", std::iter::once("-n").chain(step.iter().copied()).collect())
+            (
+                "sudo",
+                std::iter::once("-n").chain(step.iter().copied()).collect(),
+            )
         } else {
             (step[0], step[1..].to_vec())
         };
@@ -127,7 +138,11 @@ pub fn ensure_gmp_build() -> Result<()> {
         }
     }
     if !runs("m4", &["--version"]) {
-        return Err(format!("`m4` is still not runnable after installing it with {}", m.name).into());
+        return Err(format!(
+            "`m4` is still not runnable after installing it with {}",
+            m.name
+        )
+        .into());
     }
     Ok(())
 }

@@ -5,13 +5,37 @@ use smlp::data::Dataset;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_smlp");
 
+/// One deployment PKI for the whole test binary (`smlp pki`: S1 and S2 on 127.0.0.1, owners
+/// "owner" and "alice"), handed to every child process through `SMLP_PKI` (the `--pki` default).
+pub fn pki() -> &'static Path {
+    static PKI: OnceLock<tempfile::TempDir> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("smlp-cli-pki-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new(BIN)
+            .args(["pki", "--out"])
+            .arg(dir.path())
+            .args(["--s1-host", "127.0.0.1", "--s2-host", "127.0.0.1"])
+            .args(["--owner", "owner", "--owner", "alice"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+    .path()
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
+        .env("SMLP_PKI", pki())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
@@ -133,9 +157,17 @@ impl Server {
         let log = dir.join(format!("{name}.log"));
         let _ = std::fs::remove_file(&ready);
         let f = std::fs::File::create(&log).unwrap();
+        // Small test keys: the S2 of the tests serves κ down to 40.
+        let kappa: &[&str] = if args.first() == Some(&"serve-s2") && !args.contains(&"--kappa") {
+            &["--kappa", "40"]
+        } else {
+            &[]
+        };
         let child = Command::new(BIN)
             .args(args)
+            .args(kappa)
             .args(["--listen", "127.0.0.1:0", "--ready-file", &s(&ready)])
+            .env("SMLP_PKI", pki())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
