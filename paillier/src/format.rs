@@ -62,15 +62,21 @@ pub fn seal<T: Serialize + ?Sized>(kind: &FileKind, value: &T) -> Result<Vec<u8>
         kind: kind.name,
         detail: e.to_string(),
     })?;
+    Ok(seal_payload(kind, &payload))
+}
+
+/// Seals an already encoded payload (any bytes: the checksum detects accidents, not attacks, so
+/// decoders must survive whatever a sealed payload holds; fuzzers use this).
+pub fn seal_payload(kind: &FileKind, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len() + CHECKSUM);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&kind.tag);
     out.extend_from_slice(&kind.version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     let sum = checksum(&out);
     out.extend_from_slice(&sum);
-    Ok(out)
+    out
 }
 
 /// Opens a sealed container of the given kind.
@@ -221,4 +227,57 @@ pub enum FileError {
         #[source]
         source: Error,
     },
+}
+
+/// Decoding of sequences with a bound on their length, for types decoded from files and peers.
+///
+/// serde's `Vec` decoder grows with the input, so a frame of N bytes that encodes N empty inner
+/// vectors (one byte each on the wire) becomes N · 24 bytes in memory before any check of the
+/// caller runs. Fields decoded through [`bounded::vec`] fail as soon as the announced or actual
+/// length passes the bound, and preallocate at most 1024 elements.
+pub mod bounded {
+    use serde::de::{Deserialize, Deserializer, Error as _, SeqAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    struct BoundedVisitor<T> {
+        max: usize,
+        what: &'static str,
+        _t: PhantomData<T>,
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for BoundedVisitor<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a sequence of at most {} {}", self.max, self.what)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let too_long = || A::Error::custom(format!("more than {} {}", self.max, self.what));
+            let hint = seq.size_hint().unwrap_or(0);
+            if hint > self.max {
+                return Err(too_long());
+            }
+            let mut out = Vec::with_capacity(hint.min(1024));
+            while let Some(v) = seq.next_element()? {
+                if out.len() == self.max {
+                    return Err(too_long());
+                }
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Decodes a `Vec<T>` of at most `max` elements (`what` names them in the error).
+    pub fn vec<'de, D, T>(d: D, max: usize, what: &'static str) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        d.deserialize_seq(BoundedVisitor {
+            max,
+            what,
+            _t: PhantomData,
+        })
+    }
 }

@@ -2,8 +2,46 @@
 
 use crate::counts::OpCounts;
 use crate::params::SessionParams;
+use paillier::format::bounded;
 use paillier::{BigInt, Ciphertext, Fingerprint};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Most ciphertexts a message may carry (decoding stops beyond it; S2's policy may set less).
+pub const MAX_WIRE_VALUES: usize = 1 << 18;
+/// Most ciphertexts in one zero-test group (comparisons of at most ℓ + 1 ≤ 513 bits).
+pub const MAX_WIRE_GROUP: usize = 514;
+/// Most product jobs, or random-value draws, in one request.
+pub const MAX_WIRE_ITEMS: usize = 64;
+
+fn cts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ciphertext>, D::Error> {
+    bounded::vec(d, MAX_WIRE_VALUES, "ciphertexts")
+}
+
+fn jobs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WireJob>, D::Error> {
+    bounded::vec(d, MAX_WIRE_ITEMS, "product jobs")
+}
+
+fn flags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<bool>, D::Error> {
+    bounded::vec(d, MAX_WIRE_ITEMS, "negation flags")
+}
+
+fn draws<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u32, BigInt)>, D::Error> {
+    bounded::vec(d, MAX_WIRE_ITEMS, "random-value draws")
+}
+
+/// One zero-test group, decoded with its bound.
+struct Group(Vec<Ciphertext>);
+
+impl<'de> Deserialize<'de> for Group {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        bounded::vec(d, MAX_WIRE_GROUP, "ciphertexts in a zero-test group").map(Group)
+    }
+}
+
+fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<Ciphertext>>, D::Error> {
+    let g: Vec<Group> = bounded::vec(d, MAX_WIRE_VALUES / 2, "zero-test groups")?;
+    Ok(g.into_iter().map(|g| g.0).collect())
+}
 
 /// A product job over the unpacked slots (indices are slot offsets).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +78,9 @@ pub enum Op {
     /// Products of blinded operands (SecMul, SecDot and friends). Where `negate[i]` is set, S2
     /// returns the encryptions of job i's negated products (saves S1 a modular inversion).
     Products {
+        #[serde(deserialize_with = "jobs")]
         jobs: Vec<WireJob>,
+        #[serde(deserialize_with = "flags")]
         negate: Vec<bool>,
     },
     /// ⌊u / 2^shift⌋ for every slot u (u ≥ 0 for in-range values). With `carry_bits`, also the
@@ -68,18 +108,28 @@ pub enum Request {
     },
     /// Packed blinded values and what to compute on them.
     Eval {
+        #[serde(deserialize_with = "cts")]
         packs: Vec<Ciphertext>,
         slot_bits: u32,
         count: u32,
         op: Op,
     },
     /// DGK zero test: for each group, ⟦1⟧ if some ciphertext decrypts to 0, else ⟦0⟧.
-    ZeroTest { groups: Vec<Vec<Ciphertext>> },
+    ZeroTest {
+        #[serde(deserialize_with = "groups")]
+        groups: Vec<Vec<Ciphertext>>,
+    },
     /// Range check: every ciphertext must decrypt to 0; S2 answers with no ciphertexts, or
     /// with `OutOfRange`.
-    AssertZero { cts: Vec<Ciphertext> },
+    AssertZero {
+        #[serde(deserialize_with = "cts")]
+        cts: Vec<Ciphertext>,
+    },
     /// Fresh encrypted uniform values in [−bound, bound], `count` of each.
-    Random { draws: Vec<(u32, BigInt)> },
+    Random {
+        #[serde(deserialize_with = "draws")]
+        draws: Vec<(u32, BigInt)>,
+    },
     /// S2's operation counters.
     Stats,
     /// End of session.
@@ -92,7 +142,7 @@ pub enum Response {
     /// Handshake accepted.
     HelloOk,
     /// Result ciphertexts, in request order.
-    Ciphertexts(Vec<Ciphertext>),
+    Ciphertexts(#[serde(deserialize_with = "cts")] Vec<Ciphertext>),
     /// S2's counters.
     Stats(OpCounts),
     /// A value was out of its declared range.

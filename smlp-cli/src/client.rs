@@ -314,7 +314,7 @@ pub fn train(args: &TrainArgs) -> CliResult<TrainSummary> {
     let cm = ckpt.as_ref().map(|c| &c.model);
     let hidden = from_ckpt(
         &args.hidden,
-        cm.map(|m| m.shape.0[1..m.shape.0.len() - 1].to_vec()),
+        cm.map(|m| m.shape.sizes()[1..m.shape.sizes().len() - 1].to_vec()),
         vec![8],
         "hidden",
     )?;

@@ -184,6 +184,9 @@ fn decrypt_predictions(
     let classes = p.decrypt_classes(sk)?;
     let mut csv = String::from("predicted_class");
     let sc = if scores {
+        if p.scores.is_empty() && !p.classes_enc.is_empty() {
+            bail!("this predictions file holds no scores (decrypt without --scores)");
+        }
         let s = p.decrypt_scores(sk)?;
         let k = s.first().map_or(0, Vec::len);
         for j in 0..k {
@@ -196,14 +199,14 @@ fn decrypt_predictions(
     csv.push('\n');
     for (i, c) in classes.iter().enumerate() {
         write!(csv, "{c}").expect("string write");
-        if let Some(s) = &sc {
-            for v in &s[i] {
+        if let Some(row) = sc.as_ref().and_then(|s| s.get(i)) {
+            for v in row {
                 write!(csv, ",{v}").expect("string write");
             }
         }
         csv.push('\n');
     }
-    write_atomic(out, csv.as_bytes(), false)?;
+    write_atomic(out, csv.as_bytes(), true)?;
     let mut counts = vec![0usize; p.classes.max(2)];
     for &c in &classes {
         if c < counts.len() {
@@ -242,7 +245,7 @@ pub fn model_json(
         })
         .collect();
     Ok(ModelJson {
-        shape: m.shape.0.clone(),
+        shape: m.shape.sizes().to_vec(),
         classes: m.classes,
         profile: m.profile.to_string(),
         epochs_trained: m.epochs_trained,
@@ -267,7 +270,7 @@ pub fn model_json(
 fn write_json(out: &Path, json: &ModelJson) -> CliResult<()> {
     let mut text = serde_json::to_string_pretty(json)?;
     text.push('\n');
-    write_atomic(out, text.as_bytes(), false)?;
+    write_atomic(out, text.as_bytes(), true)?;
     Ok(())
 }
 
@@ -308,7 +311,7 @@ fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResul
         csv.push_str(&r);
         csv.push('\n');
     }
-    write_atomic(out, csv.as_bytes(), false)?;
+    write_atomic(out, csv.as_bytes(), true)?;
     println!(
         "decrypted data set of {} samples (standardised features) → {}",
         d.len(),

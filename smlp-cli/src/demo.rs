@@ -182,7 +182,7 @@ fn write_csv(path: &Path, d: &Dataset, label: &str) -> CliResult<()> {
         }
         let _ = writeln!(s, "{y}");
     }
-    write_atomic(path, s.as_bytes(), false)?;
+    write_atomic(path, s.as_bytes(), true)?;
     Ok(())
 }
 

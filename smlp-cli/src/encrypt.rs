@@ -127,7 +127,7 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
 
     let scaler_written = if fitted {
         let path = scaler_path_for(&args.out);
-        write_atomic(&path, scaler.to_json().as_bytes(), false)?;
+        write_atomic(&path, scaler.to_json().as_bytes(), true)?;
         Some(path)
     } else {
         None

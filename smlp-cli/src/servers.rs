@@ -37,14 +37,23 @@ pub struct ServerArgs {
     /// How long a session may wait for its peer's next message.
     #[arg(long, default_value_t = 1800)]
     pub idle_timeout_secs: u64,
+    /// Largest message accepted from a peer, in MiB [default: 64 for serve-s2, 256 for serve-s1
+    /// (uploads of encrypted data sets)].
+    #[arg(long, value_name = "MIB")]
+    pub max_frame_mib: Option<usize>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
 
 impl ServerArgs {
-    fn options(&self) -> ServerOptions {
+    fn options(&self, default_max_frame_mib: usize) -> ServerOptions {
+        let mib = self
+            .max_frame_mib
+            .unwrap_or(default_max_frame_mib)
+            .clamp(1, 4095);
         ServerOptions {
             channel: TcpOptions::default()
+                .with_max_frame(mib << 20)
                 .with_read_timeout(Some(Duration::from_secs(self.idle_timeout_secs.max(1)))),
             grace_period: Duration::from_secs(self.grace_secs),
             max_sessions: Some(self.max_sessions.max(1)),
@@ -204,7 +213,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
     let sk = load_secret(&args.secret_key)?;
     let fingerprint = sk.public_key().fingerprint();
     let bits = sk.public_key().bits();
-    let server = Server::bind(args.listen.as_str(), args.server.options())?;
+    let server = Server::bind(args.listen.as_str(), args.server.options(64))?;
     let addr = server.local_addr();
     install_signal_handler(server.shutdown_handle())?;
     let svc = Arc::new(S2Service::new(
@@ -274,7 +283,7 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     let tls = args.server.tls.load("s1", Role::S1)?;
     let owners_config = tls.server_config(&[Role::Owner])?;
     let s2_config = tls.client_config(Role::S2)?;
-    let server = Server::bind(args.listen.as_str(), args.server.options())?;
+    let server = Server::bind(args.listen.as_str(), args.server.options(256))?;
     let addr = server.local_addr();
     let shutdown = server.shutdown_handle();
     install_signal_handler(shutdown.clone())?;

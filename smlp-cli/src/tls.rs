@@ -65,10 +65,18 @@ pub struct PkiArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Host name or IP address under which owners reach S1 (repeatable).
-    #[arg(long = "s1-host", value_name = "NAME", required_unless_present = "add_owner")]
+    #[arg(
+        long = "s1-host",
+        value_name = "NAME",
+        required_unless_present = "add_owner"
+    )]
     pub s1_hosts: Vec<String>,
     /// Host name or IP address under which S1 reaches S2 (repeatable).
-    #[arg(long = "s2-host", value_name = "NAME", required_unless_present = "add_owner")]
+    #[arg(
+        long = "s2-host",
+        value_name = "NAME",
+        required_unless_present = "add_owner"
+    )]
     pub s2_hosts: Vec<String>,
     /// An owner's name (repeatable) [default: one owner named "owner"].
     #[arg(long = "owner", value_name = "NAME", conflicts_with = "add_owner")]

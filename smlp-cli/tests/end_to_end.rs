@@ -309,7 +309,10 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     assert!(log1.contains("S1 (cloud server) listening"), "{log1}");
     assert!(log1.contains("training finished"), "{log1}");
     // The misbehaving clients (plain TCP, garbage) were refused in the TLS handshake.
-    assert!(log1.contains("connection refused") && log1.contains("TLS handshake"), "{log1}");
+    assert!(
+        log1.contains("connection refused") && log1.contains("TLS handshake"),
+        "{log1}"
+    );
     assert!(s2.log_text().contains("S2 session with S1 finished"));
 
     // SIGTERM: clean exit with status 0; the ready files are removed.

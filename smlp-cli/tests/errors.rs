@@ -205,8 +205,15 @@ fn s2_unreachable_is_reported_by_s1() {
             &env.p("m.enc"),
         ]);
         // The owner learns the category; S1's operator the detail.
-        assert!(err.contains("error: S1: S2 is unreachable from S1"), "{err}");
-        assert!(s1.log_text().contains("cannot connect to"), "{}", s1.log_text());
+        assert!(
+            err.contains("error: S1: S2 is unreachable from S1"),
+            "{err}"
+        );
+        assert!(
+            s1.log_text().contains("cannot connect to"),
+            "{}",
+            s1.log_text()
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(s1.is_running(), "S1 must survive");
     }

@@ -69,9 +69,22 @@ pub type SecureResult<T> = Result<T, SecureError>;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EncryptedSample {
     /// ⟦x̂ᵢ⟧.
+    #[serde(deserialize_with = "units")]
     pub x: Vec<Ciphertext>,
     /// ⟦ŷⱼ⟧ (one for binary problems, one-hot for k classes). Empty for unlabelled samples.
+    #[serde(deserialize_with = "units")]
     pub y: Vec<Ciphertext>,
+}
+
+/// Most samples in an encrypted data set (decoding stops beyond it).
+pub const MAX_SAMPLES: usize = 1 << 20;
+
+fn units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ciphertext>, D::Error> {
+    paillier::format::bounded::vec(d, Shape::MAX_UNITS, "values in a sample")
+}
+
+fn samples<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<EncryptedSample>, D::Error> {
+    paillier::format::bounded::vec(d, MAX_SAMPLES, "samples")
 }
 
 /// An encrypted data set: what the owner uploads to S1. Only the shape, f, the number of classes
@@ -87,6 +100,7 @@ pub struct EncryptedDataset {
     /// Number of features d.
     pub features: usize,
     /// The samples.
+    #[serde(deserialize_with = "samples")]
     pub samples: Vec<EncryptedSample>,
 }
 
@@ -709,15 +723,48 @@ pub struct EncryptedPredictions {
 }
 
 impl EncryptedPredictions {
-    /// Decrypts the predicted classes (owner side).
-    pub fn decrypt_classes(&self, sk: &SecretKey) -> SecureResult<Vec<usize>> {
-        if self.fingerprint != sk.public_key().fingerprint() {
+    /// Checks the file's invariants against `pk`: the key, at least two classes, one class entry
+    /// per sample (one bit, or a one-hot vector of `classes`), scores for every sample or none,
+    /// each of the same width, and valid ciphertexts throughout.
+    pub fn check(&self, pk: &PublicKey) -> SecureResult<()> {
+        if self.fingerprint != pk.fingerprint() {
             return Err(SecureError::Mismatch(format!(
                 "predictions are encrypted under key {}, but this key is {}",
                 self.fingerprint,
-                sk.public_key().fingerprint()
+                pk.fingerprint()
             )));
         }
+        let bad = |m: String| Err(SecureError::Mismatch(format!("malformed predictions: {m}")));
+        if self.classes < 2 {
+            return bad(format!("{} classes", self.classes));
+        }
+        let width = outputs_for_classes(self.classes);
+        if let Some(i) = self.classes_enc.iter().position(|v| v.len() != width) {
+            return bad(format!("sample {i} has a class entry of the wrong width"));
+        }
+        if !self.scores.is_empty() {
+            if self.scores.len() != self.classes_enc.len() {
+                return bad(format!(
+                    "{} score rows for {} samples",
+                    self.scores.len(),
+                    self.classes_enc.len()
+                ));
+            }
+            if let Some(i) = self.scores.iter().position(|v| v.len() != width) {
+                return bad(format!("sample {i} has scores of the wrong width"));
+            }
+        }
+        for c in self.classes_enc.iter().chain(&self.scores).flatten() {
+            pk.validate(c).map_err(|_| {
+                SecureError::Mismatch("predictions hold an invalid ciphertext".into())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Decrypts the predicted classes (owner side).
+    pub fn decrypt_classes(&self, sk: &SecretKey) -> SecureResult<Vec<usize>> {
+        self.check(sk.public_key())?;
         self.classes_enc
             .par_iter()
             .map(|v| {
@@ -736,6 +783,7 @@ impl EncryptedPredictions {
 
     /// Decrypts the scores as reals.
     pub fn decrypt_scores(&self, sk: &SecretKey) -> SecureResult<Vec<Vec<f64>>> {
+        self.check(sk.public_key())?;
         let scale = (self.frac_bits as f64).exp2();
         self.scores
             .par_iter()

@@ -175,23 +175,70 @@ impl FixedParams {
 }
 
 /// Layer sizes [d, h₁, …, k]: d inputs, hidden layers, k outputs. L = len − 1 weight layers.
+///
+/// Only [`Shape::new`] makes one, decoding included (serde goes through it), so every shape has
+/// at least two sizes, each in 1..=[`Shape::MAX_UNITS`], at most [`Shape::MAX_SIZES`] of them and
+/// at most [`Shape::MAX_PARAMS`] weights and biases in all.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Shape(pub Vec<usize>);
+#[serde(try_from = "Vec<usize>", into = "Vec<usize>")]
+pub struct Shape(Vec<usize>);
+
+impl TryFrom<Vec<usize>> for Shape {
+    type Error = Error;
+    fn try_from(sizes: Vec<usize>) -> Result<Self> {
+        Shape::new(sizes)
+    }
+}
+
+impl From<Shape> for Vec<usize> {
+    fn from(s: Shape) -> Vec<usize> {
+        s.0
+    }
+}
 
 impl Shape {
-    /// Checked constructor: at least two sizes, all positive.
+    /// Most layer sizes (input, hidden layers, output).
+    pub const MAX_SIZES: usize = 34;
+    /// Largest layer.
+    pub const MAX_UNITS: usize = 1 << 16;
+    /// Most weights and biases in all.
+    pub const MAX_PARAMS: usize = 1 << 24;
+
+    /// Checked constructor: at least two sizes, all positive, within the bounds above.
     pub fn new(sizes: Vec<usize>) -> Result<Self> {
-        if sizes.len() < 2 {
+        if sizes.len() < 2 || sizes.len() > Self::MAX_SIZES {
             return Err(Error::InvalidParams(format!(
-                "a network needs at least an input and an output size, got {sizes:?}"
+                "a network needs an input and an output size and at most {} sizes in all, got {} sizes",
+                Self::MAX_SIZES,
+                sizes.len()
             )));
         }
-        if sizes.contains(&0) {
+        if sizes.iter().any(|&n| n == 0 || n > Self::MAX_UNITS) {
             return Err(Error::InvalidParams(format!(
-                "layer sizes must be positive, got {sizes:?}"
+                "layer sizes must be in 1..={}, got {sizes:?}",
+                Self::MAX_UNITS
+            )));
+        }
+        let params = sizes
+            .windows(2)
+            .try_fold(0usize, |acc, w| {
+                (w[0] + 1)
+                    .checked_mul(w[1])
+                    .and_then(|n| acc.checked_add(n))
+            })
+            .filter(|&n| n <= Self::MAX_PARAMS);
+        if params.is_none() {
+            return Err(Error::InvalidParams(format!(
+                "a network of {sizes:?} has more than {} weights",
+                Self::MAX_PARAMS
             )));
         }
         Ok(Shape(sizes))
+    }
+
+    /// The layer sizes [d, h₁, …, k].
+    pub fn sizes(&self) -> &[usize] {
+        &self.0
     }
 
     /// d, the number of inputs.

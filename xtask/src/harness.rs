@@ -1,6 +1,7 @@
-//! The one harness behind `repro` and `speed`: key generation, the wdbc split, both servers over
-//! TCP on loopback (S2 on a thread behind a real `transport` server, S1 over a `TcpChannel`, as in
-//! `smlp/examples/speed.rs`) and progress reporting.
+//! The one harness behind `repro` and `speed`: key generation, the wdbc split, both servers on
+//! loopback (S2 on a thread behind a real `transport` server, S1 over mutually authenticated TLS
+//! with certificates of a PKI made for the run, or over plain TCP to measure what TLS costs) and
+//! progress reporting.
 
 use crate::Result;
 use paillier::{FixedPoint, SecretKey};
@@ -14,8 +15,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use transport::pki::{self, PkiSpec};
 use transport::server::{Server, ShutdownHandle};
-use transport::{ServerOptions, ServerSummary, TcpChannel, TcpOptions};
+use transport::{
+    tls, Channel, Role, ServerOptions, ServerSummary, TcpChannel, TcpOptions, TlsAcceptor,
+    TlsCredentials, TlsFiles,
+};
 
 /// κ, the statistical security parameter of the blinding.
 pub const KAPPA: u32 = 80;
@@ -134,29 +139,71 @@ pub fn wdbc(
     })
 }
 
-/// S2 behind a `transport` server on a loopback port (a thread), and S1 connected to it over TCP
-/// with a randomizer pool (capacity 1024, one worker).
+/// The link between S1 and S2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Link {
+    /// Mutually authenticated TLS 1.3, as deployed.
+    Tls,
+    /// Plain TCP (to measure what TLS costs).
+    Tcp,
+}
+
+/// S1's channel to S2 (TLS or TCP).
+pub type S1Link = Box<dyn Channel + Send>;
+
+/// S2 behind a `transport` server on a loopback port (a thread), and S1 connected to it over
+/// `link` with a randomizer pool (capacity 1024, one worker).
 pub struct Servers {
-    pub s1: S1<TcpChannel>,
+    pub s1: S1<S1Link>,
     pub addr: SocketAddr,
     shutdown: ShutdownHandle,
     thread: JoinHandle<ServerSummary>,
 }
 
 impl Servers {
-    /// Starts S2 with `sk` and connects S1 with `profile` and the value bound of `fixed`.
-    pub fn start(sk: &SecretKey, profile: Profile, fixed: &FixedParams) -> Result<Servers> {
+    /// Starts S2 with `sk` and connects S1 with `profile` and the value bound of `fixed`, over
+    /// `link` (TLS: with a PKI made for the run in a temporary directory).
+    pub fn start(
+        sk: &SecretKey,
+        profile: Profile,
+        fixed: &FixedParams,
+        link: Link,
+    ) -> Result<Servers> {
         let server = Server::bind("127.0.0.1:0", ServerOptions::default())?;
         let addr = server.local_addr();
         let shutdown = server.shutdown_handle();
         let svc = Arc::new(S2Service::new(sk.clone(), S2Options::default()));
-        let thread = std::thread::Builder::new()
-            .name("s2".into())
-            .spawn(move || server.run(move |ch, _| svc.serve(ch).map(|_| ())))?;
-        let ch = TcpChannel::connect(
-            addr,
-            TcpOptions::default().with_connect_retry(Duration::from_secs(5)),
-        )?;
+        let opts = TcpOptions::default().with_connect_retry(Duration::from_secs(5));
+        let (thread, ch): (_, S1Link) = match link {
+            Link::Tcp => {
+                let thread = std::thread::Builder::new()
+                    .name("s2".into())
+                    .spawn(move || server.run(move |ch, _| svc.serve(ch).map(|_| ())))?;
+                (thread, Box::new(TcpChannel::connect(addr, opts)?))
+            }
+            Link::Tls => {
+                let dir = tempfile::tempdir()?;
+                pki::create(
+                    dir.path(),
+                    &PkiSpec {
+                        s1_hosts: vec!["127.0.0.1".into()],
+                        s2_hosts: vec!["127.0.0.1".into()],
+                        owners: vec![],
+                        days: 1,
+                    },
+                )?;
+                let s2 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s2"), Role::S2)?;
+                let s1 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s1"), Role::S1)?;
+                let acceptor = TlsAcceptor(s2.server_config(&[Role::S1])?);
+                let thread = std::thread::Builder::new()
+                    .name("s2".into())
+                    .spawn(move || {
+                        server.run_with(acceptor, move |ch, _| svc.serve(ch).map(|_| ()))
+                    })?;
+                let ch = tls::connect(addr, None, s1.client_config(Role::S2)?, &opts)?;
+                (thread, Box::new(ch))
+            }
+        };
         let params = SessionParams {
             value_bits: fixed.value_bits,
             frac_bits: fixed.frac_bits,

@@ -10,11 +10,13 @@
 //!   and the convergence plots.
 //! - `cargo xtask speed`: seconds per encrypted training sample and per classified sample.
 //! - `cargo xtask demo`: the `smlp demo` of the release build.
+//! - `cargo xtask fuzz --seconds N`: the fuzz targets of the test suite, for N seconds each.
 //!
 //! xtask builds without GMP (feature `gmp` off), so it can first check what the GMP build needs
 //! ([`prereqs`]); `repro` and `speed` then run themselves again with `--features gmp`.
 
 mod baseline;
+mod fuzz;
 mod harness;
 mod plot;
 mod prereqs;
@@ -47,6 +49,8 @@ enum Command {
     Repro(repro::ReproArgs),
     /// Measure seconds per encrypted training sample and per classified sample.
     Speed(speed::SpeedArgs),
+    /// Run the fuzz targets (file decoders, S2's and S1's request handlers) for longer.
+    Fuzz(fuzz::FuzzArgs),
     /// Run `smlp demo` (release build) on the embedded data set; arguments after `--` go to it.
     Demo {
         /// Arguments of `smlp demo` (see `cargo xtask demo -- --help`).
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Test(args) => prereqs::ensure_gmp_build().and_then(|()| testcmd::run(&args)),
         Command::Repro(args) => with_gmp(|| repro::run(&args)),
         Command::Speed(args) => with_gmp(|| speed::run(&args)),
+        Command::Fuzz(args) => prereqs::ensure_gmp_build().and_then(|()| fuzz::run(&args)),
         Command::Demo { args } => prereqs::ensure_gmp_build().and_then(|()| {
             let mut full: Vec<String> = ["run", "--release", "--package", "smlp-cli", "--", "demo"]
                 .iter()

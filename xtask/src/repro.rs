@@ -4,7 +4,7 @@
 //! (a) the f64 reference (`FloatMlp::from_fixed`), (b) the fixed-point reference (`FixedMlp`, floor
 //! truncation for the strict profile, stochastic for the fast one) and (c) the encrypted network:
 //! the owner encrypts the same weights, S1 trains on the encrypted training subset with S2 over
-//! TCP on loopback. After every epoch the harness, playing the owner, decrypts the model and
+//! TLS on loopback. After every epoch the harness, playing the owner, decrypts the model and
 //! evaluates it in the clear; at the end the encrypted classifier runs on the encrypted test set.
 //! Writes `report.md`, `report.json`, `loss.{svg,png}` and `accuracy.{svg,png}`.
 
@@ -414,7 +414,7 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
     }
 
     // (c) encrypted training.
-    println!("[3/4] encrypted training, S1 and S2 over TCP on loopback");
+    println!("[3/4] encrypted training, S1 and S2 over TLS on loopback");
     let key = harness::generate_key(bits)?;
     println!(
         "    key: {} bits{} in {:.2} s",
@@ -443,7 +443,7 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
         encrypt_weights_s
     );
 
-    let mut servers = Servers::start(sk, args.profile, &fixed)?;
+    let mut servers = Servers::start(sk, args.profile, &fixed, harness::Link::Tls)?;
     println!("    S2 listening on {}, S1 connected", servers.addr);
     let s1 = &mut servers.s1;
     let mut model = new_model(s1, shape.clone(), fixed, 2, Some(enc_init))?;
@@ -764,7 +764,7 @@ fn markdown(r: &Report) -> String {
         "Bellafqira et al., IWDW 2018: two non-colluding servers, S1 holding the ciphertexts and S2 the \
          secret key. The same network is trained from the same initial weights in three ways: (a) in f64, \
          (b) in the fixed-point arithmetic of the protocol, in the clear, and (c) on ciphertexts, S1 and S2 \
-         talking over TCP on loopback. After every encrypted epoch the harness (playing the data owner, who \
+         talking over mutually authenticated TLS on loopback. After every encrypted epoch the harness (playing the data owner, who \
          holds the key) decrypts the model and evaluates it in the clear; at the end the encrypted model \
          classifies the encrypted test set.\n"
     );

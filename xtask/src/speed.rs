@@ -1,5 +1,6 @@
 //! `cargo xtask speed`: seconds per encrypted training sample and per classified sample, with both
-//! servers over TCP on loopback (the harness of `repro`), and operation counts per sample.
+//! servers on loopback over mutually authenticated TLS (`--link tcp`: plain TCP, to measure what TLS
+//! costs; the harness of `repro`), and operation counts per sample.
 
 use crate::harness::{self, median, Servers};
 use crate::Result;
@@ -33,6 +34,9 @@ pub struct SpeedArgs {
     /// Seed of the split and the initial weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The S1–S2 link: tls (as deployed) or tcp (to measure what TLS costs).
+    #[arg(long, value_enum, default_value_t = harness::Link::Tls)]
+    pub link: harness::Link,
 }
 
 /// Per-sample averages of a cost delta, formatted on one line.
@@ -81,7 +85,7 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         &fixed,
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed),
     );
-    let mut servers = Servers::start(&key.sk, args.profile, &fixed)?;
+    let mut servers = Servers::start(&key.sk, args.profile, &fixed, args.link)?;
     let s1 = &mut servers.s1;
     let mut model = new_model(s1, shape, fixed, 2, Some(encrypt_params(&pk, &init)?))?;
 
@@ -98,10 +102,11 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
     println!(
-        "30-{}-1 {} batch {}: training s/sample median {:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
+        "30-{}-1 {} batch {} over {:?}: training s/sample median {:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
         args.hidden,
         args.profile,
         args.batch,
+        args.link,
         median(&times),
         train.len()
     );

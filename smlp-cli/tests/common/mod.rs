@@ -26,7 +26,11 @@ pub fn pki() -> &'static Path {
             .args(["--owner", "owner", "--owner", "alice"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
     .path()

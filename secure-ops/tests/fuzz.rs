@@ -1,0 +1,280 @@
+//! Fuzzing S2's request handler on stable Rust: raw bytes and structure-aware mutations of valid
+//! requests, each fed to a real `S2Service` session after a valid handshake. No input may panic
+//! S2, and each must be answered (or the session ended) within a time bound.
+//!
+//! The loops run a fixed number of cases in CI; `SMLP_FUZZ_SECONDS=N` (set by
+//! `cargo xtask fuzz --seconds N`) keeps them going for N seconds each, and `SMLP_FUZZ_SEED`
+//! picks the seed (printed on failure).
+
+mod common;
+
+use common::*;
+use num_bigint::BigInt;
+use paillier::{Ciphertext, PublicKey};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use secure_ops::messages::{Op, Request, Response, WireJob};
+use secure_ops::{
+    Channel, ChannelExt, Profile, S2Options, S2Service, SessionParams, PROTOCOL_VERSION,
+};
+use std::time::{Duration, Instant};
+
+/// The fuzzing budget: at least `cases` inputs, and more until `SMLP_FUZZ_SECONDS` have passed.
+struct Budget {
+    cases: u64,
+    until: Option<Instant>,
+    seed: u64,
+}
+
+impl Budget {
+    fn new(cases: u64) -> Budget {
+        let seconds = std::env::var("SMLP_FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        let seed = std::env::var("SMLP_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| rand::thread_rng().gen());
+        Budget {
+            cases,
+            until: seconds.map(|s| Instant::now() + Duration::from_secs(s)),
+            seed,
+        }
+    }
+    fn more(&self, done: u64) -> bool {
+        done < self.cases || self.until.is_some_and(|t| Instant::now() < t)
+    }
+}
+
+fn params(profile: Profile) -> SessionParams {
+    SessionParams {
+        value_bits: 40,
+        frac_bits: 16,
+        kappa: 40,
+        profile,
+    }
+}
+
+/// Runs one S2 session on `frames` (after a valid hello) and checks that S2 neither panics nor
+/// takes longer than the bound; returns the responses.
+fn run_session(profile: Profile, frames: Vec<Vec<u8>>, seed: u64) -> Vec<Response> {
+    let (mut c1, c2) = pair();
+    let sk = key().clone();
+    let s2 = std::thread::spawn(move || {
+        S2Service::new(
+            sk,
+            S2Options {
+                pool_capacity: 0,
+                pool_workers: 0,
+                ..Default::default()
+            },
+        )
+        .serve(c2)
+    });
+    let start = Instant::now();
+    c1.send_msg(&Request::Hello {
+        version: PROTOCOL_VERSION,
+        fingerprint: key().public_key().fingerprint(),
+        params: params(profile),
+    })
+    .unwrap();
+    assert!(matches!(
+        c1.recv_msg::<Response>().unwrap(),
+        Response::HelloOk
+    ));
+    let mut out = Vec::new();
+    for f in frames {
+        if c1.send_frame(&f).is_err() {
+            break;
+        }
+        match c1.recv_msg::<Response>() {
+            Ok(r) => out.push(r),
+            Err(_) => break,
+        }
+    }
+    drop(c1);
+    let joined = s2.join();
+    assert!(joined.is_ok(), "S2 panicked (seed {seed})");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "S2 took {:?} (seed {seed})",
+        start.elapsed()
+    );
+    out
+}
+
+fn ct(pk: &PublicKey, rng: &mut ChaCha8Rng) -> Ciphertext {
+    pk.encrypt(&BigInt::from(rng.gen_range(-1000i64..1000)), rng)
+        .unwrap()
+}
+
+/// A u32 that is usually small, sometimes at an edge.
+fn dim(rng: &mut ChaCha8Rng) -> u32 {
+    match rng.gen_range(0..10) {
+        0 => 0,
+        1 => u32::MAX,
+        2 => rng.gen(),
+        3 => 1 << rng.gen_range(0..32),
+        _ => rng.gen_range(0..8),
+    }
+}
+
+fn job(rng: &mut ChaCha8Rng) -> WireJob {
+    match rng.gen_range(0..4) {
+        0 => WireJob::MatVec {
+            mat: dim(rng),
+            vec: dim(rng),
+            rows: dim(rng),
+            cols: dim(rng),
+        },
+        1 => WireJob::VecMat {
+            mat: dim(rng),
+            vec: dim(rng),
+            rows: dim(rng),
+            cols: dim(rng),
+        },
+        2 => WireJob::OuterSum {
+            a: dim(rng),
+            b: dim(rng),
+            a_len: dim(rng),
+            b_len: dim(rng),
+            batch: dim(rng),
+        },
+        _ => WireJob::Elementwise {
+            a: dim(rng),
+            b: dim(rng),
+            len: dim(rng),
+        },
+    }
+}
+
+/// A request of a valid type with random (often hostile) fields.
+fn request(pk: &PublicKey, rng: &mut ChaCha8Rng) -> Request {
+    let n = rng.gen_range(0..4);
+    let packs: Vec<Ciphertext> = (0..n).map(|_| ct(pk, rng)).collect();
+    let slot_bits = match rng.gen_range(0..4) {
+        0 => 90, // the width of a SecMul operand (ℓ + κ + 10)
+        1 => 92, // the width of a sign test
+        2 => dim(rng),
+        _ => rng.gen_range(0..600),
+    };
+    let op = match rng.gen_range(0..5) {
+        0 => Op::Products {
+            jobs: (0..rng.gen_range(0..3)).map(|_| job(rng)).collect(),
+            negate: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),
+        },
+        1 => Op::Divide {
+            shift: dim(rng),
+            carry_bits: rng.gen(),
+        },
+        2 => Op::DivideBy {
+            divisor: rng.gen_range(0..1 << 20),
+            carry_bits: rng.gen(),
+        },
+        3 => Op::Sign {
+            with_value: rng.gen(),
+        },
+        _ => Op::CompareBits { bits: dim(rng) },
+    };
+    match rng.gen_range(0..8) {
+        0 => Request::ZeroTest {
+            groups: (0..rng.gen_range(0..4))
+                .map(|_| (0..rng.gen_range(0..50)).map(|_| ct(pk, rng)).collect())
+                .collect(),
+        },
+        1 => Request::AssertZero {
+            cts: (0..rng.gen_range(0..3)).map(|_| ct(pk, rng)).collect(),
+        },
+        2 => Request::Random {
+            draws: (0..rng.gen_range(0..3))
+                .map(|_| {
+                    (
+                        dim(rng),
+                        BigInt::from(rng.gen::<i64>()) >> rng.gen_range(0..64),
+                    )
+                })
+                .collect(),
+        },
+        _ => Request::Eval {
+            packs,
+            slot_bits,
+            count: dim(rng),
+            op,
+        },
+    }
+}
+
+fn mutate(bytes: &mut Vec<u8>, rng: &mut ChaCha8Rng) {
+    if bytes.is_empty() {
+        bytes.push(rng.gen());
+        return;
+    }
+    match rng.gen_range(0..4) {
+        0 => {
+            let i = rng.gen_range(0..bytes.len());
+            bytes[i] ^= 1 << rng.gen_range(0..8);
+        }
+        1 => {
+            let i = rng.gen_range(0..bytes.len());
+            bytes[i] = rng.gen();
+        }
+        2 => bytes.truncate(rng.gen_range(0..bytes.len())),
+        _ => {
+            // A varint length field blown up.
+            let i = rng.gen_range(0..bytes.len());
+            bytes.splice(i..i, [0xff, 0xff, 0xff, 0xff, 0x0f]);
+        }
+    }
+}
+
+#[test]
+fn s2_survives_raw_bytes() {
+    let budget = Budget::new(60);
+    let mut rng = ChaCha8Rng::seed_from_u64(budget.seed);
+    let mut done = 0;
+    while budget.more(done) {
+        let frames: Vec<Vec<u8>> = (0..rng.gen_range(1..4))
+            .map(|_| {
+                let len = rng.gen_range(0..64);
+                (0..len).map(|_| rng.gen()).collect()
+            })
+            .collect();
+        run_session(Profile::Fast, frames, budget.seed);
+        done += 1;
+    }
+}
+
+#[test]
+fn s2_survives_structured_and_mutated_requests() {
+    let budget = Budget::new(150);
+    let mut rng = ChaCha8Rng::seed_from_u64(budget.seed);
+    let pk = key().public_key().clone();
+    let mut done = 0;
+    let mut answered = 0;
+    while budget.more(done) {
+        let profile = if rng.gen() {
+            Profile::Fast
+        } else {
+            Profile::Strict
+        };
+        let mut frames = Vec::new();
+        for _ in 0..rng.gen_range(1..3) {
+            let mut bytes = postcard::to_stdvec(&request(&pk, &mut rng)).unwrap();
+            if rng.gen_bool(0.4) {
+                mutate(&mut bytes, &mut rng);
+            }
+            frames.push(bytes);
+        }
+        let responses = run_session(profile, frames, budget.seed);
+        answered += responses
+            .iter()
+            .filter(|r| matches!(r, Response::Ciphertexts(_)))
+            .count();
+        done += 1;
+    }
+    // Most random requests are refused; some are valid and computed (the generator reaches both).
+    eprintln!(
+        "{done} sessions, {answered} requests computed (seed {})",
+        budget.seed
+    );
+}

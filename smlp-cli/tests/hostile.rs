@@ -1,0 +1,612 @@
+//! Hostile peers and files against the real binary, over real TLS: who is refused in the
+//! handshake, the comparison-oracle attack of an authenticated S1 against a real S2, requests
+//! built to exhaust S2, crafted files, and how secret-derived files are written.
+
+mod common;
+
+use common::*;
+use paillier::BigInt;
+use paillier::{Ciphertext, PublicKey, SecretKey};
+use secure_ops::messages::{Op, Request, Response, WireJob};
+use secure_ops::{ChannelExt, SessionParams, PROTOCOL_VERSION, S1};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use transport::{tls, Channel, Role, TcpChannel, TcpOptions, TlsChannel, TlsCredentials, TlsFiles};
+
+fn opts() -> TcpOptions {
+    TcpOptions::default()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_read_timeout(Some(Duration::from_secs(30)))
+}
+
+/// A TLS connection to `addr` with the credentials `stem` of the test PKI, expecting `server`.
+fn dial(addr: &str, stem: &str, role: Role, server: Role) -> Result<TlsChannel, String> {
+    let creds = TlsCredentials::load(&TlsFiles::in_pki(pki(), stem), role).unwrap();
+    tls::connect(addr, None, creds.client_config(server).unwrap(), &opts())
+        .map_err(|e| e.to_string())
+}
+
+fn start_s2(env: &Env) -> Server {
+    Server::start(
+        env.dir.path(),
+        "s2",
+        &[
+            "serve-s2",
+            "--secret-key",
+            &env.secret(),
+            "--pool-capacity",
+            "0",
+        ],
+    )
+}
+
+fn keys(env: &Env) -> (SecretKey, PublicKey) {
+    let bytes = std::fs::read(env.path("keys/secret.key")).unwrap();
+    let sk: SecretKey = paillier::format::open(&paillier::format::SECRET_KEY, &bytes).unwrap();
+    let pk = sk.public_key().clone();
+    (sk, pk)
+}
+
+fn params() -> SessionParams {
+    SessionParams {
+        kappa: 40,
+        ..SessionParams::default()
+    }
+}
+
+fn hello(chan: &mut impl Channel, pk: &PublicKey) {
+    chan.send_msg(&Request::Hello {
+        version: PROTOCOL_VERSION,
+        fingerprint: pk.fingerprint(),
+        params: params(),
+    })
+    .unwrap();
+    assert!(matches!(
+        chan.recv_msg::<Response>().unwrap(),
+        Response::HelloOk
+    ));
+}
+
+/// Peak resident memory of a process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn wait_log(server: &Server, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let log = server.log_text();
+        if log.contains(text) {
+            return log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "`{text}` not logged:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn only_the_right_certificates_get_through_the_handshake() {
+    let env = Env::new();
+    let s2 = start_s2(&env);
+    let s1 = Server::start(
+        env.dir.path(),
+        "s1",
+        &["serve-s1", "--public-key", &env.public(), "--s2", &s2.addr],
+    );
+    let (_, pk) = keys(&env);
+    // S1's certificate is served by S2.
+    let mut served = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    hello(&mut served, &pk);
+    served.send_msg(&Request::Bye).unwrap();
+    // An owner's certificate is refused by S2, S1's and S2's by S1 (only owners are clients there).
+    for (addr, stem, role, server) in [
+        (&s2.addr, "owner-owner", Role::Owner, Role::S2),
+        (&s1.addr, "s1", Role::S1, Role::S1),
+        (&s1.addr, "s2", Role::S2, Role::S1),
+    ] {
+        let r = dial(addr, stem, role, server).and_then(|mut c| {
+            c.send_msg(&Request::Stats).map_err(|e| e.to_string())?;
+            c.recv_frame().map_err(|e| e.to_string())
+        });
+        assert!(r.is_err(), "{stem} at {addr}: {r:?}");
+    }
+    // Plain TCP (the pre-TLS protocol) is refused by both: the smlp frame is no TLS record.
+    for addr in [&s2.addr, &s1.addr] {
+        let mut plain = TcpChannel::connect(addr.as_str(), opts()).unwrap();
+        let _ = plain.send_msg(&Request::Hello {
+            version: PROTOCOL_VERSION,
+            fingerprint: pk.fingerprint(),
+            params: params(),
+        });
+        assert!(plain.recv_frame().is_err());
+    }
+    // A certificate of another deployment's CA.
+    let other = tempfile::tempdir().unwrap();
+    ok_pki(other.path());
+    let creds = TlsCredentials::load(
+        &TlsFiles {
+            ca: pki().join("ca.crt"),
+            ..TlsFiles::in_pki(other.path(), "s1")
+        },
+        Role::S1,
+    )
+    .unwrap();
+    let r = tls::connect(
+        s2.addr.as_str(),
+        None,
+        creds.client_config(Role::S2).unwrap(),
+        &opts(),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|mut c| {
+        c.send_msg(&Request::Stats).map_err(|e| e.to_string())?;
+        c.recv_frame().map_err(|e| e.to_string())
+    });
+    assert!(r.is_err(), "{r:?}");
+    // Both servers logged the refusals and served none of them.
+    let log2 = wait_log(&s2, "connection refused");
+    assert!(log2.contains("certificate"), "{log2}");
+    assert!(!log2.contains("owner \"owner\""), "{log2}");
+    let log1 = wait_log(&s1, "connection refused");
+    assert!(!log1.contains("session started"), "{log1}");
+    // The owner's command line without TLS credentials is refused with the way out.
+    let d = smlp::data::Dataset::wdbc();
+    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
+        .unwrap()
+        .1;
+    write_csv(&env.path("d.csv"), &sub, "malignant");
+    ok(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("d.csv"),
+        "--out",
+        &env.p("d.enc"),
+    ]);
+    let err = fail_without_pki(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &env.p("d.enc"),
+        "--out",
+        &env.p("m.enc"),
+    ]);
+    assert!(err.contains("--pki"), "{err}");
+}
+
+fn ok_pki(dir: &Path) {
+    ok(&[
+        "pki",
+        "--out",
+        &s(dir),
+        "--s1-host",
+        "127.0.0.1",
+        "--s2-host",
+        "127.0.0.1",
+    ]);
+}
+
+fn fail_without_pki(args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("SMLP_PKI")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The attack of the security review: with a ciphertext ⟦x⟧ (here a 36-bit secret), send
+/// ⟦x + c⟧ unblinded as a SecMul operand and read S2's "out of range" answer as the comparison
+/// x ≥ H − c; binary search recovers x in 37 probes when S2 answers on. S2 now ends the session
+/// at the first out-of-range probe: the attack learns one comparison and nothing further.
+#[test]
+fn comparison_oracle_attack_by_an_authenticated_s1_is_cut_off() {
+    let env = Env::new();
+    let s2 = start_s2(&env);
+    let (_, pk) = keys(&env);
+    let p = params();
+    let w = p.value_bits + p.kappa + 10; // the slot width of a SecMul operand
+    let hi: BigInt =
+        (BigInt::from(1) << (p.value_bits + p.kappa)) + (BigInt::from(1) << p.value_bits);
+    let offset: BigInt = BigInt::from(1) << (w - 2);
+    let secret: u64 = 0xA_5A5A_5A5A; // 36 bits, unknown to the attacker
+    let ct_x = pk
+        .encrypt(&BigInt::from(secret), &mut rand::thread_rng())
+        .unwrap();
+
+    let mut chan = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    hello(&mut chan, &pk);
+    let (mut lo, mut up) = (0u64, 1u64 << 36); // x ∈ [lo, up)
+    let mut answered = 0;
+    let mut out_of_range = 0;
+    let mut cut_off = false;
+    while up - lo > 1 {
+        let m = lo + (up - lo) / 2;
+        // u = x + (H − m): in range iff x < m.
+        let c = &hi - BigInt::from(m) + &offset;
+        let probe: Ciphertext = pk.add_plain(&ct_x, &c).unwrap();
+        let sent = chan.send_msg(&Request::Eval {
+            packs: vec![probe],
+            slot_bits: w,
+            count: 1,
+            op: Op::Products {
+                jobs: vec![WireJob::Elementwise { a: 0, b: 0, len: 1 }],
+                negate: vec![false],
+            },
+        });
+        let reply = sent.ok().and_then(|()| chan.recv_msg::<Response>().ok());
+        match reply {
+            Some(Response::Ciphertexts(_)) => up = m,
+            Some(Response::OutOfRange(_)) => {
+                lo = m;
+                out_of_range += 1;
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => {
+                cut_off = true;
+                break;
+            }
+        }
+        answered += 1;
+    }
+    assert!(
+        cut_off,
+        "S2 answered all {answered} probes: the oracle is open"
+    );
+    assert_eq!(
+        out_of_range, 1,
+        "S2 answers no probe after the first out-of-range one"
+    );
+    // x's top bit is set: the first probe was out of range, and the attack stopped there.
+    assert_eq!(answered, 1);
+    assert!(
+        up - lo >= 1 << 35,
+        "the attacker narrowed x to [{lo}, {up})"
+    );
+    // S2 logged the refusal with S1's certificate identity and the sub-protocol.
+    let log = wait_log(&s2, "request refused, session ended");
+    assert!(log.contains("S1 \"S1\"") && log.contains("SecMul"), "{log}");
+}
+
+/// Requests built to make S2 allocate or compute without bound each get a clear error, S2's
+/// peak memory stays small, and an honest session on the same S2 completes afterwards.
+#[test]
+fn amplification_requests_are_refused_before_any_work() {
+    let env = Env::new();
+    let s2 = start_s2(&env);
+    let (sk, pk) = keys(&env);
+    let p = params();
+    let w = p.value_bits + p.kappa + 10;
+    let one_pack = || {
+        vec![pk
+            .encrypt(&BigInt::from(1), &mut rand::thread_rng())
+            .unwrap()]
+    };
+    let products = |job: WireJob| Request::Eval {
+        packs: one_pack(),
+        slot_bits: w,
+        count: 1,
+        op: Op::Products {
+            jobs: vec![job],
+            negate: vec![false],
+        },
+    };
+    let attacks: Vec<(&str, Request)> = vec![
+        (
+            "OuterSum with batch 0",
+            products(WireJob::OuterSum {
+                a: 0,
+                b: 0,
+                a_len: u32::MAX,
+                b_len: u32::MAX,
+                batch: 0,
+            }),
+        ),
+        (
+            "MatVec with cols 0",
+            products(WireJob::MatVec {
+                mat: 0,
+                vec: 0,
+                rows: u32::MAX,
+                cols: 0,
+            }),
+        ),
+        (
+            "millions of empty zero-test groups",
+            Request::ZeroTest {
+                groups: vec![Vec::new(); 4_000_000],
+            },
+        ),
+        (
+            "slot width u32::MAX",
+            Request::Eval {
+                packs: one_pack(),
+                slot_bits: u32::MAX,
+                count: 1,
+                op: Op::Sign { with_value: false },
+            },
+        ),
+        (
+            "a count far beyond its packs",
+            Request::Eval {
+                packs: one_pack(),
+                slot_bits: w,
+                count: u32::MAX,
+                op: Op::CompareBits { bits: 73 },
+            },
+        ),
+    ];
+    let before = peak_rss_kib(s2.pid());
+    for (name, req) in &attacks {
+        let start = Instant::now();
+        let mut chan = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+        hello(&mut chan, &pk);
+        chan.send_msg(req).unwrap();
+        match chan.recv_msg::<Response>() {
+            Ok(Response::Error(m)) => assert!(!m.is_empty(), "{name}"),
+            other => panic!("{name}: expected a clear error, got {other:?}"),
+        }
+        assert!(chan.recv_frame().is_err(), "{name}: the session ends");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name} took {:?}",
+            start.elapsed()
+        );
+    }
+    let after = peak_rss_kib(s2.pid());
+    eprintln!("S2 peak RSS: {before} KiB before, {after} KiB after the attacks");
+    // Nothing is computed or allocated for any of them: the 4 MB zero-test frame (96 MB if it
+    // were decoded as 4 million empty vectors) is refused by the bounded decoder. Measured: about
+    // 12 MiB peak with a 512-bit key; bound: 64 MiB.
+    assert!(after < 64 * 1024, "S2 peak RSS {after} KiB");
+    // An honest session still works.
+    let chan = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    let mut s1 = S1::connect(pk.clone(), chan, params()).unwrap();
+    let x = [pk.encrypt_i64(-6, &mut rand::thread_rng())];
+    let y = [pk.encrypt_i64(7, &mut rand::thread_rng())];
+    let prod = s1.mul(&x, &y).unwrap();
+    assert_eq!(sk.decrypt_i64(&prod[0]).unwrap(), -42);
+    s1.close().unwrap();
+}
+
+/// The fields of an encrypted model in file order, with the shape as a plain vector: what a
+/// crafted file can hold.
+#[derive(serde::Serialize)]
+struct RawModel {
+    fingerprint: paillier::Fingerprint,
+    shape: Vec<usize>,
+    fixed: smlp::FixedParams,
+    profile: secure_ops::Profile,
+    classes: usize,
+    epochs_trained: u64,
+    params: smlp::Params<Ciphertext>,
+}
+
+#[derive(serde::Serialize)]
+struct RawCheckpoint {
+    model: RawModel,
+    config: smlp::encrypted::TrainConfig,
+}
+
+#[test]
+fn crafted_model_checkpoint_and_prediction_files_give_errors_not_panics() {
+    use paillier::format::write_file;
+    use smlp::encrypted::{EncryptedPredictions, CHECKPOINT, MODEL, PREDICTIONS};
+    let env = Env::new();
+    let (_, pk) = keys(&env);
+    let d = smlp::data::Dataset::wdbc();
+    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
+        .unwrap()
+        .1;
+    write_csv(&env.path("d.csv"), &sub, "malignant");
+    ok(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("d.csv"),
+        "--out",
+        &env.p("d.enc"),
+    ]);
+    let raw = |shape: Vec<usize>| RawModel {
+        fingerprint: pk.fingerprint(),
+        shape,
+        fixed: smlp::FixedParams::default(),
+        profile: secure_ops::Profile::Fast,
+        classes: 2,
+        epochs_trained: 0,
+        params: smlp::Params { layers: Vec::new() },
+    };
+    // Shapes that `Shape::new` refuses: a single size, a zero size, an absurd size.
+    for (i, shape) in [vec![30], vec![30, 0, 1], vec![30, usize::MAX, 1], vec![]]
+        .into_iter()
+        .enumerate()
+    {
+        let model = env.p(&format!("crafted-{i}.enc"));
+        write_file(&MODEL, Path::new(&model), &raw(shape.clone())).unwrap();
+        let err = fail(&[
+            "classify",
+            "--s1",
+            &closed_port(),
+            "--model",
+            &model,
+            "--data",
+            &env.p("d.enc"),
+            "--out",
+            &env.p("p.enc"),
+        ]);
+        assert!(
+            err.contains("malformed encrypted model"),
+            "{shape:?}: {err}"
+        );
+        fail(&[
+            "decrypt",
+            "--secret-key",
+            &env.secret(),
+            "--in",
+            &model,
+            "--out",
+            &env.p("m.json"),
+        ]);
+        let ck = env.p(&format!("crafted-{i}.ckpt"));
+        write_file(
+            &CHECKPOINT,
+            Path::new(&ck),
+            &RawCheckpoint {
+                model: raw(shape),
+                config: smlp::encrypted::TrainConfig {
+                    epochs: 1,
+                    batch: 1,
+                    seed: 1,
+                },
+            },
+        )
+        .unwrap();
+        fail(&[
+            "decrypt",
+            "--secret-key",
+            &env.secret(),
+            "--in",
+            &ck,
+            "--out",
+            &env.p("c.json"),
+        ]);
+        fail(&[
+            "train",
+            "--s1",
+            &closed_port(),
+            "--data",
+            &env.p("d.enc"),
+            "--resume",
+            &ck,
+            "--out",
+            &env.p("m.enc"),
+        ]);
+    }
+    // Predictions: scores for fewer samples than classes, a class entry of the wrong width, no
+    // classes at all, scores asked of a file without them.
+    let c = |v: i64| pk.encrypt_i64(v, &mut rand::thread_rng());
+    let preds =
+        |classes: usize, classes_enc: Vec<Vec<Ciphertext>>, scores: Vec<Vec<Ciphertext>>| {
+            EncryptedPredictions {
+                fingerprint: pk.fingerprint(),
+                classes,
+                frac_bits: 16,
+                classes_enc,
+                scores,
+            }
+        };
+    let cases = [
+        (
+            preds(
+                2,
+                vec![vec![c(1)], vec![c(0)], vec![c(1)]],
+                vec![vec![c(5)]],
+            ),
+            true,
+        ),
+        (preds(3, vec![vec![c(1)]], Vec::new()), false),
+        (preds(0, vec![vec![c(1)]], Vec::new()), false),
+        (preds(2, vec![vec![c(1)], vec![c(0)]], Vec::new()), true),
+    ];
+    for (i, (p, scores)) in cases.iter().enumerate() {
+        let f = env.p(&format!("pred-{i}.enc"));
+        write_file(&PREDICTIONS, Path::new(&f), p).unwrap();
+        let (secret, out) = (env.secret(), env.p("pred.csv"));
+        let mut args = vec![
+            "decrypt",
+            "--secret-key",
+            &secret,
+            "--in",
+            &f,
+            "--out",
+            &out,
+        ];
+        if *scores {
+            args.push("--scores");
+        }
+        fail(&args);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn secret_derived_files_are_private_and_planted_links_are_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let d = smlp::data::Dataset::wdbc();
+    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
+        .unwrap()
+        .1;
+    write_csv(&env.path("d.csv"), &sub, "malignant");
+    // A link planted where the output will go, pointing at a file of someone else's.
+    let victim = env.path("victim.txt");
+    std::fs::write(&victim, "do not touch").unwrap();
+    std::os::unix::fs::symlink(&victim, env.path("d.enc")).unwrap();
+    ok(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("d.csv"),
+        "--out",
+        &env.p("d.enc"),
+    ]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "do not touch");
+    assert!(!std::fs::symlink_metadata(env.path("d.enc"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("d.enc"),
+        "--out",
+        &env.p("d.plain.csv"),
+    ]);
+    let mode = |name: &str| {
+        std::fs::metadata(env.path(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    // Decrypted data, the scaler (statistics of the data), the secret key, the ciphertexts: 0600.
+    for f in [
+        "d.plain.csv",
+        "d.enc.scaler.json",
+        "keys/secret.key",
+        "d.enc",
+    ] {
+        assert_eq!(mode(f), 0o600, "{f}");
+    }
+    assert_eq!(mode("keys/public.key") & 0o600, 0o600);
+    // The PKI's private keys too.
+    for f in ["ca.key", "s1.key", "s2.key", "owner-owner.key"] {
+        let m = std::fs::metadata(pki().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(m, 0o600, "{f}");
+    }
+    // No temporary file is left behind.
+    assert!(
+        !env.files().iter().any(|f| f.contains(".tmp")),
+        "{:?}",
+        env.files()
+    );
+}
