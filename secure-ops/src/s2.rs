@@ -439,7 +439,7 @@ impl Session<'_> {
                 if strict {
                     return bad("the fast sign test is not served in a strict session".into());
                 }
-                if *with_value && count % 2 != 0 {
+                if *with_value && !count.is_multiple_of(2) {
                     return bad("sign test needs pairs".into());
                 }
                 (count, 0)
