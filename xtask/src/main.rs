@@ -80,18 +80,14 @@ fn with_gmp(run: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
         return run();
     }
     prereqs::ensure_gmp_build()?;
-    let mut args: Vec<String> = [
-        "run",
-        "--quiet",
-        "--package",
-        "xtask",
-        "--features",
-        "gmp",
-        "--",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = ["run", "--quiet", "--package", "xtask", "--features", "gmp"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if !cfg!(debug_assertions) {
+        args.push("--release".into());
+    }
+    args.push("--".into());
     args.extend(std::env::args().skip(1));
     cargo_passthrough(&args)
 }
