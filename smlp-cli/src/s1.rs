@@ -120,6 +120,11 @@ fn serve(ctx: &S1Context, chan: &mut TlsChannel, peer: &Peer) -> CliResult<()> {
 
 /// Opens the secure-ops session with S2.
 fn connect_s2(ctx: &S1Context, params: SessionParams, abort: &Abort) -> CliResult<S1<Guarded>> {
+    // The session parameters (κ in 40..=256, ℓ, f, and what the key can hold) are the owner's
+    // request too: refused here, before S2 is contacted.
+    params
+        .validate(ctx.pk.bits())
+        .map_err(|e| CliError(format!("invalid session parameters: {e}")))?;
     let link = tls::connect(
         ctx.s2.as_str(),
         ctx.s2_name.as_deref(),

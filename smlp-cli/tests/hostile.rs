@@ -610,3 +610,55 @@ fn secret_derived_files_are_private_and_planted_links_are_not_followed() {
         env.files()
     );
 }
+
+#[test]
+fn s1_bounds_each_request_before_any_work() {
+    let env = Env::new();
+    let d = smlp::data::Dataset::wdbc();
+    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
+        .unwrap()
+        .1;
+    write_csv(&env.path("d.csv"), &sub, "malignant");
+    ok(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("d.csv"),
+        "--out",
+        &env.p("d.enc"),
+    ]);
+    // No S2 at all: every refusal below happens before S1 would contact it.
+    let s1 = Server::start(
+        env.dir.path(),
+        "s1",
+        &[
+            "serve-s1",
+            "--public-key",
+            &env.public(),
+            "--s2",
+            &closed_port(),
+            "--s2-connect-retry-secs",
+            "0",
+        ],
+    );
+    let train = |extra: &[&str]| {
+        let (data, out) = (env.p("d.enc"), env.p("m.enc"));
+        let mut args = vec!["train", "--s1", &s1.addr, "--data", &data, "--out", &out];
+        args.extend_from_slice(extra);
+        fail(&args)
+    };
+    let err = train(&["--hidden", "5000"]);
+    assert!(err.contains("hidden layers of 1..=4096 units"), "{err}");
+    let err = train(&["--hidden", "2,2,2,2,2,2,2,2,2"]);
+    assert!(err.contains("at most 8 hidden layers"), "{err}");
+    let err = train(&["--batch", "100000"]);
+    assert!(err.contains("batch size"), "{err}");
+    let err = train(&["--epochs", "1000000"]);
+    assert!(err.contains("epochs"), "{err}");
+    let err = train(&["--kappa", "300"]);
+    assert!(err.contains("kappa = 300"), "{err}");
+    // A request within the bounds gets as far as S2 (unreachable here), told as a category.
+    let err = train(&["--hidden", "2"]);
+    assert!(err.contains("S2 is unreachable"), "{err}");
+}
