@@ -178,7 +178,16 @@ pub fn connect_s1(conn: &S1Args) -> CliResult<(TlsChannel, PublicKey)> {
         creds.client_config(Role::S1)?,
         &opts,
     )
-    .map_err(|e| CliError(format!("S1 is unreachable: {e}")))?;
+    .map_err(|e| match e {
+        transport::TransportError::Tls { .. } => CliError(format!(
+            "{e} (are this owner's certificate and S1's from the same deployment PKI, and is \
+             {} a name in S1's certificate?)",
+            conn.s1_name
+                .as_deref()
+                .unwrap_or_else(|| tls::host_of(&conn.s1))
+        )),
+        e => CliError(format!("S1 is unreachable: {e}")),
+    })?;
     chan.send_msg(&ClientMsg::Hello { version: VERSION })
         .map_err(|e| s1_error(conn, e))?;
     match chan

@@ -214,11 +214,13 @@ fn categorised(e: SecureError, peer: &Peer, what: &str) -> CliError {
         SecureError::Protocol(P::OutOfRange { .. }) => CliError(format!(
             "{what} stopped: a value left the fixed-point range |x| < 2^ℓ (an overflow: try a              smaller learning rate or a larger --value-bits); S1's log has the detail"
         )),
-        SecureError::Protocol(P::Peer(_) | P::Violation(_) | P::Message(_) | P::Refused { .. }) => {
-            CliError(format!(
-                "{what} stopped: S2 refused the computation or the link to S2 failed; S1's log has the detail"
-            ))
-        }
+        SecureError::Protocol(P::Message(_)) => CliError(format!(
+            "{what} stopped: the link to S2 failed (S2 stopped, or the network dropped); S1's log \
+             has the detail"
+        )),
+        SecureError::Protocol(P::Peer(_) | P::Violation(_) | P::Refused { .. }) => CliError(
+            format!("{what} stopped: S2 refused the computation; S1's log has the detail"),
+        ),
         _ => e.into(),
     }
 }
