@@ -212,7 +212,7 @@ fn categorised(e: SecureError, peer: &Peer, what: &str) -> CliError {
     tracing::warn!(%peer, error = %e, "{what} failed");
     match &e {
         SecureError::Protocol(P::OutOfRange { .. }) => CliError(format!(
-            "{what} stopped: a value left the fixed-point range |x| < 2^ℓ (an overflow: try a              smaller learning rate or a larger --value-bits); S1's log has the detail"
+            "{what} stopped: a value left the fixed-point range |x| < 2^ℓ (an overflow: try a smaller learning rate or a larger --value-bits); S1's log has the detail"
         )),
         SecureError::Protocol(P::Message(_)) => CliError(format!(
             "{what} stopped: the link to S2 failed (S2 stopped, or the network dropped); S1's log \

@@ -177,12 +177,12 @@ fn remove_ready(path: Option<&Path>) {
 /// Whether this build's secret-key arithmetic is constant time (GMP's `mpz_powm_sec`).
 pub const CONSTANT_TIME: bool = cfg!(feature = "gmp");
 
-/// Runs `smlp serve-s2` until a signal arrives.
-pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
-    if !CONSTANT_TIME {
-        if !args.allow_variable_time {
+/// Whether S2 may run: refused on a variable-time backend unless the operator allows it.
+fn backend_check(constant_time: bool, allow_variable_time: bool) -> CliResult<()> {
+    if !constant_time {
+        if !allow_variable_time {
             bail!(
-                "this build uses the {} backend, whose secret-exponent arithmetic is not constant                  time; build smlp with its default `gmp` feature, or pass --allow-variable-time",
+                "this build uses the {} backend, whose secret-exponent arithmetic is not constant time; build smlp with its default `gmp` feature, or pass --allow-variable-time",
                 paillier::arith::BACKEND
             );
         }
@@ -191,6 +191,12 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
             "running S2 with variable-time secret-key arithmetic (--allow-variable-time)"
         );
     }
+    Ok(())
+}
+
+/// Runs `smlp serve-s2` until a signal arrives.
+pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
+    backend_check(CONSTANT_TIME, args.allow_variable_time)?;
     let policy = S2Policy {
         profile: match args.profile {
             ProfilePolicy::Any => None,
@@ -320,4 +326,20 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
         "S1 stopped"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s2_refuses_a_variable_time_backend_unless_allowed() {
+        let err = backend_check(false, false).unwrap_err();
+        assert!(err.0.contains("not constant time"), "{}", err.0);
+        assert!(err.0.contains("--allow-variable-time"), "{}", err.0);
+        backend_check(false, true).unwrap();
+        backend_check(true, false).unwrap();
+        // The deployment build (default features) is constant time.
+        assert_eq!(CONSTANT_TIME, cfg!(feature = "gmp"));
+    }
 }

@@ -662,3 +662,81 @@ fn s1_bounds_each_request_before_any_work() {
     let err = train(&["--hidden", "2"]);
     assert!(err.contains("S2 is unreachable"), "{err}");
 }
+
+#[test]
+fn concurrent_sessions_are_limited_per_identity() {
+    let env = Env::new();
+    let d = smlp::data::Dataset::wdbc();
+    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
+        .unwrap()
+        .1;
+    write_csv(&env.path("d.csv"), &sub, "malignant");
+    ok(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("d.csv"),
+        "--out",
+        &env.p("d.enc"),
+    ]);
+    let s2 = Server::start(
+        env.dir.path(),
+        "s2",
+        &[
+            "serve-s2",
+            "--secret-key",
+            &env.secret(),
+            "--max-sessions-per-peer",
+            "1",
+        ],
+    );
+    let s1 = Server::start(
+        env.dir.path(),
+        "s1",
+        &[
+            "serve-s1",
+            "--public-key",
+            &env.public(),
+            "--s2",
+            &s2.addr,
+            "--max-sessions-per-owner",
+            "1",
+        ],
+    );
+    let (_, pk) = keys(&env);
+    // S2: one S1 session open (after its hello); a second one from the same identity is closed.
+    let mut first = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    hello(&mut first, &pk);
+    let mut second = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    let _ = second.send_msg(&Request::Hello {
+        version: PROTOCOL_VERSION,
+        fingerprint: pk.fingerprint(),
+        params: params(),
+    });
+    assert!(
+        second.recv_frame().is_err(),
+        "the second session is refused"
+    );
+    wait_log(&s2, "already runs 1 sessions");
+    drop(first);
+    // S1: an owner holding one session (hello sent, request pending) cannot open a second one;
+    // another owner can.
+    let mut held = dial(&s1.addr, "owner-owner", Role::Owner, Role::S1).unwrap();
+    held.send_frame(&[0, 1]).unwrap(); // ClientMsg::Hello { version: 1 }
+    held.recv_frame().unwrap();
+    let (data, out) = (env.p("d.enc"), env.p("m.enc"));
+    let err = fail(&[
+        "train", "--s1", &s1.addr, "--data", &data, "--hidden", "2", "--out", &out,
+    ]);
+    assert!(err.contains("already runs 1 sessions"), "{err}");
+    let err = fail(&[
+        "train", "--s1", &s1.addr, "--as", "alice", "--data", &data, "--hidden", "2", "--kappa",
+        "20", "--out", &out,
+    ]);
+    assert!(
+        err.contains("kappa = 20"),
+        "alice is served (and told about her κ): {err}"
+    );
+    drop(held);
+}
