@@ -281,15 +281,7 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     // The deployment PKI: a CA and the TLS certificates of S1, S2 and the owner.
     let pki_dir = p("pki");
     if !pki_dir.join("ca.key").exists() {
-        transport::pki::create(
-            &pki_dir,
-            &transport::pki::PkiSpec {
-                s1_hosts: vec!["127.0.0.1".into()],
-                s2_hosts: vec!["127.0.0.1".into()],
-                owners: vec!["owner".into()],
-                days: transport::pki::DEFAULT_DAYS,
-            },
-        )?;
+        transport::pki::create(&pki_dir, &transport::pki::PkiSpec::loopback(&["owner"]))?;
     }
     let tls = crate::tls::TlsArgs {
         pki: Some(pki_dir.clone()),

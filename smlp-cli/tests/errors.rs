@@ -4,29 +4,7 @@
 mod common;
 
 use common::*;
-use smlp::data::{stratified_split, Dataset};
 use std::time::{Duration, Instant};
-
-/// A stratified wdbc subset of `n` samples written as `name`.
-fn wdbc_csv(env: &Env, name: &str, n: usize, seed: u64) {
-    let d = Dataset::wdbc();
-    let sub = stratified_split(&d, n as f64 / d.len() as f64, seed)
-        .unwrap()
-        .1;
-    write_csv(&env.path(name), &sub, "malignant");
-}
-
-fn encrypt(env: &Env, key: &str, csv: &str, out: &str) {
-    ok(&[
-        "encrypt",
-        "--public-key",
-        key,
-        "--csv",
-        &env.p(csv),
-        "--out",
-        &env.p(out),
-    ]);
-}
 
 fn start_servers(env: &Env) -> (Server, Server) {
     let s2 = Server::start(

@@ -106,20 +106,7 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut ChaCha8Rng) {
 #[test]
 fn s1_survives_raw_and_mutated_requests() {
     let env = Env::new();
-    let d = smlp::data::Dataset::wdbc();
-    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
-        .unwrap()
-        .1;
-    write_csv(&env.path("d.csv"), &sub, "malignant");
-    ok(&[
-        "encrypt",
-        "--public-key",
-        &env.public(),
-        "--csv",
-        &env.p("d.csv"),
-        "--out",
-        &env.p("d.enc"),
-    ]);
+    small_encrypted(&env);
     let mut s1 = Server::start(
         env.dir.path(),
         "s1",

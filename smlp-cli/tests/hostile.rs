@@ -67,6 +67,13 @@ fn hello(chan: &mut impl Channel, pk: &PublicKey) {
     ));
 }
 
+/// Asks for S2's counters: the first exchange after the handshake, where a refused client
+/// certificate shows.
+fn stats(mut c: TlsChannel) -> Result<Vec<u8>, String> {
+    c.send_msg(&Request::Stats).map_err(|e| e.to_string())?;
+    c.recv_frame().map_err(|e| e.to_string())
+}
+
 /// Peak resident memory of a process, in KiB (`VmHWM`).
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -112,10 +119,7 @@ fn only_the_right_certificates_get_through_the_handshake() {
         (&s1.addr, "s1", Role::S1, Role::S1),
         (&s1.addr, "s2", Role::S2, Role::S1),
     ] {
-        let r = dial(addr, stem, role, server).and_then(|mut c| {
-            c.send_msg(&Request::Stats).map_err(|e| e.to_string())?;
-            c.recv_frame().map_err(|e| e.to_string())
-        });
+        let r = dial(addr, stem, role, server).and_then(stats);
         assert!(r.is_err(), "{stem} at {addr}: {r:?}");
     }
     // Plain TCP (the pre-TLS protocol) is refused by both: the smlp frame is no TLS record.
@@ -146,10 +150,7 @@ fn only_the_right_certificates_get_through_the_handshake() {
         &opts(),
     )
     .map_err(|e| e.to_string())
-    .and_then(|mut c| {
-        c.send_msg(&Request::Stats).map_err(|e| e.to_string())?;
-        c.recv_frame().map_err(|e| e.to_string())
-    });
+    .and_then(stats);
     assert!(r.is_err(), "{r:?}");
     // Both servers logged the refusals and served none of them.
     let log2 = wait_log(&s2, "connection refused");
@@ -158,20 +159,7 @@ fn only_the_right_certificates_get_through_the_handshake() {
     let log1 = wait_log(&s1, "connection refused");
     assert!(!log1.contains("session started"), "{log1}");
     // The owner's command line without TLS credentials is refused with the way out.
-    let d = smlp::data::Dataset::wdbc();
-    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
-        .unwrap()
-        .1;
-    write_csv(&env.path("d.csv"), &sub, "malignant");
-    ok(&[
-        "encrypt",
-        "--public-key",
-        &env.public(),
-        "--csv",
-        &env.p("d.csv"),
-        "--out",
-        &env.p("d.enc"),
-    ]);
+    small_encrypted(&env);
     let err = fail_without_pki(&[
         "train",
         "--s1",
@@ -405,20 +393,7 @@ fn crafted_model_checkpoint_and_prediction_files_give_errors_not_panics() {
     use smlp::encrypted::{EncryptedPredictions, CHECKPOINT, MODEL, PREDICTIONS};
     let env = Env::new();
     let (_, pk) = keys(&env);
-    let d = smlp::data::Dataset::wdbc();
-    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
-        .unwrap()
-        .1;
-    write_csv(&env.path("d.csv"), &sub, "malignant");
-    ok(&[
-        "encrypt",
-        "--public-key",
-        &env.public(),
-        "--csv",
-        &env.p("d.csv"),
-        "--out",
-        &env.p("d.enc"),
-    ]);
+    small_encrypted(&env);
     let raw = |shape: Vec<usize>| RawModel {
         fingerprint: pk.fingerprint(),
         shape,
@@ -545,11 +520,7 @@ fn crafted_model_checkpoint_and_prediction_files_give_errors_not_panics() {
 fn secret_derived_files_are_private_and_planted_links_are_not_followed() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
-    let d = smlp::data::Dataset::wdbc();
-    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
-        .unwrap()
-        .1;
-    write_csv(&env.path("d.csv"), &sub, "malignant");
+    wdbc_csv(&env, "d.csv", 6, 1);
     // A link planted where the output will go, pointing at a file of someone else's.
     let victim = env.path("victim.txt");
     std::fs::write(&victim, "do not touch").unwrap();
@@ -614,20 +585,7 @@ fn secret_derived_files_are_private_and_planted_links_are_not_followed() {
 #[test]
 fn s1_bounds_each_request_before_any_work() {
     let env = Env::new();
-    let d = smlp::data::Dataset::wdbc();
-    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
-        .unwrap()
-        .1;
-    write_csv(&env.path("d.csv"), &sub, "malignant");
-    ok(&[
-        "encrypt",
-        "--public-key",
-        &env.public(),
-        "--csv",
-        &env.p("d.csv"),
-        "--out",
-        &env.p("d.enc"),
-    ]);
+    small_encrypted(&env);
     // No S2 at all: every refusal below happens before S1 would contact it.
     let s1 = Server::start(
         env.dir.path(),
@@ -666,20 +624,7 @@ fn s1_bounds_each_request_before_any_work() {
 #[test]
 fn concurrent_sessions_are_limited_per_identity() {
     let env = Env::new();
-    let d = smlp::data::Dataset::wdbc();
-    let sub = smlp::data::stratified_split(&d, 6.0 / d.len() as f64, 1)
-        .unwrap()
-        .1;
-    write_csv(&env.path("d.csv"), &sub, "malignant");
-    ok(&[
-        "encrypt",
-        "--public-key",
-        &env.public(),
-        "--csv",
-        &env.p("d.csv"),
-        "--out",
-        &env.p("d.enc"),
-    ]);
+    small_encrypted(&env);
     let s2 = Server::start(
         env.dir.path(),
         "s2",

@@ -39,16 +39,7 @@ fn sample<C: Channel>(c: &mut C, up: &[u8]) {
 
 fn links(cr: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    pki::create(
-        dir.path(),
-        &PkiSpec {
-            s1_hosts: vec!["127.0.0.1".into()],
-            s2_hosts: vec!["127.0.0.1".into()],
-            owners: vec![],
-            days: 1,
-        },
-    )
-    .unwrap();
+    pki::create(dir.path(), &PkiSpec::loopback(&[])).unwrap();
     let s2 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s2"), Role::S2).unwrap();
     let s1 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s1"), Role::S1).unwrap();
     let client = s1.client_config(Role::S2).unwrap();

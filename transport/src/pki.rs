@@ -72,6 +72,18 @@ pub struct PkiSpec {
     pub days: i64,
 }
 
+impl PkiSpec {
+    /// S1 and S2 on 127.0.0.1 (one machine: the demo, tests, benchmarks), with `owners`.
+    pub fn loopback(owners: &[&str]) -> PkiSpec {
+        PkiSpec {
+            s1_hosts: vec!["127.0.0.1".into()],
+            s2_hosts: vec!["127.0.0.1".into()],
+            owners: owners.iter().map(|o| o.to_string()).collect(),
+            days: DEFAULT_DAYS,
+        }
+    }
+}
+
 /// Checks an owner name: 1–64 characters of `[A-Za-z0-9._-]`, not starting with `.` or `-`.
 pub fn check_owner_name(name: &str) -> Result<(), PkiError> {
     let ok = !name.is_empty()

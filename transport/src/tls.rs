@@ -340,6 +340,31 @@ fn check_role(end_entity: &CertificateDer<'_>, allowed: &[Role]) -> Result<(), r
     }
 }
 
+/// A role verifier checks signatures exactly as the WebPKI verifier it wraps (`self.inner`).
+macro_rules! delegate_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
 #[derive(Debug)]
 struct RoleClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
@@ -365,25 +390,7 @@ impl ClientCertVerifier for RoleClientVerifier {
         check_role(end_entity, &self.accept)?;
         Ok(ok)
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    delegate_signatures!();
 }
 
 #[derive(Debug)]
@@ -411,25 +418,7 @@ impl ServerCertVerifier for RoleServerVerifier {
         check_role(end_entity, &[self.expect])?;
         Ok(ok)
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    delegate_signatures!();
 }
 
 enum Conn {
@@ -527,6 +516,31 @@ fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> io::Result<PeerIdentit
     identity_of(ee).map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))
 }
 
+/// Runs the handshake of `conn` on `sock`, reads the peer's identity from its verified
+/// certificate, restores the socket's timeouts and frames the stream (`wrap` makes the client or
+/// server stream).
+fn established<C, S>(
+    mut conn: C,
+    mut sock: TcpStream,
+    shown: String,
+    options: &TcpOptions,
+    wrap: impl FnOnce(C, TcpStream) -> Conn,
+) -> Result<TlsChannel, TransportError>
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
+    S: rustls::SideData,
+{
+    handshake(&mut conn, &mut sock, options.connect_timeout)
+        .map_err(|e| handshake_error(shown.clone(), e))?;
+    let peer = peer_identity(conn.peer_certificates()).map_err(|e| handshake_error(shown, e))?;
+    configure_socket(&sock, options)?;
+    let stream = TlsStream {
+        conn: wrap(conn, sock),
+        peer,
+    };
+    Ok(FramedChannel::over(stream, options))
+}
+
 /// Why a TLS connection could not be set up.
 fn handshake_error(peer: String, e: io::Error) -> TransportError {
     TransportError::Tls { peer, source: e }
@@ -563,26 +577,20 @@ where
             TlsError::ServerName(host.clone()),
         ),
     })?;
-    let mut sock = connect_socket(&addr, options)?;
-    let mut conn = ClientConnection::new(config, name).map_err(|e| TransportError::Tls {
+    let sock = connect_socket(&addr, options)?;
+    let conn = ClientConnection::new(config, name).map_err(|e| TransportError::Tls {
         peer: shown.clone(),
         source: io::Error::other(e),
     })?;
-    handshake(&mut conn, &mut sock, options.connect_timeout)
-        .map_err(|e| handshake_error(shown.clone(), e))?;
-    let peer = peer_identity(conn.peer_certificates()).map_err(|e| handshake_error(shown, e))?;
-    configure_socket(&sock, options)?;
-    let stream = TlsStream {
-        conn: Conn::Client(Box::new(StreamOwned::new(conn, sock))),
-        peer,
-    };
-    Ok(FramedChannel::over(stream, options))
+    established(conn, sock, shown, options, |c, s| {
+        Conn::Client(Box::new(StreamOwned::new(c, s)))
+    })
 }
 
 /// Runs the server side of a TLS handshake on an accepted socket (at most
 /// `options.connect_timeout`); the client's certificate is verified by `config`'s verifier.
 pub fn accept(
-    mut sock: TcpStream,
+    sock: TcpStream,
     config: Arc<ServerConfig>,
     options: &TcpOptions,
 ) -> Result<TlsChannel, TransportError> {
@@ -590,19 +598,13 @@ pub fn accept(
         .peer_addr()
         .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
     configure_socket(&sock, options)?;
-    let mut conn = ServerConnection::new(config).map_err(|e| TransportError::Tls {
+    let conn = ServerConnection::new(config).map_err(|e| TransportError::Tls {
         peer: shown.clone(),
         source: io::Error::other(e),
     })?;
-    handshake(&mut conn, &mut sock, options.connect_timeout)
-        .map_err(|e| handshake_error(shown.clone(), e))?;
-    let peer = peer_identity(conn.peer_certificates()).map_err(|e| handshake_error(shown, e))?;
-    configure_socket(&sock, options)?;
-    let stream = TlsStream {
-        conn: Conn::Server(Box::new(StreamOwned::new(conn, sock))),
-        peer,
-    };
-    Ok(FramedChannel::over(stream, options))
+    established(conn, sock, shown, options, |c, s| {
+        Conn::Server(Box::new(StreamOwned::new(c, s)))
+    })
 }
 
 #[cfg(test)]

@@ -13,16 +13,7 @@ use transport::{
 };
 
 fn make_pki(dir: &Path) {
-    pki::create(
-        dir,
-        &PkiSpec {
-            s1_hosts: vec!["127.0.0.1".into()],
-            s2_hosts: vec!["127.0.0.1".into()],
-            owners: vec!["alice".into()],
-            days: 30,
-        },
-    )
-    .unwrap();
+    pki::create(dir, &PkiSpec::loopback(&["alice"])).unwrap();
 }
 
 fn creds(dir: &Path, stem: &str, role: Role) -> TlsCredentials {
@@ -91,6 +82,13 @@ fn s2_echo(dir: &Path, channel: TcpOptions) -> Running {
     }
 }
 
+/// One frame there and back on a connected channel (the first exchange after the handshake,
+/// where a refused client certificate shows).
+fn ping(mut c: tls::TlsChannel) -> Result<Vec<u8>, String> {
+    c.send_frame(b"ping").map_err(|e| e.to_string())?;
+    c.recv_frame().map_err(|e| e.to_string())
+}
+
 fn quick() -> TcpOptions {
     TcpOptions::default()
         .with_connect_timeout(Duration::from_secs(5))
@@ -101,9 +99,7 @@ fn quick() -> TcpOptions {
 /// (or the first error).
 fn try_client(dir: &Path, stem: &str, role: Role, addr: &str) -> Result<Vec<u8>, String> {
     let config = creds(dir, stem, role).client_config(Role::S2).unwrap();
-    let mut chan = tls::connect(addr, None, config, &quick()).map_err(|e| e.to_string())?;
-    chan.send_frame(b"ping").map_err(|e| e.to_string())?;
-    chan.recv_frame().map_err(|e| e.to_string())
+    ping(tls::connect(addr, None, config, &quick()).map_err(|e| e.to_string())?)
 }
 
 #[test]
@@ -162,10 +158,7 @@ fn certificate_of_another_ca_is_refused() {
         .unwrap();
     let r = tls::connect(srv.addr.to_string(), None, config, &quick())
         .map_err(|e| e.to_string())
-        .and_then(|mut c| {
-            c.send_frame(b"ping").map_err(|e| e.to_string())?;
-            c.recv_frame().map_err(|e| e.to_string())
-        });
+        .and_then(ping);
     assert!(r.is_err(), "{r:?}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(srv.handled.load(Ordering::SeqCst), 0);
@@ -196,10 +189,7 @@ fn plain_tcp_and_tls_without_a_client_certificate_are_refused() {
     .with_no_client_auth();
     let r = tls::connect(srv.addr.to_string(), None, Arc::new(config), &quick())
         .map_err(|e| e.to_string())
-        .and_then(|mut c| {
-            c.send_frame(b"ping").map_err(|e| e.to_string())?;
-            c.recv_frame().map_err(|e| e.to_string())
-        });
+        .and_then(ping);
     assert!(r.is_err(), "{r:?}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(srv.handled.load(Ordering::SeqCst), 0);

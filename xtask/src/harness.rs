@@ -183,15 +183,7 @@ impl Servers {
             }
             Link::Tls => {
                 let dir = tempfile::tempdir()?;
-                pki::create(
-                    dir.path(),
-                    &PkiSpec {
-                        s1_hosts: vec!["127.0.0.1".into()],
-                        s2_hosts: vec!["127.0.0.1".into()],
-                        owners: vec![],
-                        days: 1,
-                    },
-                )?;
+                pki::create(dir.path(), &PkiSpec::loopback(&[]))?;
                 let s2 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s2"), Role::S2)?;
                 let s1 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s1"), Role::S1)?;
                 let acceptor = TlsAcceptor(s2.server_config(&[Role::S1])?);

@@ -255,3 +255,32 @@ pub fn closed_port() -> String {
     drop(l);
     a.to_string()
 }
+
+/// A stratified wdbc subset of `n` samples written as `name`.
+pub fn wdbc_csv(env: &Env, name: &str, n: usize, seed: u64) {
+    let d = Dataset::wdbc();
+    let sub = smlp::data::stratified_split(&d, n as f64 / d.len() as f64, seed)
+        .unwrap()
+        .1;
+    write_csv(&env.path(name), &sub, "malignant");
+}
+
+/// `smlp encrypt` of `env/csv` under `key` into `env/out`.
+pub fn encrypt(env: &Env, key: &str, csv: &str, out: &str) {
+    ok(&[
+        "encrypt",
+        "--public-key",
+        key,
+        "--csv",
+        &env.p(csv),
+        "--out",
+        &env.p(out),
+    ]);
+}
+
+/// Six wdbc samples encrypted under the environment's key as `d.enc` (from `d.csv`).
+pub fn small_encrypted(env: &Env) -> String {
+    wdbc_csv(env, "d.csv", 6, 1);
+    encrypt(env, &env.public(), "d.csv", "d.enc");
+    env.p("d.enc")
+}
