@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 /// Decrypts a predictions, model, checkpoint or data set file with the secret key.
 ///
 /// The kind is read from the file's header:
-///   predictions → CSV with a header `predicted_class` and one class per row (in the order of the
-///                 classified data set; --scores adds the output scores);
+///   predictions → CSV `row,class`: the 0-based row of the classified data set and its class
+///                 (--scores adds the output scores);
 ///   model, checkpoint → JSON with the shape, the parameters and the weights, both as real
 ///                 numbers and as the raw integers at scale 2^F_w;
 ///   data set → CSV of the standardised features and the labels.
@@ -182,7 +182,7 @@ fn decrypt_predictions(
     out: &Path,
 ) -> CliResult<Decrypted> {
     let classes = p.decrypt_classes(sk)?;
-    let mut csv = String::from("predicted_class");
+    let mut csv = String::from("row,class");
     let sc = if scores {
         if p.scores.is_empty() && !p.classes_enc.is_empty() {
             bail!("this predictions file holds no scores (decrypt without --scores)");
@@ -198,7 +198,7 @@ fn decrypt_predictions(
     };
     csv.push('\n');
     for (i, c) in classes.iter().enumerate() {
-        write!(csv, "{c}").expect("string write");
+        write!(csv, "{i},{c}").expect("string write");
         if let Some(row) = sc.as_ref().and_then(|s| s.get(i)) {
             for v in row {
                 write!(csv, ",{v}").expect("string write");

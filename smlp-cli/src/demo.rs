@@ -266,6 +266,7 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             secret_key: Some(secret.clone()),
             csv: p(csv),
             label: Some("malignant".into()),
+            no_label: false,
             scaler,
             frac_bits: fixed.frac_bits,
             int_bits: DEFAULT_INT_BITS,

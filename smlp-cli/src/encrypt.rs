@@ -7,7 +7,7 @@ use crate::util::{sample_bar, secs};
 use clap::Args;
 use paillier::format::{write_atomic, write_file};
 use paillier::FixedPoint;
-use smlp::data::{Dataset, EncodedDataset, Standardizer, DEFAULT_INT_BITS};
+use smlp::data::{Dataset, EncodedDataset, Labels, Standardizer, DEFAULT_INT_BITS};
 use smlp::encrypted::{EncryptedDataset, DATASET};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// Without --scaler, the standardiser is fitted on this file and written next to the output as
 /// OUT.scaler.json; encrypt test files with the training file's scaler (--scaler
 /// TRAIN.enc.scaler.json) so that both are scaled alike.
+///
+/// New samples to classify have no label: --no-label reads every column as a feature; the columns
+/// must be the training file's features, in order (checked against the scaler, which is then
+/// required).
 #[derive(Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("key").required(true).args(["public_key", "secret_key"])))]
 pub struct EncryptArgs {
@@ -39,6 +43,9 @@ pub struct EncryptArgs {
     /// Name of the label column (default: the last column).
     #[arg(long, value_name = "COLUMN")]
     pub label: Option<String>,
+    /// The file has no label column (new samples to classify); needs --scaler.
+    #[arg(long, conflicts_with = "label", requires = "scaler")]
+    pub no_label: bool,
     /// Standardiser (JSON) to apply instead of fitting one on this file.
     #[arg(long, value_name = "SCALER.json")]
     pub scaler: Option<PathBuf>,
@@ -48,8 +55,9 @@ pub struct EncryptArgs {
     /// Integer bits of the encoding: standardised features must satisfy |x| < 2^int-bits.
     #[arg(long, default_value_t = DEFAULT_INT_BITS)]
     pub int_bits: u32,
-    /// Number of classes k to record (default: largest label + 1, at least 2); use it for a test
-    /// file in which the highest classes do not occur.
+    /// Number of classes k (default: largest label + 1, at least 2, every class below it
+    /// present); with it, labels must be below k and any class may be missing (a small test
+    /// file).
     #[arg(long)]
     pub classes: Option<usize>,
     /// Output file (encrypted data set).
@@ -86,18 +94,13 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
         }
         _ => bail!("give exactly one of --public-key and --secret-key"),
     };
-    let mut data = Dataset::load_csv(&args.csv, args.label.as_deref())
+    let labels = match (&args.label, args.no_label) {
+        (_, true) => Labels::Absent,
+        (Some(name), false) => Labels::Column(name),
+        (None, false) => Labels::Last,
+    };
+    let data = Dataset::load_csv_with(&args.csv, labels, args.classes)
         .with_context(|| args.csv.display().to_string())?;
-    if let Some(k) = args.classes {
-        if k < data.classes {
-            bail!(
-                "--classes {k} is too small: {} has labels up to {}",
-                args.csv.display(),
-                data.classes - 1
-            );
-        }
-        data.classes = k.max(2);
-    }
     let (scaler, fitted) = match &args.scaler {
         Some(path) => {
             let s = Standardizer::load(path).with_context(|| path.display().to_string())?;
@@ -115,13 +118,17 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
         None => (Standardizer::fit(&data), true),
     };
     let fp = FixedPoint::new(args.frac_bits, args.int_bits).context("fixed-point encoding")?;
-    let encoded = EncodedDataset::encode(&scaler.apply(&data)?, &fp)
-        .with_context(|| args.csv.display().to_string())?;
+    let scaled = scaler
+        .apply(&data)
+        .with_context(|| format!("{} with this scaler", args.csv.display()))?;
+    let encoded =
+        EncodedDataset::encode(&scaled, &fp).with_context(|| args.csv.display().to_string())?;
 
     let start = Instant::now();
     let bar = sample_bar(encoded.len() as u64, args.quiet);
     bar.set_prefix("encrypting");
-    let ds = EncryptedDataset::encrypt_with(&pk, sk.as_ref(), &encoded, true, || bar.inc(1));
+    let ds =
+        EncryptedDataset::encrypt_with(&pk, sk.as_ref(), &encoded, !args.no_label, || bar.inc(1));
     bar.finish_and_clear();
     let elapsed = start.elapsed();
 
@@ -134,8 +141,9 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
     };
     write_file(&DATASET, &args.out, &ds)?;
     println!(
-        "encrypted {} samples ({} features, {} classes, f = {}) under key {} in {} → {}",
+        "encrypted {} {}samples ({} features, {} classes, f = {}) under key {} in {} → {}",
         ds.len(),
+        if args.no_label { "unlabelled " } else { "" },
         ds.features,
         ds.classes,
         ds.frac_bits,

@@ -250,8 +250,15 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     ]);
     let csv = std::fs::read_to_string(env.path("pred.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("predicted_class"));
-    let got: Vec<usize> = lines.map(|l| l.parse().unwrap()).collect();
+    assert_eq!(lines.next(), Some("row,class"));
+    let got: Vec<usize> = lines
+        .enumerate()
+        .map(|(i, l)| {
+            let (row, class) = l.split_once(',').unwrap();
+            assert_eq!(row.parse::<usize>().unwrap(), i);
+            class.parse().unwrap()
+        })
+        .collect();
     let scaler = Standardizer::load(&env.path("train.enc.scaler.json")).unwrap();
     let test_fx = EncodedDataset::encode(
         &scaler.apply(&test).unwrap(),
@@ -264,6 +271,86 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
         .map(|x| want1.predict(x).unwrap())
         .collect();
     assert_eq!(got, want, "decrypted predictions differ from the reference");
+
+    // New samples: the same features without a label column, encrypted with the training
+    // scaler, classified and decrypted: the same classes as the reference.
+    let mut unlabelled = test.feature_names.join(",") + "\n";
+    for x in &test.features {
+        let row: Vec<String> = x.iter().map(f64::to_string).collect();
+        unlabelled += &(row.join(",") + "\n");
+    }
+    std::fs::write(env.path("new.csv"), &unlabelled).unwrap();
+    let scaler_file = env.p("train.enc.scaler.json");
+    let enc_new = |csv: &str| {
+        run(&[
+            "encrypt",
+            "--public-key",
+            &env.public(),
+            "--csv",
+            &env.p(csv),
+            "--no-label",
+            "--scaler",
+            &scaler_file,
+            "--out",
+            &env.p("new.enc"),
+        ])
+    };
+    // Without --scaler, or with columns that are not the training file's, it is refused.
+    let out = run(&[
+        "encrypt",
+        "--public-key",
+        &env.public(),
+        "--csv",
+        &env.p("new.csv"),
+        "--no-label",
+        "--out",
+        &env.p("new.enc"),
+    ]);
+    // (a command-line error: exit code 2)
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--scaler"),
+        "{out:?}"
+    );
+    let mut cols: Vec<&str> = unlabelled.lines().next().unwrap().split(',').collect();
+    cols.swap(0, 1);
+    let swapped = unlabelled.replacen(unlabelled.lines().next().unwrap(), &cols.join(","), 1);
+    std::fs::write(env.path("swapped.csv"), swapped).unwrap();
+    let out = enc_new("swapped.csv");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("columns must match"),
+        "{out:?}"
+    );
+    let out = enc_new("new.csv");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("encrypted 8 unlabelled samples"));
+    ok(&[
+        "classify",
+        "--s1",
+        &s1.addr,
+        "--model",
+        &env.p("model.enc"),
+        "--data",
+        &env.p("new.enc"),
+        "--kappa",
+        "40",
+        "--out",
+        &env.p("new-pred.enc"),
+    ]);
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("new-pred.enc"),
+        "--out",
+        &env.p("new-pred.csv"),
+    ]);
+    let new_csv = std::fs::read_to_string(env.path("new-pred.csv")).unwrap();
+    assert_eq!(
+        new_csv, csv,
+        "new samples get the classes of the same labelled samples"
+    );
 
     // Resume from the checkpoint for a second epoch: equals two uninterrupted epochs. Network,
     // batch, seed and profile come from the checkpoint; a conflicting option is refused.

@@ -94,6 +94,26 @@ pub enum DataError {
         /// The offending text.
         value: String,
     },
+    /// A label at or above the number of classes given for the file.
+    #[error("line {line}: label {label} is not below the {classes} classes given (--classes)")]
+    LabelTooLarge {
+        /// File line.
+        line: usize,
+        /// The label.
+        label: usize,
+        /// Classes given.
+        classes: usize,
+    },
+    /// The columns of a file do not match the standardiser's.
+    #[error("column {index} is `{found}`, the standardiser was fitted with `{expected}` there (columns must match the training file's features, in order)")]
+    ColumnMismatch {
+        /// 0-based feature index.
+        index: usize,
+        /// The standardiser's column name.
+        expected: String,
+        /// This file's.
+        found: String,
+    },
     /// Labels are not 0..k−1: some class below the largest label has no sample.
     #[error("labels must be the integers 0..{classes_minus_one}: class {missing} has no sample")]
     MissingClass {
@@ -151,22 +171,56 @@ pub struct Dataset {
     pub classes: usize,
 }
 
+/// Where the labels of a CSV file are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Labels<'a> {
+    /// In the last column.
+    Last,
+    /// In the column of this name.
+    Column(&'a str),
+    /// Nowhere: every column is a feature (new samples to classify). The parsed [`Dataset`]
+    /// carries placeholder labels 0, which must not be used as targets: encrypt it without
+    /// labels.
+    Absent,
+}
+
 impl Dataset {
     /// Parses a CSV file whose last column holds the labels.
     pub fn from_csv(text: &str) -> Result<Self, DataError> {
-        parse_csv(text, None)
+        parse_csv(text, Labels::Last, None)
     }
 
     /// Parses a CSV file with the labels in column `label` (by name).
     pub fn from_csv_with_label(text: &str, label: &str) -> Result<Self, DataError> {
-        parse_csv(text, Some(label))
+        parse_csv(text, Labels::Column(label), None)
+    }
+
+    /// Parses a CSV file with its labels where `labels` says. With `classes`, labels must be
+    /// below it and classes may be missing (a small test file); without, labels must be exactly
+    /// 0..=max.
+    pub fn from_csv_with(
+        text: &str,
+        labels: Labels<'_>,
+        classes: Option<usize>,
+    ) -> Result<Self, DataError> {
+        parse_csv(text, labels, classes)
     }
 
     /// Reads and parses a CSV file (labels in `label`, or the last column if `None`).
     pub fn load_csv(path: &Path, label: Option<&str>) -> Result<Self, DataError> {
+        let labels = label.map_or(Labels::Last, Labels::Column);
+        Self::load_csv_with(path, labels, None)
+    }
+
+    /// Reads and parses a CSV file (see [`Dataset::from_csv_with`]).
+    pub fn load_csv_with(
+        path: &Path,
+        labels: Labels<'_>,
+        classes: Option<usize>,
+    ) -> Result<Self, DataError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DataError::Io(format!("{}: {e}", path.display())))?;
-        parse_csv(&text, label)
+        parse_csv(&text, labels, classes)
     }
 
     /// The embedded wdbc data set.
@@ -228,7 +282,7 @@ impl Dataset {
     }
 }
 
-fn parse_csv(text: &str, label: Option<&str>) -> Result<Dataset, DataError> {
+fn parse_csv(text: &str, label: Labels<'_>, classes: Option<usize>) -> Result<Dataset, DataError> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -241,21 +295,22 @@ fn parse_csv(text: &str, label: Option<&str>) -> Result<Dataset, DataError> {
             return Err(DataError::DuplicateColumn { name: c.clone() });
         }
     }
-    let label_idx =
-        match label {
-            None => columns.len() - 1,
-            Some(name) => columns.iter().position(|c| c == name).ok_or_else(|| {
-                DataError::LabelColumnAbsent {
-                    name: name.to_string(),
-                    columns: columns.join(","),
-                }
-            })?,
-        };
-    if columns.len() < 2 {
+    let label_idx = match label {
+        Labels::Last => Some(columns.len() - 1),
+        Labels::Column(name) => Some(columns.iter().position(|c| c == name).ok_or_else(|| {
+            DataError::LabelColumnAbsent {
+                name: name.to_string(),
+                columns: columns.join(","),
+            }
+        })?),
+        Labels::Absent => None,
+    };
+    if let Some(l) = label_idx.filter(|_| columns.len() < 2) {
         return Err(DataError::NoFeatures {
-            label: columns[label_idx].clone(),
+            label: columns[l].clone(),
         });
     }
+    let label_idx = label_idx.unwrap_or(usize::MAX);
     let feature_names: Vec<String> = columns
         .iter()
         .enumerate()
@@ -302,27 +357,43 @@ fn parse_csv(text: &str, label: Option<&str>) -> Result<Dataset, DataError> {
                 }
             }
         }
+        if label_idx == usize::MAX {
+            labels.push(0); // placeholder of an unlabelled file (Labels::Absent)
+        } else if let Some(k) = classes.filter(|&k| labels.last().is_some_and(|&y| y >= k)) {
+            return Err(DataError::LabelTooLarge {
+                line,
+                label: labels[labels.len() - 1],
+                classes: k,
+            });
+        }
         features.push(x);
     }
     if labels.is_empty() {
         return Err(DataError::NoRows);
     }
     let max = *labels.iter().max().expect("non-empty");
-    let mut seen = vec![false; max + 1];
-    for &y in &labels {
-        seen[y] = true;
-    }
-    if let Some(missing) = seen.iter().position(|s| !s) {
-        return Err(DataError::MissingClass {
-            missing,
-            classes_minus_one: max,
-        });
-    }
+    let classes = match classes {
+        Some(k) => k.max(2),
+        None if label_idx == usize::MAX => 2,
+        None => {
+            let mut seen = vec![false; max + 1];
+            for &y in &labels {
+                seen[y] = true;
+            }
+            if let Some(missing) = seen.iter().position(|s| !s) {
+                return Err(DataError::MissingClass {
+                    missing,
+                    classes_minus_one: max,
+                });
+            }
+            (max + 1).max(2)
+        }
+    };
     Ok(Dataset {
         feature_names,
         features,
         labels,
-        classes: (max + 1).max(2),
+        classes,
     })
 }
 
@@ -330,6 +401,10 @@ fn parse_csv(text: &str, label: Option<&str>) -> Result<Dataset, DataError> {
 /// split. Population standard deviation; a zero standard deviation is replaced by 1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
+    /// Names of the features it was fitted on, in order (empty in files written before names
+    /// were recorded: then only their number is checked).
+    #[serde(default)]
+    pub feature_names: Vec<String>,
     /// Mean of each feature.
     pub mean: Vec<f64>,
     /// Population standard deviation of each feature (1 where it was 0).
@@ -343,8 +418,13 @@ impl Standardizer {
         let n = data.len() as f64;
         let mut mean = vec![0.0; d];
         let mut std = vec![1.0; d];
+        let feature_names = data.feature_names.clone();
         if data.is_empty() {
-            return Standardizer { mean, std };
+            return Standardizer {
+                feature_names,
+                mean,
+                std,
+            };
         }
         for (j, m) in mean.iter_mut().enumerate() {
             *m = data.features.iter().map(|x| x[j]).sum::<f64>() / n;
@@ -359,7 +439,11 @@ impl Standardizer {
             let sd = var.sqrt();
             *s = if sd > 0.0 && sd.is_finite() { sd } else { 1.0 };
         }
-        Standardizer { mean, std }
+        Standardizer {
+            feature_names,
+            mean,
+            std,
+        }
     }
 
     /// Standardises one sample.
@@ -376,8 +460,24 @@ impl Standardizer {
             .collect())
     }
 
-    /// Standardises every sample of `data` (labels and names unchanged).
+    /// Standardises every sample of `data` (labels and names unchanged). `data`'s feature names
+    /// must be those the standardiser was fitted on (where it recorded them).
     pub fn apply(&self, data: &Dataset) -> Result<Dataset, DataError> {
+        if !self.feature_names.is_empty() {
+            if let Some((index, (expected, found))) = self
+                .feature_names
+                .iter()
+                .zip(&data.feature_names)
+                .enumerate()
+                .find(|(_, (e, f))| e != f)
+            {
+                return Err(DataError::ColumnMismatch {
+                    index,
+                    expected: expected.clone(),
+                    found: found.clone(),
+                });
+            }
+        }
         let features = data
             .features
             .iter()
@@ -404,11 +504,14 @@ impl Standardizer {
     pub fn from_json(text: &str) -> Result<Self, DataError> {
         let s: Standardizer =
             serde_json::from_str(text).map_err(|e| DataError::Io(e.to_string()))?;
-        if s.mean.len() != s.std.len() {
+        if s.mean.len() != s.std.len()
+            || (!s.feature_names.is_empty() && s.feature_names.len() != s.mean.len())
+        {
             return Err(DataError::Io(format!(
-                "{} means but {} standard deviations",
+                "{} means, {} standard deviations and {} feature names",
                 s.mean.len(),
-                s.std.len()
+                s.std.len(),
+                s.feature_names.len()
             )));
         }
         if s.std.iter().any(|v| !(v.is_finite() && *v > 0.0))
@@ -574,6 +677,56 @@ mod tests {
             e.to_string(),
             "label column `y` not found in the header (columns: a,b)"
         );
+    }
+
+    #[test]
+    fn unlabelled_files_and_given_classes() {
+        // New samples: every column is a feature.
+        let d = Dataset::from_csv_with("a,b\n1,2\n3,4\n", Labels::Absent, None).unwrap();
+        assert_eq!(d.feature_names, vec!["a", "b"]);
+        assert_eq!(d.features, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!((d.len(), d.classes), (2, 2));
+        let d = Dataset::from_csv_with("a\n7\n", Labels::Absent, Some(3)).unwrap();
+        assert_eq!((d.num_features(), d.classes), (1, 3));
+        // A test file without class 1: refused without --classes, accepted with it.
+        let text = "a,y\n1,0\n2,2\n";
+        assert!(matches!(
+            Dataset::from_csv(text).unwrap_err(),
+            DataError::MissingClass { missing: 1, .. }
+        ));
+        let d = Dataset::from_csv_with(text, Labels::Last, Some(3)).unwrap();
+        assert_eq!((d.labels.clone(), d.classes), (vec![0, 2], 3));
+        // Labels must be below the classes given.
+        let e = Dataset::from_csv_with(text, Labels::Last, Some(2)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3: label 2 is not below the 2 classes given (--classes)"
+        );
+    }
+
+    #[test]
+    fn standardiser_checks_column_names() {
+        let train = Dataset::from_csv("a,b,y\n1,2,0\n3,5,1\n").unwrap();
+        let s = Standardizer::fit(&train);
+        assert_eq!(s.feature_names, vec!["a", "b"]);
+        let same = Dataset::from_csv_with("a,b\n1,1\n", Labels::Absent, None).unwrap();
+        assert_eq!(
+            s.apply(&same).unwrap().features,
+            vec![vec![-1.0, -2.5 / 1.5]]
+        );
+        let swapped = Dataset::from_csv_with("b,a\n1,1\n", Labels::Absent, None).unwrap();
+        assert_eq!(
+            s.apply(&swapped).unwrap_err().to_string(),
+            "column 0 is `b`, the standardiser was fitted with `a` there (columns must match the training file's features, in order)"
+        );
+        // A scaler file from before names were recorded still loads and applies.
+        let old = Standardizer::from_json(r#"{"mean": [2.0, 3.5], "std": [1.0, 1.5]}"#).unwrap();
+        assert!(old.feature_names.is_empty());
+        assert!(old.apply(&swapped).is_ok());
+        assert!(Standardizer::from_json(
+            r#"{"feature_names": ["a"], "mean": [2.0, 3.5], "std": [1.0, 1.5]}"#
+        )
+        .is_err());
     }
 
     #[test]
