@@ -28,6 +28,7 @@
 pub mod arith;
 mod encoding;
 mod error;
+mod fixed_base;
 pub mod format;
 mod keys;
 mod pool;
