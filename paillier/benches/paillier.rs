@@ -108,6 +108,25 @@ fn operations(c: &mut Criterion) {
             let f = fixture(bits);
             b.iter(|| f.sk.encrypt(black_box(&f.m), &mut rng).unwrap())
         });
+        // Encryption randomness: fixed-base h_s^r (what encrypt uses) against the textbook r^n.
+        g.bench_function("randomizer_fixed_public", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.randomizer(&mut rng))
+        });
+        g.bench_function("randomizer_fixed_crt", |b| {
+            let f = fixture(bits);
+            b.iter(|| f.sk.randomizer(&mut rng))
+        });
+        g.bench_function("randomizer_full_public", |b| {
+            let f = fixture(bits);
+            let pk = f.sk.public_key();
+            b.iter(|| pk.randomizer_full(&mut rng))
+        });
+        g.bench_function("randomizer_full_crt", |b| {
+            let f = fixture(bits);
+            b.iter(|| f.sk.randomizer_full(&mut rng))
+        });
         g.bench_function("encrypt_precomputed", |b| {
             let f = fixture(bits);
             let pk = f.sk.public_key();
