@@ -107,6 +107,14 @@ pub struct ServeS2Args {
     /// Most concurrent sessions of one S1 identity.
     #[arg(long, default_value_t = 64)]
     pub max_sessions_per_peer: usize,
+    /// Most blinded values in one request (a layer's operands: batch × units, weights; at most
+    /// the default, the bound of message decoding).
+    #[arg(long, default_value_t = secure_ops::MAX_REQUEST_VALUES)]
+    pub max_request_values: usize,
+    /// Most ciphertexts returned for one request (a strict comparison returns ℓ + 3 per value;
+    /// at most the default).
+    #[arg(long, default_value_t = secure_ops::MAX_REQUEST_OUTPUTS)]
+    pub max_request_outputs: usize,
     /// Run even though this build's secret-key arithmetic is not constant time (the num-bigint
     /// backend): timing may leak the secret key to S1.
     #[arg(long)]
@@ -205,6 +213,12 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
         },
         min_kappa: args.kappa,
         max_value_bits: args.max_value_bits,
+        max_values: args
+            .max_request_values
+            .clamp(1, secure_ops::messages::MAX_WIRE_VALUES),
+        max_outputs: args
+            .max_request_outputs
+            .clamp(1, secure_ops::messages::MAX_WIRE_VALUES),
         ..S2Policy::default()
     };
     if args.kappa < secure_ops::MIN_KAPPA || args.kappa > secure_ops::MAX_KAPPA {
