@@ -7,22 +7,8 @@ use common::*;
 use std::time::{Duration, Instant};
 
 fn start_servers(env: &Env) -> (Server, Server) {
-    let s2 = Server::start(
-        env.dir.path(),
-        "s2",
-        &[
-            "serve-s2",
-            "--secret-key",
-            &env.secret(),
-            "--pool-capacity",
-            "16",
-        ],
-    );
-    let s1 = Server::start(
-        env.dir.path(),
-        "s1",
-        &["serve-s1", "--public-key", &env.public(), "--s2", &s2.addr],
-    );
+    let s2 = env.s2(&["--pool-capacity", "16"]);
+    let s1 = env.s1(&s2.addr, &[]);
     (s2, s1)
 }
 

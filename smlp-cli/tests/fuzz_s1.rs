@@ -107,15 +107,9 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut ChaCha8Rng) {
 fn s1_survives_raw_and_mutated_requests() {
     let env = Env::new();
     small_encrypted(&env);
-    let mut s1 = Server::start(
-        env.dir.path(),
-        "s1",
+    let mut s1 = env.s1(
+        &closed_port(),
         &[
-            "serve-s1",
-            "--public-key",
-            &env.public(),
-            "--s2",
-            &closed_port(),
             "--s2-connect-retry-secs",
             "0",
             "--max-sessions-per-owner",

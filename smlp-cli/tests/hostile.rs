@@ -27,17 +27,7 @@ fn dial(addr: &str, stem: &str, role: Role, server: Role) -> Result<TlsChannel, 
 }
 
 fn start_s2(env: &Env) -> Server {
-    Server::start(
-        env.dir.path(),
-        "s2",
-        &[
-            "serve-s2",
-            "--secret-key",
-            &env.secret(),
-            "--pool-capacity",
-            "0",
-        ],
-    )
+    env.s2(&["--pool-capacity", "0"])
 }
 
 fn keys(env: &Env) -> (SecretKey, PublicKey) {
@@ -103,11 +93,7 @@ fn wait_log(server: &Server, text: &str) -> String {
 fn only_the_right_certificates_get_through_the_handshake() {
     let env = Env::new();
     let s2 = start_s2(&env);
-    let s1 = Server::start(
-        env.dir.path(),
-        "s1",
-        &["serve-s1", "--public-key", &env.public(), "--s2", &s2.addr],
-    );
+    let s1 = env.s1(&s2.addr, &[]);
     let (_, pk) = keys(&env);
     // S1's certificate is served by S2.
     let mut served = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
@@ -587,19 +573,7 @@ fn s1_bounds_each_request_before_any_work() {
     let env = Env::new();
     small_encrypted(&env);
     // No S2 at all: every refusal below happens before S1 would contact it.
-    let s1 = Server::start(
-        env.dir.path(),
-        "s1",
-        &[
-            "serve-s1",
-            "--public-key",
-            &env.public(),
-            "--s2",
-            &closed_port(),
-            "--s2-connect-retry-secs",
-            "0",
-        ],
-    );
+    let s1 = env.s1(&closed_port(), &["--s2-connect-retry-secs", "0"]);
     let train = |extra: &[&str]| {
         let (data, out) = (env.p("d.enc"), env.p("m.enc"));
         let mut args = vec!["train", "--s1", &s1.addr, "--data", &data, "--out", &out];
@@ -625,30 +599,8 @@ fn s1_bounds_each_request_before_any_work() {
 fn concurrent_sessions_are_limited_per_identity() {
     let env = Env::new();
     small_encrypted(&env);
-    let s2 = Server::start(
-        env.dir.path(),
-        "s2",
-        &[
-            "serve-s2",
-            "--secret-key",
-            &env.secret(),
-            "--max-sessions-per-peer",
-            "1",
-        ],
-    );
-    let s1 = Server::start(
-        env.dir.path(),
-        "s1",
-        &[
-            "serve-s1",
-            "--public-key",
-            &env.public(),
-            "--s2",
-            &s2.addr,
-            "--max-sessions-per-owner",
-            "1",
-        ],
-    );
+    let s2 = env.s2(&["--max-sessions-per-peer", "1"]);
+    let s1 = env.s1(&s2.addr, &["--max-sessions-per-owner", "1"]);
     let (_, pk) = keys(&env);
     // S2: one S1 session open (after its hello); a second one from the same identity is closed.
     let mut first = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();

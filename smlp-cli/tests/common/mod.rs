@@ -124,6 +124,20 @@ impl Env {
     pub fn secret(&self) -> String {
         self.p("keys/secret.key")
     }
+    /// `serve-s2` with this environment's secret key and `extra` options.
+    pub fn s2(&self, extra: &[&str]) -> Server {
+        let secret = self.secret();
+        let mut args = vec!["serve-s2", "--secret-key", &secret];
+        args.extend_from_slice(extra);
+        Server::start(self.dir.path(), "s2", &args)
+    }
+    /// `serve-s1` with this environment's public key, S2 at `s2` and `extra` options.
+    pub fn s1(&self, s2: &str, extra: &[&str]) -> Server {
+        let public = self.public();
+        let mut args = vec!["serve-s1", "--public-key", &public, "--s2", s2];
+        args.extend_from_slice(extra);
+        Server::start(self.dir.path(), "s1", &args)
+    }
     /// Files in the directory (not recursive), sorted.
     pub fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
