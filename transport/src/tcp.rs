@@ -373,20 +373,29 @@ impl<S: Stream> FramedChannel<S> {
         }
     }
 
-    /// Before a read inside a frame: fails once the frame's deadline has passed, and otherwise
-    /// shortens the socket's read timeout so that the read cannot outlast the deadline.
-    fn before_read(&mut self) -> Result<(), ChannelError> {
+    /// Time left for the frame being received (`None` outside a frame or without a deadline);
+    /// past the deadline the receive side becomes unusable and the error is
+    /// [`ChannelError::TooSlow`].
+    fn frame_time_left(&mut self) -> Result<Option<Duration>, ChannelError> {
         let (Some(fd), Some(started)) = (self.frame_deadline, self.rx.started) else {
-            return Ok(());
+            return Ok(None);
         };
-        let announced = self.rx.len.unwrap_or(0) as u64;
-        let allowed = fd.allowed(announced);
+        let allowed = fd.allowed(self.rx.len.unwrap_or(0) as u64);
         let elapsed = started.elapsed();
         if elapsed >= allowed {
             self.rx_failed = Some("receive side unusable after a frame missed its deadline");
             return Err(ChannelError::TooSlow { limit: allowed });
         }
-        let left = (allowed - elapsed).max(Duration::from_millis(1));
+        Ok(Some(allowed - elapsed))
+    }
+
+    /// Before a read inside a frame: fails once the frame's deadline has passed, and otherwise
+    /// shortens the socket's read timeout so that the read cannot outlast the deadline.
+    fn before_read(&mut self) -> Result<(), ChannelError> {
+        let Some(left) = self.frame_time_left()? else {
+            return Ok(());
+        };
+        let left = left.max(Duration::from_millis(1));
         let timeout = Some(self.read_timeout.map_or(left, |t| t.min(left)));
         self.stream()
             .socket()
@@ -403,16 +412,12 @@ impl<S: Stream> FramedChannel<S> {
 
     /// A read timed out: past the frame's deadline it is [`ChannelError::TooSlow`].
     fn timed_out(&mut self) -> ChannelError {
-        if let (Some(fd), Some(started)) = (self.frame_deadline, self.rx.started) {
-            let allowed = fd.allowed(self.rx.len.unwrap_or(0) as u64);
-            if started.elapsed() >= allowed {
-                self.rx_failed = Some("receive side unusable after a frame missed its deadline");
-                self.restore_timeout();
-                return ChannelError::TooSlow { limit: allowed };
-            }
-        }
+        let err = match self.frame_time_left() {
+            Err(too_slow) => too_slow,
+            Ok(_) => ChannelError::Timeout,
+        };
         self.restore_timeout();
-        ChannelError::Timeout
+        err
     }
 
     fn read_some(&mut self, part: Part) -> Result<ReadOutcome, ChannelError> {
