@@ -310,11 +310,10 @@ fn parse_csv(text: &str, label: Labels<'_>, classes: Option<usize>) -> Result<Da
             label: columns[l].clone(),
         });
     }
-    let label_idx = label_idx.unwrap_or(usize::MAX);
     let feature_names: Vec<String> = columns
         .iter()
         .enumerate()
-        .filter(|&(i, _)| i != label_idx)
+        .filter(|&(i, _)| Some(i) != label_idx)
         .map(|(_, c)| c.clone())
         .collect();
 
@@ -337,7 +336,7 @@ fn parse_csv(text: &str, label: Labels<'_>, classes: Option<usize>) -> Result<Da
                     column: columns[i].clone(),
                 });
             }
-            if i == label_idx {
+            if Some(i) == label_idx {
                 let y = field.parse::<usize>().map_err(|_| DataError::BadLabel {
                     line,
                     column: columns[i].clone(),
@@ -357,7 +356,7 @@ fn parse_csv(text: &str, label: Labels<'_>, classes: Option<usize>) -> Result<Da
                 }
             }
         }
-        if label_idx == usize::MAX {
+        if label_idx.is_none() {
             labels.push(0); // placeholder of an unlabelled file (Labels::Absent)
         } else if let Some(k) = classes.filter(|&k| labels.last().is_some_and(|&y| y >= k)) {
             return Err(DataError::LabelTooLarge {
@@ -374,7 +373,7 @@ fn parse_csv(text: &str, label: Labels<'_>, classes: Option<usize>) -> Result<Da
     let max = *labels.iter().max().expect("non-empty");
     let classes = match classes {
         Some(k) => k.max(2),
-        None if label_idx == usize::MAX => 2,
+        None if label_idx.is_none() => 2,
         None => {
             let mut seen = vec![false; max + 1];
             for &y in &labels {

@@ -156,22 +156,30 @@ impl fmt::Debug for TlsCredentials {
     }
 }
 
+/// A file of `what` at `path` could not be used, because of `why`.
+fn load_error(what: &'static str, path: &Path, why: impl fmt::Display) -> TlsError {
+    TlsError::Load {
+        what,
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
+}
+
 /// Bounded size of a PEM file we read (a certificate chain or key is a few KiB).
 const MAX_PEM: u64 = 1 << 20;
 
 fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let load = |why: String| TlsError::Load {
-        what,
-        path: path.to_path_buf(),
-        why,
-    };
-    let file = std::fs::File::open(path).map_err(|e| load(e.to_string()))?;
+    let file = std::fs::File::open(path).map_err(|e| load_error(what, path, e))?;
     let mut bytes = Vec::new();
     file.take(MAX_PEM + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| load(e.to_string()))?;
+        .map_err(|e| load_error(what, path, e))?;
     if bytes.len() as u64 > MAX_PEM {
-        return Err(load(format!("larger than {MAX_PEM} bytes")));
+        return Err(load_error(
+            what,
+            path,
+            format!("larger than {MAX_PEM} bytes"),
+        ));
     }
     Ok(bytes)
 }
@@ -180,17 +188,9 @@ fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>
     let bytes = read_pem(what, path)?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Load {
-            what,
-            path: path.to_path_buf(),
-            why: format!("not PEM certificates: {e}"),
-        })?;
+        .map_err(|e| load_error(what, path, format!("not PEM certificates: {e}")))?;
     if certs.is_empty() {
-        return Err(TlsError::Load {
-            what,
-            path: path.to_path_buf(),
-            why: "no certificate in the file".into(),
-        });
+        return Err(load_error(what, path, "no certificate in the file"));
     }
     Ok(certs)
 }
@@ -239,18 +239,13 @@ impl TlsCredentials {
     pub fn load(files: &TlsFiles, role: Role) -> Result<TlsCredentials, TlsError> {
         let chain = certs("certificate", &files.cert)?;
         let key_bytes = read_pem("private key", &files.key)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| TlsError::Load {
-            what: "private key",
-            path: files.key.clone(),
-            why: e.to_string(),
-        })?;
+        let key = PrivateKeyDer::from_pem_slice(&key_bytes)
+            .map_err(|e| load_error("private key", &files.key, e))?;
         let mut roots = RootCertStore::empty();
         for ca in certs("CA certificate", &files.ca)? {
-            roots.add(ca).map_err(|e| TlsError::Load {
-                what: "CA certificate",
-                path: files.ca.clone(),
-                why: e.to_string(),
-            })?;
+            roots
+                .add(ca)
+                .map_err(|e| load_error("CA certificate", &files.ca, e))?;
         }
         let identity = identity_of(&chain[0])?;
         if identity.role != role {
