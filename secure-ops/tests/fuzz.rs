@@ -14,9 +14,7 @@ use paillier::{Ciphertext, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use secure_ops::messages::{Op, Request, Response, WireJob};
-use secure_ops::{
-    Channel, ChannelExt, Profile, S2Options, S2Service, SessionParams, PROTOCOL_VERSION,
-};
+use secure_ops::{Channel, ChannelExt, Profile, SessionParams, PROTOCOL_VERSION};
 use std::time::{Duration, Instant};
 
 /// The fuzzing budget: at least `cases` inputs, and more until `SMLP_FUZZ_SECONDS` have passed.
@@ -58,19 +56,7 @@ fn params(profile: Profile) -> SessionParams {
 /// Runs one S2 session on `frames` (after a valid hello) and checks that S2 neither panics nor
 /// takes longer than the bound; returns the responses.
 fn run_session(profile: Profile, frames: Vec<Vec<u8>>, seed: u64) -> Vec<Response> {
-    let (mut c1, c2) = pair();
-    let sk = key().clone();
-    let s2 = std::thread::spawn(move || {
-        S2Service::new(
-            sk,
-            S2Options {
-                pool_capacity: 0,
-                pool_workers: 0,
-                ..Default::default()
-            },
-        )
-        .serve(c2)
-    });
+    let (mut c1, s2) = spawn_s2(key());
     let start = Instant::now();
     c1.send_msg(&Request::Hello {
         version: PROTOCOL_VERSION,

@@ -89,6 +89,16 @@ fn ping(mut c: tls::TlsChannel) -> Result<Vec<u8>, String> {
     c.recv_frame().map_err(|e| e.to_string())
 }
 
+/// A client with `config` gets nowhere with `srv`, and `srv`'s handler never runs.
+fn assert_refused(srv: &Running, config: Arc<rustls::ClientConfig>) {
+    let r = tls::connect(srv.addr.to_string(), None, config, &quick())
+        .map_err(|e| e.to_string())
+        .and_then(ping);
+    assert!(r.is_err(), "{r:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(srv.handled.load(Ordering::SeqCst), 0);
+}
+
 fn quick() -> TcpOptions {
     TcpOptions::default()
         .with_connect_timeout(Duration::from_secs(5))
@@ -156,12 +166,7 @@ fn certificate_of_another_ca_is_refused() {
         .unwrap()
         .client_config(Role::S2)
         .unwrap();
-    let r = tls::connect(srv.addr.to_string(), None, config, &quick())
-        .map_err(|e| e.to_string())
-        .and_then(ping);
-    assert!(r.is_err(), "{r:?}");
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(srv.handled.load(Ordering::SeqCst), 0);
+    assert_refused(&srv, config);
 }
 
 #[test]
@@ -187,12 +192,7 @@ fn plain_tcp_and_tls_without_a_client_certificate_are_refused() {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let r = tls::connect(srv.addr.to_string(), None, Arc::new(config), &quick())
-        .map_err(|e| e.to_string())
-        .and_then(ping);
-    assert!(r.is_err(), "{r:?}");
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(srv.handled.load(Ordering::SeqCst), 0);
+    assert_refused(&srv, Arc::new(config));
 }
 
 #[test]

@@ -37,8 +37,8 @@ pub fn key() -> &'static SecretKey {
 pub type Running =
     std::thread::JoinHandle<Result<secure_ops::SessionSummary, secure_ops::ProtocolError>>;
 
-/// S1 connected to a fresh S2 thread holding `sk`.
-pub fn session_with(sk: &SecretKey, params: SessionParams) -> (S1<Mem>, Running) {
+/// A fresh S2 thread holding `sk` (no randomizer pool) and S1's end of its channel.
+pub fn spawn_s2(sk: &SecretKey) -> (Mem, Running) {
     let (c1, c2) = pair();
     let sk2 = sk.clone();
     let h = std::thread::spawn(move || {
@@ -52,6 +52,12 @@ pub fn session_with(sk: &SecretKey, params: SessionParams) -> (S1<Mem>, Running)
         )
         .serve(c2)
     });
+    (c1, h)
+}
+
+/// S1 connected to a fresh S2 thread holding `sk`.
+pub fn session_with(sk: &SecretKey, params: SessionParams) -> (S1<Mem>, Running) {
+    let (c1, h) = spawn_s2(sk);
     let s1 = S1::connect(sk.public_key().clone(), c1, params).unwrap();
     (s1, h)
 }
