@@ -337,6 +337,7 @@ fn serve_train(
             let ck = Checkpoint {
                 model: m.clone(),
                 config: config.clone(),
+                position: 0,
             };
             cell.borrow_mut()
                 .send_msg(&ServerMsg::Checkpoint(Box::new(ck)))

@@ -371,6 +371,7 @@ struct RawModel {
 struct RawCheckpoint {
     model: RawModel,
     config: smlp::encrypted::TrainConfig,
+    position: usize,
 }
 
 #[test]
@@ -431,6 +432,7 @@ fn crafted_model_checkpoint_and_prediction_files_give_errors_not_panics() {
                     batch: 1,
                     seed: 1,
                 },
+                position: 0,
             },
         )
         .unwrap();

@@ -33,7 +33,8 @@ pub const MODEL: FileKind = FileKind {
 pub const CHECKPOINT: FileKind = FileKind {
     tag: *b"CKPT",
     name: "training checkpoint",
-    version: 1,
+    // 2: checkpoints within an epoch (`position`).
+    version: 2,
 };
 /// An encrypted predictions file.
 pub const PREDICTIONS: FileKind = FileKind {
@@ -315,13 +316,47 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
-/// A checkpoint: the model after `model.epochs_trained` epochs of a run with `config`.
+/// A checkpoint: the model after `model.epochs_trained` whole epochs and the first `position`
+/// samples (in [`epoch_order`]) of the next one, of a run with `config`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The model so far.
     pub model: EncryptedModel,
     /// The run's configuration.
     pub config: TrainConfig,
+    /// Samples of epoch `model.epochs_trained` already trained (0 at an epoch boundary; a
+    /// multiple of the batch size).
+    pub position: usize,
+}
+
+impl Checkpoint {
+    /// Checks that this checkpoint can continue `config` on `samples` samples: same batch and
+    /// seed, no more epochs than requested, a position on a batch boundary inside the epoch.
+    pub fn check_resumable(&self, config: &TrainConfig, samples: usize) -> SecureResult<()> {
+        let c = &self.config;
+        if (c.batch, c.seed) != (config.batch, config.seed) {
+            return Err(SecureError::Mismatch(format!(
+                "the checkpoint's run used batch {} and seed {}, this one batch {} and seed {}",
+                c.batch, c.seed, config.batch, config.seed
+            )));
+        }
+        if self.model.epochs_trained > config.epochs
+            || (self.model.epochs_trained == config.epochs && self.position > 0)
+        {
+            return Err(SecureError::Mismatch(format!(
+                "the checkpoint already has {} epochs, more than the {} requested",
+                self.model.epochs_trained, config.epochs
+            )));
+        }
+        if self.position >= samples.max(1) || self.position % config.batch.max(1) != 0 {
+            return Err(SecureError::Mismatch(format!(
+                "the checkpoint's position {} is not a batch boundary of an epoch of {samples} \
+                 samples",
+                self.position
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Progress of a training or classification run.
@@ -668,8 +703,31 @@ pub fn train<C: Channel>(
     model: &mut EncryptedModel,
     data: &EncryptedDataset,
     config: &TrainConfig,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress),
     mut on_epoch: impl FnMut(&EncryptedModel) -> SecureResult<()>,
+) -> SecureResult<()> {
+    train_from(s1, model, data, config, 0, progress, |m, position| {
+        if position == 0 {
+            on_epoch(m)
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// [`train`] from a checkpoint within an epoch: the first `position` samples of epoch
+/// `model.epochs_trained` are already trained. `on_batch(model, position)` is called after every
+/// batch with the position reached in epoch `model.epochs_trained` (0 right after an epoch ends),
+/// so that `Checkpoint { model, config, position }` can be saved at any batch boundary; resuming
+/// from it gives the same computation as the uninterrupted run (bit for bit in the strict profile).
+pub fn train_from<C: Channel>(
+    s1: &mut S1<C>,
+    model: &mut EncryptedModel,
+    data: &EncryptedDataset,
+    config: &TrainConfig,
+    position: usize,
+    mut progress: impl FnMut(&Progress),
+    mut on_batch: impl FnMut(&EncryptedModel, usize) -> SecureResult<()>,
 ) -> SecureResult<()> {
     check_session(s1, model)?;
     data.check(s1.public_key(), true)?;
@@ -682,13 +740,22 @@ pub fn train<C: Channel>(
     if data.is_empty() {
         return Err(SecureError::Mismatch("the data set is empty".into()));
     }
-    let start = Instant::now();
     let n = data.len();
+    if position > 0 {
+        Checkpoint {
+            model: model.clone(),
+            config: config.clone(),
+            position,
+        }
+        .check_resumable(config, n)?;
+    }
+    let start = Instant::now();
+    let mut skip = position;
     while model.epochs_trained < config.epochs {
         let epoch = model.epochs_trained;
         let order = epoch_order(n, config.seed, epoch);
-        let mut done = 0;
-        for chunk in order.chunks(config.batch) {
+        let mut done = std::mem::take(&mut skip);
+        for chunk in order[done..].chunks(config.batch) {
             let batch: Vec<&EncryptedSample> = chunk.iter().map(|&i| &data.samples[i]).collect();
             train_batch(s1, model, &batch)?;
             done += chunk.len();
@@ -699,9 +766,13 @@ pub fn train<C: Channel>(
                 total: n,
                 elapsed: start.elapsed(),
             });
+            if done == n {
+                model.epochs_trained += 1;
+                on_batch(model, 0)?;
+            } else {
+                on_batch(model, done)?;
+            }
         }
-        model.epochs_trained += 1;
-        on_epoch(model)?;
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use secure_ops::{
 };
 use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
 use smlp::encrypted::{
-    classify, encrypt_params, new_model, train, Checkpoint, EncryptedDataset, SecureError,
-    TrainConfig, CHECKPOINT,
+    classify, encrypt_params, new_model, train, train_from, Checkpoint, EncryptedDataset,
+    SecureError, TrainConfig, CHECKPOINT,
 };
 use smlp::{
     init_fixed, FixedMlp, FixedParams, LearningRate, Params, Rounding, Shape, TrainOptions,
@@ -309,6 +309,7 @@ fn resume_from_checkpoint_equals_uninterrupted_run() {
                 &Checkpoint {
                     model: m.clone(),
                     config: cfg.clone(),
+                    position: 0,
                 },
             )?;
             Err(SecureError::Mismatch("simulated crash".into()))
@@ -325,6 +326,61 @@ fn resume_from_checkpoint_equals_uninterrupted_run() {
         full.decrypt(key()).unwrap()
     );
     assert_eq!(resumed.epochs_trained, 2);
+
+    // Interrupted within epoch 2 (after 2 of its batches): resuming from that position equals
+    // the uninterrupted run too; a position off a batch boundary is refused.
+    let mut part = paillier::format::read_file::<Checkpoint>(&CHECKPOINT, &path)
+        .unwrap()
+        .model;
+    let mut saved: Option<Checkpoint> = None;
+    let r = train_from(
+        &mut s1,
+        &mut part,
+        &enc,
+        &cfg,
+        0,
+        |_| {},
+        |m, position| {
+            if position == 2 * cfg.batch {
+                saved = Some(Checkpoint {
+                    model: m.clone(),
+                    config: cfg.clone(),
+                    position,
+                });
+                return Err(SecureError::Mismatch("simulated crash".into()));
+            }
+            Ok(())
+        },
+    );
+    assert!(r.is_err());
+    let saved = saved.expect("a mid-epoch checkpoint");
+    assert_eq!((saved.model.epochs_trained, saved.position), (1, 4));
+    let mut bad = saved.model.clone();
+    let err = train_from(&mut s1, &mut bad, &enc, &cfg, 3, |_| {}, |_, _| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("batch boundary"), "{err}");
+    let mut resumed = saved.model;
+    let mut positions = vec![];
+    train_from(
+        &mut s1,
+        &mut resumed,
+        &enc,
+        &cfg,
+        saved.position,
+        |_| {},
+        |_, p| {
+            positions.push(p);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        resumed.decrypt(key()).unwrap(),
+        full.decrypt(key()).unwrap()
+    );
+    assert_eq!(resumed.epochs_trained, 2);
+    let n = enc.len();
+    let want: Vec<usize> = (4 + 2..n).step_by(2).chain([0]).collect();
+    assert_eq!(positions, want);
 
     // A corrupted checkpoint is refused with a clear error.
     let mut bytes = std::fs::read(&path).unwrap();

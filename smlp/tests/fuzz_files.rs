@@ -81,6 +81,7 @@ fn valid_files() -> Vec<(FileKind, Vec<u8>)> {
             batch: 1,
             seed: 1,
         },
+        position: 0,
     };
     vec![
         (PUBLIC_KEY, format::seal(&PUBLIC_KEY, pk).unwrap()),
