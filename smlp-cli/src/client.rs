@@ -1,18 +1,28 @@
-//! `smlp train` and `smlp classify`: the data owner's side of the client protocol.
+//! The data owner's commands that talk to S1: `upload`, `train`, `jobs`, `wait`, `fetch`,
+//! `cancel`, `classify`, `list`, `delete`.
+//!
+//! S1 keeps what it is given (encrypted data sets and models) and runs jobs on its own: `train`
+//! and `classify` submit a job and, unless `--detach`, wait for it with a progress bar and fetch
+//! the result. A dropped connection (a laptop that sleeps, Ctrl-C) does not stop the job: `smlp
+//! wait JOB` picks it up again, `smlp fetch JOB` gets its result.
 
 use crate::bail;
-use crate::error::{CliError, CliResult, Context};
-use crate::proto::{ClassifyRequest, ClientMsg, ServerMsg, TrainRequest, VERSION};
+use crate::error::{CliError, CliResult};
+use crate::proto::{
+    ClassifyRequest, ClientMsg, JobInfo, JobKind, JobState, ObjectInfo, ObjectKind, ServerMsg,
+    TrainRequest, VERSION,
+};
+use crate::store::looks_like_id;
 use crate::util::{bytes, sample_bar, secs, show_progress};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
-use paillier::format::{read_file, write_file};
-use paillier::{Fingerprint, PublicKey};
+use paillier::format::{open, read_file, write_atomic};
+use paillier::PublicKey;
 use rand::SeedableRng;
 use secure_ops::Profile;
 use smlp::encrypted::{
-    encrypt_params, Checkpoint, Costs, EncryptedDataset, EncryptedModel, TrainConfig, CHECKPOINT,
-    DATASET, MODEL, PREDICTIONS,
+    encrypt_params, Checkpoint, Costs, EncryptedDataset, EncryptedModel, EncryptedPredictions,
+    TrainConfig, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
 };
 use smlp::{init_fixed, FixedParams, LearningRate, Shape};
 use std::path::{Path, PathBuf};
@@ -45,12 +55,13 @@ pub struct S1Args {
     /// Address of S1.
     #[arg(long, default_value = "127.0.0.1:7001")]
     pub s1: String,
-    /// Statistical security parameter κ of the blinding (at least 40).
-    #[arg(long, default_value_t = 80)]
-    pub kappa: u32,
     /// How long to wait for S1's next message (seconds).
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+    /// While waiting for a job: how long to keep reconnecting after the connection to S1 drops
+    /// (seconds; the job goes on at S1 regardless).
+    #[arg(long, default_value_t = 120)]
+    pub reconnect_secs: u64,
     /// Do not show a progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -64,24 +75,52 @@ pub struct S1Args {
     pub tls: crate::tls::TlsArgs,
 }
 
-/// Trains an MLP on an encrypted data set, through S1 (which works with S2).
+/// Uploads an encrypted data set to S1, which keeps it; prints its id.
 ///
-/// Uploads the encrypted data and the training request to S1, shows progress (epoch, samples,
-/// throughput, ETA; the loss is unknown to S1) and writes the encrypted model. Nobody but the
-/// secret-key holder can read the model: `smlp decrypt` it, or `smlp classify` with it.
+/// An identical data set already uploaded by the same owner is not stored twice: its id is
+/// printed. Training and classification jobs then name it with --dataset ID / --data ID.
+#[derive(Args, Debug, Clone)]
+pub struct UploadArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// Encrypted data set (from `smlp encrypt`).
+    #[arg(long, value_name = "DATA.enc")]
+    pub data: PathBuf,
+    /// Name shown by `smlp list datasets` [default: the file name].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Trains an MLP on an encrypted data set at S1 (which works with S2): a job that runs without
+/// the owner.
 ///
-/// Initial weights are drawn by S2 (nobody sees them) unless --init-seed is given: then this
-/// client draws them as `init_fixed(shape, params, ChaCha8Rng::seed_from_u64(SEED))` of the smlp
-/// crate and sends them encrypted, so that a plaintext reference run can start from the same
-/// weights. With --resume, the network, parameters, batch and seed default to the checkpoint's
-/// and must match it; --epochs is the total, counting the checkpoint's epochs.
+/// Submits the job (uploading --data FILE first, or naming a stored --dataset ID), then, unless
+/// --detach, shows its progress (epoch, samples, throughput, ETA; the loss is unknown to S1) and
+/// writes the encrypted model to --out. Leaving (Ctrl-C, a dropped network) does not stop the
+/// job: `smlp wait JOB`, `smlp fetch JOB --out MODEL.enc`. Nobody but the secret-key holder can
+/// read the model: `smlp decrypt` it, or `smlp classify` with it.
+///
+/// Initial weights are drawn by S2 and S1 (nobody sees them) unless --init-seed is given: then
+/// this client draws them as `init_fixed(shape, params, ChaCha8Rng::seed_from_u64(SEED))` of the
+/// smlp crate and sends them encrypted, so that a plaintext reference run can start from the same
+/// weights. With --resume CKPT (from `smlp fetch JOB --checkpoint`), the network, parameters,
+/// batch and seed default to the checkpoint's and must match it; --epochs is the total, counting
+/// the checkpoint's epochs.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub conn: S1Args,
-    /// Encrypted training data (from `smlp encrypt`).
+    /// Id of a data set stored at S1 (`smlp upload`).
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "data",
+        required_unless_present = "data"
+    )]
+    pub dataset: Option<String>,
+    /// Encrypted training data (from `smlp encrypt`), uploaded first.
     #[arg(long, value_name = "TRAIN.enc")]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// Hidden layer sizes, e.g. 8 or 16,8 [default: 8].
     #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
     pub hidden: Option<Vec<usize>>,
@@ -106,156 +145,393 @@ pub struct TrainArgs {
     /// Protocol profile [default: fast].
     #[arg(long, value_enum)]
     pub profile: Option<ProfileArg>,
+    /// Statistical security parameter κ of the blinding (at least 40).
+    #[arg(long, default_value_t = 80)]
+    pub kappa: u32,
     /// Draw the initial weights here from this seed (reproducible runs) instead of at S2.
     #[arg(long, conflicts_with = "resume")]
     pub init_seed: Option<u64>,
-    /// Write a checkpoint here after every epoch.
-    #[arg(long, value_name = "CKPT")]
-    pub checkpoint: Option<PathBuf>,
     /// Continue the run saved in this checkpoint.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
+    /// Print the job id and return at once.
+    #[arg(long)]
+    pub detach: bool,
     /// Output file (encrypted model).
-    #[arg(long, value_name = "MODEL.enc")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "MODEL.enc", required_unless_present = "detach")]
+    pub out: Option<PathBuf>,
 }
 
-/// Classifies an encrypted data set with an encrypted model, through S1.
+/// Classifies encrypted samples with an encrypted model at S1: a job that runs without the owner.
 ///
 /// The predictions stay encrypted: `smlp decrypt` them with the secret key.
 #[derive(Args, Debug, Clone)]
 pub struct ClassifyArgs {
     #[command(flatten)]
     pub conn: S1Args,
-    /// Encrypted model (from `smlp train`).
-    #[arg(long, value_name = "MODEL.enc")]
-    pub model: PathBuf,
-    /// Encrypted samples (from `smlp encrypt`; labels, if any, are not used).
-    #[arg(long, value_name = "TEST.enc")]
-    pub data: PathBuf,
+    /// Encrypted model: a file (from `smlp fetch`), uploaded first, or the id of a model at S1.
+    #[arg(long, value_name = "MODEL.enc|ID")]
+    pub model: String,
+    /// Encrypted samples: a file (from `smlp encrypt`, labels optional), uploaded first, or the
+    /// id of a data set at S1.
+    #[arg(long, value_name = "NEW.enc|ID")]
+    pub data: String,
     /// Samples per forward pass (one S2 round trip per layer and chunk).
     #[arg(long, default_value_t = 32)]
     pub chunk: usize,
     /// Protocol profile [default: the model's].
     #[arg(long, value_enum)]
     pub profile: Option<ProfileArg>,
+    /// Statistical security parameter κ of the blinding (at least 40).
+    #[arg(long, default_value_t = 80)]
+    pub kappa: u32,
+    /// Print the job id and return at once.
+    #[arg(long)]
+    pub detach: bool,
     /// Output file (encrypted predictions).
-    #[arg(long, value_name = "PRED.enc")]
+    #[arg(long, value_name = "PRED.enc", required_unless_present = "detach")]
+    pub out: Option<PathBuf>,
+}
+
+/// Lists the owner's jobs at S1: id, kind, state, progress, samples/s, ETA, start.
+#[derive(Args, Debug, Clone)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+}
+
+/// Waits for a job with a progress bar. Exit code: 0 done, 1 failed, 3 cancelled.
+#[derive(Args, Debug, Clone)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// Job id.
+    pub job: String,
+}
+
+/// Writes a stored object, or a job's result, to a file.
+///
+/// A training job gives its model, a classification job its predictions; `--checkpoint` gives a
+/// training job's latest checkpoint (it may still be running), for `smlp train --resume`.
+#[derive(Args, Debug, Clone)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// Job, model, data-set or predictions id.
+    pub id: String,
+    /// The training job's latest checkpoint instead of its model.
+    #[arg(long)]
+    pub checkpoint: bool,
+    /// Output file.
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
 
-/// What a training run did.
+/// Cancels a queued or running job (a running one stops at its next exchange with S2).
+#[derive(Args, Debug, Clone)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// Job id.
+    pub job: String,
+}
+
+/// What `smlp list` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListWhat {
+    /// Encrypted data sets.
+    Datasets,
+    /// Encrypted models.
+    Models,
+    /// Encrypted predictions.
+    Predictions,
+}
+
+/// Lists the owner's data sets, models or predictions at S1.
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// What to list.
+    #[arg(value_enum)]
+    pub what: ListWhat,
+}
+
+/// Deletes a data set, model or predictions (not while a job uses it), or an ended job.
+#[derive(Args, Debug, Clone)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// Id.
+    pub id: String,
+}
+
+/// What a finished job did.
 #[derive(Debug, Clone)]
-pub struct TrainSummary {
-    /// S1's training time.
+pub struct JobSummary {
+    /// The job.
+    pub job: JobInfo,
+    /// S1's working time (last run).
     pub elapsed: Duration,
-    /// Costs of the S1–S2 session.
+    /// Costs of the S1–S2 session (last run).
     pub costs: Costs,
 }
 
-/// What a classification run did.
-#[derive(Debug, Clone)]
-pub struct ClassifySummary {
-    /// S1's classification time.
-    pub elapsed: Duration,
-    /// Costs of the S1–S2 session.
-    pub costs: Costs,
+/// How a request to S1 failed.
+#[derive(Debug)]
+enum Failure {
+    /// The connection failed (worth reconnecting).
+    Link(CliError),
+    /// S1 answered with an error.
+    Refused(CliError),
 }
 
-/// Connects to S1 over TLS (our owner certificate; S1's certificate and role checked) and
-/// exchanges Hello/Welcome; returns the channel and S1's public key.
-pub fn connect_s1(conn: &S1Args) -> CliResult<(TlsChannel, PublicKey)> {
-    transport::pki::check_owner_name(&conn.owner)?;
-    let creds = conn
-        .tls
-        .load(&format!("owner-{}", conn.owner), Role::Owner)?;
-    let opts = TcpOptions::default()
-        .with_read_timeout(Some(Duration::from_secs(conn.timeout_secs.max(1))))
-        .with_connect_timeout(Duration::from_secs(10));
-    let mut chan = tls::connect(
-        conn.s1.as_str(),
-        conn.s1_name.as_deref(),
-        creds.client_config(Role::S1)?,
-        &opts,
-    )
-    .map_err(|e| match e {
-        transport::TransportError::Tls { .. } => CliError(format!(
-            "{e} (are this owner's certificate and S1's from the same deployment PKI, and is \
-             {} a name in S1's certificate?)",
-            conn.s1_name
-                .as_deref()
-                .unwrap_or_else(|| tls::host_of(&conn.s1))
-        )),
-        e => CliError(format!("S1 is unreachable: {e}")),
-    })?;
-    chan.send_msg(&ClientMsg::Hello { version: VERSION })
-        .map_err(|e| s1_error(conn, e))?;
-    match chan
-        .recv_msg::<ServerMsg>()
-        .map_err(|e| s1_error(conn, e))?
-    {
-        ServerMsg::Welcome {
-            version,
-            public_key,
-        } if version == VERSION => Ok((chan, public_key)),
-        ServerMsg::Welcome { version, .. } => bail!(
-            "S1 at {} speaks protocol version {version}, this client version {VERSION}",
-            conn.s1
-        ),
-        ServerMsg::Error(m) => bail!("S1: {m}"),
-        other => bail!("protocol violation by S1: unexpected {}", msg_name(&other)),
-    }
-}
-
-fn s1_error(conn: &S1Args, e: MessageError) -> CliError {
-    match e {
-        MessageError::Channel(ChannelError::Closed)
-        | MessageError::Channel(ChannelError::Truncated { .. }) => CliError(format!(
-            "S1 at {} closed the connection unexpectedly",
-            conn.s1
-        )),
-        MessageError::Channel(ChannelError::Timeout) => CliError(format!(
-            "no message from S1 at {} for {} s (see --timeout-secs)",
-            conn.s1, conn.timeout_secs
-        )),
-        MessageError::Channel(ChannelError::Io(io)) if io.to_string().contains("alert") => {
-            CliError(format!(
-                "S1 at {} refused this client's TLS certificate ({io}): is the owner certificate \
-                 from the same deployment PKI as S1's?",
-                conn.s1
-            ))
+impl From<Failure> for CliError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Link(e) | Failure::Refused(e) => e,
         }
-        e => CliError(format!("connection to S1 at {}: {e}", conn.s1)),
     }
 }
 
-fn msg_name(m: &ServerMsg) -> &'static str {
-    match m {
+/// A connection to S1, after Hello/Welcome.
+pub struct Client {
+    chan: TlsChannel,
+    pk: PublicKey,
+    s1: String,
+    timeout_secs: u64,
+}
+
+impl Client {
+    /// Connects to S1 over TLS (our owner certificate; S1's certificate and role checked) and
+    /// exchanges Hello/Welcome.
+    pub fn connect(conn: &S1Args) -> CliResult<Client> {
+        Self::try_connect(conn).map_err(CliError::from)
+    }
+
+    fn try_connect(conn: &S1Args) -> Result<Client, Failure> {
+        let refused = |e: CliError| Failure::Refused(e);
+        transport::pki::check_owner_name(&conn.owner).map_err(|e| refused(e.into()))?;
+        let creds = conn
+            .tls
+            .load(&format!("owner-{}", conn.owner), Role::Owner)
+            .map_err(refused)?;
+        let opts = TcpOptions::default()
+            .with_read_timeout(Some(Duration::from_secs(conn.timeout_secs.max(1))))
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_max_frame(1 << 30);
+        let config = creds
+            .client_config(Role::S1)
+            .map_err(|e| refused(e.into()))?;
+        let chan = tls::connect(conn.s1.as_str(), conn.s1_name.as_deref(), config, &opts).map_err(
+            |e| match e {
+                transport::TransportError::Tls { .. } => Failure::Refused(CliError(format!(
+                    "{e} (are this owner's certificate and S1's from the same deployment PKI, \
+                     and is {} a name in S1's certificate?)",
+                    conn.s1_name
+                        .as_deref()
+                        .unwrap_or_else(|| tls::host_of(&conn.s1))
+                ))),
+                e => Failure::Link(CliError(format!("S1 is unreachable: {e}"))),
+            },
+        )?;
+        let mut chan = chan;
+        let link = |e| link_failure(&conn.s1, conn.timeout_secs, e);
+        chan.send_msg(&ClientMsg::Hello { version: VERSION })
+            .map_err(link)?;
+        match chan.recv_msg::<ServerMsg>().map_err(link)? {
+            ServerMsg::Welcome {
+                version,
+                public_key,
+            } if version == VERSION => Ok(Client {
+                chan,
+                pk: public_key,
+                s1: conn.s1.clone(),
+                timeout_secs: conn.timeout_secs,
+            }),
+            ServerMsg::Welcome { version, .. } => Err(Failure::Refused(CliError(format!(
+                "S1 at {} speaks protocol version {version}, this client version {VERSION}",
+                conn.s1
+            )))),
+            other => Err(violation(&other)),
+        }
+    }
+
+    /// S1's public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.pk
+    }
+
+    fn link(&self, e: MessageError) -> Failure {
+        link_failure(&self.s1, self.timeout_secs, e)
+    }
+
+    fn violation(&self, m: &ServerMsg) -> Failure {
+        violation(m)
+    }
+
+    fn recv(&mut self) -> Result<ServerMsg, Failure> {
+        match self.chan.recv_msg::<ServerMsg>() {
+            Ok(ServerMsg::Error(m)) => Err(Failure::Refused(CliError(format!("S1: {m}")))),
+            Ok(m) => Ok(m),
+            Err(e) => Err(self.link(e)),
+        }
+    }
+
+    fn request(&mut self, msg: &ClientMsg) -> Result<ServerMsg, Failure> {
+        self.chan.send_msg(msg).map_err(|e| self.link(e))?;
+        self.recv()
+    }
+
+    /// Uploads a data set; S1 keeps it (or an identical one already kept).
+    pub fn upload(&mut self, name: &str, data: EncryptedDataset) -> CliResult<ObjectInfo> {
+        check_key(&self.pk, &data.fingerprint, "data set", &self.s1)?;
+        match self.request(&ClientMsg::Upload {
+            name: name.to_string(),
+            data: Box::new(data),
+        })? {
+            ServerMsg::Stored(info) => Ok(info),
+            other => Err(self.violation(&other).into()),
+        }
+    }
+
+    /// Uploads a model.
+    pub fn upload_model(&mut self, name: &str, model: EncryptedModel) -> CliResult<ObjectInfo> {
+        check_key(&self.pk, &model.fingerprint, "model", &self.s1)?;
+        match self.request(&ClientMsg::UploadModel {
+            name: name.to_string(),
+            model: Box::new(model),
+        })? {
+            ServerMsg::Stored(info) => Ok(info),
+            other => Err(self.violation(&other).into()),
+        }
+    }
+
+    fn submitted(&mut self, msg: ClientMsg) -> CliResult<JobInfo> {
+        match self.request(&msg)? {
+            ServerMsg::Submitted(job) => Ok(job),
+            other => Err(self.violation(&other).into()),
+        }
+    }
+
+    /// The owner's jobs.
+    pub fn jobs(&mut self) -> CliResult<Vec<JobInfo>> {
+        match self.request(&ClientMsg::Jobs)? {
+            ServerMsg::JobList(j) => Ok(j),
+            other => Err(self.violation(&other).into()),
+        }
+    }
+
+    /// Follows a job until it ends; `on_status` sees every update.
+    fn watch(
+        &mut self,
+        job: &str,
+        mut on_status: impl FnMut(&JobInfo),
+    ) -> Result<JobInfo, Failure> {
+        self.chan
+            .send_msg(&ClientMsg::Watch {
+                job: job.to_string(),
+            })
+            .map_err(|e| self.link(e))?;
+        loop {
+            match self.recv()? {
+                ServerMsg::Status(info) if info.id == job => {
+                    on_status(&info);
+                    if info.state.ended() {
+                        return Ok(info);
+                    }
+                }
+                other => return Err(self.violation(&other)),
+            }
+        }
+    }
+
+    /// An object or a job's result (or checkpoint): its info and sealed bytes.
+    pub fn fetch(&mut self, id: &str, checkpoint: bool) -> CliResult<(ObjectInfo, Vec<u8>)> {
+        match self.request(&ClientMsg::Fetch {
+            id: id.to_string(),
+            checkpoint,
+        })? {
+            ServerMsg::Object { info, body } => Ok((info, body)),
+            other => Err(self.violation(&other).into()),
+        }
+    }
+
+    fn done(&mut self, msg: ClientMsg) -> CliResult<String> {
+        match self.request(&msg)? {
+            ServerMsg::Done(m) => Ok(m),
+            other => Err(self.violation(&other).into()),
+        }
+    }
+}
+
+fn link_failure(s1: &str, timeout_secs: u64, e: MessageError) -> Failure {
+    Failure::Link(CliError(match e {
+        MessageError::Channel(ChannelError::Closed)
+        | MessageError::Channel(ChannelError::Truncated { .. }) => {
+            format!("S1 at {s1} closed the connection unexpectedly")
+        }
+        MessageError::Channel(ChannelError::Timeout) => {
+            format!("no message from S1 at {s1} for {timeout_secs} s (see --timeout-secs)")
+        }
+        MessageError::Channel(ChannelError::Io(io)) if io.to_string().contains("alert") => {
+            format!(
+                "S1 at {s1} refused this client's TLS certificate ({io}): is the owner \
+                 certificate from the same deployment PKI as S1's?"
+            )
+        }
+        e => format!("connection to S1 at {s1}: {e}"),
+    }))
+}
+
+fn violation(m: &ServerMsg) -> Failure {
+    let name = match m {
         ServerMsg::Welcome { .. } => "Welcome",
-        ServerMsg::Started { .. } => "Started",
-        ServerMsg::Progress { .. } => "Progress",
-        ServerMsg::Checkpoint(_) => "Checkpoint",
-        ServerMsg::Trained { .. } => "Trained",
-        ServerMsg::Classified { .. } => "Classified",
-        ServerMsg::Error(_) => "Error",
-    }
+        ServerMsg::Stored(_) => "Stored",
+        ServerMsg::Submitted(_) => "Submitted",
+        ServerMsg::JobList(_) => "JobList",
+        ServerMsg::Status(_) => "Status",
+        ServerMsg::Object { .. } => "Object",
+        ServerMsg::Objects(_) => "Objects",
+        ServerMsg::Done(_) => "Done",
+        ServerMsg::Error(m) => return Failure::Refused(CliError(format!("S1: {m}"))),
+    };
+    Failure::Refused(CliError(format!(
+        "protocol violation by S1: unexpected {name}"
+    )))
 }
 
-fn check_fingerprint(
-    path: &Path,
-    what: &str,
-    fp: &Fingerprint,
-    pk: &PublicKey,
-    s1: &str,
-) -> CliResult<()> {
+fn check_key(pk: &PublicKey, fp: &paillier::Fingerprint, what: &str, s1: &str) -> CliResult<()> {
     if *fp != pk.fingerprint() {
         bail!(
-            "wrong key: the {what} {} is encrypted under key {fp}, but S1 at {s1} works under key {}",
-            path.display(),
+            "wrong key: the {what} is encrypted under key {fp}, but S1 at {s1} works under key {}",
             pk.fingerprint()
         );
     }
     Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Runs `smlp upload`.
+pub fn upload(args: &UploadArgs) -> CliResult<ObjectInfo> {
+    let data: EncryptedDataset = read_file(&DATASET, &args.data)?;
+    let mut c = Client::connect(&args.conn)?;
+    let name = args.name.clone().unwrap_or_else(|| file_name(&args.data));
+    let info = c.upload(&name, data)?;
+    println!("{}", info.id);
+    eprintln!(
+        "stored {} ({}, {})",
+        info.name,
+        info.summary,
+        bytes(info.bytes)
+    );
+    Ok(info)
 }
 
 /// Fills an option from the checkpoint, or checks that it agrees with it.
@@ -275,49 +551,15 @@ fn from_ckpt<T: PartialEq + Clone + std::fmt::Debug>(
     }
 }
 
-/// Progress display of a training or classification run.
-struct Display {
-    bar: ProgressBar,
-    lines: bool,
-    start_epoch: u64,
-    what: &'static str,
-}
-
-impl Display {
-    fn new(quiet: bool, start_epoch: u64, epochs: u64, samples: usize, what: &'static str) -> Self {
-        let len = epochs.saturating_sub(start_epoch).max(1) * samples as u64;
-        let bar = sample_bar(len, quiet);
-        bar.set_prefix(what);
-        Display {
-            bar,
-            lines: !quiet && !show_progress(quiet),
-            start_epoch,
-            what,
-        }
-    }
-    fn progress(&self, epoch: u64, epochs: u64, done: usize, total: usize) {
-        let pos = (epoch - self.start_epoch.min(epoch)) * total as u64 + done as u64;
-        self.bar.set_position(pos);
-        if self.what == "training" {
-            self.bar
-                .set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
-        }
-    }
-    fn line(&self, text: String) {
-        if self.lines {
-            eprintln!("{text}");
-        } else {
-            self.bar.println(text);
-        }
-    }
-}
-
 /// Runs `smlp train`.
-pub fn train(args: &TrainArgs) -> CliResult<TrainSummary> {
+pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     let conn = &args.conn;
-    let data: EncryptedDataset = read_file(&DATASET, &args.data)?;
     let ckpt: Option<Checkpoint> = match &args.resume {
         Some(p) => Some(read_file(&CHECKPOINT, p)?),
+        None => None,
+    };
+    let local: Option<EncryptedDataset> = match &args.data {
+        Some(p) => Some(read_file(&DATASET, p)?),
         None => None,
     };
     let cm = ckpt.as_ref().map(|c| &c.model);
@@ -360,33 +602,45 @@ pub fn train(args: &TrainArgs) -> CliResult<TrainSummary> {
     if epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    if data.is_empty() {
-        bail!("{} holds no samples", args.data.display());
-    }
-    let fixed = FixedParams::new(
-        data.frac_bits,
-        LearningRate::new(lr_num, lr_shift)?,
-        value_bits,
-    )?;
-    let mut sizes = vec![data.features];
-    sizes.extend_from_slice(&hidden);
-    sizes.push(data.outputs());
-    let shape = Shape::new(sizes)?;
-    if let Some(c) = &ckpt {
-        if c.model.shape != shape {
+    if let Some(d) = &local {
+        if d.is_empty() {
             bail!(
-                "the checkpoint's network {} does not fit {} (network {shape})",
-                c.model.shape,
-                args.data.display()
+                "{} holds no samples",
+                args.data
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
             );
-        }
-        if c.model.fingerprint != data.fingerprint {
-            bail!("the checkpoint and the data set are encrypted under different keys");
         }
     }
 
-    let (mut chan, pk) = connect_s1(conn)?;
-    check_fingerprint(&args.data, "data set", &data.fingerprint, &pk, &conn.s1)?;
+    let mut c = Client::connect(conn)?;
+    let dataset = match (&args.dataset, local, &args.data) {
+        (Some(id), _, _) => id.clone(),
+        (None, Some(d), Some(p)) => {
+            let info = c.upload(&file_name(p), d)?;
+            if !conn.quiet {
+                eprintln!("uploaded {} as {} ({})", p.display(), info.id, info.summary);
+            }
+            info.id
+        }
+        _ => bail!("give --dataset ID or --data FILE"),
+    };
+    // The shape and f of the stored data set: from its listing would need a download; the
+    // owner's request is checked by S1, the initial weights need f and the shape here.
+    let (features, outputs, frac_bits) = dataset_shape(&mut c, &dataset, args.data.as_deref())?;
+    let fixed = FixedParams::new(frac_bits, LearningRate::new(lr_num, lr_shift)?, value_bits)?;
+    let mut sizes = vec![features];
+    sizes.extend_from_slice(&hidden);
+    sizes.push(outputs);
+    let shape = Shape::new(sizes)?;
+    if let Some(ck) = &ckpt {
+        if ck.model.shape != shape {
+            bail!(
+                "the checkpoint's network {} does not fit the data set (network {shape})",
+                ck.model.shape
+            );
+        }
+    }
     let initial = match args.init_seed {
         Some(s) => {
             let init = init_fixed(
@@ -394,13 +648,12 @@ pub fn train(args: &TrainArgs) -> CliResult<TrainSummary> {
                 &fixed,
                 &mut rand_chacha::ChaCha8Rng::seed_from_u64(s),
             );
-            Some(encrypt_params(&pk, &init)?)
+            Some(encrypt_params(c.public_key(), &init)?)
         }
         None => None,
     };
-    let samples = data.len();
     let req = TrainRequest {
-        data,
+        dataset,
         hidden,
         fixed,
         config: TrainConfig {
@@ -409,97 +662,176 @@ pub fn train(args: &TrainArgs) -> CliResult<TrainSummary> {
             seed,
         },
         profile,
-        kappa: conn.kappa,
+        kappa: args.kappa,
         initial,
         resume: ckpt,
     };
-    let wall = Instant::now();
-    chan.send_msg(&ClientMsg::Train(Box::new(req)))
-        .map_err(|e| s1_error(conn, e))?;
+    let job = c.submitted(ClientMsg::Train(Box::new(req)))?;
+    submitted_line(&job, args.detach);
+    if args.detach {
+        return Ok(None);
+    }
+    let out = args
+        .out
+        .as_deref()
+        .expect("clap requires --out without --detach");
+    let summary = wait_and_fetch(conn, c, &job.id, out)?;
+    let elapsed = summary.elapsed;
+    let steps = (summary.job.samples * epochs).max(1);
+    println!(
+        "trained {shape} ({profile} profile) for {epochs} epoch(s) on {} samples in {} ({:.2} s \
+         per sample of its last run) → {}",
+        summary.job.samples,
+        secs(elapsed),
+        elapsed.as_secs_f64() / steps as f64,
+        out.display()
+    );
+    print_costs(&summary.costs);
+    Ok(Some(summary))
+}
+
+/// Features, outputs and f of a data set: from the local file, or fetched from S1.
+fn dataset_shape(c: &mut Client, id: &str, local: Option<&Path>) -> CliResult<(usize, usize, u32)> {
+    let d: EncryptedDataset = match local {
+        Some(p) => read_file(&DATASET, p)?,
+        None => {
+            let (_, body) = c.fetch(id, false)?;
+            open(&DATASET, &body)?
+        }
+    };
+    Ok((d.features, d.outputs(), d.frac_bits))
+}
+
+fn submitted_line(job: &JobInfo, detach: bool) {
+    if detach {
+        println!("{}", job.id);
+    } else {
+        eprintln!(
+            "job {} queued; leaving does not stop it (smlp wait {0}, smlp cancel {0})",
+            job.id
+        );
+    }
+}
+
+/// Waits for the job (reconnecting when the connection drops), then fetches its result to `out`.
+fn wait_and_fetch(conn: &S1Args, c: Client, job: &str, out: &Path) -> CliResult<JobSummary> {
+    let info = wait_job(conn, Some(c), job)?;
+    match info.state {
+        JobState::Done => {}
+        JobState::Failed => bail!(
+            "job {job} failed: {}",
+            info.note.as_deref().unwrap_or("no reason given")
+        ),
+        _ => bail!("job {job} was cancelled"),
+    }
+    let mut c = Client::connect(conn)?;
+    fetch_to(&mut c, job, false, out)?;
+    Ok(JobSummary {
+        elapsed: Duration::from_millis(info.elapsed_ms.unwrap_or(0)),
+        costs: info.costs.unwrap_or_default(),
+        job: info,
+    })
+}
+
+/// Follows a job to its end with a progress bar, reconnecting for up to `--reconnect-secs`.
+fn wait_job(conn: &S1Args, mut client: Option<Client>, job: &str) -> CliResult<JobInfo> {
     let mut display: Option<Display> = None;
-    let mut start_epoch = 0;
+    let mut last_ok = Instant::now();
+    let mut warned = false;
     loop {
-        let msg = chan.recv_msg::<ServerMsg>().map_err(|e| s1_error(conn, e));
-        let msg = match msg {
-            Ok(m) => m,
+        let attempt = match client.take() {
+            Some(c) => Ok(c),
+            None => Client::try_connect(conn),
+        }
+        .and_then(|mut c| {
+            c.watch(job, |info| {
+                last_ok = Instant::now();
+                let d = display.get_or_insert_with(|| Display::new(conn.quiet, info));
+                d.update(info);
+            })
+        });
+        match attempt {
+            Ok(info) => {
+                if let Some(d) = &display {
+                    d.bar.finish_and_clear();
+                }
+                return Ok(info);
+            }
+            Err(Failure::Link(e))
+                if last_ok.elapsed() < Duration::from_secs(conn.reconnect_secs) =>
+            {
+                if !warned {
+                    let msg = format!("{e}; reconnecting (job {job} goes on at S1)");
+                    match &display {
+                        Some(d) => d.line(msg),
+                        None => eprintln!("{msg}"),
+                    }
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
             Err(e) => {
                 if let Some(d) = &display {
                     d.bar.abandon();
                 }
-                return Err(e);
+                let e = CliError::from(e);
+                bail!("{e} (job {job} goes on at S1: smlp wait {job})");
             }
-        };
-        match msg {
-            ServerMsg::Started {
-                start_epoch: s,
-                epochs: e,
-                samples: n,
-            } => {
-                start_epoch = s;
-                let d = Display::new(conn.quiet, s, e, n, "training");
-                if s > 0 {
-                    d.line(format!("resuming after epoch {s} of {e}"));
-                }
-                display = Some(d);
-            }
-            ServerMsg::Progress {
-                epoch,
-                epochs,
-                done,
-                total,
-                ..
-            } => {
-                if let Some(d) = &display {
-                    d.progress(epoch, epochs, done, total);
-                }
-            }
-            ServerMsg::Checkpoint(ck) => {
-                if let Some(p) = &args.checkpoint {
-                    write_file(&CHECKPOINT, p, &*ck).context("cannot write the checkpoint")?;
-                }
-                if let Some(d) = &display {
-                    d.line(format!(
-                        "epoch {}/{} finished after {}{}",
-                        ck.model.epochs_trained,
-                        ck.config.epochs,
-                        secs(wall.elapsed()),
-                        args.checkpoint
-                            .as_ref()
-                            .map_or(String::new(), |p| format!(", checkpoint → {}", p.display()))
+        }
+    }
+}
+
+/// Progress display of a job.
+struct Display {
+    bar: ProgressBar,
+    lines: bool,
+    epoch: Option<u64>,
+    start: Instant,
+}
+
+impl Display {
+    fn new(quiet: bool, info: &JobInfo) -> Self {
+        let bar = sample_bar(
+            info.epochs.max(1).saturating_mul(info.samples.max(1)),
+            quiet,
+        );
+        bar.set_prefix(info.kind.name());
+        Display {
+            bar,
+            lines: !quiet && !show_progress(quiet),
+            epoch: None,
+            start: Instant::now(),
+        }
+    }
+    fn update(&mut self, info: &JobInfo) {
+        self.bar
+            .set_length(info.epochs.max(1).saturating_mul(info.samples.max(1)));
+        let pos = info.epoch.saturating_mul(info.samples) + info.done;
+        self.bar.set_position(pos);
+        if info.kind == JobKind::Train {
+            self.bar.set_prefix(format!(
+                "epoch {}/{}",
+                (info.epoch + 1).min(info.epochs),
+                info.epochs
+            ));
+            if let Some(prev) = self.epoch {
+                if info.epoch > prev && info.state == JobState::Running {
+                    self.line(format!(
+                        "epoch {}/{} finished after {}",
+                        info.epoch,
+                        info.epochs,
+                        secs(self.start.elapsed())
                     ));
                 }
             }
-            ServerMsg::Trained {
-                model,
-                costs,
-                elapsed_ms,
-            } => {
-                if let Some(d) = &display {
-                    d.bar.finish_and_clear();
-                }
-                write_file(&MODEL, &args.out, &*model)?;
-                let elapsed = Duration::from_millis(elapsed_ms);
-                let epochs_run = model.epochs_trained - start_epoch;
-                let steps = (epochs_run as usize * samples).max(1);
-                println!(
-                    "trained {} ({} profile) for {epochs_run} epoch(s) on {samples} samples in {} \
-                     ({:.2} s per sample) → {}",
-                    model.shape,
-                    model.profile,
-                    secs(elapsed),
-                    elapsed.as_secs_f64() / steps as f64,
-                    args.out.display()
-                );
-                print_costs(&costs);
-                return Ok(TrainSummary { elapsed, costs });
-            }
-            ServerMsg::Error(m) => {
-                if let Some(d) = &display {
-                    d.bar.abandon();
-                }
-                bail!("S1: {m}")
-            }
-            other => bail!("protocol violation by S1: unexpected {}", msg_name(&other)),
+            self.epoch = Some(info.epoch);
+        }
+    }
+    fn line(&self, text: String) {
+        if self.lines {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
         }
     }
 }
@@ -517,102 +849,266 @@ fn print_costs(c: &Costs) {
     );
 }
 
+/// A model or data set given as a file (uploaded) or as the id of a stored one.
+fn object_ref(
+    c: &mut Client,
+    arg: &str,
+    kind: ObjectKind,
+    quiet: bool,
+) -> CliResult<(String, Option<usize>)> {
+    let path = Path::new(arg);
+    if !path.exists() {
+        if looks_like_id(arg) {
+            return Ok((arg.to_string(), None));
+        }
+        bail!(
+            "{arg}: no such file (nor the id of a {} at S1)",
+            kind.noun()
+        );
+    }
+    let (info, samples) = match kind {
+        ObjectKind::Model => {
+            let m: EncryptedModel = read_file(&MODEL, path)?;
+            (c.upload_model(&file_name(path), m)?, None)
+        }
+        _ => {
+            let d: EncryptedDataset = read_file(&DATASET, path)?;
+            let n = d.len();
+            if n == 0 {
+                bail!("{arg} holds no samples");
+            }
+            (c.upload(&file_name(path), d)?, Some(n))
+        }
+    };
+    if !quiet {
+        eprintln!("uploaded {arg} as {} ({})", info.id, info.summary);
+    }
+    Ok((info.id, samples))
+}
+
 /// Runs `smlp classify`.
-pub fn classify(args: &ClassifyArgs) -> CliResult<ClassifySummary> {
+pub fn classify(args: &ClassifyArgs) -> CliResult<Option<JobSummary>> {
     let conn = &args.conn;
-    let model: EncryptedModel = read_file(&MODEL, &args.model)?;
-    let data: EncryptedDataset = read_file(&DATASET, &args.data)?;
-    if model.fingerprint != data.fingerprint {
-        bail!(
-            "wrong key: the model {} is encrypted under key {}, the data set {} under key {}",
-            args.model.display(),
-            model.fingerprint,
-            args.data.display(),
-            data.fingerprint
-        );
-    }
-    if data.features != model.shape.inputs() {
-        bail!(
-            "the model {} expects {} features, {} has {}",
-            args.model.display(),
-            model.shape.inputs(),
-            args.data.display(),
-            data.features
-        );
-    }
-    if data.is_empty() {
-        bail!("{} holds no samples", args.data.display());
-    }
-    let (mut chan, pk) = connect_s1(conn)?;
-    check_fingerprint(&args.model, "model", &model.fingerprint, &pk, &conn.s1)?;
-    let samples = data.len();
+    let mut c = Client::connect(conn)?;
+    let (model, _) = object_ref(&mut c, &args.model, ObjectKind::Model, conn.quiet)?;
+    let (data, _) = object_ref(&mut c, &args.data, ObjectKind::Dataset, conn.quiet)?;
     let req = ClassifyRequest {
         model,
         data,
-        kappa: conn.kappa,
+        kappa: args.kappa,
         profile: args.profile.map(Profile::from),
         chunk: args.chunk.max(1),
     };
-    chan.send_msg(&ClientMsg::Classify(Box::new(req)))
-        .map_err(|e| s1_error(conn, e))?;
-    let mut display: Option<Display> = None;
-    loop {
-        let msg = match chan.recv_msg::<ServerMsg>().map_err(|e| s1_error(conn, e)) {
-            Ok(m) => m,
-            Err(e) => {
-                if let Some(d) = &display {
-                    d.bar.abandon();
-                }
-                return Err(e);
+    let job = c.submitted(ClientMsg::Classify(Box::new(req)))?;
+    submitted_line(&job, args.detach);
+    if args.detach {
+        return Ok(None);
+    }
+    let out = args
+        .out
+        .as_deref()
+        .expect("clap requires --out without --detach");
+    let summary = wait_and_fetch(conn, c, &job.id, out)?;
+    let n = summary.job.samples.max(1);
+    println!(
+        "classified {} samples in {} ({:.2} s per sample) → {}",
+        summary.job.samples,
+        secs(summary.elapsed),
+        summary.elapsed.as_secs_f64() / n as f64,
+        out.display()
+    );
+    print_costs(&summary.costs);
+    Ok(Some(summary))
+}
+
+/// Fetches `id` and writes it to `out` after checking that it is a well-formed file of the
+/// expected kind under S1's key.
+fn fetch_to(c: &mut Client, id: &str, checkpoint: bool, out: &Path) -> CliResult<ObjectInfo> {
+    let (info, body) = c.fetch(id, checkpoint)?;
+    let fp = if checkpoint {
+        open::<Checkpoint>(&CHECKPOINT, &body)?.model.fingerprint
+    } else {
+        match info.kind {
+            ObjectKind::Dataset => open::<EncryptedDataset>(&DATASET, &body)?.fingerprint,
+            ObjectKind::Model => open::<EncryptedModel>(&MODEL, &body)?.fingerprint,
+            ObjectKind::Predictions => {
+                open::<EncryptedPredictions>(&PREDICTIONS, &body)?.fingerprint
             }
-        };
-        match msg {
-            ServerMsg::Started { samples: n, .. } => {
-                display = Some(Display::new(conn.quiet, 0, 1, n, "classifying"));
-            }
-            ServerMsg::Progress {
-                epoch,
-                epochs,
-                done,
-                total,
-                ..
-            } => {
-                if let Some(d) = &display {
-                    d.progress(epoch, epochs, done, total);
-                }
-            }
-            ServerMsg::Classified {
-                predictions,
-                costs,
-                elapsed_ms,
-            } => {
-                if let Some(d) = &display {
-                    d.bar.finish_and_clear();
-                }
-                if predictions.classes_enc.len() != samples {
-                    bail!(
-                        "protocol violation by S1: {} predictions for {samples} samples",
-                        predictions.classes_enc.len()
-                    );
-                }
-                write_file(&PREDICTIONS, &args.out, &*predictions)?;
-                let elapsed = Duration::from_millis(elapsed_ms);
-                println!(
-                    "classified {samples} samples in {} ({:.2} s per sample) → {}",
-                    secs(elapsed),
-                    elapsed.as_secs_f64() / samples as f64,
-                    args.out.display()
-                );
-                print_costs(&costs);
-                return Ok(ClassifySummary { elapsed, costs });
-            }
-            ServerMsg::Error(m) => {
-                if let Some(d) = &display {
-                    d.bar.abandon();
-                }
-                bail!("S1: {m}")
-            }
-            other => bail!("protocol violation by S1: unexpected {}", msg_name(&other)),
         }
+    };
+    check_key(c.public_key(), &fp, info.kind.noun(), &c.s1.clone())?;
+    write_atomic(out, &body, true)?;
+    Ok(info)
+}
+
+/// Runs `smlp fetch`.
+pub fn fetch(args: &FetchArgs) -> CliResult<()> {
+    let mut c = Client::connect(&args.conn)?;
+    let info = fetch_to(&mut c, &args.id, args.checkpoint, &args.out)?;
+    println!(
+        "{} ({}, {}) → {}",
+        info.name,
+        info.summary,
+        bytes(info.bytes),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn utc(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let rem = t % 86_400;
+    // Civil from days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn progress_text(j: &JobInfo) -> String {
+    let total = j.epochs.max(1).saturating_mul(j.samples.max(1));
+    let pos = (j.epoch.saturating_mul(j.samples) + j.done).min(total);
+    let pct = 100.0 * pos as f64 / total as f64;
+    match j.kind {
+        JobKind::Train => format!(
+            "epoch {}/{}, {}/{} ({pct:.0} %)",
+            (j.epoch + 1).min(j.epochs),
+            j.epochs,
+            j.done,
+            j.samples
+        ),
+        JobKind::Classify => format!("{}/{} ({pct:.0} %)", j.done, j.samples),
+    }
+}
+
+/// Runs `smlp jobs`.
+pub fn jobs(args: &JobsArgs) -> CliResult<()> {
+    let mut c = Client::connect(&args.conn)?;
+    let jobs = c.jobs()?;
+    if jobs.is_empty() {
+        println!("no jobs");
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<8} {:<9} {:<30} {:>9} {:>10}  {:<19}  {}",
+        "ID", "KIND", "STATE", "PROGRESS", "SAMPLES/S", "ETA", "STARTED (UTC)", "RESULT / NOTE"
+    );
+    for j in &jobs {
+        let progress = match j.state {
+            JobState::Done => "finished".to_string(),
+            _ => progress_text(j),
+        };
+        println!(
+            "{:<16} {:<8} {:<9} {:<30} {:>9} {:>10}  {:<19}  {}",
+            j.id,
+            j.kind.name(),
+            j.state.name(),
+            progress,
+            if j.samples_per_s > 0.0 {
+                format!("{:.2}", j.samples_per_s)
+            } else {
+                "-".into()
+            },
+            j.eta_secs()
+                .map_or("-".into(), |s| secs(Duration::from_secs_f64(s.min(1e9)))),
+            j.started.map_or("-".into(), utc),
+            j.result.as_deref().or(j.note.as_deref()).unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Runs `smlp wait`: the job's final state.
+pub fn wait(args: &WaitArgs) -> CliResult<JobState> {
+    let info = wait_job(&args.conn, None, &args.job)?;
+    match info.state {
+        JobState::Done => println!(
+            "job {} done: {}",
+            info.id,
+            info.result.as_deref().unwrap_or("-")
+        ),
+        JobState::Failed => eprintln!(
+            "error: job {} failed: {}",
+            info.id,
+            info.note.as_deref().unwrap_or("no reason given")
+        ),
+        _ => eprintln!("job {} was cancelled", info.id),
+    }
+    Ok(info.state)
+}
+
+/// Runs `smlp cancel`.
+pub fn cancel(args: &CancelArgs) -> CliResult<()> {
+    let mut c = Client::connect(&args.conn)?;
+    println!(
+        "{}",
+        c.done(ClientMsg::Cancel {
+            job: args.job.clone()
+        })?
+    );
+    Ok(())
+}
+
+/// Runs `smlp delete`.
+pub fn delete(args: &DeleteArgs) -> CliResult<()> {
+    let mut c = Client::connect(&args.conn)?;
+    println!(
+        "{}",
+        c.done(ClientMsg::Delete {
+            id: args.id.clone()
+        })?
+    );
+    Ok(())
+}
+
+/// Runs `smlp list`.
+pub fn list(args: &ListArgs) -> CliResult<Vec<ObjectInfo>> {
+    let kind = match args.what {
+        ListWhat::Datasets => ObjectKind::Dataset,
+        ListWhat::Models => ObjectKind::Model,
+        ListWhat::Predictions => ObjectKind::Predictions,
+    };
+    let mut c = Client::connect(&args.conn)?;
+    let objects = match c.request(&ClientMsg::List { kind })? {
+        ServerMsg::Objects(o) => o,
+        other => return Err(c.violation(&other).into()),
+    };
+    if objects.is_empty() {
+        println!("no {}", kind.noun());
+    }
+    for o in &objects {
+        println!(
+            "{:<16} {:<19}  {:>10}  {:<24}  {}",
+            o.id,
+            utc(o.created),
+            bytes(o.bytes),
+            o.name,
+            o.summary
+        );
+    }
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_796_083_199), "2026-11-30 23:59:59");
     }
 }

@@ -318,10 +318,15 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
         &p("s2.log"),
     )?;
     let s2_addr = servers.wait_ready(&s2_ready, Duration::from_secs(60))?;
+    // A fresh store each run: the demo's jobs are its own.
+    let state = p("s1-state");
+    let _ = std::fs::remove_dir_all(&state);
     servers.spawn(
         "S1",
         &[
             "serve-s1",
+            "--state-dir",
+            &path_str(&state),
             "--public-key",
             &path_str(&public),
             "--pki",
@@ -345,8 +350,8 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
 
     let conn = S1Args {
         s1: s1_addr.to_string(),
-        kappa: a.kappa,
         timeout_secs: 3600,
+        reconnect_secs: 60,
         quiet: a.quiet,
         owner: "owner".into(),
         s1_name: None,
@@ -356,7 +361,8 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     let t = Instant::now();
     let trained = client::train(&TrainArgs {
         conn: conn.clone(),
-        data: p("train.enc"),
+        dataset: None,
+        data: Some(p("train.enc")),
         hidden: Some(a.hidden.clone()),
         epochs: Some(a.epochs),
         batch: Some(a.batch),
@@ -366,22 +372,27 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
         value_bits: Some(fixed.value_bits),
         profile: Some(a.profile),
         init_seed: Some(a.seed),
-        checkpoint: None,
+        kappa: a.kappa,
         resume: None,
-        out: p("model.enc"),
+        detach: false,
+        out: Some(p("model.enc")),
     })
-    .map_err(|e| with_logs(e, &servers))?;
+    .map_err(|e| with_logs(e, &servers))?
+    .ok_or_else(|| CliError("the training job gave no summary".into()))?;
     let t_train = t.elapsed();
     let t = Instant::now();
     let classified = client::classify(&ClassifyArgs {
         conn,
-        model: p("model.enc"),
-        data: p("test.enc"),
+        model: path_str(&p("model.enc")),
+        data: path_str(&p("test.enc")),
         chunk: 32,
         profile: None,
-        out: p("pred.enc"),
+        kappa: a.kappa,
+        detach: false,
+        out: Some(p("pred.enc")),
     })
-    .map_err(|e| with_logs(e, &servers))?;
+    .map_err(|e| with_logs(e, &servers))?
+    .ok_or_else(|| CliError("the classification job gave no summary".into()))?;
     let t_classify = t.elapsed();
     servers.stop();
     // Killed servers cannot remove their ready files.

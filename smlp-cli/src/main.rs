@@ -11,10 +11,12 @@ mod decrypt;
 mod demo;
 mod encrypt;
 mod error;
+mod jobs;
 mod keys;
 mod proto;
 mod s1;
 mod servers;
+mod store;
 mod tls;
 mod util;
 
@@ -30,9 +32,15 @@ use std::process::ExitCode;
 ///   smlp encrypt  --public-key keys/public.key --csv train.csv --out train.enc
 ///   smlp encrypt  --public-key keys/public.key --csv test.csv --scaler train.enc.scaler.json --out test.enc
 ///   smlp serve-s2 --secret-key keys/secret.key --pki pki --listen 127.0.0.1:7002 &
-///   smlp serve-s1 --public-key keys/public.key --pki pki --s2 127.0.0.1:7002 --listen 127.0.0.1:7001 &
-///   smlp train    --s1 127.0.0.1:7001 --pki pki --data train.enc --hidden 8 --epochs 2 --out model.enc
-///   smlp classify --s1 127.0.0.1:7001 --pki pki --model model.enc --data test.enc --out pred.enc
+///   smlp serve-s1 --public-key keys/public.key --pki pki --s2 127.0.0.1:7002 --state-dir s1-state \
+///                 --listen 127.0.0.1:7001 &
+///   smlp upload   --s1 127.0.0.1:7001 --pki pki --data train.enc            # prints ds-…
+///   smlp train    --s1 127.0.0.1:7001 --pki pki --dataset ds-… --hidden 8 --epochs 2 --detach
+///   smlp jobs     --s1 127.0.0.1:7001 --pki pki                             # go offline, come back
+///   smlp wait     --s1 127.0.0.1:7001 --pki pki job-…
+///   smlp fetch    --s1 127.0.0.1:7001 --pki pki job-… --out model.enc
+///   smlp encrypt  --public-key keys/public.key --csv new.csv --no-label --scaler train.enc.scaler.json --out new.enc
+///   smlp classify --s1 127.0.0.1:7001 --pki pki --model model.enc --data new.enc --out pred.enc
 ///   smlp decrypt  --secret-key keys/secret.key --in pred.enc --out pred.csv
 ///
 /// Or run everything at once on the embedded breast-cancer data set: smlp demo
@@ -55,10 +63,24 @@ enum Command {
     ServeS2(servers::ServeS2Args),
     /// Run S1, the cloud server that trains and classifies on ciphertexts.
     ServeS1(servers::ServeS1Args),
-    /// Train a model on an encrypted data set through S1.
+    /// Upload an encrypted data set to S1, which keeps it; prints its id.
+    Upload(client::UploadArgs),
+    /// Train a model at S1 (a job that runs without you; waits unless --detach).
     Train(client::TrainArgs),
-    /// Classify an encrypted data set with an encrypted model through S1.
+    /// Your jobs at S1: state, progress, throughput, ETA.
+    Jobs(client::JobsArgs),
+    /// Wait for a job with a progress bar (exit code 0 done, 1 failed, 3 cancelled).
+    Wait(client::WaitArgs),
+    /// Write a stored object or a job's result (or checkpoint) to a file.
+    Fetch(client::FetchArgs),
+    /// Cancel a queued or running job.
+    Cancel(client::CancelArgs),
+    /// Classify encrypted samples with an encrypted model at S1 (waits unless --detach).
     Classify(client::ClassifyArgs),
+    /// List your data sets, models or predictions at S1.
+    List(client::ListArgs),
+    /// Delete a data set, model, predictions or ended job at S1.
+    Delete(client::DeleteArgs),
     /// Decrypt predictions (→ CSV), a model or checkpoint (→ JSON), or a data set (→ CSV).
     Decrypt(decrypt::DecryptArgs),
     /// Run the whole flow on the embedded wdbc data set, with both servers as child processes.
@@ -77,8 +99,20 @@ fn main() -> ExitCode {
         Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
         Command::ServeS2(a) => servers::serve_s2(a),
         Command::ServeS1(a) => servers::serve_s1(a),
+        Command::Upload(a) => client::upload(a).map(drop),
         Command::Train(a) => client::train(a).map(drop),
+        Command::Jobs(a) => client::jobs(a),
+        Command::Wait(a) => match client::wait(a) {
+            Ok(proto::JobState::Done) => Ok(()),
+            Ok(proto::JobState::Cancelled) => return ExitCode::from(3),
+            Ok(_) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::Fetch(a) => client::fetch(a),
+        Command::Cancel(a) => client::cancel(a),
         Command::Classify(a) => client::classify(a).map(drop),
+        Command::List(a) => client::list(a).map(drop),
+        Command::Delete(a) => client::delete(a),
         Command::Decrypt(a) => decrypt::decrypt(a).map(drop),
         Command::Demo(a) => demo::demo(a),
     };

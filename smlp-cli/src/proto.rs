@@ -5,19 +5,21 @@
 //! client                                   S1
 //!   Hello { version }                  →
 //!                                      ←   Welcome { version, public_key }   (or Error)
-//!   Train(TrainRequest)                →   S1 opens its own session to S2
-//!                                      ←   Started { start_epoch, epochs, samples }
-//!                                      ←   Progress { .. }        (repeated, throttled)
-//!                                      ←   Checkpoint(..)         (after every epoch)
-//!                                      ←   Trained { model, costs, .. }
-//! or
-//!   Classify(ClassifyRequest)          →
-//!                                      ←   Started { .. }, Progress { .. } ...
-//!                                      ←   Classified { predictions, costs, .. }
+//! then any number of requests, each answered before the next:
+//!   Upload { name, data }              ←→  Stored(ObjectInfo)         a data set kept at S1
+//!   UploadModel { name, model }        ←→  Stored(ObjectInfo)
+//!   Train(TrainRequest)                ←→  Submitted(JobInfo)         queued; runs without us
+//!   Classify(ClassifyRequest)          ←→  Submitted(JobInfo)
+//!   Jobs                               ←→  JobList(..)
+//!   Watch { job }                      ←   Status(JobInfo) ... until the job has ended
+//!   Fetch { id, checkpoint }           ←→  Object { info, body }      sealed file bytes
+//!   List { kind }                      ←→  Objects(..)
+//!   Cancel { job } / Delete { id }     ←→  Done(message)
 //! ```
 //!
-//! Any failure on S1's side (S2 unreachable, wrong key, mismatched checkpoint, overflow detected by
-//! S2, ...) ends the exchange with `Error(message)`. One request per connection.
+//! Any refused request is answered with `Error(message)`; the connection stays usable. Objects
+//! and jobs are the owner's (the identity of its TLS certificate): another owner's id is "not
+//! found", exactly like an unknown one.
 //!
 //! The client learns S1's public key from `Welcome` and checks it against the fingerprint in its
 //! files before uploading anything; it uses the key only to encrypt owner-chosen initial weights
@@ -26,13 +28,11 @@
 use paillier::{Ciphertext, PublicKey};
 use secure_ops::Profile;
 use serde::{Deserialize, Serialize};
-use smlp::encrypted::{
-    Checkpoint, Costs, EncryptedDataset, EncryptedModel, EncryptedPredictions, TrainConfig,
-};
+use smlp::encrypted::{Checkpoint, EncryptedDataset, EncryptedModel, TrainConfig};
 use smlp::{FixedParams, Params};
 
-/// Version of this protocol; both sides must agree.
-pub const VERSION: u16 = 1;
+/// Version of this protocol; both sides must agree. 2: stored objects and jobs.
+pub const VERSION: u16 = 2;
 
 /// Messages from the client to S1.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,17 +42,60 @@ pub enum ClientMsg {
         /// [`VERSION`] of the client.
         version: u16,
     },
-    /// Train a model on an encrypted data set.
+    /// Keep an encrypted data set at S1 (an identical one of the same owner is reused).
+    Upload {
+        /// A name for listings.
+        name: String,
+        /// The data set.
+        data: Box<EncryptedDataset>,
+    },
+    /// Keep an encrypted model at S1.
+    UploadModel {
+        /// A name for listings.
+        name: String,
+        /// The model.
+        model: Box<EncryptedModel>,
+    },
+    /// Queue a training job.
     Train(Box<TrainRequest>),
-    /// Classify an encrypted data set with an encrypted model.
+    /// Queue a classification job.
     Classify(Box<ClassifyRequest>),
+    /// The owner's jobs.
+    Jobs,
+    /// Status updates of a job until it ends.
+    Watch {
+        /// Job id.
+        job: String,
+    },
+    /// An object (data set, model, predictions) or a job's result.
+    Fetch {
+        /// Object or job id.
+        id: String,
+        /// For a training job: its latest checkpoint instead of the final model.
+        checkpoint: bool,
+    },
+    /// The owner's objects of one kind.
+    List {
+        /// Which kind.
+        kind: ObjectKind,
+    },
+    /// Cancel a queued or running job.
+    Cancel {
+        /// Job id.
+        job: String,
+    },
+    /// Delete an object, or an ended job.
+    Delete {
+        /// Object or job id.
+        id: String,
+    },
 }
 
 /// What to train.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainRequest {
-    /// The encrypted training data (with targets).
-    pub data: EncryptedDataset,
+    /// Id of the stored, labelled training data set.
+    pub dataset: String,
     /// Hidden layer sizes (the input and output sizes come from the data).
     pub hidden: Vec<usize>,
     /// Fixed-point parameters (f must equal the data's).
@@ -63,25 +106,202 @@ pub struct TrainRequest {
     pub profile: Profile,
     /// Statistical security parameter κ of the blinding.
     pub kappa: u32,
-    /// Owner-supplied encrypted initial weights; `None`: S2 draws them (nobody sees them).
+    /// Owner-supplied encrypted initial weights; `None`: S2 and S1 draw them (nobody sees them).
     pub initial: Option<Params<Ciphertext>>,
     /// Continue from this checkpoint instead of starting afresh.
     pub resume: Option<Checkpoint>,
 }
 
 /// What to classify.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassifyRequest {
-    /// The encrypted model.
-    pub model: EncryptedModel,
-    /// The encrypted samples (targets, if any, are ignored).
-    pub data: EncryptedDataset,
+    /// Id of the stored model.
+    pub model: String,
+    /// Id of the stored data set of samples (labels, if any, are ignored).
+    pub data: String,
     /// Statistical security parameter κ of the blinding.
     pub kappa: u32,
     /// Profile of the session; `None`: the model's.
     pub profile: Option<Profile>,
     /// Samples per forward pass (one S2 round trip per layer and chunk).
     pub chunk: usize,
+}
+
+/// Kinds of stored objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectKind {
+    /// An encrypted data set (`ds-…`).
+    Dataset,
+    /// An encrypted model (`md-…`).
+    Model,
+    /// Encrypted predictions (`pr-…`).
+    Predictions,
+}
+
+impl ObjectKind {
+    /// The id prefix and database name.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ObjectKind::Dataset => "ds",
+            ObjectKind::Model => "md",
+            ObjectKind::Predictions => "pr",
+        }
+    }
+    /// From the database name.
+    pub fn from_prefix(s: &str) -> Option<Self> {
+        Some(match s {
+            "ds" => ObjectKind::Dataset,
+            "md" => ObjectKind::Model,
+            "pr" => ObjectKind::Predictions,
+            _ => return None,
+        })
+    }
+    /// For messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectKind::Dataset => "data set",
+            ObjectKind::Model => "model",
+            ObjectKind::Predictions => "predictions",
+        }
+    }
+}
+
+/// A stored object, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ObjectInfo {
+    /// Id (`ds-…`, `md-…`, `pr-…`).
+    pub id: String,
+    /// Kind.
+    pub kind: ObjectKind,
+    /// Name given by the owner or the job that made it.
+    pub name: String,
+    /// One-line description (samples, network, ...).
+    pub summary: String,
+    /// Size of the stored body.
+    pub bytes: u64,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// States of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Waiting for a free slot.
+    Queued,
+    /// Running (or waiting for S2 to come back).
+    Running,
+    /// Finished; the result is stored.
+    Done,
+    /// Ended with an error.
+    Failed,
+    /// Cancelled by the owner.
+    Cancelled,
+}
+
+impl JobState {
+    /// Database name.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+    /// From the database name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+    /// Whether the job has ended.
+    pub fn ended(self) -> bool {
+        matches!(
+            self,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// Kinds of jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobKind {
+    /// Training.
+    Train,
+    /// Classification.
+    Classify,
+}
+
+impl JobKind {
+    /// Database name.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Train => "train",
+            JobKind::Classify => "classify",
+        }
+    }
+    /// From the database name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "train" => JobKind::Train,
+            "classify" => JobKind::Classify,
+            _ => return None,
+        })
+    }
+}
+
+/// A job, as listed and watched.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobInfo {
+    /// Id (`job-…`).
+    pub id: String,
+    /// Kind.
+    pub kind: JobKind,
+    /// State.
+    pub state: JobState,
+    /// Current epoch (0-based; 0 for classification).
+    pub epoch: u64,
+    /// Total epochs (1 for classification).
+    pub epochs: u64,
+    /// Samples done in the current epoch.
+    pub done: u64,
+    /// Samples per epoch.
+    pub samples: u64,
+    /// Throughput of the current run of the job (0 when unknown).
+    pub samples_per_s: f64,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    /// When it first started running.
+    pub started: Option<u64>,
+    /// When it ended.
+    pub finished: Option<u64>,
+    /// Why it failed, or what it is waiting for (S2 unreachable, ...).
+    pub note: Option<String>,
+    /// The stored result (model or predictions) once done.
+    pub result: Option<String>,
+    /// Once done: milliseconds of work of its last run (after the S2 handshake).
+    pub elapsed_ms: Option<u64>,
+    /// Once done: operations and traffic of its last run's S1–S2 session.
+    pub costs: Option<smlp::encrypted::Costs>,
+}
+
+impl JobInfo {
+    /// Samples still to process.
+    pub fn remaining(&self) -> u64 {
+        let left_epochs = self.epochs.saturating_sub(self.epoch);
+        (left_epochs.saturating_mul(self.samples)).saturating_sub(self.done)
+    }
+    /// Estimated seconds to the end, from the current throughput.
+    pub fn eta_secs(&self) -> Option<f64> {
+        (self.state == JobState::Running && self.samples_per_s > 0.0)
+            .then(|| self.remaining() as f64 / self.samples_per_s)
+    }
 }
 
 /// Messages from S1 to the client.
@@ -94,48 +314,25 @@ pub enum ServerMsg {
         /// The public key S1 works under.
         public_key: PublicKey,
     },
-    /// The request was accepted and S2 answered the handshake; work begins.
-    Started {
-        /// First epoch to run (0, or the checkpoint's epoch count).
-        start_epoch: u64,
-        /// Total epochs (1 for classification).
-        epochs: u64,
-        /// Samples per epoch.
-        samples: usize,
+    /// An upload was stored (or an identical object reused).
+    Stored(ObjectInfo),
+    /// A job was queued.
+    Submitted(JobInfo),
+    /// The owner's jobs, oldest first.
+    JobList(Vec<JobInfo>),
+    /// A watched job's status (the last one has an ended state).
+    Status(JobInfo),
+    /// A fetched object: its sealed file bytes (`smlp` file format of its kind).
+    Object {
+        /// What it is.
+        info: ObjectInfo,
+        /// The file's bytes (for a checkpoint: a checkpoint file).
+        body: Vec<u8>,
     },
-    /// Progress within the current epoch.
-    Progress {
-        /// Current epoch (0-based).
-        epoch: u64,
-        /// Total epochs.
-        epochs: u64,
-        /// Samples done in this epoch.
-        done: usize,
-        /// Samples per epoch.
-        total: usize,
-        /// Milliseconds since work began.
-        elapsed_ms: u64,
-    },
-    /// The model at the end of an epoch.
-    Checkpoint(Box<Checkpoint>),
-    /// Training finished.
-    Trained {
-        /// The trained model.
-        model: Box<EncryptedModel>,
-        /// Operations and traffic of the S1–S2 session.
-        costs: Costs,
-        /// Milliseconds of training (after `Started`).
-        elapsed_ms: u64,
-    },
-    /// Classification finished.
-    Classified {
-        /// The encrypted predictions.
-        predictions: Box<EncryptedPredictions>,
-        /// Operations and traffic of the S1–S2 session.
-        costs: Costs,
-        /// Milliseconds of classification (after `Started`).
-        elapsed_ms: u64,
-    },
+    /// The owner's objects of one kind, oldest first.
+    Objects(Vec<ObjectInfo>),
+    /// A request without data in its answer succeeded.
+    Done(String),
     /// The request failed.
     Error(String),
 }

@@ -1,103 +1,83 @@
-//! S1's side of the client protocol ([`crate::proto`]): one request per TLS connection from an
-//! authenticated owner, served with a fresh secure-ops session to S2 (TLS, S2's certificate
-//! checked). Every request is bounded before any work; S2's refusals reach the owner as a
-//! category, their detail stays in S1's log.
+//! S1's side of the client protocol ([`crate::proto`]): requests from authenticated owners over
+//! TLS, answered from the [`Store`] and the job [`Runner`]. Every request is validated here,
+//! once, before anything is stored or queued; what the owner can name is only its own.
 
 use crate::bail;
-use crate::error::{CliError, CliResult, Context};
-use crate::proto::{ClassifyRequest, ClientMsg, ServerMsg, TrainRequest, VERSION};
-use paillier::PublicKey;
-use secure_ops::{Channel, ChannelError, SessionParams, S1};
-use smlp::encrypted::{
-    classify, costs, new_model, train, Checkpoint, Costs, EncryptedDataset, SecureError,
+use crate::error::{CliError, CliResult};
+use crate::jobs::Runner;
+use crate::proto::{
+    ClassifyRequest, ClientMsg, JobKind, ObjectInfo, ObjectKind, ServerMsg, TrainRequest, VERSION,
 };
+use crate::store::{NewObject, Store};
+use paillier::format::{open, seal};
+use paillier::PublicKey;
+use secure_ops::SessionParams;
+use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
 use smlp::Shape;
-use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use transport::{tls, ChannelExt, Peer, SessionLimiter, ShutdownHandle, TcpOptions, TlsChannel};
+use std::sync::Arc;
+use std::time::Duration;
+use transport::{
+    ChannelError, ChannelExt, MessageError, Peer, SessionLimiter, ShutdownHandle, TlsChannel,
+};
 
 /// What every S1 session needs.
 pub struct S1Context {
     /// The public key S1 works under.
     pub pk: PublicKey,
-    /// S2's address.
-    pub s2: String,
-    /// The name S2's certificate must carry (default: the host of `s2`).
-    pub s2_name: Option<String>,
-    /// TLS client configuration for S2 (our S1 certificate; S2's role checked).
-    pub s2_tls: Arc<rustls::ClientConfig>,
-    /// Options of the connection to S2.
-    pub s2_options: TcpOptions,
-    /// Randomizer pool (capacity, workers) of each session; capacity 0: none.
-    pub pool: (usize, usize),
+    /// Data sets, models, predictions, jobs.
+    pub store: Arc<Store>,
+    /// The job runner.
+    pub runner: Arc<Runner>,
     /// Set when the server shuts down.
     pub shutdown: ShutdownHandle,
-    /// Concurrent sessions per owner identity.
+    /// Concurrent connections per owner identity.
     pub limiter: SessionLimiter,
 }
 
-/// Why a session must stop early (set by the client-side sends, read by the S2 channel).
-#[derive(Clone, Default)]
-struct Abort(Arc<Mutex<Option<String>>>);
-
-impl Abort {
-    fn set(&self, why: String) {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        g.get_or_insert(why);
-    }
-    fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-/// The channel to S2, refusing to send once the session is aborted (client gone, or shutdown),
-/// so that a long training run stops at its next S2 round trip.
-struct Guarded {
-    inner: TlsChannel,
-    abort: Abort,
-    shutdown: ShutdownHandle,
-}
-
-impl Channel for Guarded {
-    fn send_frame(&mut self, frame: &[u8]) -> Result<(), ChannelError> {
-        if self.shutdown.is_shutdown() {
-            self.abort.set("S1 is shutting down".into());
-        }
-        if let Some(why) = self.abort.get() {
-            return Err(ChannelError::Io(std::io::Error::other(format!(
-                "session aborted: {why}"
-            ))));
-        }
-        self.inner.send_frame(frame)
-    }
-    fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
-        self.inner.recv_frame()
-    }
-}
-
-/// Serves one client connection.
+/// Serves one client connection: Hello, then requests until the client closes.
 pub fn s1_session(ctx: &S1Context, mut chan: TlsChannel, peer: Peer) -> Result<(), String> {
     let owner = chan.peer().name.clone();
-    let result = match ctx.limiter.try_acquire(&owner) {
-        Some(_slot) => serve(ctx, &mut chan, &peer),
-        None => Err(CliError(format!(
-            "owner {owner} already runs {} sessions at S1; wait for one to finish",
+    let Some(_slot) = ctx.limiter.try_acquire(&owner) else {
+        let why = format!(
+            "owner {owner} already has {} connections to S1; wait for one to end",
             ctx.limiter.max()
-        ))),
+        );
+        let _ = chan.send_msg(&ServerMsg::Error(why.clone()));
+        return Err(why);
     };
-    if let Err(e) = &result {
-        // Best effort: the client may be gone.
+    if let Err(e) = hello(ctx, &mut chan) {
         let _ = chan.send_msg(&ServerMsg::Error(e.0.clone()));
+        return Err(e.0);
     }
-    result.map_err(|e| e.0)
+    loop {
+        let msg = match chan.recv_msg::<ClientMsg>() {
+            Ok(m) => m,
+            Err(MessageError::Channel(ChannelError::Closed)) => return Ok(()),
+            Err(e) => {
+                let why = format!("reading the client's request: {e}");
+                let _ = chan.send_msg(&ServerMsg::Error(why.clone()));
+                return Err(why);
+            }
+        };
+        let action = action_of(&msg);
+        match handle(ctx, &mut chan, &owner, msg, &peer) {
+            Ok(Some(reply)) => chan
+                .send_msg(&reply)
+                .map_err(|e| format!("sending the reply: {e}"))?,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::info!(%peer, action, error = %e, "request refused");
+                ctx.store
+                    .audit(&owner, action, "-", &format!("refused: {}", e.0));
+                chan.send_msg(&ServerMsg::Error(e.0))
+                    .map_err(|e| format!("sending the error: {e}"))?;
+            }
+        }
+    }
 }
 
-fn serve(ctx: &S1Context, chan: &mut TlsChannel, peer: &Peer) -> CliResult<()> {
-    match chan
-        .recv_msg::<ClientMsg>()
-        .context("reading the client's hello")?
-    {
+fn hello(ctx: &S1Context, chan: &mut TlsChannel) -> CliResult<()> {
+    match chan.recv_msg::<ClientMsg>()? {
         ClientMsg::Hello { version } if version == VERSION => {}
         ClientMsg::Hello { version } => {
             bail!("the client speaks protocol version {version}, S1 speaks version {VERSION}")
@@ -108,44 +88,205 @@ fn serve(ctx: &S1Context, chan: &mut TlsChannel, peer: &Peer) -> CliResult<()> {
         version: VERSION,
         public_key: ctx.pk.clone(),
     })?;
-    match chan
-        .recv_msg::<ClientMsg>()
-        .context("reading the client's request")?
-    {
-        ClientMsg::Train(r) => serve_train(ctx, chan, *r, peer),
-        ClientMsg::Classify(r) => serve_classify(ctx, chan, *r, peer),
-        ClientMsg::Hello { .. } => bail!("protocol violation: second Hello"),
+    Ok(())
+}
+
+fn action_of(m: &ClientMsg) -> &'static str {
+    match m {
+        ClientMsg::Hello { .. } => "hello",
+        ClientMsg::Upload { .. } => "upload",
+        ClientMsg::UploadModel { .. } => "upload-model",
+        ClientMsg::Train(_) => "train",
+        ClientMsg::Classify(_) => "classify",
+        ClientMsg::Jobs => "jobs",
+        ClientMsg::Watch { .. } => "watch",
+        ClientMsg::Fetch { .. } => "fetch",
+        ClientMsg::List { .. } => "list",
+        ClientMsg::Cancel { .. } => "cancel",
+        ClientMsg::Delete { .. } => "delete",
     }
 }
 
-/// Opens the secure-ops session with S2.
-fn connect_s2(ctx: &S1Context, params: SessionParams, abort: &Abort) -> CliResult<S1<Guarded>> {
-    // The session parameters (κ in 40..=256, ℓ, f, and what the key can hold) are the owner's
-    // request too: refused here, before S2 is contacted.
-    params
-        .validate(ctx.pk.bits())
-        .map_err(|e| CliError(format!("invalid session parameters: {e}")))?;
-    let link = tls::connect(
-        ctx.s2.as_str(),
-        ctx.s2_name.as_deref(),
-        Arc::clone(&ctx.s2_tls),
-        &ctx.s2_options,
-    )
-    .map_err(|e| {
-        tracing::warn!(s2 = %ctx.s2, error = %e, "cannot reach S2");
-        CliError("S2 is unreachable from S1 (S1's log has the detail)".into())
-    })?;
-    let chan = Guarded {
-        inner: link,
-        abort: abort.clone(),
-        shutdown: ctx.shutdown.clone(),
-    };
-    let s1 = S1::connect(ctx.pk.clone(), chan, params)
-        .map_err(|e| CliError(format!("S2 at {} refused the session: {e}", ctx.s2)))?;
-    Ok(match ctx.pool {
-        (0, _) | (_, 0) => s1,
-        (cap, workers) => s1.with_randomizer_pool(cap, workers),
-    })
+/// Longest name of an object.
+const MAX_NAME: usize = 200;
+
+fn check_name(name: &str) -> CliResult<()> {
+    if name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        bail!("names are at most {MAX_NAME} bytes without control characters");
+    }
+    Ok(())
+}
+
+fn handle(
+    ctx: &S1Context,
+    chan: &mut TlsChannel,
+    owner: &str,
+    msg: ClientMsg,
+    peer: &Peer,
+) -> CliResult<Option<ServerMsg>> {
+    let pk = &ctx.pk;
+    Ok(Some(match msg {
+        ClientMsg::Hello { .. } => bail!("protocol violation: second Hello"),
+        ClientMsg::Upload { name, data } => {
+            check_name(&name)?;
+            check_key("data set", &data.fingerprint, pk)?;
+            let labelled = data.samples.first().is_some_and(|s| !s.y.is_empty());
+            data.check(pk, labelled)?;
+            if data.is_empty() {
+                bail!("the data set is empty");
+            }
+            let body = seal(&DATASET, &*data)?;
+            let summary = format!(
+                "{} samples × {} features, {}",
+                data.len(),
+                data.features,
+                if labelled {
+                    format!("{} classes", data.classes)
+                } else {
+                    "unlabelled".into()
+                }
+            );
+            let (info, new) = ctx.store.put_object(
+                owner,
+                NewObject {
+                    kind: ObjectKind::Dataset,
+                    name: &name,
+                    summary,
+                    body: &body,
+                },
+                None,
+                true,
+            )?;
+            tracing::info!(%peer, id = %info.id, new, bytes = info.bytes, "data set stored");
+            ServerMsg::Stored(info)
+        }
+        ClientMsg::UploadModel { name, model } => {
+            check_name(&name)?;
+            check_key("model", &model.fingerprint, pk)?;
+            model.check(pk)?;
+            let body = seal(&MODEL, &*model)?;
+            let summary = format!(
+                "{} ({} profile), {} epoch(s)",
+                model.shape, model.profile, model.epochs_trained
+            );
+            let (info, _) = ctx.store.put_object(
+                owner,
+                NewObject {
+                    kind: ObjectKind::Model,
+                    name: &name,
+                    summary,
+                    body: &body,
+                },
+                None,
+                true,
+            )?;
+            ServerMsg::Stored(info)
+        }
+        ClientMsg::Train(req) => {
+            let data = dataset(ctx, owner, &req.dataset)?;
+            check_train(pk, &req, &data)?;
+            let job = ctx.store.submit(
+                owner,
+                JobKind::Train,
+                &postcard::to_stdvec(&*req)?,
+                &[&req.dataset],
+                req.config.epochs,
+                data.len() as u64,
+            )?;
+            tracing::info!(%peer, job = %job.id, dataset = %req.dataset, hidden = ?req.hidden, epochs = req.config.epochs, batch = req.config.batch, profile = %req.profile, "training job queued");
+            ctx.runner.notify();
+            ServerMsg::Submitted(job)
+        }
+        ClientMsg::Classify(req) => {
+            let (model, data) = check_classify(ctx, owner, &req)?;
+            let job = ctx.store.submit(
+                owner,
+                JobKind::Classify,
+                &postcard::to_stdvec(&*req)?,
+                &[&req.model, &req.data],
+                1,
+                data.len() as u64,
+            )?;
+            tracing::info!(%peer, job = %job.id, model = %model.shape, samples = data.len(), "classification job queued");
+            ctx.runner.notify();
+            ServerMsg::Submitted(job)
+        }
+        ClientMsg::Jobs => ServerMsg::JobList(ctx.runner.list(owner)?),
+        ClientMsg::Watch { job } => loop {
+            let info = ctx.runner.info(owner, &job)?;
+            let ended = info.state.ended();
+            chan.send_msg(&ServerMsg::Status(info))?;
+            if ended {
+                return Ok(None);
+            }
+            if ctx.shutdown.is_shutdown() {
+                bail!("S1 is shutting down; job {job} continues when it is back");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        },
+        ClientMsg::Fetch { id, checkpoint } => {
+            let (info, body) = fetch(ctx, owner, &id, checkpoint)?;
+            ctx.store.audit(owner, "fetch", &id, "ok");
+            ServerMsg::Object { info, body }
+        }
+        ClientMsg::List { kind } => ServerMsg::Objects(ctx.store.list_objects(owner, kind)?),
+        ClientMsg::Cancel { job } => {
+            let msg = ctx.runner.cancel(owner, &job)?;
+            tracing::info!(%peer, %job, "cancel: {msg}");
+            ServerMsg::Done(msg)
+        }
+        ClientMsg::Delete { id } => ServerMsg::Done(ctx.store.delete(owner, &id)?),
+    }))
+}
+
+fn dataset(ctx: &S1Context, owner: &str, id: &str) -> CliResult<EncryptedDataset> {
+    let (_, body) = ctx.store.get_object(owner, id, Some(ObjectKind::Dataset))?;
+    Ok(open(&DATASET, &body)?)
+}
+
+fn fetch(
+    ctx: &S1Context,
+    owner: &str,
+    id: &str,
+    checkpoint: bool,
+) -> CliResult<(ObjectInfo, Vec<u8>)> {
+    if !id.starts_with("job-") {
+        if checkpoint {
+            bail!("--checkpoint applies to training jobs, {id} is not a job");
+        }
+        return Ok(ctx.store.get_object(owner, id, None)?);
+    }
+    let job = ctx.runner.info(owner, id)?;
+    if checkpoint {
+        if job.kind != JobKind::Train {
+            bail!("job {id} is a classification: it has no checkpoints");
+        }
+        let body = ctx.store.owner_checkpoint(owner, id)?;
+        let info = ObjectInfo {
+            id: id.to_string(),
+            kind: ObjectKind::Model,
+            name: format!("checkpoint of {id}"),
+            summary: format!("epoch {} of {}", job.epoch, job.epochs),
+            bytes: body.len() as u64,
+            created: crate::store::now(),
+        };
+        return Ok((info, body));
+    }
+    match &job.result {
+        Some(r) => Ok(ctx.store.get_object(owner, r, None)?),
+        None => bail!(
+            "job {id} is {}{}: there is no result to fetch{}",
+            job.state.name(),
+            job.note
+                .as_deref()
+                .map_or(String::new(), |n| format!(" ({n})")),
+            if job.state.ended() {
+                String::new()
+            } else {
+                format!(" yet (smlp wait {id})")
+            }
+        ),
+    }
 }
 
 fn check_key(what: &str, fp: &paillier::Fingerprint, pk: &PublicKey) -> CliResult<()> {
@@ -158,101 +299,29 @@ fn check_key(what: &str, fp: &paillier::Fingerprint, pk: &PublicKey) -> CliResul
     Ok(())
 }
 
-fn shape_for(data: &EncryptedDataset, hidden: &[usize]) -> CliResult<Shape> {
-    let mut sizes = vec![data.features];
-    sizes.extend_from_slice(hidden);
-    sizes.push(data.outputs());
-    Ok(Shape::new(sizes)?)
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Sends progress to the client at most every 200 ms (and at the end of every epoch).
-struct ProgressSender<'a, 'b> {
-    chan: &'a RefCell<&'b mut TlsChannel>,
-    abort: Abort,
-    last: Option<Instant>,
-}
-
-impl ProgressSender<'_, '_> {
-    fn send(&mut self, p: &smlp::encrypted::Progress) {
-        if p.done < p.total
-            && self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
-        {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let msg = ServerMsg::Progress {
-            epoch: p.epoch,
-            epochs: p.epochs,
-            done: p.done,
-            total: p.total,
-            elapsed_ms: ms(p.elapsed),
-        };
-        if let Err(e) = self.chan.borrow_mut().send_msg(&msg) {
-            self.abort.set(format!("the client went away ({e})"));
-        }
-    }
-}
-
 /// Bounds of a training request, checked before any work.
 const MAX_LAYERS: usize = 8;
 const MAX_UNITS: usize = 4096;
 const MAX_EPOCHS: u64 = 100_000;
 const MAX_BATCH: usize = 4096;
 
-/// What the owner is told when a computation fails at S2 or on the way: a category; the detail
-/// (S2's own words, which could otherwise serve as an oracle on crafted inputs) stays in S1's log.
-fn categorised(e: SecureError, peer: &Peer, what: &str) -> CliError {
-    use secure_ops::ProtocolError as P;
-    tracing::warn!(%peer, error = %e, "{what} failed");
-    match &e {
-        SecureError::Protocol(P::OutOfRange { .. }) => CliError(format!(
-            "{what} stopped: a value left the fixed-point range |x| < 2^ℓ (an overflow: try a smaller learning rate or a larger --value-bits); S1's log has the detail"
-        )),
-        SecureError::Protocol(P::Message(_)) => CliError(format!(
-            "{what} stopped: the link to S2 failed (S2 stopped, or the network dropped); S1's log \
-             has the detail"
-        )),
-        SecureError::Protocol(P::Peer(_) | P::Violation(_) | P::Refused { .. }) => CliError(
-            format!("{what} stopped: S2 refused the computation; S1's log has the detail"),
-        ),
-        _ => e.into(),
-    }
+fn check_session(pk: &PublicKey, params: SessionParams) -> CliResult<()> {
+    // The session parameters (κ in 40..=256, ℓ, f, and what the key can hold) are the owner's
+    // request too: refused here, before S2 is ever contacted.
+    params
+        .validate(pk.bits())
+        .map_err(|e| CliError(format!("invalid session parameters: {e}")))
 }
 
-fn serve_train(
-    ctx: &S1Context,
-    chan: &mut TlsChannel,
-    req: TrainRequest,
-    peer: &Peer,
-) -> CliResult<()> {
-    let data = &req.data;
-    let config = req.config.clone();
-    tracing::info!(
-        %peer,
-        samples = data.len(),
-        features = data.features,
-        classes = data.classes,
-        hidden = ?req.hidden,
-        epochs = config.epochs,
-        batch = config.batch,
-        seed = config.seed,
-        profile = %req.profile,
-        kappa = req.kappa,
-        owner_init = req.initial.is_some(),
-        resume = req.resume.is_some(),
-        "training request"
-    );
-    check_key("data set", &data.fingerprint, &ctx.pk)?;
-    data.check(&ctx.pk, true)?;
-    if data.is_empty() {
-        bail!("the data set is empty");
+fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> CliResult<()> {
+    let config = &req.config;
+    if !data.samples.first().is_some_and(|s| !s.y.is_empty()) {
+        bail!(
+            "data set {} has no labels: it cannot be trained on",
+            req.dataset
+        );
     }
+    data.check(pk, true)?;
     if config.batch == 0 || config.batch > MAX_BATCH {
         bail!("batch size must be in 1..={MAX_BATCH}");
     }
@@ -262,7 +331,10 @@ fn serve_train(
     if config.epochs == 0 || config.epochs > MAX_EPOCHS {
         bail!("epochs must be in 1..={MAX_EPOCHS}");
     }
-    let shape = shape_for(data, &req.hidden)?;
+    let mut sizes = vec![data.features];
+    sizes.extend_from_slice(&req.hidden);
+    sizes.push(data.outputs());
+    let shape = Shape::new(sizes)?;
     req.fixed.validate()?;
     if req.fixed.frac_bits != data.frac_bits {
         bail!(
@@ -271,10 +343,32 @@ fn serve_train(
             data.frac_bits
         );
     }
+    check_session(
+        pk,
+        SessionParams {
+            value_bits: req.fixed.value_bits,
+            frac_bits: req.fixed.frac_bits,
+            kappa: req.kappa,
+            profile: req.profile,
+        },
+    )?;
+    if let Some(init) = &req.initial {
+        EncryptedModel {
+            fingerprint: pk.fingerprint(),
+            shape: shape.clone(),
+            fixed: req.fixed,
+            profile: req.profile,
+            classes: data.classes,
+            epochs_trained: 0,
+            params: init.clone(),
+        }
+        .check(pk)
+        .map_err(|e| CliError(format!("the initial weights: {e}")))?;
+    }
     if let Some(ck) = &req.resume {
         let m = &ck.model;
-        check_key("checkpoint", &m.fingerprint, &ctx.pk)?;
-        m.check(&ctx.pk)?;
+        check_key("checkpoint", &m.fingerprint, pk)?;
+        m.check(pk)?;
         if m.shape != shape {
             bail!(
                 "the checkpoint's network is {}, this request's is {shape}",
@@ -284,165 +378,35 @@ fn serve_train(
         if m.fixed != req.fixed || m.profile != req.profile {
             bail!("the checkpoint was trained with other fixed-point parameters or profile");
         }
-        if (ck.config.batch, ck.config.seed) != (config.batch, config.seed) {
-            bail!(
-                "the checkpoint's run used batch {} and seed {}, this request batch {} and seed {}",
-                ck.config.batch,
-                ck.config.seed,
-                config.batch,
-                config.seed
-            );
-        }
-        if m.epochs_trained > config.epochs {
-            bail!(
-                "the checkpoint already has {} epochs, more than the {} requested",
-                m.epochs_trained,
-                config.epochs
-            );
-        }
+        ck.check_resumable(config, data.len())?;
     }
-
-    let abort = Abort::default();
-    let params = SessionParams {
-        value_bits: req.fixed.value_bits,
-        frac_bits: req.fixed.frac_bits,
-        kappa: req.kappa,
-        profile: req.profile,
-    };
-    let mut s1 = connect_s2(ctx, params, &abort)?;
-    let mut model = match req.resume {
-        Some(ck) => ck.model,
-        None => new_model(&mut s1, shape, req.fixed, data.classes, req.initial)?,
-    };
-    chan.send_msg(&ServerMsg::Started {
-        start_epoch: model.epochs_trained,
-        epochs: config.epochs,
-        samples: data.len(),
-    })?;
-    let start = Instant::now();
-    let cell = RefCell::new(chan);
-    let mut progress = ProgressSender {
-        chan: &cell,
-        abort: abort.clone(),
-        last: None,
-    };
-    let result = train(
-        &mut s1,
-        &mut model,
-        data,
-        &config,
-        |p| progress.send(p),
-        |m| {
-            tracing::info!(%peer, epoch = m.epochs_trained, of = config.epochs, elapsed_s = start.elapsed().as_secs_f64(), "epoch finished");
-            let ck = Checkpoint {
-                model: m.clone(),
-                config: config.clone(),
-                position: 0,
-            };
-            cell.borrow_mut()
-                .send_msg(&ServerMsg::Checkpoint(Box::new(ck)))
-                .map_err(|e| {
-                    abort.set(format!("the client went away ({e})"));
-                    SecureError::Mismatch(format!("cannot send the checkpoint to the client: {e}"))
-                })
-        },
-    );
-    if let Err(e) = result {
-        if let Some(why) = abort.get() {
-            bail!("training stopped: {why}");
-        }
-        return Err(categorised(e, peer, "training"));
-    }
-    let elapsed = start.elapsed();
-    let session_costs: Costs = costs(&mut s1)?;
-    let _ = s1.close();
-    tracing::info!(
-        %peer,
-        elapsed_s = elapsed.as_secs_f64(),
-        round_trips = session_costs.traffic.round_trips,
-        bytes_sent = session_costs.traffic.bytes_sent,
-        bytes_received = session_costs.traffic.bytes_received,
-        "training finished"
-    );
-    drop(progress);
-    let chan = cell.into_inner();
-    chan.send_msg(&ServerMsg::Trained {
-        model: Box::new(model),
-        costs: session_costs,
-        elapsed_ms: ms(elapsed),
-    })?;
     Ok(())
 }
 
-fn serve_classify(
+fn check_classify(
     ctx: &S1Context,
-    chan: &mut TlsChannel,
-    req: ClassifyRequest,
-    peer: &Peer,
-) -> CliResult<()> {
-    let (model, data) = (&req.model, &req.data);
-    let profile = req.profile.unwrap_or(model.profile);
-    tracing::info!(
-        %peer,
-        samples = data.len(),
-        model = %model.shape,
-        %profile,
-        kappa = req.kappa,
-        "classification request"
-    );
-    check_key("model", &model.fingerprint, &ctx.pk)?;
-    check_key("data set", &data.fingerprint, &ctx.pk)?;
+    owner: &str,
+    req: &ClassifyRequest,
+) -> CliResult<(EncryptedModel, EncryptedDataset)> {
+    let (_, body) = ctx
+        .store
+        .get_object(owner, &req.model, Some(ObjectKind::Model))?;
+    let model: EncryptedModel = open(&MODEL, &body)?;
+    let data = dataset(ctx, owner, &req.data)?;
     model.check(&ctx.pk)?;
     data.check(&ctx.pk, false)?;
-    model.check_inputs(data)?;
-    if data.is_empty() {
-        bail!("the data set is empty");
+    model.check_inputs(&data)?;
+    if req.chunk == 0 || req.chunk > MAX_BATCH {
+        bail!("chunk must be in 1..={MAX_BATCH}");
     }
-    let abort = Abort::default();
-    let params = SessionParams {
-        value_bits: model.fixed.value_bits,
-        frac_bits: model.fixed.frac_bits,
-        kappa: req.kappa,
-        profile,
-    };
-    let mut s1 = connect_s2(ctx, params, &abort)?;
-    chan.send_msg(&ServerMsg::Started {
-        start_epoch: 0,
-        epochs: 1,
-        samples: data.len(),
-    })?;
-    let start = Instant::now();
-    let cell = RefCell::new(chan);
-    let mut progress = ProgressSender {
-        chan: &cell,
-        abort: abort.clone(),
-        last: None,
-    };
-    let result = classify(&mut s1, model, data, req.chunk.max(1), |p| progress.send(p));
-    let predictions = match result {
-        Ok(p) => p,
-        Err(e) => {
-            if let Some(why) = abort.get() {
-                bail!("classification stopped: {why}");
-            }
-            return Err(categorised(e, peer, "classification"));
-        }
-    };
-    let elapsed = start.elapsed();
-    let session_costs = costs(&mut s1)?;
-    let _ = s1.close();
-    tracing::info!(
-        %peer,
-        elapsed_s = elapsed.as_secs_f64(),
-        round_trips = session_costs.traffic.round_trips,
-        "classification finished"
-    );
-    drop(progress);
-    let chan = cell.into_inner();
-    chan.send_msg(&ServerMsg::Classified {
-        predictions: Box::new(predictions),
-        costs: session_costs,
-        elapsed_ms: ms(elapsed),
-    })?;
-    Ok(())
+    check_session(
+        &ctx.pk,
+        SessionParams {
+            value_bits: model.fixed.value_bits,
+            frac_bits: model.fixed.frac_bits,
+            kappa: req.kappa,
+            profile: req.profile.unwrap_or(model.profile),
+        },
+    )?;
+    Ok((model, data))
 }

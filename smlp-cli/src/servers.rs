@@ -8,8 +8,10 @@
 
 use crate::bail;
 use crate::error::{describe, CliError, CliResult, Context};
+use crate::jobs::{Runner, RunnerOptions, S2Link};
 use crate::keys::{load_public, load_secret};
 use crate::s1::{s1_session, S1Context};
+use crate::store::{Store, StoreOptions};
 use crate::tls::TlsArgs;
 use clap::{Args, ValueEnum};
 use paillier::format::write_atomic;
@@ -140,9 +142,33 @@ pub struct ServeS1Args {
     /// Name S2's certificate must carry [default: the host part of --s2].
     #[arg(long, value_name = "NAME")]
     pub s2_name: Option<String>,
-    /// Most concurrent sessions of one owner identity.
-    #[arg(long, default_value_t = 2)]
+    /// Most concurrent connections of one owner identity.
+    #[arg(long, default_value_t = 4)]
     pub max_sessions_per_owner: usize,
+    /// Directory of S1's store (SQLite: data sets, models, predictions, jobs, checkpoints,
+    /// audit log). Created 0700 if missing; keep it on a disk that survives restarts.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Jobs running at once (the others wait in order; jobs share the same cores).
+    #[arg(long, default_value_t = 1)]
+    pub max_running_jobs: usize,
+    /// Checkpoint a training job every N samples [default: after about --checkpoint-secs of
+    /// work], and always at the end of an epoch.
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Without --checkpoint-every: seconds of work between two checkpoints.
+    #[arg(long, default_value_t = 30.0)]
+    pub checkpoint_secs: f64,
+    /// A job fails when S2 stays unreachable this long (seconds) without progress; until then S1
+    /// reconnects with backoff and resumes from the last checkpoint.
+    #[arg(long, default_value_t = 600.0)]
+    pub s2_retry_deadline_secs: f64,
+    /// Storage quota of each owner (data sets, models, predictions), in MiB.
+    #[arg(long, default_value_t = 1024.0)]
+    pub quota_mib: f64,
+    /// Largest size of the store's database, in MiB [default: what the disk holds].
+    #[arg(long, value_name = "MIB")]
+    pub max_store_mib: Option<f64>,
     /// Address to listen on for clients (port 0: any free port; see --ready-file).
     #[arg(long, default_value = "127.0.0.1:7001")]
     pub listen: String,
@@ -308,22 +334,64 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     let shutdown = server.shutdown_handle();
     install_signal_handler(shutdown.clone())?;
     let fingerprint = pk.fingerprint();
+    let secs = |v: f64, name: &str| -> CliResult<Duration> {
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| CliError(format!("--{name} must be a non-negative number of seconds")))
+    };
+    let mib = |v: f64, name: &str| -> CliResult<u64> {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("--{name} must be a positive number of MiB");
+        }
+        Ok((v * 1048576.0).min(u64::MAX as f64) as u64)
+    };
+    let store = Arc::new(
+        Store::open(
+            &args.state_dir,
+            StoreOptions {
+                quota: mib(args.quota_mib, "quota-mib")?,
+                max_bytes: args
+                    .max_store_mib
+                    .map(|v| mib(v, "max-store-mib"))
+                    .transpose()?,
+                crash_at_checkpoint: std::env::var("SMLP_TEST_CRASH_AT_CHECKPOINT")
+                    .ok()
+                    .and_then(|v| v.parse().ok()),
+            },
+        )
+        .with_context(|| format!("cannot open S1's store in {}", args.state_dir.display()))?,
+    );
+    let runner = Runner::new(
+        Arc::clone(&store),
+        pk.clone(),
+        S2Link {
+            addr: args.s2.clone(),
+            name: args.s2_name.clone(),
+            tls: s2_config,
+            options: TcpOptions::default()
+                .with_read_timeout(Some(Duration::from_secs(
+                    args.server.idle_timeout_secs.max(1),
+                )))
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_connect_retry(secs(args.s2_connect_retry_secs, "s2-connect-retry-secs")?),
+            pool: (args.pool_capacity, args.pool_workers),
+        },
+        RunnerOptions {
+            max_running: args.max_running_jobs.clamp(1, 64),
+            checkpoint_every: args.checkpoint_every.filter(|&n| n > 0),
+            checkpoint_interval: secs(args.checkpoint_secs, "checkpoint-secs")?,
+            s2_retry_deadline: secs(args.s2_retry_deadline_secs, "s2-retry-deadline-secs")?,
+        },
+        shutdown.clone(),
+    );
+    let workers = runner.start()?;
     let ctx = Arc::new(S1Context {
         pk,
-        s2: args.s2.clone(),
-        s2_name: args.s2_name.clone(),
-        s2_tls: s2_config,
-        s2_options: TcpOptions::default()
-            .with_read_timeout(Some(Duration::from_secs(
-                args.server.idle_timeout_secs.max(1),
-            )))
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_connect_retry(Duration::from_secs_f64(args.s2_connect_retry_secs)),
-        pool: (args.pool_capacity, args.pool_workers),
+        store: Arc::clone(&store),
+        runner: Arc::clone(&runner),
         shutdown,
         limiter: SessionLimiter::new(args.max_sessions_per_owner),
     });
-    tracing::info!(%addr, s2 = %args.s2, key = %fingerprint, identity = %tls.identity(), "S1 (cloud server) listening (TLS, owner clients only)");
+    tracing::info!(%addr, s2 = %args.s2, key = %fingerprint, identity = %tls.identity(), store = %store.path().display(), "S1 (cloud server) listening (TLS, owner clients only)");
     println!(
         "S1 listening on {addr} (S2 at {}, key {fingerprint}, TLS)",
         args.s2
@@ -332,6 +400,10 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     let summary = server.run_with(TlsAcceptor(owners_config), move |chan, peer| {
         s1_session(&ctx, chan, peer)
     });
+    runner.notify();
+    for w in workers {
+        let _ = w.join();
+    }
     remove_ready(args.server.ready_file.as_deref());
     tracing::info!(
         sessions = summary.sessions,

@@ -1,0 +1,588 @@
+//! S1's job runner: a queue of training and classification jobs kept in the [`Store`], run by
+//! `--max-running-jobs` workers (default 1: jobs share the same cores), each with its own
+//! secure-ops session to S2 (TLS, S2's certificate checked).
+//!
+//! A training job checkpoints into the store every `--checkpoint-every` samples (default: about
+//! every `--checkpoint-secs` seconds of work) and at the end of every epoch; a restarted S1 queues
+//! every job it left running and resumes it from its checkpoint, which gives the same computation
+//! as the uninterrupted run ([`smlp::encrypted::train_from`]). When S2 cannot be reached or the
+//! link drops, the job reconnects with backoff and resumes from its last checkpoint; it fails only
+//! when S2 stayed unreachable for `--s2-retry-deadline-secs` without progress. Classification jobs
+//! restart from the beginning. Only the owner's cancel (or a permanent error) ends a job early.
+
+use crate::error::CliError;
+use crate::proto::{ClassifyRequest, JobInfo, JobKind, JobState, ObjectKind, TrainRequest};
+use crate::store::{JobRow, NewObject, Store, StoreError};
+use paillier::format::{open, seal};
+use paillier::PublicKey;
+use secure_ops::{Channel, ChannelError, ProtocolError, SessionParams, S1};
+use smlp::encrypted::{
+    classify, costs, new_model, train_from, Checkpoint, Costs, EncryptedDataset, EncryptedModel,
+    SecureError, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
+};
+use smlp::Shape;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use transport::{tls, ShutdownHandle, TcpOptions, TlsChannel};
+
+/// How S1 reaches S2.
+pub struct S2Link {
+    /// S2's address.
+    pub addr: String,
+    /// The name S2's certificate must carry (default: the host of `addr`).
+    pub name: Option<String>,
+    /// TLS client configuration for S2 (our S1 certificate; S2's role checked).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Options of the connection.
+    pub options: TcpOptions,
+    /// Randomizer pool (capacity, workers) of each session; capacity 0: none.
+    pub pool: (usize, usize),
+}
+
+/// Settings of the runner.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Jobs running at once.
+    pub max_running: usize,
+    /// Checkpoint every this many samples (`None`: by time).
+    pub checkpoint_every: Option<usize>,
+    /// Without `checkpoint_every`: checkpoint after this much work.
+    pub checkpoint_interval: Duration,
+    /// A job fails when S2 stays unreachable this long without progress.
+    pub s2_retry_deadline: Duration,
+}
+
+/// Why a session must stop early.
+#[derive(Clone, Default)]
+struct Abort(Arc<Mutex<Option<Stop>>>);
+
+#[derive(Clone, Debug)]
+enum Stop {
+    Cancelled,
+    Shutdown,
+}
+
+impl Abort {
+    fn set(&self, why: Stop) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.get_or_insert(why);
+    }
+    fn get(&self) -> Option<Stop> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The channel to S2, refusing to send once the job is cancelled or S1 shuts down, so that a
+/// long job stops at its next S2 round trip.
+struct Guarded {
+    inner: TlsChannel,
+    abort: Abort,
+    shutdown: ShutdownHandle,
+}
+
+impl Channel for Guarded {
+    fn send_frame(&mut self, frame: &[u8]) -> Result<(), ChannelError> {
+        if self.shutdown.is_shutdown() {
+            self.abort.set(Stop::Shutdown);
+        }
+        if self.abort.get().is_some() {
+            return Err(ChannelError::Io(std::io::Error::other("job stopped")));
+        }
+        self.inner.send_frame(frame)
+    }
+    fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.inner.recv_frame()
+    }
+}
+
+/// Progress of a running job, kept in memory (the store has the last checkpoint's).
+#[derive(Clone)]
+struct Live {
+    epoch: u64,
+    done: u64,
+    samples: u64,
+    rate: f64,
+    abort: Abort,
+}
+
+/// How an attempt to run a job ended, other than with a result.
+enum Outcome {
+    /// Stopped by the owner or by S1's shutdown.
+    Stopped,
+    /// S2 unreachable or the link dropped; retry. `progressed`: a checkpoint was saved.
+    Retry { why: String, progressed: bool },
+    /// A permanent error (told to the owner).
+    Failed(String),
+}
+
+impl From<StoreError> for Outcome {
+    fn from(e: StoreError) -> Self {
+        Outcome::Failed(e.to_string())
+    }
+}
+
+/// The job runner.
+pub struct Runner {
+    store: Arc<Store>,
+    pk: PublicKey,
+    s2: S2Link,
+    opts: RunnerOptions,
+    shutdown: ShutdownHandle,
+    live: Mutex<HashMap<String, Live>>,
+    wake: (Mutex<()>, Condvar),
+}
+
+impl Runner {
+    /// A runner over `store`; [`Runner::start`] starts its workers.
+    pub fn new(
+        store: Arc<Store>,
+        pk: PublicKey,
+        s2: S2Link,
+        opts: RunnerOptions,
+        shutdown: ShutdownHandle,
+    ) -> Arc<Runner> {
+        Arc::new(Runner {
+            store,
+            pk,
+            s2,
+            opts,
+            shutdown,
+            live: Mutex::new(HashMap::new()),
+            wake: (Mutex::new(()), Condvar::new()),
+        })
+    }
+
+    /// Queues the jobs a previous S1 left running and starts the workers.
+    pub fn start(self: &Arc<Self>) -> Result<Vec<std::thread::JoinHandle<()>>, CliError> {
+        let n = self.store.requeue_running()?;
+        if n > 0 {
+            tracing::info!(jobs = n, "resuming jobs left running by the previous S1");
+        }
+        Ok((0..self.opts.max_running.max(1))
+            .map(|i| {
+                let me = Arc::clone(self);
+                std::thread::Builder::new()
+                    .name(format!("job-worker-{i}"))
+                    .spawn(move || me.worker())
+                    .expect("spawn a job worker")
+            })
+            .collect())
+    }
+
+    /// Wakes the workers (a job was queued, or S1 shuts down).
+    pub fn notify(&self) {
+        let _g = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
+        self.wake.1.notify_all();
+    }
+
+    fn worker(self: Arc<Self>) {
+        while !self.shutdown.is_shutdown() {
+            match self.store.claim_next() {
+                Ok(Some(job)) => self.run(job),
+                Ok(None) => {
+                    let g = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = self.wake.1.wait_timeout(g, Duration::from_millis(500));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the job queue");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// The owner's view of a job: the store's row with the live progress of a running job.
+    pub fn info(&self, owner: &str, id: &str) -> Result<JobInfo, StoreError> {
+        let info = self.store.job(owner, id)?;
+        Ok(self.merge(info))
+    }
+
+    /// The owner's jobs with live progress.
+    pub fn list(&self, owner: &str) -> Result<Vec<JobInfo>, StoreError> {
+        Ok(self
+            .store
+            .jobs(owner)?
+            .into_iter()
+            .map(|i| self.merge(i))
+            .collect())
+    }
+
+    fn merge(&self, mut info: JobInfo) -> JobInfo {
+        if info.state == JobState::Running {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(l) = live.get(&info.id) {
+                info.epoch = l.epoch;
+                info.done = l.done;
+                info.samples = l.samples;
+                info.samples_per_s = l.rate;
+            }
+        }
+        info
+    }
+
+    /// Cancels the owner's job; a running one stops at its next S2 round trip.
+    pub fn cancel(&self, owner: &str, id: &str) -> Result<String, StoreError> {
+        let msg = self.store.cancel(owner, id)?;
+        if let Some(l) = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            l.abort.set(Stop::Cancelled);
+        }
+        Ok(msg)
+    }
+
+    fn set_live(&self, id: &str, f: impl FnOnce(&mut Live)) {
+        if let Some(l) = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(id)
+        {
+            f(l);
+        }
+    }
+
+    fn run(&self, job: JobRow) {
+        let abort = Abort::default();
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            job.id.clone(),
+            Live {
+                epoch: 0,
+                done: 0,
+                samples: 0,
+                rate: 0.0,
+                abort: abort.clone(),
+            },
+        );
+        tracing::info!(job = %job.id, owner = %job.owner, kind = job.kind.name(), "job started");
+        let mut failing_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let attempt = match job.kind {
+                JobKind::Train => self.train(&job, &abort),
+                JobKind::Classify => self.classify(&job, &abort),
+            };
+            let outcome = match attempt {
+                Ok(result) => match self.store.finish(
+                    &job,
+                    result.as_new(),
+                    result.elapsed_ms,
+                    result.costs.as_ref(),
+                ) {
+                    Ok(Some(id)) => {
+                        tracing::info!(job = %job.id, result = %id, "job done");
+                        break;
+                    }
+                    Ok(None) => {
+                        tracing::info!(job = %job.id, "job cancelled; result dropped");
+                        break;
+                    }
+                    Err(e) => Outcome::Failed(format!("cannot store the result: {e}")),
+                },
+                Err(o) => o,
+            };
+            match outcome {
+                Outcome::Stopped => {
+                    match abort.get() {
+                        Some(Stop::Cancelled) => tracing::info!(job = %job.id, "job cancelled"),
+                        _ => tracing::info!(job = %job.id, "job paused: S1 is shutting down"),
+                    }
+                    break;
+                }
+                Outcome::Failed(why) => {
+                    tracing::warn!(job = %job.id, error = %why, "job failed");
+                    if let Err(e) = self.store.fail(&job, &why) {
+                        tracing::error!(job = %job.id, error = %e, "cannot record the failure");
+                    }
+                    break;
+                }
+                Outcome::Retry { why, progressed } => {
+                    if progressed {
+                        failing_since = None;
+                        backoff = Duration::from_millis(500);
+                    }
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.opts.s2_retry_deadline {
+                        let why = format!(
+                            "S2 stayed unreachable for {} s ({why}); the last checkpoint is kept \
+                             (smlp fetch {} --checkpoint)",
+                            self.opts.s2_retry_deadline.as_secs(),
+                            job.id
+                        );
+                        tracing::warn!(job = %job.id, error = %why, "job failed");
+                        let _ = self.store.fail(&job, &why);
+                        break;
+                    }
+                    tracing::warn!(job = %job.id, error = %why, retry_in_s = backoff.as_secs_f64(), "S2 link failed; retrying from the last checkpoint");
+                    let _ = self
+                        .store
+                        .set_note(&job.id, Some(&format!("waiting for S2 ({why})")));
+                    if !self.sleep(backoff, &abort) {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&job.id);
+    }
+
+    /// Sleeps `d` unless the job is stopped meanwhile (then false).
+    fn sleep(&self, d: Duration, abort: &Abort) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            if self.shutdown.is_shutdown() || abort.get().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+        }
+        !self.shutdown.is_shutdown() && abort.get().is_none()
+    }
+
+    /// Opens a secure-ops session with S2.
+    fn connect(&self, params: SessionParams, abort: &Abort) -> Result<S1<Guarded>, Outcome> {
+        let link = tls::connect(
+            self.s2.addr.as_str(),
+            self.s2.name.as_deref(),
+            Arc::clone(&self.s2.tls),
+            &self.s2.options,
+        )
+        .map_err(|e| Outcome::Retry {
+            why: format!("cannot reach S2 at {}: {e}", self.s2.addr),
+            progressed: false,
+        })?;
+        let chan = Guarded {
+            inner: link,
+            abort: abort.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        let s1 = S1::connect(self.pk.clone(), chan, params).map_err(|e| match e {
+            ProtocolError::Message(_) => Outcome::Retry {
+                why: format!("S2's handshake failed: {e}"),
+                progressed: false,
+            },
+            e => Outcome::Failed(format!("S2 refused the session: {e}")),
+        })?;
+        Ok(match self.s2.pool {
+            (0, _) | (_, 0) => s1,
+            (cap, workers) => s1.with_randomizer_pool(cap, workers),
+        })
+    }
+
+    /// What a failed computation means for the job.
+    fn outcome(&self, e: SecureError, abort: &Abort, job: &JobRow, progressed: bool) -> Outcome {
+        if abort.get().is_some() || self.shutdown.is_shutdown() {
+            return Outcome::Stopped;
+        }
+        let what = job.kind.name();
+        tracing::warn!(job = %job.id, error = %e, "{what} failed");
+        match &e {
+            SecureError::Protocol(ProtocolError::Message(m)) => Outcome::Retry {
+                why: format!("the link to S2 failed: {m}"),
+                progressed,
+            },
+            SecureError::Protocol(ProtocolError::OutOfRange { .. }) => Outcome::Failed(
+                "a value left the fixed-point range |x| < 2^ℓ (an overflow: try a smaller \
+                 learning rate or a larger --value-bits); S1's log has the detail"
+                    .into(),
+            ),
+            SecureError::Protocol(
+                ProtocolError::Peer(_)
+                | ProtocolError::Violation(_)
+                | ProtocolError::Refused { .. },
+            ) => Outcome::Failed("S2 refused the computation; S1's log has the detail".into()),
+            _ => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    fn load_dataset(&self, owner: &str, id: &str) -> Result<EncryptedDataset, Outcome> {
+        let (_, body) = self
+            .store
+            .get_object(owner, id, Some(ObjectKind::Dataset))?;
+        open(&DATASET, &body).map_err(|e| Outcome::Failed(format!("stored data set {id}: {e}")))
+    }
+
+    fn train(&self, job: &JobRow, abort: &Abort) -> Result<JobResult, Outcome> {
+        let req: TrainRequest = postcard::from_bytes(&job.request)
+            .map_err(|e| Outcome::Failed(format!("stored request: {e}")))?;
+        let data = self.load_dataset(&job.owner, &req.dataset)?;
+        let config = req.config.clone();
+        let samples = data.len() as u64;
+        let stored: Option<Checkpoint> = match self.store.checkpoint(&job.id)? {
+            Some(c) => {
+                tracing::info!(job = %job.id, epoch = c.epoch, position = c.position, "stored checkpoint found");
+                Some(
+                    open(&CHECKPOINT, &c.body)
+                        .map_err(|e| Outcome::Failed(format!("stored checkpoint: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let params = SessionParams {
+            value_bits: req.fixed.value_bits,
+            frac_bits: req.fixed.frac_bits,
+            kappa: req.kappa,
+            profile: req.profile,
+        };
+        let mut s1 = self.connect(params, abort)?;
+        let _ = self.store.set_note(&job.id, None);
+        let save = |m: &EncryptedModel, position: usize| -> Result<(), SecureError> {
+            let ck = Checkpoint {
+                model: m.clone(),
+                config: config.clone(),
+                position,
+            };
+            let body = seal(&CHECKPOINT, &ck)?;
+            self.store
+                .save_checkpoint(&job.id, m.epochs_trained, position as u64, &body)
+                .map_err(|e| {
+                    if matches!(e, StoreError::Conflict(_)) {
+                        abort.set(Stop::Cancelled);
+                    }
+                    SecureError::Mismatch(format!("cannot save the checkpoint: {e}"))
+                })
+        };
+        let (mut model, position) = match stored.or(req.resume.clone()) {
+            Some(c) => {
+                tracing::info!(job = %job.id, epoch = c.model.epochs_trained, position = c.position, "resuming from checkpoint");
+                (c.model, c.position)
+            }
+            None => {
+                let mut sizes = vec![data.features];
+                sizes.extend_from_slice(&req.hidden);
+                sizes.push(data.outputs());
+                let shape = Shape::new(sizes).map_err(|e| Outcome::Failed(e.to_string()))?;
+                let m = new_model(&mut s1, shape, req.fixed, data.classes, req.initial.clone())
+                    .map_err(|e| self.outcome(e, abort, job, false))?;
+                // The initial weights are kept at once: a restart continues with the same ones.
+                save(&m, 0).map_err(|e| self.outcome(e, abort, job, false))?;
+                (m, 0)
+            }
+        };
+        self.set_live(&job.id, |l| {
+            l.epoch = model.epochs_trained;
+            l.done = position as u64;
+            l.samples = samples;
+        });
+        let start = Instant::now();
+        let mut trained = 0u64;
+        let mut last_ck = (Instant::now(), 0u64);
+        let mut progressed = false;
+        let result = train_from(
+            &mut s1,
+            &mut model,
+            &data,
+            &config,
+            position,
+            |_| {},
+            |m, pos| {
+                trained += 1;
+                let steps = trained;
+                let rate = steps as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                self.set_live(&job.id, |l| {
+                    l.epoch = m.epochs_trained;
+                    l.done = pos as u64;
+                    l.rate = rate * config.batch as f64;
+                });
+                let due = match self.opts.checkpoint_every {
+                    Some(n) => (steps - last_ck.1) * config.batch as u64 >= n as u64,
+                    None => last_ck.0.elapsed() >= self.opts.checkpoint_interval,
+                };
+                if pos == 0 || due {
+                    save(m, pos)?;
+                    last_ck = (Instant::now(), steps);
+                    progressed = true;
+                }
+                Ok(())
+            },
+        );
+        if let Err(e) = result {
+            return Err(self.outcome(e, abort, job, progressed));
+        }
+        let elapsed = start.elapsed();
+        let costs = costs(&mut s1).ok();
+        let _ = s1.close();
+        let body = seal(&MODEL, &model).map_err(|e| Outcome::Failed(e.to_string()))?;
+        tracing::info!(job = %job.id, elapsed_s = start.elapsed().as_secs_f64(), "training finished");
+        Ok(JobResult {
+            kind: ObjectKind::Model,
+            name: format!("model of {}", job.id),
+            summary: format!(
+                "{} ({} profile), {} epoch(s) on {}",
+                model.shape, model.profile, model.epochs_trained, req.dataset
+            ),
+            body,
+            elapsed_ms: ms(elapsed),
+            costs,
+        })
+    }
+
+    fn classify(&self, job: &JobRow, abort: &Abort) -> Result<JobResult, Outcome> {
+        let req: ClassifyRequest = postcard::from_bytes(&job.request)
+            .map_err(|e| Outcome::Failed(format!("stored request: {e}")))?;
+        let (_, body) = self
+            .store
+            .get_object(&job.owner, &req.model, Some(ObjectKind::Model))?;
+        let model: EncryptedModel = open(&MODEL, &body)
+            .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?;
+        let data = self.load_dataset(&job.owner, &req.data)?;
+        let params = SessionParams {
+            value_bits: model.fixed.value_bits,
+            frac_bits: model.fixed.frac_bits,
+            kappa: req.kappa,
+            profile: req.profile.unwrap_or(model.profile),
+        };
+        let mut s1 = self.connect(params, abort)?;
+        let _ = self.store.set_note(&job.id, None);
+        let start = Instant::now();
+        let samples = data.len() as u64;
+        let predictions = classify(&mut s1, &model, &data, req.chunk.max(1), |p| {
+            let rate = p.done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            self.set_live(&job.id, |l| {
+                l.done = p.done as u64;
+                l.samples = samples;
+                l.rate = rate;
+            });
+        })
+        .map_err(|e| self.outcome(e, abort, job, false))?;
+        let elapsed = start.elapsed();
+        let costs = costs(&mut s1).ok();
+        let _ = s1.close();
+        let body = seal(&PREDICTIONS, &predictions).map_err(|e| Outcome::Failed(e.to_string()))?;
+        Ok(JobResult {
+            kind: ObjectKind::Predictions,
+            name: format!("predictions of {}", job.id),
+            summary: format!("{samples} samples, model {}", req.model),
+            body,
+            elapsed_ms: ms(elapsed),
+            costs,
+        })
+    }
+}
+
+/// A job's result, to store.
+struct JobResult {
+    kind: ObjectKind,
+    name: String,
+    summary: String,
+    body: Vec<u8>,
+    elapsed_ms: u64,
+    costs: Option<Costs>,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl JobResult {
+    fn as_new(&self) -> NewObject<'_> {
+        NewObject {
+            kind: self.kind,
+            name: &self.name,
+            summary: self.summary.clone(),
+            body: &self.body,
+        }
+    }
+}

@@ -1,0 +1,962 @@
+//! S1's store: encrypted data sets, models, predictions, jobs, their checkpoints and an audit log
+//! in one SQLite database (`STATE-DIR/s1.sqlite`, through `rusqlite` with SQLite bundled).
+//!
+//! Everything stored is ciphertext (sealed `smlp` files, exactly the bytes `smlp fetch` writes) or
+//! public metadata (owner names from certificates, sizes, states, times). Every change is one
+//! transaction in WAL mode with `synchronous = FULL`: a crash at any moment leaves the database
+//! consistent and loses no committed object. Every query that reads or changes an owner's object
+//! names the owner: another owner's id is "not found", exactly like an unknown one.
+
+use crate::proto::{JobInfo, JobKind, JobState, ObjectInfo, ObjectKind};
+use rand::Rng;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such object or job of this owner.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The owner's quota would be exceeded.
+    #[error(
+        "storage quota exceeded: {owner} stores {used} bytes, this would add {adding} (quota \
+         {quota} bytes); delete data sets, models or predictions first (smlp list, smlp delete)"
+    )]
+    Quota {
+        /// Owner.
+        owner: String,
+        /// Bytes stored.
+        used: u64,
+        /// Bytes the change would add.
+        adding: u64,
+        /// The quota.
+        quota: u64,
+    },
+    /// The disk (or the store's configured size) is full; nothing was changed.
+    #[error("S1's store is full (disk or --max-store-mib); nothing was changed")]
+    Full,
+    /// The request conflicts with the state of an object (in use by a job, not ended, ...).
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored row does not decode (the database was edited or damaged).
+    #[error("the store is damaged: {0}")]
+    Corrupt(String),
+    /// Any other database error.
+    #[error("S1's store failed: {0}")]
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::Full,
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+/// Result alias of the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A fresh random id with `prefix` (public: ids name objects, they do not protect them).
+fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}-{:012x}",
+        rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff
+    )
+}
+
+/// Whether `s` has the form of an id of this store (`ds-`, `md-`, `pr-`, `job-` and 12 hex).
+pub fn looks_like_id(s: &str) -> bool {
+    let Some((prefix, hex)) = s.split_once('-') else {
+        return false;
+    };
+    matches!(prefix, "ds" | "md" | "pr" | "job")
+        && hex.len() == 12
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('ds', 'md', 'pr')),
+    name TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    job TEXT,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_owner ON objects (owner, kind, sha256);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('train', 'classify')),
+    state TEXT NOT NULL,
+    request BLOB NOT NULL,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    epochs INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    samples INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    started INTEGER,
+    finished INTEGER,
+    note TEXT,
+    result TEXT,
+    runs INTEGER NOT NULL DEFAULT 0,
+    work_ms INTEGER,
+    costs BLOB
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner);
+CREATE TABLE IF NOT EXISTS job_inputs (
+    job TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    object TEXT NOT NULL REFERENCES objects (id) ON DELETE RESTRICT,
+    PRIMARY KEY (job, object)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    job TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    saved INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
+";
+
+const SCHEMA_VERSION: &str = "1";
+
+/// Settings of the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Bytes of objects one owner may keep (data sets, models, predictions).
+    pub quota: u64,
+    /// Largest database file (`None`: the disk's size).
+    pub max_bytes: Option<u64>,
+    /// Test-only fault injection: abort the process inside the Nth checkpoint transaction, after
+    /// its write and before its commit.
+    pub crash_at_checkpoint: Option<u64>,
+}
+
+/// The store (one connection behind a mutex: SQLite serialises writers anyway).
+pub struct Store {
+    conn: Mutex<Connection>,
+    opts: StoreOptions,
+    checkpoints: Mutex<u64>,
+    path: PathBuf,
+}
+
+/// A job row as the runner needs it.
+pub struct JobRow {
+    /// Id.
+    pub id: String,
+    /// Owner.
+    pub owner: String,
+    /// Kind.
+    pub kind: JobKind,
+    /// The request (postcard of [`crate::proto::TrainRequest`] or `ClassifyRequest`).
+    pub request: Vec<u8>,
+}
+
+/// A stored checkpoint.
+pub struct CheckpointRow {
+    /// Sealed checkpoint file bytes.
+    pub body: Vec<u8>,
+    /// Epochs done.
+    pub epoch: u64,
+    /// Position within the next epoch.
+    pub position: u64,
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn object_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectInfo> {
+    let kind: String = row.get("kind")?;
+    Ok(ObjectInfo {
+        id: row.get("id")?,
+        kind: ObjectKind::from_prefix(&kind).unwrap_or(ObjectKind::Dataset),
+        name: row.get("name")?,
+        summary: row.get("summary")?,
+        bytes: to_u64(row.get("bytes")?),
+        created: to_u64(row.get("created")?),
+    })
+}
+
+const JOB_COLUMNS: &str =
+    "id, kind, state, epoch, epochs, done, samples, created, started, finished, note, result, \
+     work_ms, costs";
+
+fn job_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
+    let kind: String = row.get("kind")?;
+    let state: String = row.get("state")?;
+    Ok(JobInfo {
+        id: row.get("id")?,
+        kind: JobKind::parse(&kind).unwrap_or(JobKind::Train),
+        state: JobState::parse(&state).unwrap_or(JobState::Failed),
+        epoch: to_u64(row.get("epoch")?),
+        epochs: to_u64(row.get("epochs")?),
+        done: to_u64(row.get("done")?),
+        samples: to_u64(row.get("samples")?),
+        samples_per_s: 0.0,
+        created: to_u64(row.get("created")?),
+        started: row.get::<_, Option<i64>>("started")?.map(to_u64),
+        finished: row.get::<_, Option<i64>>("finished")?.map(to_u64),
+        note: row.get("note")?,
+        result: row.get("result")?,
+        elapsed_ms: row.get::<_, Option<i64>>("work_ms")?.map(to_u64),
+        costs: row
+            .get::<_, Option<Vec<u8>>>("costs")?
+            .and_then(|b| postcard::from_bytes(&b).ok()),
+    })
+}
+
+fn audit(
+    tx: &Transaction<'_>,
+    owner: &str,
+    action: &str,
+    object: &str,
+    outcome: &str,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO audit (at, owner, action, object, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![to_i64(now()), owner, action, object, outcome],
+    )?;
+    Ok(())
+}
+
+fn used_bytes(tx: &Transaction<'_>, owner: &str) -> StoreResult<u64> {
+    let used: i64 = tx.query_row(
+        "SELECT COALESCE(SUM(bytes), 0) FROM objects WHERE owner = ?1",
+        [owner],
+        |r| r.get(0),
+    )?;
+    Ok(to_u64(used))
+}
+
+/// A new object to store.
+pub struct NewObject<'a> {
+    /// Kind.
+    pub kind: ObjectKind,
+    /// Name.
+    pub name: &'a str,
+    /// One-line description.
+    pub summary: String,
+    /// Sealed file bytes.
+    pub body: &'a [u8],
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` (created 0700).
+    pub fn open(dir: &Path, opts: StoreOptions) -> StoreResult<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Conflict(format!("cannot create {}: {e}", dir.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let path = dir.join("s1.sqlite");
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if let Some(max) = opts.max_bytes {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (to_i64(max) / page.max(512)).max(16);
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match version.as_deref() {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    [SCHEMA_VERSION],
+                )?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} has schema version {v}, this S1 reads version {SCHEMA_VERSION}",
+                    path.display()
+                )))
+            }
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+            opts,
+            checkpoints: Mutex::new(0),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one transaction (committed only if `f` succeeds).
+    fn tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Records an event that changes nothing else (a refused request, a fetch).
+    pub fn audit(&self, owner: &str, action: &str, object: &str, outcome: &str) {
+        if let Err(e) = self.tx(|tx| audit(tx, owner, action, object, outcome)) {
+            tracing::warn!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    /// Stores an object of `owner` (quota checked in the same transaction). An identical object
+    /// of the same owner and kind is reused: `(info, false)`.
+    pub fn put_object(
+        &self,
+        owner: &str,
+        obj: NewObject<'_>,
+        job: Option<&str>,
+        counted: bool,
+    ) -> StoreResult<(ObjectInfo, bool)> {
+        let sha = format!("{:x}", Sha256::digest(obj.body));
+        let size = obj.body.len() as u64;
+        self.tx(|tx| {
+            if job.is_none() {
+                let existing = tx
+                    .query_row(
+                        "SELECT * FROM objects WHERE owner = ?1 AND kind = ?2 AND sha256 = ?3",
+                        params![owner, obj.kind.prefix(), sha],
+                        object_info,
+                    )
+                    .optional()?;
+                if let Some(info) = existing {
+                    audit(tx, owner, "upload", &info.id, "reused an identical object")?;
+                    return Ok((info, false));
+                }
+            }
+            if counted {
+                let used = used_bytes(tx, owner)?;
+                if used.saturating_add(size) > self.opts.quota {
+                    return Err(StoreError::Quota {
+                        owner: owner.to_string(),
+                        used,
+                        adding: size,
+                        quota: self.opts.quota,
+                    });
+                }
+            }
+            let info = ObjectInfo {
+                id: new_id(obj.kind.prefix()),
+                kind: obj.kind,
+                name: obj.name.to_string(),
+                summary: obj.summary,
+                bytes: size,
+                created: now(),
+            };
+            tx.execute(
+                "INSERT INTO objects (id, owner, kind, name, summary, sha256, bytes, created, job, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    info.id,
+                    owner,
+                    obj.kind.prefix(),
+                    info.name,
+                    info.summary,
+                    sha,
+                    to_i64(size),
+                    to_i64(info.created),
+                    job,
+                    obj.body
+                ],
+            )?;
+            audit(tx, owner, "store", &info.id, &format!("{} bytes", size))?;
+            Ok((info, true))
+        })
+    }
+
+    /// An object of `owner` of the given kind (any kind if `None`) with its body.
+    pub fn get_object(
+        &self,
+        owner: &str,
+        id: &str,
+        kind: Option<ObjectKind>,
+    ) -> StoreResult<(ObjectInfo, Vec<u8>)> {
+        let conn = lock(&self.conn);
+        let row = conn
+            .query_row(
+                "SELECT *, body FROM objects WHERE id = ?1 AND owner = ?2",
+                params![id, owner],
+                |r| Ok((object_info(r)?, r.get::<_, Vec<u8>>("body")?)),
+            )
+            .optional()?;
+        match row {
+            Some((info, body)) if kind.is_none_or(|k| k == info.kind) => Ok((info, body)),
+            _ => Err(StoreError::NotFound(id.to_string())),
+        }
+    }
+
+    /// The owner's objects of a kind, oldest first.
+    pub fn list_objects(&self, owner: &str, kind: ObjectKind) -> StoreResult<Vec<ObjectInfo>> {
+        let conn = lock(&self.conn);
+        let mut st = conn.prepare(
+            "SELECT id, kind, name, summary, bytes, created FROM objects
+             WHERE owner = ?1 AND kind = ?2 ORDER BY created, rowid",
+        )?;
+        let rows = st.query_map(params![owner, kind.prefix()], object_info)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes an object of `owner` (refused while a queued or running job uses it) or an ended
+    /// job (with its checkpoint; its results stay).
+    pub fn delete(&self, owner: &str, id: &str) -> StoreResult<String> {
+        self.tx(|tx| {
+            if id.starts_with("job-") {
+                let state: Option<String> = tx
+                    .query_row(
+                        "SELECT state FROM jobs WHERE id = ?1 AND owner = ?2",
+                        params![id, owner],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(state) = state else {
+                    return Err(StoreError::NotFound(id.to_string()));
+                };
+                if !JobState::parse(&state).is_some_and(JobState::ended) {
+                    return Err(StoreError::Conflict(format!(
+                        "job {id} is {state}: cancel it first (smlp cancel {id})"
+                    )));
+                }
+                tx.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
+                audit(tx, owner, "delete", id, "ok")?;
+                return Ok(format!("deleted job {id}"));
+            }
+            let exists: Option<String> = tx
+                .query_row(
+                    "SELECT kind FROM objects WHERE id = ?1 AND owner = ?2",
+                    params![id, owner],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(id.to_string()));
+            }
+            let users: Vec<String> = tx
+                .prepare(
+                    "SELECT jobs.id FROM job_inputs JOIN jobs ON jobs.id = job_inputs.job
+                     WHERE job_inputs.object = ?1 AND jobs.state IN ('queued', 'running')",
+                )?
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if let Some(j) = users.first() {
+                return Err(StoreError::Conflict(format!(
+                    "{id} is in use by job {j}, which has not ended: cancel it first or wait"
+                )));
+            }
+            // Ended jobs keep their record, not the input.
+            tx.execute("DELETE FROM job_inputs WHERE object = ?1", [id])?;
+            tx.execute("DELETE FROM objects WHERE id = ?1", [id])?;
+            audit(tx, owner, "delete", id, "ok")?;
+            Ok(format!("deleted {id}"))
+        })
+    }
+
+    /// Queues a job of `owner` reading `inputs` (checked to be the owner's in this transaction).
+    pub fn submit(
+        &self,
+        owner: &str,
+        kind: JobKind,
+        request: &[u8],
+        inputs: &[&str],
+        epochs: u64,
+        samples: u64,
+    ) -> StoreResult<JobInfo> {
+        let id = new_id("job");
+        self.tx(|tx| {
+            for input in inputs {
+                let ok: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM objects WHERE id = ?1 AND owner = ?2",
+                        params![input, owner],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if ok.is_none() {
+                    return Err(StoreError::NotFound(input.to_string()));
+                }
+            }
+            tx.execute(
+                "INSERT INTO jobs (id, owner, kind, state, request, epochs, samples, created)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    owner,
+                    kind.name(),
+                    request,
+                    to_i64(epochs),
+                    to_i64(samples),
+                    to_i64(now())
+                ],
+            )?;
+            for input in inputs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO job_inputs (job, object) VALUES (?1, ?2)",
+                    params![id, input],
+                )?;
+            }
+            audit(tx, owner, "submit", &id, kind.name())?;
+            Ok(())
+        })?;
+        self.job(owner, &id)
+    }
+
+    /// A job of `owner`.
+    pub fn job(&self, owner: &str, id: &str) -> StoreResult<JobInfo> {
+        let conn = lock(&self.conn);
+        conn.query_row(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND owner = ?2"),
+            params![id, owner],
+            job_info,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    /// The owner's jobs, oldest first.
+    pub fn jobs(&self, owner: &str) -> StoreResult<Vec<JobInfo>> {
+        let conn = lock(&self.conn);
+        let mut st = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ?1 ORDER BY seq"
+        ))?;
+        let rows = st.query_map([owner], job_info)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// At start-up: every job left running by a stopped or crashed S1 is queued again (it resumes
+    /// from its checkpoint). Returns how many.
+    pub fn requeue_running(&self) -> StoreResult<usize> {
+        self.tx(|tx| {
+            let n = tx.execute(
+                "UPDATE jobs SET state = 'queued', note = 'resumed after S1 restarted'
+                 WHERE state = 'running'",
+                [],
+            )?;
+            Ok(n)
+        })
+    }
+
+    /// Takes the oldest queued job and marks it running.
+    pub fn claim_next(&self) -> StoreResult<Option<JobRow>> {
+        self.tx(|tx| {
+            let row = tx
+                .query_row(
+                    "SELECT id, owner, kind, request FROM jobs WHERE state = 'queued'
+                     ORDER BY seq LIMIT 1",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((id, owner, kind, request)) = row else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE jobs SET state = 'running', runs = runs + 1,
+                 started = COALESCE(started, ?2) WHERE id = ?1",
+                params![id, to_i64(now())],
+            )?;
+            audit(tx, &owner, "run", &id, "started")?;
+            let kind = JobKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("job {id} has kind {kind}")))?;
+            Ok(Some(JobRow {
+                id,
+                owner,
+                kind,
+                request,
+            }))
+        })
+    }
+
+    /// Sets a running job's note (what it waits for), or clears it.
+    pub fn set_note(&self, id: &str, note: Option<&str>) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute("UPDATE jobs SET note = ?2 WHERE id = ?1", params![id, note])?;
+            Ok(())
+        })
+    }
+
+    /// Saves a job's checkpoint (replacing the previous one) and its progress, in one
+    /// transaction; only while the job is running.
+    pub fn save_checkpoint(
+        &self,
+        id: &str,
+        epoch: u64,
+        position: u64,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        let n = {
+            let mut c = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+            *c += 1;
+            *c
+        };
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO checkpoints (job, epoch, position, saved, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (job) DO UPDATE SET epoch = ?2, position = ?3, saved = ?4, body = ?5",
+                params![id, to_i64(epoch), to_i64(position), to_i64(now()), body],
+            )?;
+            let changed = tx.execute(
+                "UPDATE jobs SET epoch = ?2, done = ?3 WHERE id = ?1 AND state = 'running'",
+                params![id, to_i64(epoch), to_i64(position)],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(format!("job {id} is no longer running")));
+            }
+            if self.opts.crash_at_checkpoint == Some(n) {
+                // Fault injection for the tests: the checkpoint is written, not committed.
+                tracing::error!(job = id, checkpoint = n, "injected crash before the commit");
+                std::process::abort();
+            }
+            Ok(())
+        })
+    }
+
+    /// A job's checkpoint, if any.
+    pub fn checkpoint(&self, id: &str) -> StoreResult<Option<CheckpointRow>> {
+        let conn = lock(&self.conn);
+        Ok(conn
+            .query_row(
+                "SELECT body, epoch, position FROM checkpoints WHERE job = ?1",
+                [id],
+                |r| {
+                    Ok(CheckpointRow {
+                        body: r.get(0)?,
+                        epoch: to_u64(r.get(1)?),
+                        position: to_u64(r.get(2)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The latest checkpoint of `owner`'s job `id`.
+    pub fn owner_checkpoint(&self, owner: &str, id: &str) -> StoreResult<Vec<u8>> {
+        self.job(owner, id)?;
+        self.checkpoint(id)?
+            .map(|c| c.body)
+            .ok_or_else(|| StoreError::Conflict(format!("job {id} has no checkpoint (yet)")))
+    }
+
+    /// Ends a running job with its result, stored in the same transaction (not counted against
+    /// the quota: results are what the owner asked for). A job cancelled meanwhile stays
+    /// cancelled and its result is dropped.
+    pub fn finish(
+        &self,
+        job: &JobRow,
+        result: NewObject<'_>,
+        elapsed_ms: u64,
+        costs: Option<&smlp::encrypted::Costs>,
+    ) -> StoreResult<Option<String>> {
+        let costs = costs.and_then(|c| postcard::to_stdvec(c).ok());
+        let sha = format!("{:x}", Sha256::digest(result.body));
+        self.tx(|tx| {
+            let state: String =
+                tx.query_row("SELECT state FROM jobs WHERE id = ?1", [&job.id], |r| r.get(0))?;
+            if state != "running" {
+                return Ok(None);
+            }
+            let id = new_id(result.kind.prefix());
+            tx.execute(
+                "INSERT INTO objects (id, owner, kind, name, summary, sha256, bytes, created, job, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    id,
+                    job.owner,
+                    result.kind.prefix(),
+                    result.name,
+                    result.summary,
+                    sha,
+                    to_i64(result.body.len() as u64),
+                    to_i64(now()),
+                    job.id,
+                    result.body
+                ],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET state = 'done', finished = ?2, result = ?3, note = NULL,
+                 epoch = epochs, done = 0, work_ms = ?4, costs = ?5 WHERE id = ?1",
+                params![job.id, to_i64(now()), id, to_i64(elapsed_ms), costs],
+            )?;
+            audit(tx, &job.owner, "finish", &job.id, &format!("done: {id}"))?;
+            Ok(Some(id))
+        })
+    }
+
+    /// Ends a running job with an error.
+    pub fn fail(&self, job: &JobRow, why: &str) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute(
+                "UPDATE jobs SET state = 'failed', finished = ?2, note = ?3
+                 WHERE id = ?1 AND state = 'running'",
+                params![job.id, to_i64(now()), why],
+            )?;
+            audit(tx, &job.owner, "finish", &job.id, &format!("failed: {why}"))
+        })
+    }
+
+    /// Cancels `owner`'s job if it has not ended; returns the message for the owner.
+    pub fn cancel(&self, owner: &str, id: &str) -> StoreResult<String> {
+        self.tx(|tx| {
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM jobs WHERE id = ?1 AND owner = ?2",
+                    params![id, owner],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(state) = state else {
+                return Err(StoreError::NotFound(id.to_string()));
+            };
+            if JobState::parse(&state).is_some_and(JobState::ended) {
+                return Ok(format!("job {id} has already ended ({state})"));
+            }
+            tx.execute(
+                "UPDATE jobs SET state = 'cancelled', finished = ?2, note = 'cancelled by the owner'
+                 WHERE id = ?1",
+                params![id, to_i64(now())],
+            )?;
+            tx.execute("DELETE FROM checkpoints WHERE job = ?1", [id])?;
+            audit(tx, owner, "cancel", id, &format!("was {state}"))?;
+            Ok(format!("cancelled job {id}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path, quota: u64) -> Store {
+        Store::open(
+            dir,
+            StoreOptions {
+                quota,
+                max_bytes: None,
+                crash_at_checkpoint: None,
+            },
+        )
+        .unwrap()
+    }
+
+    fn obj(body: &[u8]) -> NewObject<'_> {
+        NewObject {
+            kind: ObjectKind::Dataset,
+            name: "d",
+            summary: "s".into(),
+            body,
+        }
+    }
+
+    #[test]
+    fn owners_are_isolated_and_quota_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 100);
+        let (a, new) = s.put_object("alice", obj(&[1; 60]), None, true).unwrap();
+        assert!(new && looks_like_id(&a.id));
+        // The same bytes again: reused, not stored twice.
+        let (a2, new) = s.put_object("alice", obj(&[1; 60]), None, true).unwrap();
+        assert!(!new && a2.id == a.id);
+        // Over quota: refused, nothing stored.
+        let e = s
+            .put_object("alice", obj(&[2; 60]), None, true)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Quota { used: 60, .. }), "{e}");
+        assert_eq!(
+            s.list_objects("alice", ObjectKind::Dataset).unwrap().len(),
+            1
+        );
+        // Bob's quota is his own; he cannot see, use or delete Alice's object.
+        s.put_object("bob", obj(&[2; 60]), None, true).unwrap();
+        assert!(matches!(
+            s.get_object("bob", &a.id, None),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.delete("bob", &a.id),
+            Err(StoreError::NotFound(_))
+        ));
+        let e = s
+            .submit("bob", JobKind::Train, b"r", &[&a.id], 1, 1)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::NotFound(_)));
+        assert!(s.get_object("alice", &a.id, None).is_ok());
+        // An input in use by a queued job cannot be deleted; after cancelling, it can.
+        let j = s
+            .submit("alice", JobKind::Train, b"r", &[&a.id], 2, 60)
+            .unwrap();
+        assert_eq!(j.state, JobState::Queued);
+        assert!(matches!(
+            s.cancel("bob", &j.id),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.delete("alice", &a.id),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.delete("alice", &j.id),
+            Err(StoreError::Conflict(_))
+        ));
+        s.cancel("alice", &j.id).unwrap();
+        s.delete("alice", &a.id).unwrap();
+        s.delete("alice", &j.id).unwrap();
+        assert!(s.jobs("alice").unwrap().is_empty());
+    }
+
+    #[test]
+    fn running_jobs_are_requeued_and_checkpoints_replace_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 1000);
+        let (a, _) = s.put_object("alice", obj(&[1; 10]), None, true).unwrap();
+        let j1 = s
+            .submit("alice", JobKind::Train, b"one", &[&a.id], 2, 10)
+            .unwrap();
+        let j2 = s
+            .submit("alice", JobKind::Train, b"two", &[&a.id], 2, 10)
+            .unwrap();
+        let row = s.claim_next().unwrap().unwrap();
+        assert_eq!(
+            (row.id.as_str(), row.request.as_slice()),
+            (j1.id.as_str(), &b"one"[..])
+        );
+        s.save_checkpoint(&row.id, 0, 4, b"ck1").unwrap();
+        s.save_checkpoint(&row.id, 1, 0, b"ck2").unwrap();
+        drop(s);
+        // A new S1 on the same directory: the running job is queued again, first in line.
+        let s = store(dir.path(), 1000);
+        assert_eq!(s.requeue_running().unwrap(), 1);
+        let row = s.claim_next().unwrap().unwrap();
+        assert_eq!(row.id, j1.id);
+        let ck = s.checkpoint(&row.id).unwrap().unwrap();
+        assert_eq!(
+            (ck.body.as_slice(), ck.epoch, ck.position),
+            (&b"ck2"[..], 1, 0)
+        );
+        let info = s.job("alice", &j1.id).unwrap();
+        assert_eq!(
+            (info.state, info.epoch, info.done),
+            (JobState::Running, 1, 0)
+        );
+        let res = s
+            .finish(
+                &row,
+                NewObject {
+                    kind: ObjectKind::Model,
+                    name: "m",
+                    summary: "x".into(),
+                    body: b"model",
+                },
+                5,
+                None,
+            )
+            .unwrap()
+            .unwrap();
+        let (info, body) = s
+            .get_object("alice", &res, Some(ObjectKind::Model))
+            .unwrap();
+        assert_eq!(
+            (info.kind, body.as_slice()),
+            (ObjectKind::Model, &b"model"[..])
+        );
+        assert_eq!(
+            s.job("alice", &j1.id).unwrap().result.as_deref(),
+            Some(res.as_str())
+        );
+        // A cancelled running job keeps its state when its worker finishes.
+        let row2 = s.claim_next().unwrap().unwrap();
+        assert_eq!(row2.id, j2.id);
+        s.cancel("alice", &j2.id).unwrap();
+        assert!(s.finish(&row2, obj(b"late"), 1, None).unwrap().is_none());
+        assert_eq!(s.job("alice", &j2.id).unwrap().state, JobState::Cancelled);
+        // Audit log: who did what.
+        let conn = Connection::open(s.path()).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE owner = 'alice'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(n >= 7, "{n}");
+    }
+
+    #[test]
+    fn a_full_store_refuses_cleanly_and_keeps_its_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(
+            dir.path(),
+            StoreOptions {
+                quota: u64::MAX,
+                max_bytes: Some(256 << 10),
+                crash_at_checkpoint: None,
+            },
+        )
+        .unwrap();
+        let (a, _) = s
+            .put_object("alice", obj(&[1; 50_000]), None, true)
+            .unwrap();
+        let e = s
+            .put_object("alice", obj(&[2; 400_000]), None, true)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Full), "{e:?}");
+        assert_eq!(
+            s.list_objects("alice", ObjectKind::Dataset).unwrap().len(),
+            1
+        );
+        assert_eq!(s.get_object("alice", &a.id, None).unwrap().1.len(), 50_000);
+        assert!(looks_like_id("job-0123456789ab") && !looks_like_id("model.enc"));
+    }
+}
