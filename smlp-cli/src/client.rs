@@ -774,8 +774,10 @@ fn wait_job(conn: &S1Args, mut client: Option<Client>, job: &str) -> CliResult<J
                 if let Some(d) = &display {
                     d.bar.abandon();
                 }
-                let e = CliError::from(e);
-                bail!("{e} (job {job} goes on at S1: smlp wait {job})");
+                match e {
+                    Failure::Link(e) => bail!("{e} (job {job} goes on at S1: smlp wait {job})"),
+                    Failure::Refused(e) => return Err(e),
+                }
             }
         }
     }
@@ -849,49 +851,80 @@ fn print_costs(c: &Costs) {
     );
 }
 
-/// A model or data set given as a file (uploaded) or as the id of a stored one.
-fn object_ref(
-    c: &mut Client,
-    arg: &str,
-    kind: ObjectKind,
-    quiet: bool,
-) -> CliResult<(String, Option<usize>)> {
+/// A model or data set given as a file (read before connecting, uploaded) or as the id of a
+/// stored one.
+enum Ref {
+    Id(String),
+    Model(String, Box<EncryptedModel>),
+    Data(String, EncryptedDataset),
+}
+
+fn resolve(arg: &str, kind: ObjectKind) -> CliResult<Ref> {
     let path = Path::new(arg);
     if !path.exists() {
         if looks_like_id(arg) {
-            return Ok((arg.to_string(), None));
+            return Ok(Ref::Id(arg.to_string()));
         }
         bail!(
             "{arg}: no such file (nor the id of a {} at S1)",
             kind.noun()
         );
     }
-    let (info, samples) = match kind {
-        ObjectKind::Model => {
-            let m: EncryptedModel = read_file(&MODEL, path)?;
-            (c.upload_model(&file_name(path), m)?, None)
-        }
+    Ok(match kind {
+        ObjectKind::Model => Ref::Model(file_name(path), Box::new(read_file(&MODEL, path)?)),
         _ => {
             let d: EncryptedDataset = read_file(&DATASET, path)?;
-            let n = d.len();
-            if n == 0 {
+            if d.is_empty() {
                 bail!("{arg} holds no samples");
             }
-            (c.upload(&file_name(path), d)?, Some(n))
+            Ref::Data(file_name(path), d)
         }
-    };
-    if !quiet {
-        eprintln!("uploaded {arg} as {} ({})", info.id, info.summary);
+    })
+}
+
+impl Ref {
+    /// The id at S1 (uploading a file first).
+    fn store(self, c: &mut Client, arg: &str, quiet: bool) -> CliResult<String> {
+        let info = match self {
+            Ref::Id(id) => return Ok(id),
+            Ref::Model(name, m) => c.upload_model(&name, *m)?,
+            Ref::Data(name, d) => c.upload(&name, d)?,
+        };
+        if !quiet {
+            eprintln!("uploaded {arg} as {} ({})", info.id, info.summary);
+        }
+        Ok(info.id)
     }
-    Ok((info.id, samples))
 }
 
 /// Runs `smlp classify`.
 pub fn classify(args: &ClassifyArgs) -> CliResult<Option<JobSummary>> {
     let conn = &args.conn;
+    let model = resolve(&args.model, ObjectKind::Model)?;
+    let data = resolve(&args.data, ObjectKind::Dataset)?;
+    if let (Ref::Model(_, m), Ref::Data(_, d)) = (&model, &data) {
+        if m.fingerprint != d.fingerprint {
+            bail!(
+                "wrong key: the model {} is encrypted under key {}, the data set {} under key {}",
+                args.model,
+                m.fingerprint,
+                args.data,
+                d.fingerprint
+            );
+        }
+        if d.features != m.shape.inputs() {
+            bail!(
+                "the model {} expects {} features, {} has {}",
+                args.model,
+                m.shape.inputs(),
+                args.data,
+                d.features
+            );
+        }
+    }
     let mut c = Client::connect(conn)?;
-    let (model, _) = object_ref(&mut c, &args.model, ObjectKind::Model, conn.quiet)?;
-    let (data, _) = object_ref(&mut c, &args.data, ObjectKind::Dataset, conn.quiet)?;
+    let model = model.store(&mut c, &args.model, conn.quiet)?;
+    let data = data.store(&mut c, &args.data, conn.quiet)?;
     let req = ClassifyRequest {
         model,
         data,
@@ -1002,8 +1035,8 @@ pub fn jobs(args: &JobsArgs) -> CliResult<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:<8} {:<9} {:<30} {:>9} {:>10}  {:<19}  {}",
-        "ID", "KIND", "STATE", "PROGRESS", "SAMPLES/S", "ETA", "STARTED (UTC)", "RESULT / NOTE"
+        "{:<16} {:<8} {:<9} {:<30} {:>9} {:>10}  {:<19}  RESULT / NOTE",
+        "ID", "KIND", "STATE", "PROGRESS", "SAMPLES/S", "ETA", "STARTED (UTC)"
     );
     for j in &jobs {
         let progress = match j.state {

@@ -302,20 +302,28 @@ impl Runner {
                     }
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.opts.s2_retry_deadline {
-                        let why = format!(
-                            "S2 stayed unreachable for {} s ({why}); the last checkpoint is kept \
-                             (smlp fetch {} --checkpoint)",
-                            self.opts.s2_retry_deadline.as_secs(),
-                            job.id
+                        tracing::warn!(job = %job.id, error = %why, "job failed: S2 stayed unreachable");
+                        // The owner learns the category (S2's address and errors are S1's
+                        // operator's business).
+                        let told = format!(
+                            "S2 stayed unreachable for {} s; S1's log has the detail{}",
+                            self.opts.s2_retry_deadline.as_secs_f64(),
+                            if job.kind == JobKind::Train {
+                                format!(
+                                    "; the last checkpoint is kept (smlp fetch {} --checkpoint)",
+                                    job.id
+                                )
+                            } else {
+                                String::new()
+                            }
                         );
-                        tracing::warn!(job = %job.id, error = %why, "job failed");
-                        let _ = self.store.fail(&job, &why);
+                        let _ = self.store.fail(&job, &told);
                         break;
                     }
                     tracing::warn!(job = %job.id, error = %why, retry_in_s = backoff.as_secs_f64(), "S2 link failed; retrying from the last checkpoint");
                     let _ = self
                         .store
-                        .set_note(&job.id, Some(&format!("waiting for S2 ({why})")));
+                        .set_note(&job.id, Some("waiting for S2 to come back; retrying"));
                     if !self.sleep(backoff, &abort) {
                         break;
                     }

@@ -220,7 +220,7 @@ fn handle(
                 return Ok(None);
             }
             if ctx.shutdown.is_shutdown() {
-                bail!("S1 is shutting down; job {job} continues when it is back");
+                bail!("S1 is shutting down; job {job} continues when S1 is back (smlp wait {job})");
             }
             std::thread::sleep(Duration::from_millis(300));
         },
@@ -315,7 +315,7 @@ fn check_session(pk: &PublicKey, params: SessionParams) -> CliResult<()> {
 
 fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> CliResult<()> {
     let config = &req.config;
-    if !data.samples.first().is_some_and(|s| !s.y.is_empty()) {
+    if data.samples.first().is_none_or(|s| s.y.is_empty()) {
         bail!(
             "data set {} has no labels: it cannot be trained on",
             req.dataset

@@ -169,6 +169,8 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
         v.extend(extra.iter().map(|x| x.to_string()));
         v
     };
+    // Detached: the job id comes back at once; `wait` follows it, `fetch` gets the model and
+    // the last checkpoint.
     let a = train_args(&[
         "--hidden",
         "3",
@@ -176,18 +178,34 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
         "1",
         "--init-seed",
         "7",
-        "--checkpoint",
-        &env.p("ckpt"),
+        "--detach",
+    ]);
+    let job = ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        .trim()
+        .to_string();
+    assert!(job.starts_with("job-"), "{job}");
+    let out = ok(&["wait", "--s1", &s1.addr, "--quiet", &job]);
+    assert!(out.contains(&format!("job {job} done: md-")), "{out}");
+    let out = ok(&["jobs", "--s1", &s1.addr]);
+    assert!(out.contains(&job) && out.contains("done"), "{out}");
+    ok(&[
+        "fetch",
+        "--s1",
+        &s1.addr,
+        &job,
         "--out",
         &env.p("model.enc"),
     ]);
-    let out = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(
-        out.contains("trained 30-3-1 (strict profile) for 1 epoch(s) on 12 samples"),
-        "{out}"
-    );
+    ok(&[
+        "fetch",
+        "--s1",
+        &s1.addr,
+        &job,
+        "--checkpoint",
+        "--out",
+        &env.p("ckpt"),
+    ]);
     assert!(env.path("ckpt").exists());
-
     let want1 = reference(&env, &train, 7, 1, 2, 3);
     ok(&[
         "decrypt",
@@ -377,7 +395,11 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
         "--out",
         &env.p("model2.enc"),
     ]);
-    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains("trained 30-3-1 (strict profile) for 2 epoch(s) on 12 samples"),
+        "{out}"
+    );
     ok(&[
         "decrypt",
         "--secret-key",
@@ -508,4 +530,258 @@ fn demo_runs_the_whole_flow_and_stops_its_servers() {
     for pid in demo_pids(&String::from_utf8_lossy(&out.stdout)) {
         assert!(gone(pid), "server {pid} still running after a failed demo");
     }
+}
+
+/// `smlp jobs` until `pred` holds for its output (at most 120 s).
+fn jobs_until(s1: &str, pred: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let out = run(&["jobs", "--s1", s1]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && pred(&text) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "gave up waiting; last `smlp jobs`:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The outsourced flow survives everything but the owner's cancel: upload once, train detached,
+/// S1 crashes inside a checkpoint transaction (written, not committed), S1 is killed with
+/// SIGKILL mid-epoch, S2 is killed and restarted on the same address mid-job; after each, the job
+/// resumes from its last committed checkpoint, and the model fetched at the end equals the
+/// uninterrupted fixed-point run bit for bit (strict profile, same initial weights and order).
+#[test]
+fn detached_training_survives_s1_crashes_and_s2_restarts_bit_for_bit() {
+    let env = Env::new();
+    let (train_full, _) = stratified_split(&Dataset::wdbc(), 0.2, 5).unwrap();
+    let train = stratified_split(&train_full, 16.0 / train_full.len() as f64, 2)
+        .unwrap()
+        .1;
+    assert_eq!(train.len(), 16);
+    write_csv(&env.path("train.csv"), &train, "malignant");
+    encrypt(&env, &env.public(), "train.csv", "train.enc");
+
+    let s2 = env.s2(&[]);
+    let s2_addr = s2.addr.clone();
+    let s1_args = |extra: &[&'static str]| {
+        let mut v = vec![
+            "serve-s1".to_string(),
+            "--public-key".into(),
+            env.public(),
+            "--s2".into(),
+            s2_addr.clone(),
+            "--checkpoint-every".into(),
+            "2".into(),
+            "--s2-connect-retry-secs".into(),
+            "0.2".into(),
+        ];
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let start_s1 = |envs: &[(&str, &str)]| {
+        let a = s1_args(&[]);
+        Server::start_env(
+            env.dir.path(),
+            "s1",
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            envs,
+        )
+    };
+    // The third checkpoint transaction (initial weights, after 2 samples, after 4) aborts S1
+    // before its commit.
+    let mut s1 = start_s1(&[("SMLP_TEST_CRASH_AT_CHECKPOINT", "3")]);
+    let ds = ok(&["upload", "--s1", &s1.addr, "--data", &env.p("train.enc")])
+        .trim()
+        .to_string();
+    assert!(ds.starts_with("ds-"), "{ds}");
+    // The same file again: the same stored data set.
+    let again = ok(&["upload", "--s1", &s1.addr, "--data", &env.p("train.enc")]);
+    assert_eq!(again.trim(), ds);
+    let job = ok(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--dataset",
+        &ds,
+        "--hidden",
+        "3",
+        "--epochs",
+        "3",
+        "--batch",
+        "1",
+        "--seed",
+        "3",
+        "--init-seed",
+        "7",
+        "--profile",
+        "strict",
+        "--kappa",
+        "40",
+        "--detach",
+    ])
+    .trim()
+    .to_string();
+    assert!(job.starts_with("job-"), "{job}");
+    let st = s1.wait_exit(60);
+    assert!(!st.success(), "S1 aborted: {st}");
+    assert!(s1.log_text().contains("injected crash before the commit"));
+
+    // Restarted: the job resumes from the last committed checkpoint (after 2 samples).
+    let mut s1 = start_s1(&[]);
+    let addr = s1.addr.clone();
+    jobs_until(&addr, |t| t.contains("epoch 2/3"));
+    let log = s1.log_text();
+    assert!(
+        log.contains("resuming jobs left running by the previous S1")
+            && log.contains("epoch=0 position=2"),
+        "{log}"
+    );
+    // SIGKILL mid-epoch, restart, and the job resumes again.
+    assert!(!s1.signal("KILL").success());
+    let mut s1 = start_s1(&[]);
+    let addr = s1.addr.clone();
+    jobs_until(&addr, |t| t.contains("epoch 3/3"));
+    // S2 killed mid-job and restarted on the same address: S1 reconnects and resumes.
+    drop(s2);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let out = run(&["jobs", "--s1", &addr]);
+    assert!(out.status.success());
+    let mut s2 = Server::start(
+        env.dir.path(),
+        "s2b",
+        &[
+            "serve-s2",
+            "--secret-key",
+            &env.secret(),
+            "--listen",
+            &s2_addr,
+        ],
+    );
+    let out = run(&["wait", "--s1", &addr, "--quiet", &job]);
+    assert!(out.status.success(), "{out:?}\n{}", s1.log_text());
+    assert!(
+        s1.log_text()
+            .contains("S2 link failed; retrying from the last checkpoint"),
+        "{}",
+        s1.log_text()
+    );
+    ok(&["fetch", "--s1", &addr, &job, "--out", &env.p("model.enc")]);
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("model.enc"),
+        "--out",
+        &env.p("model.json"),
+    ]);
+    let m = read_json(&env.path("model.json"));
+    assert_eq!(m.epochs_trained, 3);
+    assert_eq!(
+        raw_params(&m),
+        reference(&env, &train, 7, 3, 1, 3).params,
+        "the interrupted run differs from the uninterrupted reference"
+    );
+    // The model is listed with the job's name; the audit log saw it all.
+    let models = ok(&["list", "--s1", &addr, "models"]);
+    assert!(models.contains(&format!("model of {job}")), "{models}");
+    let db = rusqlite::Connection::open(env.path("s1-state/s1.sqlite")).unwrap();
+    let actions: Vec<String> = db
+        .prepare("SELECT action FROM audit WHERE object = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([&job], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        actions.first().map(String::as_str),
+        Some("submit"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().filter(|a| *a == "run").count() >= 3,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"finish".to_string()), "{actions:?}");
+    assert_eq!(s1.signal("TERM").code(), Some(0));
+    assert_eq!(s2.signal("TERM").code(), Some(0));
+}
+
+/// Two owners share S1: neither can see, fetch, use, cancel or delete the other's objects and
+/// jobs (another owner's id reads exactly like an unknown one); each has a storage quota.
+#[test]
+fn owners_are_isolated_and_quotas_hold() {
+    let env = Env::new();
+    let data = small_encrypted(&env);
+    encrypt(&env, &env.public(), "d.csv", "d2.enc");
+    let s2 = env.s2(&[]);
+    let s1 = env.s1(&s2.addr, &["--quota-mib", "0.04"]);
+    let ds = ok(&["upload", "--s1", &s1.addr, "--data", &data])
+        .trim()
+        .to_string();
+    // A second, different encryption of the same rows exceeds the 40 KiB quota.
+    let err = fail(&["upload", "--s1", &s1.addr, "--data", &env.p("d2.enc")]);
+    assert!(err.contains("storage quota exceeded"), "{err}");
+    let listed = ok(&["list", "--s1", &s1.addr, "datasets"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let job = ok(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--dataset",
+        &ds,
+        "--hidden",
+        "2",
+        "--epochs",
+        "50",
+        "--kappa",
+        "40",
+        "--detach",
+    ])
+    .trim()
+    .to_string();
+    // Alice: her own quota, nothing of the owner's.
+    let alice = |args: &[&str]| {
+        let mut v = vec![args[0], "--s1", &s1.addr, "--as", "alice"];
+        v.extend_from_slice(&args[1..]);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let as_alice = |args: &[&str]| {
+        let v = alice(args);
+        fail(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let unknown = ["ds-000000000000", "job-000000000000"];
+    for (theirs, unknown) in [(&ds, unknown[0]), (&job, unknown[1])] {
+        for cmd in [
+            vec!["fetch", theirs.as_str(), "--out", "/nonexistent/x"],
+            vec!["delete", theirs.as_str()],
+        ] {
+            let err = as_alice(&cmd);
+            let mut cmd_unknown = cmd.clone();
+            cmd_unknown[1] = unknown;
+            let err_unknown = as_alice(&cmd_unknown);
+            assert_eq!(err.replace(theirs.as_str(), unknown), err_unknown);
+            assert!(err.contains("not found"), "{err}");
+        }
+    }
+    assert!(as_alice(&["cancel", &job]).contains("not found"));
+    assert!(as_alice(&["wait", &job]).contains("not found"));
+    let err = as_alice(&["train", "--dataset", &ds, "--hidden", "2", "--detach"]);
+    assert!(err.contains("not found"), "{err}");
+    let v = alice(&["list", "datasets"]);
+    assert!(ok(&v.iter().map(String::as_str).collect::<Vec<_>>()).contains("no data set"));
+    let v = alice(&["jobs"]);
+    assert!(ok(&v.iter().map(String::as_str).collect::<Vec<_>>()).contains("no jobs"));
+    let v = alice(&["upload", "--data", &env.p("d2.enc")]);
+    ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    // The owner's job and data set are untouched; a data set in use cannot be deleted.
+    let err = fail(&["delete", "--s1", &s1.addr, &ds]);
+    assert!(err.contains("in use by job"), "{err}");
+    ok(&["cancel", "--s1", &s1.addr, &job]);
+    ok(&["delete", "--s1", &s1.addr, &ds]);
+    assert!(ok(&["list", "--s1", &s1.addr, "datasets"]).contains("no data set"));
 }

@@ -575,7 +575,15 @@ fn s1_bounds_each_request_before_any_work() {
     let env = Env::new();
     small_encrypted(&env);
     // No S2 at all: every refusal below happens before S1 would contact it.
-    let s1 = env.s1(&closed_port(), &["--s2-connect-retry-secs", "0"]);
+    let s1 = env.s1(
+        &closed_port(),
+        &[
+            "--s2-connect-retry-secs",
+            "0",
+            "--s2-retry-deadline-secs",
+            "1",
+        ],
+    );
     let train = |extra: &[&str]| {
         let (data, out) = (env.p("d.enc"), env.p("m.enc"));
         let mut args = vec!["train", "--s1", &s1.addr, "--data", &data, "--out", &out];
@@ -592,9 +600,13 @@ fn s1_bounds_each_request_before_any_work() {
     assert!(err.contains("epochs"), "{err}");
     let err = train(&["--kappa", "300"]);
     assert!(err.contains("kappa = 300"), "{err}");
-    // A request within the bounds gets as far as S2 (unreachable here), told as a category.
+    // A request within the bounds becomes a job, which waits for S2 (unreachable here) until
+    // --s2-retry-deadline-secs, then fails with a clear message.
     let err = train(&["--hidden", "2"]);
-    assert!(err.contains("S2 is unreachable"), "{err}");
+    assert!(
+        err.contains("failed: S2 stayed unreachable for 1 s; S1's log has the detail"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -622,13 +634,13 @@ fn concurrent_sessions_are_limited_per_identity() {
     // S1: an owner holding one session (hello sent, request pending) cannot open a second one;
     // another owner can.
     let mut held = dial(&s1.addr, "owner-owner", Role::Owner, Role::S1).unwrap();
-    held.send_frame(&[0, 1]).unwrap(); // ClientMsg::Hello { version: 1 }
+    held.send_frame(&[0, 2]).unwrap(); // ClientMsg::Hello { version: 2 }
     held.recv_frame().unwrap();
     let (data, out) = (env.p("d.enc"), env.p("m.enc"));
     let err = fail(&[
         "train", "--s1", &s1.addr, "--data", &data, "--hidden", "2", "--out", &out,
     ]);
-    assert!(err.contains("already runs 1 sessions"), "{err}");
+    assert!(err.contains("already has 1 connections to S1"), "{err}");
     let err = fail(&[
         "train", "--s1", &s1.addr, "--as", "alice", "--data", &data, "--hidden", "2", "--kappa",
         "20", "--out", &out,

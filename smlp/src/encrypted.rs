@@ -348,7 +348,7 @@ impl Checkpoint {
                 self.model.epochs_trained, config.epochs
             )));
         }
-        if self.position >= samples.max(1) || self.position % config.batch.max(1) != 0 {
+        if self.position >= samples.max(1) || !self.position.is_multiple_of(config.batch.max(1)) {
             return Err(SecureError::Mismatch(format!(
                 "the checkpoint's position {} is not a batch boundary of an epoch of {samples} \
                  samples",

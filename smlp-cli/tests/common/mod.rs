@@ -171,22 +171,38 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, name: &str, args: &[&str]) -> Server {
+        Server::start_env(dir, name, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (the log is appended to).
+    pub fn start_env(dir: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let ready = dir.join(format!("{name}.addr"));
         let log = dir.join(format!("{name}.log"));
         let _ = std::fs::remove_file(&ready);
-        let f = std::fs::File::create(&log).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         // Small test keys: the S2 of the tests serves κ down to 40.
-        let kappa: &[&str] = if args.first() == Some(&"serve-s2") && !args.contains(&"--kappa") {
-            &["--kappa", "40"]
-        } else {
-            &[]
-        };
+        let mut extra: Vec<String> = vec![];
+        if args.first() == Some(&"serve-s2") && !args.contains(&"--kappa") {
+            extra.extend(["--kappa".into(), "40".into()]);
+        }
+        // S1 keeps its store in the test directory (one per server name).
+        if args.first() == Some(&"serve-s1") && !args.contains(&"--state-dir") {
+            extra.extend(["--state-dir".into(), s(&dir.join(format!("{name}-state")))]);
+        }
+        if !args.contains(&"--listen") {
+            extra.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        }
         let child = Command::new(BIN)
             .args(args)
-            .args(kappa)
-            .args(["--listen", "127.0.0.1:0", "--ready-file", &s(&ready)])
+            .args(&extra)
+            .args(["--ready-file", &s(&ready)])
             .env("SMLP_PKI", pki())
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
@@ -250,6 +266,23 @@ impl Server {
 
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// Waits (at most `secs`) for the process to exit by itself; its status.
+    pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "still running:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
