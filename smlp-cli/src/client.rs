@@ -666,16 +666,16 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
         initial,
         resume: ckpt,
     };
-    let job = c.submitted(ClientMsg::Train(Box::new(req)))?;
-    submitted_line(&job, args.detach);
-    if args.detach {
+    let Some((summary, out)) = submit(
+        conn,
+        c,
+        ClientMsg::Train(Box::new(req)),
+        args.detach,
+        args.out.as_deref(),
+    )?
+    else {
         return Ok(None);
-    }
-    let out = args
-        .out
-        .as_deref()
-        .expect("clap requires --out without --detach");
-    let summary = wait_and_fetch(conn, c, &job.id, out)?;
+    };
     let elapsed = summary.elapsed;
     let steps = (summary.job.samples * epochs).max(1);
     println!(
@@ -702,15 +702,26 @@ fn dataset_shape(c: &mut Client, id: &str, local: Option<&Path>) -> CliResult<(u
     Ok((d.features, d.outputs(), d.frac_bits))
 }
 
-fn submitted_line(job: &JobInfo, detach: bool) {
+/// Queues a job; with `detach` prints its id and returns `None`, else waits for it and writes
+/// its result to `out`.
+fn submit<'a>(
+    conn: &S1Args,
+    mut c: Client,
+    msg: ClientMsg,
+    detach: bool,
+    out: Option<&'a Path>,
+) -> CliResult<Option<(JobSummary, &'a Path)>> {
+    let job = c.submitted(msg)?;
     if detach {
         println!("{}", job.id);
-    } else {
-        eprintln!(
-            "job {} queued; leaving does not stop it (smlp wait {0}, smlp cancel {0})",
-            job.id
-        );
+        return Ok(None);
     }
+    eprintln!(
+        "job {} queued; leaving does not stop it (smlp wait {0}, smlp cancel {0})",
+        job.id
+    );
+    let out = out.ok_or_else(|| CliError("--out is required without --detach".into()))?;
+    Ok(Some((wait_and_fetch(conn, c, &job.id, out)?, out)))
 }
 
 /// Waits for the job (reconnecting when the connection drops), then fetches its result to `out`.
@@ -932,16 +943,16 @@ pub fn classify(args: &ClassifyArgs) -> CliResult<Option<JobSummary>> {
         profile: args.profile.map(Profile::from),
         chunk: args.chunk.max(1),
     };
-    let job = c.submitted(ClientMsg::Classify(Box::new(req)))?;
-    submitted_line(&job, args.detach);
-    if args.detach {
+    let Some((summary, out)) = submit(
+        conn,
+        c,
+        ClientMsg::Classify(Box::new(req)),
+        args.detach,
+        args.out.as_deref(),
+    )?
+    else {
         return Ok(None);
-    }
-    let out = args
-        .out
-        .as_deref()
-        .expect("clap requires --out without --detach");
-    let summary = wait_and_fetch(conn, c, &job.id, out)?;
+    };
     let n = summary.job.samples.max(1);
     println!(
         "classified {} samples in {} ({:.2} s per sample) → {}",

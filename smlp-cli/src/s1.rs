@@ -154,8 +154,6 @@ fn handle(
                     summary,
                     body: &body,
                 },
-                None,
-                true,
             )?;
             tracing::info!(%peer, id = %info.id, new, bytes = info.bytes, "data set stored");
             ServerMsg::Stored(info)
@@ -177,8 +175,6 @@ fn handle(
                     summary,
                     body: &body,
                 },
-                None,
-                true,
             )?;
             ServerMsg::Stored(info)
         }

@@ -276,6 +276,54 @@ pub struct NewObject<'a> {
     pub body: &'a [u8],
 }
 
+fn owned_job_state(tx: &Transaction<'_>, owner: &str, id: &str) -> StoreResult<String> {
+    tx.query_row(
+        "SELECT state FROM jobs WHERE id = ?1 AND owner = ?2",
+        params![id, owner],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(id.to_string()))
+}
+
+/// Inserts an object row; its id.
+fn insert_object(
+    tx: &Transaction<'_>,
+    owner: &str,
+    obj: &NewObject<'_>,
+    job: Option<&str>,
+) -> StoreResult<ObjectInfo> {
+    let info = ObjectInfo {
+        id: new_id(obj.kind.prefix()),
+        kind: obj.kind,
+        name: obj.name.to_string(),
+        summary: obj.summary.clone(),
+        bytes: obj.body.len() as u64,
+        created: now(),
+    };
+    tx.execute(
+        "INSERT INTO objects (id, owner, kind, name, summary, sha256, bytes, created, job, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            info.id,
+            owner,
+            obj.kind.prefix(),
+            info.name,
+            info.summary,
+            sha256(obj.body),
+            to_i64(info.bytes),
+            to_i64(info.created),
+            job,
+            obj.body
+        ],
+    )?;
+    Ok(info)
+}
+
+fn sha256(body: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(body))
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir` (created 0700).
     pub fn open(dir: &Path, opts: StoreOptions) -> StoreResult<Store> {
@@ -347,66 +395,33 @@ impl Store {
         }
     }
 
-    /// Stores an object of `owner` (quota checked in the same transaction). An identical object
+    /// Stores an upload of `owner` (quota checked in the same transaction). An identical object
     /// of the same owner and kind is reused: `(info, false)`.
-    pub fn put_object(
-        &self,
-        owner: &str,
-        obj: NewObject<'_>,
-        job: Option<&str>,
-        counted: bool,
-    ) -> StoreResult<(ObjectInfo, bool)> {
-        let sha = format!("{:x}", Sha256::digest(obj.body));
+    pub fn put_object(&self, owner: &str, obj: NewObject<'_>) -> StoreResult<(ObjectInfo, bool)> {
+        let sha = sha256(obj.body);
         let size = obj.body.len() as u64;
         self.tx(|tx| {
-            if job.is_none() {
-                let existing = tx
-                    .query_row(
-                        "SELECT * FROM objects WHERE owner = ?1 AND kind = ?2 AND sha256 = ?3",
-                        params![owner, obj.kind.prefix(), sha],
-                        object_info,
-                    )
-                    .optional()?;
-                if let Some(info) = existing {
-                    audit(tx, owner, "upload", &info.id, "reused an identical object")?;
-                    return Ok((info, false));
-                }
+            let existing = tx
+                .query_row(
+                    "SELECT * FROM objects WHERE owner = ?1 AND kind = ?2 AND sha256 = ?3",
+                    params![owner, obj.kind.prefix(), sha],
+                    object_info,
+                )
+                .optional()?;
+            if let Some(info) = existing {
+                audit(tx, owner, "upload", &info.id, "reused an identical object")?;
+                return Ok((info, false));
             }
-            if counted {
-                let used = used_bytes(tx, owner)?;
-                if used.saturating_add(size) > self.opts.quota {
-                    return Err(StoreError::Quota {
-                        owner: owner.to_string(),
-                        used,
-                        adding: size,
-                        quota: self.opts.quota,
-                    });
-                }
+            let used = used_bytes(tx, owner)?;
+            if used.saturating_add(size) > self.opts.quota {
+                return Err(StoreError::Quota {
+                    owner: owner.to_string(),
+                    used,
+                    adding: size,
+                    quota: self.opts.quota,
+                });
             }
-            let info = ObjectInfo {
-                id: new_id(obj.kind.prefix()),
-                kind: obj.kind,
-                name: obj.name.to_string(),
-                summary: obj.summary,
-                bytes: size,
-                created: now(),
-            };
-            tx.execute(
-                "INSERT INTO objects (id, owner, kind, name, summary, sha256, bytes, created, job, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    info.id,
-                    owner,
-                    obj.kind.prefix(),
-                    info.name,
-                    info.summary,
-                    sha,
-                    to_i64(size),
-                    to_i64(info.created),
-                    job,
-                    obj.body
-                ],
-            )?;
+            let info = insert_object(tx, owner, &obj, None)?;
             audit(tx, owner, "store", &info.id, &format!("{} bytes", size))?;
             Ok((info, true))
         })
@@ -449,16 +464,7 @@ impl Store {
     pub fn delete(&self, owner: &str, id: &str) -> StoreResult<String> {
         self.tx(|tx| {
             if id.starts_with("job-") {
-                let state: Option<String> = tx
-                    .query_row(
-                        "SELECT state FROM jobs WHERE id = ?1 AND owner = ?2",
-                        params![id, owner],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let Some(state) = state else {
-                    return Err(StoreError::NotFound(id.to_string()));
-                };
+                let state = owned_job_state(tx, owner, id)?;
                 if !JobState::parse(&state).is_some_and(JobState::ended) {
                     return Err(StoreError::Conflict(format!(
                         "job {id} is {state}: cancel it first (smlp cancel {id})"
@@ -701,30 +707,15 @@ impl Store {
         costs: Option<&smlp::encrypted::Costs>,
     ) -> StoreResult<Option<String>> {
         let costs = costs.and_then(|c| postcard::to_stdvec(c).ok());
-        let sha = format!("{:x}", Sha256::digest(result.body));
         self.tx(|tx| {
             let state: String =
-                tx.query_row("SELECT state FROM jobs WHERE id = ?1", [&job.id], |r| r.get(0))?;
+                tx.query_row("SELECT state FROM jobs WHERE id = ?1", [&job.id], |r| {
+                    r.get(0)
+                })?;
             if state != "running" {
                 return Ok(None);
             }
-            let id = new_id(result.kind.prefix());
-            tx.execute(
-                "INSERT INTO objects (id, owner, kind, name, summary, sha256, bytes, created, job, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id,
-                    job.owner,
-                    result.kind.prefix(),
-                    result.name,
-                    result.summary,
-                    sha,
-                    to_i64(result.body.len() as u64),
-                    to_i64(now()),
-                    job.id,
-                    result.body
-                ],
-            )?;
+            let id = insert_object(tx, &job.owner, &result, Some(&job.id))?.id;
             tx.execute(
                 "UPDATE jobs SET state = 'done', finished = ?2, result = ?3, note = NULL,
                  epoch = epochs, done = 0, work_ms = ?4, costs = ?5 WHERE id = ?1",
@@ -750,16 +741,7 @@ impl Store {
     /// Cancels `owner`'s job if it has not ended; returns the message for the owner.
     pub fn cancel(&self, owner: &str, id: &str) -> StoreResult<String> {
         self.tx(|tx| {
-            let state: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM jobs WHERE id = ?1 AND owner = ?2",
-                    params![id, owner],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(state) = state else {
-                return Err(StoreError::NotFound(id.to_string()));
-            };
+            let state = owned_job_state(tx, owner, id)?;
             if JobState::parse(&state).is_some_and(JobState::ended) {
                 return Ok(format!("job {id} has already ended ({state})"));
             }
@@ -804,22 +786,20 @@ mod tests {
     fn owners_are_isolated_and_quota_holds() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), 100);
-        let (a, new) = s.put_object("alice", obj(&[1; 60]), None, true).unwrap();
+        let (a, new) = s.put_object("alice", obj(&[1; 60])).unwrap();
         assert!(new && looks_like_id(&a.id));
         // The same bytes again: reused, not stored twice.
-        let (a2, new) = s.put_object("alice", obj(&[1; 60]), None, true).unwrap();
+        let (a2, new) = s.put_object("alice", obj(&[1; 60])).unwrap();
         assert!(!new && a2.id == a.id);
         // Over quota: refused, nothing stored.
-        let e = s
-            .put_object("alice", obj(&[2; 60]), None, true)
-            .unwrap_err();
+        let e = s.put_object("alice", obj(&[2; 60])).unwrap_err();
         assert!(matches!(e, StoreError::Quota { used: 60, .. }), "{e}");
         assert_eq!(
             s.list_objects("alice", ObjectKind::Dataset).unwrap().len(),
             1
         );
         // Bob's quota is his own; he cannot see, use or delete Alice's object.
-        s.put_object("bob", obj(&[2; 60]), None, true).unwrap();
+        s.put_object("bob", obj(&[2; 60])).unwrap();
         assert!(matches!(
             s.get_object("bob", &a.id, None),
             Err(StoreError::NotFound(_))
@@ -860,7 +840,7 @@ mod tests {
     fn running_jobs_are_requeued_and_checkpoints_replace_each_other() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), 1000);
-        let (a, _) = s.put_object("alice", obj(&[1; 10]), None, true).unwrap();
+        let (a, _) = s.put_object("alice", obj(&[1; 10])).unwrap();
         let j1 = s
             .submit("alice", JobKind::Train, b"one", &[&a.id], 2, 10)
             .unwrap();
@@ -945,12 +925,8 @@ mod tests {
             },
         )
         .unwrap();
-        let (a, _) = s
-            .put_object("alice", obj(&[1; 50_000]), None, true)
-            .unwrap();
-        let e = s
-            .put_object("alice", obj(&[2; 400_000]), None, true)
-            .unwrap_err();
+        let (a, _) = s.put_object("alice", obj(&[1; 50_000])).unwrap();
+        let e = s.put_object("alice", obj(&[2; 400_000])).unwrap_err();
         assert!(matches!(e, StoreError::Full), "{e:?}");
         assert_eq!(
             s.list_objects("alice", ObjectKind::Dataset).unwrap().len(),

@@ -1,7 +1,10 @@
 //! `cargo xtask speed`: seconds per encrypted training sample and per classified sample, with both
 //! servers on loopback over mutually authenticated TLS (`--link tcp`: plain TCP, to measure what TLS
-//! costs; the harness of `repro`), and operation counts per sample.
+//! costs; the harness of `repro`), and operation counts per sample. `--with-baseline` also times
+//! mini-batches of 8 and runs the python-paillier peer (`../shared/peers/phe_smlp.py`) right after,
+//! on the same machine, key size and network, and prints the table of ratios.
 
+use crate::baseline::{self, Outcome};
 use crate::harness::{self, median, Servers};
 use crate::Result;
 use clap::Args;
@@ -37,6 +40,41 @@ pub struct SpeedArgs {
     /// The S1–S2 link: tls (as deployed) or tcp (to measure what TLS costs).
     #[arg(long, value_enum, default_value_t = harness::Link::Tls)]
     pub link: harness::Link,
+    /// Also time mini-batches of 8 and run the python-paillier peer (needs `pip install
+    /// phe==1.5.0 gmpy2` and ../shared/peers/phe_smlp.py), then print the table of ratios.
+    #[arg(long)]
+    pub with_baseline: bool,
+    /// Training samples the peer times (at B = 1; each takes about a minute at 2048 bits).
+    #[arg(long, default_value_t = 2)]
+    pub baseline_samples: usize,
+}
+
+/// Seconds per sample of each batch of `train` (a fresh model from `init`).
+fn time_training(
+    s1: &mut secure_ops::S1<harness::S1Link>,
+    shape: &Shape,
+    fixed: &FixedParams,
+    init: &smlp::Params<i128>,
+    train: &[smlp::encrypted::EncryptedSample],
+    batch: usize,
+) -> Result<(Vec<f64>, Costs)> {
+    let pk = s1.public_key().clone();
+    let mut model = new_model(
+        s1,
+        shape.clone(),
+        *fixed,
+        2,
+        Some(encrypt_params(&pk, init)?),
+    )?;
+    let before = costs(s1)?;
+    let mut times = Vec::new();
+    for chunk in train.chunks(batch) {
+        let t = Instant::now();
+        let refs: Vec<_> = chunk.iter().collect();
+        train_batch(s1, &mut model, &refs)?;
+        times.push(t.elapsed().as_secs_f64() / chunk.len() as f64);
+    }
+    Ok((times, costs(s1)?.since(&before)))
 }
 
 /// Per-sample averages of a cost delta, formatted on one line.
@@ -76,7 +114,9 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         rayon::current_num_threads()
     );
     let pk = key.sk.public_key().clone();
-    let data = harness::wdbc(Some(args.samples), Some(args.samples), args.seed, &fixed)?;
+    let big = if args.with_baseline { 8 } else { 0 };
+    let n_train = args.samples.max(big);
+    let data = harness::wdbc(Some(n_train), Some(args.samples), args.seed, &fixed)?;
     let train = EncryptedDataset::encrypt(&pk, &data.train_enc, true);
     let test = EncryptedDataset::encrypt(&pk, &data.test_enc, false);
     let shape = Shape::new(vec![30, args.hidden, 1])?;
@@ -87,33 +127,44 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     );
     let mut servers = Servers::start(&key.sk, args.profile, &fixed, args.link)?;
     let s1 = &mut servers.s1;
-    let mut model = new_model(s1, shape, fixed, 2, Some(encrypt_params(&pk, &init)?))?;
-
-    let before = costs(s1)?;
-    let mut times = Vec::new();
-    for chunk in train.samples.chunks(args.batch) {
-        let t = Instant::now();
-        let refs: Vec<_> = chunk.iter().collect();
-        train_batch(s1, &mut model, &refs)?;
-        times.push(t.elapsed().as_secs_f64() / chunk.len() as f64);
-    }
-    let c = costs(s1)?.since(&before);
+    let first = &train.samples[..args.samples.min(train.len())];
+    let (times, c) = time_training(s1, &shape, &fixed, &init, first, args.batch)?;
     let (lo, hi) = times
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
+    let train_s = median(&times);
     println!(
-        "30-{}-1 {} batch {} over {:?}: training s/sample median {:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
+        "30-{}-1 {} batch {} over {:?}: training s/sample median {train_s:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
         args.hidden,
         args.profile,
         args.batch,
         args.link,
-        median(&times),
-        train.len()
+        first.len()
     );
     println!(
         "  per training sample: {}",
-        per_sample_line(&c, train.len())
+        per_sample_line(&c, first.len())
     );
+    let batch8_s = if big > 0 {
+        let (times, c) = time_training(s1, &shape, &fixed, &init, &train.samples[..big], big)?;
+        println!(
+            "  training s/sample with mini-batches of {big}: {:.3}; per sample: {}",
+            median(&times),
+            per_sample_line(&c, big)
+        );
+        Some(median(&times))
+    } else {
+        None
+    };
+    let model = smlp::encrypted::EncryptedModel {
+        fingerprint: pk.fingerprint(),
+        shape: shape.clone(),
+        fixed,
+        profile: args.profile,
+        classes: 2,
+        epochs_trained: 0,
+        params: encrypt_params(&pk, &init)?,
+    };
 
     let n = test.len();
     let before = costs(s1)?;
@@ -125,10 +176,88 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     println!("  per classified sample: {}", per_sample_line(&c, n));
     let t = Instant::now();
     classify(s1, &model, &test, n, |_| {})?;
-    println!(
-        "  classification s/sample (all {n} in one batch): {:.3}",
-        t.elapsed().as_secs_f64() / n as f64
-    );
+    let classify_s = t.elapsed().as_secs_f64() / n as f64;
+    println!("  classification s/sample (all {n} in one batch): {classify_s:.3}");
     servers.close()?;
+    if args.with_baseline {
+        println!(
+            "[baseline] python-paillier peer: {} --bits {} --hidden {} --samples {}",
+            baseline::script_path().display(),
+            args.bits,
+            args.hidden,
+            args.baseline_samples
+        );
+        match baseline::run(args.bits, args.hidden, args.baseline_samples.max(1)) {
+            Outcome::Ran(b) => print!(
+                "{}",
+                table(args, train_s, batch8_s, classify_s, b.train_s, b.classify_s)
+            ),
+            Outcome::Unavailable(why) => println!("  baseline unavailable: {why}"),
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The side-by-side table (markdown), with ratios peer / smlp.
+fn table(
+    args: &SpeedArgs,
+    train_s: f64,
+    batch8_s: Option<f64>,
+    classify_s: f64,
+    peer_train_s: f64,
+    peer_classify_s: f64,
+) -> String {
+    let row = |name: String, ours: f64, peer: f64| {
+        format!(
+            "| {name} | {ours:.3} s | {peer:.2} s | {:.1}× |\n",
+            peer / ours
+        )
+    };
+    let mut t = format!(
+        "\n30→{}→1, {} bits, {} profile, S1 and S2 over {:?} on loopback; marginal seconds per \
+         sample, medians\n\n| | smlp | python-paillier | ratio |\n|---|---:|---:|---:|\n",
+        args.hidden, args.bits, args.profile, args.link
+    );
+    t += &row(
+        format!("training, B = {}", args.batch),
+        train_s,
+        peer_train_s,
+    );
+    if let Some(b8) = batch8_s {
+        t += &row(
+            "training, mini-batches of 8 (the peer has no mini-batches: B = 1)".into(),
+            b8,
+            peer_train_s,
+        );
+    }
+    t += &row(
+        format!("classification, {} samples in one batch", args.samples),
+        classify_s,
+        peer_classify_s,
+    );
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_ratios() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct A {
+            #[command(flatten)]
+            s: super::SpeedArgs,
+        }
+        let a = A::parse_from(["x", "--samples", "4"]);
+        let t = super::table(&a.s, 2.0, Some(0.5), 1.0, 60.0, 10.0);
+        assert!(
+            t.contains("| training, B = 1 | 2.000 s | 60.00 s | 30.0× |"),
+            "{t}"
+        );
+        assert!(t.contains("| 0.500 s | 60.00 s | 120.0× |"), "{t}");
+        assert!(
+            t.contains("| classification, 4 samples in one batch | 1.000 s | 10.00 s | 10.0× |"),
+            "{t}"
+        );
+    }
 }
