@@ -57,7 +57,9 @@ pub use channel::{
 };
 pub use counts::{OpCounter, OpCounts};
 pub use error::ProtocolError;
-pub use params::{Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
+pub use params::{
+    pow2, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
+};
 pub use s1::{Job, S1};
 pub use s2::{
     S2Observer, S2Options, S2Policy, S2Service, S2View, SessionSummary, MAX_REQUEST_OUTPUTS,

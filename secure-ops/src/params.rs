@@ -140,3 +140,8 @@ impl SessionParams {
         Ok(())
     }
 }
+
+/// 2^k as a big integer (slot offsets, blinding bounds, truncation divisors).
+pub fn pow2(k: u32) -> num_bigint::BigInt {
+    num_bigint::BigInt::from(1u8) << k
+}

@@ -61,9 +61,7 @@ fn random_range<R: RngCore + ?Sized>(lo: &BigInt, hi: &BigInt, rng: &mut R) -> B
     lo + BigInt::from(paillier::random_below(&span, rng))
 }
 
-fn pow2(k: u32) -> BigInt {
-    BigInt::one() << k
-}
+use crate::params::pow2;
 
 /// One output to unblind: its index, whether it is negated, and its (a-operand, a-index,
 /// b-operand, b-index) product terms.

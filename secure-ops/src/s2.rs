@@ -160,9 +160,7 @@ struct Session<'a> {
     counter: OpCounter,
 }
 
-fn pow2(k: u32) -> BigInt {
-    BigInt::one() << k
-}
+use crate::params::pow2;
 
 /// A refusal to answer: either an out-of-range value or a malformed request. Either ends the
 /// session: an honest S1 sends neither (an out-of-range value is a fixed-point overflow, fatal

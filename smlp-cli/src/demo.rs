@@ -11,7 +11,9 @@ use clap::Args;
 use paillier::format::write_atomic;
 use paillier::FixedPoint;
 use rand::SeedableRng;
-use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer, DEFAULT_INT_BITS};
+use smlp::data::{
+    stratified_split, stratified_subset, Dataset, EncodedDataset, Standardizer, DEFAULT_INT_BITS,
+};
 use smlp::{
     accuracy, init_fixed, train_fixed, train_float, FixedMlp, FixedParams, FloatMlp, LearningRate,
     Rounding, Shape, TrainOptions,
@@ -162,25 +164,32 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// A stratified subset of about `n` samples of `d` (all of it if `n` ≥ its size).
-fn stratified_subset(d: &Dataset, n: usize, seed: u64) -> CliResult<Dataset> {
+/// A stratified subset of `n` samples of `d` (all of it if `n` ≥ its size).
+fn subset(d: &Dataset, n: usize, seed: u64) -> CliResult<Dataset> {
     if n == 0 {
         bail!("a subset needs at least one sample");
     }
-    if n >= d.len() {
-        return Ok(d.clone());
-    }
-    Ok(stratified_split(d, n as f64 / d.len() as f64, seed)?.1)
+    Ok(d.subset(&stratified_subset(d, n, seed)))
 }
 
-fn write_csv(path: &Path, d: &Dataset, label: &str) -> CliResult<()> {
+/// Writes `d` as CSV with the label column `label` last (no label column with `None`: new samples).
+fn write_csv(path: &Path, d: &Dataset, label: Option<&str>) -> CliResult<()> {
     let mut s = d.feature_names.join(",");
-    let _ = writeln!(s, ",{label}");
-    for (x, y) in d.features.iter().zip(&d.labels) {
-        for v in x {
-            let _ = write!(s, "{v},");
+    match label {
+        Some(l) => {
+            let _ = writeln!(s, ",{l}");
         }
-        let _ = writeln!(s, "{y}");
+        None => s.push('\n'),
+    }
+    for (x, y) in d.features.iter().zip(&d.labels) {
+        let row: Vec<String> = x.iter().map(f64::to_string).collect();
+        s += &row.join(",");
+        match label {
+            Some(_) => {
+                let _ = writeln!(s, ",{y}");
+            }
+            None => s.push('\n'),
+        }
     }
     write_atomic(path, s.as_bytes(), true)?;
     Ok(())
@@ -212,10 +221,12 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     // Data: 80/20 stratified split, then stratified subsets; written as CSV files.
     let wdbc = Dataset::wdbc();
     let (train_full, test_full) = stratified_split(&wdbc, 0.2, a.seed)?;
-    let train = stratified_subset(&train_full, a.train_samples, a.seed)?;
-    let test = stratified_subset(&test_full, a.test_samples, a.seed)?;
-    write_csv(&p("train.csv"), &train, "malignant")?;
-    write_csv(&p("test.csv"), &test, "malignant")?;
+    let train = subset(&train_full, a.train_samples, a.seed)?;
+    let test = subset(&test_full, a.test_samples, a.seed)?;
+    write_csv(&p("train.csv"), &train, Some("malignant"))?;
+    write_csv(&p("test.csv"), &test, Some("malignant"))?;
+    // The test samples without their labels: "new" samples for the README's walk-through.
+    write_csv(&p("new.csv"), &test, None)?;
     let mut sizes = vec![wdbc.num_features()];
     sizes.extend_from_slice(&a.hidden);
     sizes.push(wdbc.outputs());

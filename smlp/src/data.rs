@@ -566,6 +566,46 @@ pub fn stratified_split(
     Ok((data.subset(&train), data.subset(&test)))
 }
 
+/// `n` indices of `data` (all if `n` ≥ len) with the class proportions kept (largest remainders),
+/// drawn with `seed`, in the original order.
+pub fn stratified_subset(data: &Dataset, n: usize, seed: u64) -> Vec<usize> {
+    let len = data.len();
+    if n >= len {
+        return (0..len).collect();
+    }
+    let counts = data.class_counts();
+    let exact: Vec<f64> = counts
+        .iter()
+        .map(|&c| c as f64 * n as f64 / len as f64)
+        .collect();
+    let mut take: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut left = n - take.iter().sum::<usize>();
+    let mut by_rem: Vec<usize> = (0..counts.len()).collect();
+    by_rem.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    for &c in by_rem.iter().cycle() {
+        if left == 0 {
+            break;
+        }
+        if take[c] < counts[c] {
+            take[c] += 1;
+            left -= 1;
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5b5e7);
+    let mut chosen = Vec::with_capacity(n);
+    for (class, &k) in take.iter().enumerate() {
+        let mut idx: Vec<usize> = (0..len).filter(|&i| data.labels[i] == class).collect();
+        idx.shuffle(&mut rng);
+        chosen.extend_from_slice(&idx[..k]);
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
 /// Encodes one sample's features with `fp` (x̂ = round(x·2^f)); `names` label the errors.
 pub fn encode_features(
     x: &[f64],
@@ -865,6 +905,19 @@ mod tests {
         s.save(&path).unwrap();
         assert_eq!(Standardizer::load(&path).unwrap(), s);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stratified_subset_keeps_proportions_and_size() {
+        let d = Dataset::wdbc();
+        for n in [1, 7, 40, 100, 568] {
+            let idx = stratified_subset(&d, n, 3);
+            assert_eq!(idx.len(), n);
+            assert!(idx.windows(2).all(|w| w[0] < w[1]));
+            let ones = idx.iter().filter(|&&i| d.labels[i] == 1).count() as f64;
+            assert!((ones - n as f64 * 212.0 / 569.0).abs() <= 1.0);
+        }
+        assert_eq!(stratified_subset(&d, 1000, 3).len(), 569);
     }
 
     #[test]

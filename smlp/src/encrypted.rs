@@ -13,7 +13,7 @@ use crate::model::{
 use paillier::format::{FileError, FileKind};
 use paillier::{BigInt, Ciphertext, Fingerprint, PublicKey, SecretKey};
 use rayon::prelude::*;
-use secure_ops::{Channel, Job, OpCounts, Profile, ProtocolError, TrafficSnapshot, S1};
+use secure_ops::{pow2, Channel, Job, OpCounts, Profile, ProtocolError, TrafficSnapshot, S1};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -412,10 +412,6 @@ fn map_order<T>(p: &Params<T>) -> Vec<&T> {
         .iter()
         .flat_map(|l| l.w.iter().flatten().chain(l.b.iter()))
         .collect()
-}
-
-fn pow2(k: u32) -> BigInt {
-    BigInt::from(1) << k
 }
 
 /// Encrypts plaintext initial weights (the owner supplies them; used for reproducible runs and for

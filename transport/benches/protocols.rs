@@ -1,6 +1,6 @@
 //! Sub-protocol benchmarks with a 2048-bit key, over memory and over TCP loopback.
 //!
-//! `cargo bench -p secure-ops --features gmp` prints a cost table first (S1 and S2 operation
+//! `cargo bench -p transport --features gmp --bench protocols` prints a cost table first (S1 and S2 operation
 //! counts, bytes and round trips of one run of each protocol, from `S1::counts`,
 //! `S1::s2_counts` and `S1::traffic_snapshot`), then times every protocol with criterion.
 //! Pass a criterion filter to time a subset (`-- 'secmul|relu'`); the cost table is printed only

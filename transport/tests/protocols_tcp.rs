@@ -8,8 +8,6 @@
 //!   nothing panics, and well-behaved sessions running beside them and after them still get
 //!   correct answers.
 
-mod common;
-use common::enc;
 use num_bigint::BigInt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use secure_ops::messages::{Op, Request, Response};
@@ -23,6 +21,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use transport::{Server, ServerOptions, ServerSummary, ShutdownHandle, TcpChannel, TcpOptions};
+
+/// A 512-bit key (small keys where the property does not depend on key size).
+fn small_key() -> SecretKey {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    SecretKey::generate_insecure_for_tests(512, &mut rng).unwrap()
+}
+
+fn enc(pk: &PublicKey, v: &[i64]) -> Vec<Ciphertext> {
+    let mut rng = rand::thread_rng();
+    v.iter().map(|&x| pk.encrypt_i64(x, &mut rng)).collect()
+}
 
 type Outcomes = Arc<Mutex<Vec<Result<SessionSummary, String>>>>;
 
@@ -269,7 +279,7 @@ fn every_protocol_over_tcp_with_a_2048_bit_key() {
 /// The strict profile (DGK comparisons, exact truncation) over TCP with a small key.
 #[test]
 fn strict_profile_over_tcp() {
-    let sk = common::key().clone();
+    let sk = small_key();
     let server = S2Server::start(sk.clone());
     let params = SessionParams {
         value_bits: 48,
@@ -335,7 +345,7 @@ fn hello(pk: &PublicKey, params: SessionParams) -> Request {
 /// and another one after them.
 #[test]
 fn s2_server_survives_misbehaving_clients() {
-    let sk = common::key().clone();
+    let sk = small_key();
     let pk = sk.public_key().clone();
     let params = SessionParams {
         value_bits: 40,

@@ -5,10 +5,8 @@
 
 use crate::Result;
 use paillier::{FixedPoint, SecretKey};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use secure_ops::{Profile, S2Options, S2Service, SessionParams, S1};
-use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
+use smlp::data::{stratified_split, stratified_subset, Dataset, EncodedDataset, Standardizer};
 use smlp::FixedParams;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -66,46 +64,6 @@ pub struct Data {
     /// Sizes of the full training and test parts of the split.
     pub full_train: usize,
     pub full_test: usize,
-}
-
-/// `n` indices of `data` (all if `n` ≥ len) with the class proportions kept (largest remainders),
-/// drawn with `seed`, in the original order.
-pub fn stratified_subset(data: &Dataset, n: usize, seed: u64) -> Vec<usize> {
-    let len = data.len();
-    if n >= len {
-        return (0..len).collect();
-    }
-    let counts = data.class_counts();
-    let exact: Vec<f64> = counts
-        .iter()
-        .map(|&c| c as f64 * n as f64 / len as f64)
-        .collect();
-    let mut take: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
-    let mut left = n - take.iter().sum::<usize>();
-    let mut by_rem: Vec<usize> = (0..counts.len()).collect();
-    by_rem.sort_by(|&a, &b| {
-        (exact[b] - exact[b].floor())
-            .total_cmp(&(exact[a] - exact[a].floor()))
-            .then(a.cmp(&b))
-    });
-    for &c in by_rem.iter().cycle() {
-        if left == 0 {
-            break;
-        }
-        if take[c] < counts[c] {
-            take[c] += 1;
-            left -= 1;
-        }
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5b5e7);
-    let mut chosen = Vec::with_capacity(n);
-    for (class, &k) in take.iter().enumerate() {
-        let mut idx: Vec<usize> = (0..len).filter(|&i| data.labels[i] == class).collect();
-        idx.shuffle(&mut rng);
-        chosen.extend_from_slice(&idx[..k]);
-    }
-    chosen.sort_unstable();
-    chosen
 }
 
 /// Loads wdbc and prepares the split (see [`Data`]). `None` sizes take the whole part.
@@ -308,19 +266,6 @@ pub fn median(v: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stratified_subset_keeps_proportions_and_size() {
-        let d = Dataset::wdbc();
-        for n in [1, 7, 40, 100, 568] {
-            let idx = stratified_subset(&d, n, 3);
-            assert_eq!(idx.len(), n);
-            assert!(idx.windows(2).all(|w| w[0] < w[1]));
-            let ones = idx.iter().filter(|&&i| d.labels[i] == 1).count() as f64;
-            assert!((ones - n as f64 * 212.0 / 569.0).abs() <= 1.0);
-        }
-        assert_eq!(stratified_subset(&d, 1000, 3).len(), 569);
-    }
 
     #[test]
     fn median_of_odd_and_even() {

@@ -18,6 +18,8 @@
 mod baseline;
 mod fuzz;
 mod harness;
+#[cfg(test)]
+mod layers;
 mod plot;
 mod prereqs;
 mod repro;

@@ -1,0 +1,81 @@
+//! The design card's layering, checked: `paillier` → `secure-ops` → `transport` → `smlp` →
+//! `smlp-cli`, plus `xtask`; each crate may depend (normal, dev or build dependency) only on crates
+//! before it. A back edge — even a dev-dependency, which cargo allows — fails the test.
+
+/// The workspace crates in layer order.
+pub const LAYERS: [&str; 6] = [
+    "paillier",
+    "secure-ops",
+    "transport",
+    "smlp",
+    "smlp-cli",
+    "xtask",
+];
+
+/// Every (crate, dependency) pair of workspace crates that points up or sideways.
+pub fn back_edges(metadata: &serde_json::Value) -> Vec<(String, String)> {
+    let rank = |name: &str| LAYERS.iter().position(|l| *l == name);
+    let mut bad = Vec::new();
+    for pkg in metadata["packages"].as_array().into_iter().flatten() {
+        let name = pkg["name"].as_str().unwrap_or_default();
+        let Some(me) = rank(name) else { continue };
+        for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            if let Some(them) = rank(dep_name) {
+                if them >= me {
+                    bad.push((name.to_string(), dep_name.to_string()));
+                }
+            }
+        }
+    }
+    bad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testcmd::{cargo, workspace_root};
+
+    #[test]
+    fn crates_depend_only_on_earlier_layers() {
+        let out = std::process::Command::new(cargo())
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
+            .current_dir(workspace_root())
+            .output()
+            .expect("run cargo metadata");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let names: Vec<&str> = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for l in LAYERS {
+            assert!(names.contains(&l), "{l} is not in the workspace: {names:?}");
+        }
+        assert_eq!(
+            back_edges(&meta),
+            vec![],
+            "dependencies against the layering"
+        );
+        // The check itself: a dev-dependency of secure-ops on transport is caught.
+        let cycle = serde_json::json!({"packages": [
+            {"name": "secure-ops", "dependencies": [{"name": "transport", "kind": "dev"}]},
+        ]});
+        assert_eq!(
+            back_edges(&cycle),
+            vec![("secure-ops".to_string(), "transport".to_string())]
+        );
+    }
+}
