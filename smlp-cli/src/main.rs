@@ -15,6 +15,7 @@ mod jobs;
 mod keys;
 mod proto;
 mod s1;
+mod s2;
 mod servers;
 mod store;
 mod tls;
@@ -60,7 +61,7 @@ enum Command {
     /// Encrypt a CSV data set (standardised, fixed point) under a public key.
     Encrypt(encrypt::EncryptArgs),
     /// Run S2, the crypto server holding the secret key.
-    ServeS2(servers::ServeS2Args),
+    ServeS2(s2::ServeS2Args),
     /// Run S1, the cloud server that trains and classifies on ciphertexts.
     ServeS1(servers::ServeS1Args),
     /// Upload an encrypted data set to S1, which keeps it; prints its id.
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
         Command::Keygen(a) => keys::keygen(a).map(drop),
         Command::Pki(a) => tls::pki(a).map(drop),
         Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
-        Command::ServeS2(a) => servers::serve_s2(a),
+        Command::ServeS2(a) => s2::serve_s2(a),
         Command::ServeS1(a) => servers::serve_s1(a),
         Command::Upload(a) => client::upload(a).map(drop),
         Command::Train(a) => client::train(a).map(drop),

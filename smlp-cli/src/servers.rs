@@ -1,21 +1,21 @@
-//! `smlp serve-s2` and `smlp serve-s1`: the two servers, on [`transport::Server`], over mutually
-//! authenticated TLS only: S2 accepts only S1's certificate, S1 accepts only owner certificates
-//! and checks that the S2 it dials presents S2's certificate for that host.
+//! `smlp serve-s1` (S1, the cloud server: public key and ciphertexts only) and what both servers
+//! share (S2 itself is in `s2.rs`): on [`transport::Server`], over mutually authenticated
+//! TLS only: S2 accepts only S1's certificate, S1 accepts only owner certificates and checks that
+//! the S2 it dials presents S2's certificate for that host.
 //!
 //! Both log with `tracing` to stderr (`RUST_LOG`, default `info`), isolate sessions (a failing or
 //! disconnecting client ends only its own session), and exit with status 0 on SIGINT, SIGTERM or
 //! SIGHUP: the accept loop stops and running sessions get `--grace-secs` to finish.
 
 use crate::bail;
-use crate::error::{describe, CliError, CliResult, Context};
+use crate::error::{CliError, CliResult, Context};
 use crate::jobs::{Runner, RunnerOptions, S2Link};
-use crate::keys::{load_public, load_secret};
+use crate::keys::load_public;
 use crate::s1::{s1_session, S1Context};
 use crate::store::{Store, StoreOptions};
 use crate::tls::TlsArgs;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use paillier::format::write_atomic;
-use secure_ops::{Profile, ProtocolError, S2Options, S2Policy, S2Service};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,7 +48,7 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn options(&self, default_max_frame_mib: usize) -> ServerOptions {
+    pub fn options(&self, default_max_frame_mib: usize) -> ServerOptions {
         let mib = self
             .max_frame_mib
             .unwrap_or(default_max_frame_mib)
@@ -62,67 +62,6 @@ impl ServerArgs {
             ..ServerOptions::default()
         }
     }
-}
-
-/// The profiles S2 serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ProfilePolicy {
-    /// Both profiles.
-    Any,
-    /// Only the fast profile.
-    Fast,
-    /// Only the strict profile (S2 learns nothing beyond κ).
-    Strict,
-}
-
-/// Runs S2, the crypto server: holds the secret key and answers S1's blinded requests.
-///
-/// S2 only ever serves secure-ops sessions with S1: it never receives data, model weights or
-/// predictions, only values that S1 has blinded with random masks of κ extra bits. It accepts
-/// only TLS clients with S1's certificate (DIR/s2.crt and s2.key identify it). A session whose
-/// parameters are outside --profile, --kappa and --max-value-bits is refused in the handshake; a
-/// request beyond the limits, of another profile or with a value out of its range ends the
-/// session and is logged with the peer's identity.
-#[derive(Args, Debug, Clone)]
-pub struct ServeS2Args {
-    /// Secret key file (KEYDIR/secret.key).
-    #[arg(long, value_name = "FILE")]
-    pub secret_key: PathBuf,
-    /// Address to listen on (port 0: any free port; see --ready-file).
-    #[arg(long, default_value = "127.0.0.1:7002")]
-    pub listen: String,
-    /// Precomputed encryption randomizers kept ready (0 disables the pool).
-    #[arg(long, default_value_t = 4096)]
-    pub pool_capacity: usize,
-    /// Background threads filling the randomizer pool.
-    #[arg(long, default_value_t = 1)]
-    pub pool_workers: usize,
-    /// Profiles served.
-    #[arg(long, value_enum, default_value_t = ProfilePolicy::Any)]
-    pub profile: ProfilePolicy,
-    /// Smallest statistical blinding parameter κ accepted (at least 40; at most 256 is served).
-    #[arg(long, default_value_t = 80)]
-    pub kappa: u32,
-    /// Largest value bound ℓ (|x| < 2^ℓ) accepted.
-    #[arg(long, default_value_t = 72)]
-    pub max_value_bits: u32,
-    /// Most concurrent sessions of one S1 identity.
-    #[arg(long, default_value_t = 64)]
-    pub max_sessions_per_peer: usize,
-    /// Most blinded values in one request (a layer's operands: batch × units, weights; at most
-    /// the default, the bound of message decoding).
-    #[arg(long, default_value_t = secure_ops::MAX_REQUEST_VALUES)]
-    pub max_request_values: usize,
-    /// Most ciphertexts returned for one request (a strict comparison returns ℓ + 3 per value;
-    /// at most the default).
-    #[arg(long, default_value_t = secure_ops::MAX_REQUEST_OUTPUTS)]
-    pub max_request_outputs: usize,
-    /// Run even though this build's secret-key arithmetic is not constant time (the num-bigint
-    /// backend): timing may leak the secret key to S1.
-    #[arg(long)]
-    pub allow_variable_time: bool,
-    #[command(flatten)]
-    pub server: ServerArgs,
 }
 
 /// Runs S1, the cloud server: holds the public key, receives encrypted data and models from
@@ -185,7 +124,7 @@ pub struct ServeS1Args {
     pub server: ServerArgs,
 }
 
-fn install_signal_handler(handle: ShutdownHandle) -> CliResult<()> {
+pub fn install_signal_handler(handle: ShutdownHandle) -> CliResult<()> {
     ctrlc::set_handler(move || {
         if !handle.is_shutdown() {
             tracing::info!("signal received, shutting down");
@@ -195,127 +134,17 @@ fn install_signal_handler(handle: ShutdownHandle) -> CliResult<()> {
     .context("cannot install the signal handler")
 }
 
-fn write_ready(path: Option<&Path>, addr: SocketAddr) -> CliResult<()> {
+pub fn write_ready(path: Option<&Path>, addr: SocketAddr) -> CliResult<()> {
     if let Some(p) = path {
         write_atomic(p, format!("{addr}\n").as_bytes(), false)?;
     }
     Ok(())
 }
 
-fn remove_ready(path: Option<&Path>) {
+pub fn remove_ready(path: Option<&Path>) {
     if let Some(p) = path {
         let _ = std::fs::remove_file(p);
     }
-}
-
-/// Whether this build's secret-key arithmetic is constant time (GMP's `mpz_powm_sec`).
-pub const CONSTANT_TIME: bool = cfg!(feature = "gmp");
-
-/// Whether S2 may run: refused on a variable-time backend unless the operator allows it.
-fn backend_check(constant_time: bool, allow_variable_time: bool) -> CliResult<()> {
-    if !constant_time {
-        if !allow_variable_time {
-            bail!(
-                "this build uses the {} backend, whose secret-exponent arithmetic is not constant time; build smlp with its default `gmp` feature, or pass --allow-variable-time",
-                paillier::arith::BACKEND
-            );
-        }
-        tracing::warn!(
-            backend = paillier::arith::BACKEND,
-            "running S2 with variable-time secret-key arithmetic (--allow-variable-time)"
-        );
-    }
-    Ok(())
-}
-
-/// Runs `smlp serve-s2` until a signal arrives.
-pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
-    backend_check(CONSTANT_TIME, args.allow_variable_time)?;
-    let policy = S2Policy {
-        profile: match args.profile {
-            ProfilePolicy::Any => None,
-            ProfilePolicy::Fast => Some(Profile::Fast),
-            ProfilePolicy::Strict => Some(Profile::Strict),
-        },
-        min_kappa: args.kappa,
-        max_value_bits: args.max_value_bits,
-        max_values: args
-            .max_request_values
-            .clamp(1, secure_ops::messages::MAX_WIRE_VALUES),
-        max_outputs: args
-            .max_request_outputs
-            .clamp(1, secure_ops::messages::MAX_WIRE_VALUES),
-        ..S2Policy::default()
-    };
-    if args.kappa < secure_ops::MIN_KAPPA || args.kappa > secure_ops::MAX_KAPPA {
-        bail!(
-            "--kappa must be in {}..={}",
-            secure_ops::MIN_KAPPA,
-            secure_ops::MAX_KAPPA
-        );
-    }
-    let tls = args.server.tls.load("s2", Role::S2)?;
-    let tls_config = tls.server_config(&[Role::S1])?;
-    let sk = load_secret(&args.secret_key)?;
-    let fingerprint = sk.public_key().fingerprint();
-    let bits = sk.public_key().bits();
-    let server = Server::bind(args.listen.as_str(), args.server.options(64))?;
-    let addr = server.local_addr();
-    install_signal_handler(server.shutdown_handle())?;
-    let svc = Arc::new(S2Service::new(
-        sk,
-        S2Options {
-            pool_capacity: args.pool_capacity,
-            pool_workers: args.pool_workers,
-            policy,
-        },
-    ));
-    let limiter = SessionLimiter::new(args.max_sessions_per_peer);
-    tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = paillier::arith::BACKEND, "S2 (crypto server) listening (TLS, S1 clients only)");
-    println!("S2 listening on {addr} (key {fingerprint}, {bits} bits, TLS)");
-    write_ready(args.server.ready_file.as_deref(), addr)?;
-    let summary = server.run_with(
-        TlsAcceptor(tls_config),
-        move |chan, peer| -> Result<(), String> {
-            let id = peer.identity.as_ref().map_or_else(String::new, |i| i.name.clone());
-            let Some(_slot) = limiter.try_acquire(&id) else {
-                return Err(format!(
-                    "{peer} already runs {} sessions; connection closed",
-                    limiter.max()
-                ));
-            };
-            match svc.serve(chan) {
-                Ok(s) => {
-                    tracing::info!(
-                        %peer,
-                        requests = s.requests,
-                        decryptions = s.counts.decryptions,
-                        encryptions = s.counts.encryptions,
-                        params = ?s.params,
-                        "S2 session with S1 finished"
-                    );
-                    Ok(())
-                }
-                Err(ProtocolError::Refused {
-                    op,
-                    why,
-                    out_of_range,
-                }) => {
-                    tracing::warn!(%peer, op, out_of_range, reason = %why, "request refused, session ended");
-                    Err(format!("refused {op}: {why}"))
-                }
-                Err(e) => Err(describe(&e)),
-            }
-        },
-    );
-    remove_ready(args.server.ready_file.as_deref());
-    tracing::info!(
-        sessions = summary.sessions,
-        failed = summary.failed,
-        refused = summary.refused,
-        "S2 stopped"
-    );
-    Ok(())
 }
 
 /// Runs `smlp serve-s1` until a signal arrives.
@@ -412,20 +241,4 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
         "S1 stopped"
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn s2_refuses_a_variable_time_backend_unless_allowed() {
-        let err = backend_check(false, false).unwrap_err();
-        assert!(err.0.contains("not constant time"), "{}", err.0);
-        assert!(err.0.contains("--allow-variable-time"), "{}", err.0);
-        backend_check(false, true).unwrap();
-        backend_check(true, false).unwrap();
-        // The deployment build (default features) is constant time.
-        assert_eq!(CONSTANT_TIME, cfg!(feature = "gmp"));
-    }
 }

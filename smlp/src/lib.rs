@@ -37,6 +37,7 @@
 pub mod data;
 pub mod encrypted;
 pub mod model;
+pub mod owner;
 pub mod reference;
 
 pub use data::{DataError, Dataset, EncodedDataset, Standardizer};

@@ -1,0 +1,200 @@
+//! `smlp serve-s2`: S2, the crypto server — the only server process that loads the secret key.
+//! It accepts only S1's certificate, serves what its operator's policy allows, and ends a session
+//! at the first refused request.
+
+use crate::bail;
+use crate::error::{describe, CliResult};
+use crate::keys::load_secret;
+use crate::servers::{install_signal_handler, remove_ready, write_ready, ServerArgs};
+use clap::{Args, ValueEnum};
+use secure_ops::{Profile, ProtocolError, S2Options, S2Policy, S2Service};
+use std::path::PathBuf;
+use std::sync::Arc;
+use transport::{Role, Server, SessionLimiter, TlsAcceptor};
+
+/// The profiles S2 serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProfilePolicy {
+    /// Both profiles.
+    Any,
+    /// Only the fast profile.
+    Fast,
+    /// Only the strict profile (S2 learns nothing beyond κ).
+    Strict,
+}
+
+/// Runs S2, the crypto server: holds the secret key and answers S1's blinded requests.
+///
+/// S2 only ever serves secure-ops sessions with S1: it never receives data, model weights or
+/// predictions, only values that S1 has blinded with random masks of κ extra bits. It accepts
+/// only TLS clients with S1's certificate (DIR/s2.crt and s2.key identify it). A session whose
+/// parameters are outside --profile, --kappa and --max-value-bits is refused in the handshake; a
+/// request beyond the limits, of another profile or with a value out of its range ends the
+/// session and is logged with the peer's identity.
+#[derive(Args, Debug, Clone)]
+pub struct ServeS2Args {
+    /// Secret key file (KEYDIR/secret.key).
+    #[arg(long, value_name = "FILE")]
+    pub secret_key: PathBuf,
+    /// Address to listen on (port 0: any free port; see --ready-file).
+    #[arg(long, default_value = "127.0.0.1:7002")]
+    pub listen: String,
+    /// Precomputed encryption randomizers kept ready (0 disables the pool).
+    #[arg(long, default_value_t = 4096)]
+    pub pool_capacity: usize,
+    /// Background threads filling the randomizer pool.
+    #[arg(long, default_value_t = 1)]
+    pub pool_workers: usize,
+    /// Profiles served.
+    #[arg(long, value_enum, default_value_t = ProfilePolicy::Any)]
+    pub profile: ProfilePolicy,
+    /// Smallest statistical blinding parameter κ accepted (at least 40; at most 256 is served).
+    #[arg(long, default_value_t = 80)]
+    pub kappa: u32,
+    /// Largest value bound ℓ (|x| < 2^ℓ) accepted.
+    #[arg(long, default_value_t = 72)]
+    pub max_value_bits: u32,
+    /// Most concurrent sessions of one S1 identity.
+    #[arg(long, default_value_t = 64)]
+    pub max_sessions_per_peer: usize,
+    /// Most blinded values in one request (a layer's operands: batch × units, weights; at most
+    /// the default, the bound of message decoding).
+    #[arg(long, default_value_t = secure_ops::MAX_REQUEST_VALUES)]
+    pub max_request_values: usize,
+    /// Most ciphertexts returned for one request (a strict comparison returns ℓ + 3 per value;
+    /// at most the default).
+    #[arg(long, default_value_t = secure_ops::MAX_REQUEST_OUTPUTS)]
+    pub max_request_outputs: usize,
+    /// Run even though this build's secret-key arithmetic is not constant time (the num-bigint
+    /// backend): timing may leak the secret key to S1.
+    #[arg(long)]
+    pub allow_variable_time: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Whether this build's secret-key arithmetic is constant time (GMP's `mpz_powm_sec`).
+pub const CONSTANT_TIME: bool = cfg!(feature = "gmp");
+
+/// Whether S2 may run: refused on a variable-time backend unless the operator allows it.
+fn backend_check(constant_time: bool, allow_variable_time: bool) -> CliResult<()> {
+    if !constant_time {
+        if !allow_variable_time {
+            bail!(
+                "this build uses the {} backend, whose secret-exponent arithmetic is not constant time; build smlp with its default `gmp` feature, or pass --allow-variable-time",
+                paillier::arith::BACKEND
+            );
+        }
+        tracing::warn!(
+            backend = paillier::arith::BACKEND,
+            "running S2 with variable-time secret-key arithmetic (--allow-variable-time)"
+        );
+    }
+    Ok(())
+}
+
+/// Runs `smlp serve-s2` until a signal arrives.
+pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
+    backend_check(CONSTANT_TIME, args.allow_variable_time)?;
+    let policy = S2Policy {
+        profile: match args.profile {
+            ProfilePolicy::Any => None,
+            ProfilePolicy::Fast => Some(Profile::Fast),
+            ProfilePolicy::Strict => Some(Profile::Strict),
+        },
+        min_kappa: args.kappa,
+        max_value_bits: args.max_value_bits,
+        max_values: args
+            .max_request_values
+            .clamp(1, secure_ops::messages::MAX_WIRE_VALUES),
+        max_outputs: args
+            .max_request_outputs
+            .clamp(1, secure_ops::messages::MAX_WIRE_VALUES),
+        ..S2Policy::default()
+    };
+    if args.kappa < secure_ops::MIN_KAPPA || args.kappa > secure_ops::MAX_KAPPA {
+        bail!(
+            "--kappa must be in {}..={}",
+            secure_ops::MIN_KAPPA,
+            secure_ops::MAX_KAPPA
+        );
+    }
+    let tls = args.server.tls.load("s2", Role::S2)?;
+    let tls_config = tls.server_config(&[Role::S1])?;
+    let sk = load_secret(&args.secret_key)?;
+    let fingerprint = sk.public_key().fingerprint();
+    let bits = sk.public_key().bits();
+    let server = Server::bind(args.listen.as_str(), args.server.options(64))?;
+    let addr = server.local_addr();
+    install_signal_handler(server.shutdown_handle())?;
+    let svc = Arc::new(S2Service::new(
+        sk,
+        S2Options {
+            pool_capacity: args.pool_capacity,
+            pool_workers: args.pool_workers,
+            policy,
+        },
+    ));
+    let limiter = SessionLimiter::new(args.max_sessions_per_peer);
+    tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = paillier::arith::BACKEND, "S2 (crypto server) listening (TLS, S1 clients only)");
+    println!("S2 listening on {addr} (key {fingerprint}, {bits} bits, TLS)");
+    write_ready(args.server.ready_file.as_deref(), addr)?;
+    let summary = server.run_with(
+        TlsAcceptor(tls_config),
+        move |chan, peer| -> Result<(), String> {
+            let id = peer.identity.as_ref().map_or_else(String::new, |i| i.name.clone());
+            let Some(_slot) = limiter.try_acquire(&id) else {
+                return Err(format!(
+                    "{peer} already runs {} sessions; connection closed",
+                    limiter.max()
+                ));
+            };
+            match svc.serve(chan) {
+                Ok(s) => {
+                    tracing::info!(
+                        %peer,
+                        requests = s.requests,
+                        decryptions = s.counts.decryptions,
+                        encryptions = s.counts.encryptions,
+                        params = ?s.params,
+                        "S2 session with S1 finished"
+                    );
+                    Ok(())
+                }
+                Err(ProtocolError::Refused {
+                    op,
+                    why,
+                    out_of_range,
+                }) => {
+                    tracing::warn!(%peer, op, out_of_range, reason = %why, "request refused, session ended");
+                    Err(format!("refused {op}: {why}"))
+                }
+                Err(e) => Err(describe(&e)),
+            }
+        },
+    );
+    remove_ready(args.server.ready_file.as_deref());
+    tracing::info!(
+        sessions = summary.sessions,
+        failed = summary.failed,
+        refused = summary.refused,
+        "S2 stopped"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s2_refuses_a_variable_time_backend_unless_allowed() {
+        let err = backend_check(false, false).unwrap_err();
+        assert!(err.0.contains("not constant time"), "{}", err.0);
+        assert!(err.0.contains("--allow-variable-time"), "{}", err.0);
+        backend_check(false, true).unwrap();
+        backend_check(true, false).unwrap();
+        // The deployment build (default features) is constant time.
+        assert_eq!(CONSTANT_TIME, cfg!(feature = "gmp"));
+    }
+}
