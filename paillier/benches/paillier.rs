@@ -7,6 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use paillier::arith::{Nat, NatOps, BACKEND};
+use paillier::Encrypt;
 use paillier::{BigInt, BigUint, Ciphertext, Randomizer, SecretKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;

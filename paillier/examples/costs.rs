@@ -1,5 +1,6 @@
 //! Median cost of the primitives the protocols are built from (single thread).
 //! `cargo run --release -p paillier --features gmp --example costs -- [bits]`
+use paillier::Encrypt;
 use paillier::{BigInt, Ciphertext, SecretKey};
 use std::time::Instant;
 

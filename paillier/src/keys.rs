@@ -312,22 +312,6 @@ impl PublicKey {
         Ok(Randomizer(r.pow_mod(&self.n, &self.n2)))
     }
 
-    /// Encrypts a signed plaintext with fresh randomness.
-    pub fn encrypt<R: RngCore + CryptoRng + ?Sized>(
-        &self,
-        m: &BigInt,
-        rng: &mut R,
-    ) -> Result<Ciphertext> {
-        let rho = self.randomizer(rng);
-        self.encrypt_with_randomizer(m, &rho)
-    }
-
-    /// Encrypts an `i64` (always in range for n ≥ 256 bits) with fresh randomness.
-    pub fn encrypt_i64<R: RngCore + CryptoRng + ?Sized>(&self, m: i64, rng: &mut R) -> Ciphertext {
-        self.encrypt(&BigInt::from(m), rng)
-            .expect("an i64 always fits Z_n for n >= 256 bits")
-    }
-
     /// Encrypts the raw plaintext m ∈ [0, n) with the given r ∈ Z*_n: c = (1 + m n) r^n mod n^2.
     /// Deterministic; for known-answer tests and interoperability.
     pub fn encrypt_with(&self, m: &BigUint, r: &BigUint) -> Result<Ciphertext> {
@@ -713,22 +697,6 @@ impl SecretKey {
         a.add(&self.p2.mul(&diff.mul_mod(&self.p2_inv_q2, &self.q2)))
     }
 
-    /// Encrypts with fresh randomness using CRT (key holder only).
-    pub fn encrypt<R: RngCore + CryptoRng + ?Sized>(
-        &self,
-        m: &BigInt,
-        rng: &mut R,
-    ) -> Result<Ciphertext> {
-        let rho = self.randomizer(rng);
-        self.pk.encrypt_with_randomizer(m, &rho)
-    }
-
-    /// Encrypts an `i64` with fresh randomness using CRT.
-    pub fn encrypt_i64<R: RngCore + CryptoRng + ?Sized>(&self, m: i64, rng: &mut R) -> Ciphertext {
-        self.encrypt(&BigInt::from(m), rng)
-            .expect("an i64 always fits Z_n for n >= 256 bits")
-    }
-
     /// CRT encryption of raw m ∈ [0, n) with a given r: equals [`PublicKey::encrypt_with`].
     pub fn encrypt_with(&self, m: &BigUint, r: &BigUint) -> Result<Ciphertext> {
         let mn = Nat::from_biguint(m);
@@ -866,6 +834,53 @@ impl<'de> Deserialize<'de> for SecretKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let r = SecretKeyRepr::deserialize(d)?;
         SecretKey::from_primes_nat(r.p, r.q).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A key that encrypts: the public key (its fixed-base randomizer mod n²) or the secret key (the
+/// same randomizer by CRT mod p² and q², about twice as fast). Both give ciphertexts of the same
+/// distribution under the same public key; [`encrypt`](Encrypt::encrypt) and
+/// [`encrypt_i64`](Encrypt::encrypt_i64) are written once for both, and a
+/// [`RandomizerPool`](crate::RandomizerPool) is typed by the key that fills it.
+pub trait Encrypt: Clone + Send + Sync + 'static {
+    /// The public key the ciphertexts are under.
+    fn encryption_key(&self) -> &PublicKey;
+
+    /// Fresh encryption randomness ρ (an n-th residue mod n²).
+    fn fresh_randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Randomizer;
+
+    /// Encrypts a signed plaintext with fresh randomness.
+    fn encrypt<R: RngCore + CryptoRng + ?Sized>(
+        &self,
+        m: &BigInt,
+        rng: &mut R,
+    ) -> Result<Ciphertext> {
+        let rho = self.fresh_randomizer(rng);
+        self.encryption_key().encrypt_with_randomizer(m, &rho)
+    }
+
+    /// Encrypts an `i64` (always in range for n ≥ 256 bits) with fresh randomness.
+    fn encrypt_i64<R: RngCore + CryptoRng + ?Sized>(&self, m: i64, rng: &mut R) -> Ciphertext {
+        self.encrypt(&BigInt::from(m), rng)
+            .expect("an i64 always fits Z_n for n >= 256 bits")
+    }
+}
+
+impl Encrypt for PublicKey {
+    fn encryption_key(&self) -> &PublicKey {
+        self
+    }
+    fn fresh_randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Randomizer {
+        self.randomizer(rng)
+    }
+}
+
+impl Encrypt for SecretKey {
+    fn encryption_key(&self) -> &PublicKey {
+        &self.pk
+    }
+    fn fresh_randomizer<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> Randomizer {
+        self.randomizer(rng)
     }
 }
 

@@ -9,7 +9,7 @@
 //! backends sit behind one internal interface ([`arith::NatOps`]) and give identical results.
 //!
 //! ```
-//! use paillier::{SecretKey, FixedPoint};
+//! use paillier::{Encrypt, FixedPoint, SecretKey};
 //! use num_bigint::BigInt;
 //!
 //! let mut rng = rand::thread_rng();
@@ -37,7 +37,7 @@ mod prime;
 pub use encoding::FixedPoint;
 pub use error::{Error, Result};
 pub use keys::{
-    Ciphertext, Fingerprint, PublicKey, Randomizer, SecretKey, MAX_BITS, MIN_SECURE_BITS,
+    Ciphertext, Encrypt, Fingerprint, PublicKey, Randomizer, SecretKey, MAX_BITS, MIN_SECURE_BITS,
     MIN_TEST_BITS,
 };
 pub use num_bigint::{BigInt, BigUint};

@@ -4,59 +4,44 @@
 //! threads that keep a bounded queue of fresh ρ values; online encryption or re-randomisation then
 //! costs one multiplication mod n^2 ([`PublicKey::encrypt_with_randomizer`]).
 
-use crate::keys::{PublicKey, Randomizer, SecretKey};
+use crate::keys::{Encrypt, Randomizer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-type Source = Arc<dyn Fn() -> Randomizer + Send + Sync>;
-
-/// A bounded queue of precomputed randomizers filled by background threads.
-pub struct RandomizerPool {
+/// A bounded queue of precomputed randomizers filled by background threads with the key `K`:
+/// `RandomizerPool<PublicKey>` (what S1 and the owner can have) and `RandomizerPool<SecretKey>`
+/// (the key holder, S2) are different types.
+pub struct RandomizerPool<K: Encrypt> {
     rx: Mutex<Receiver<Randomizer>>,
-    source: Source,
+    key: Arc<K>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     misses: AtomicU64,
 }
 
-impl std::fmt::Debug for RandomizerPool {
+impl<K: Encrypt> std::fmt::Debug for RandomizerPool<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RandomizerPool({} workers)", self.workers.len())
     }
 }
 
-impl RandomizerPool {
-    /// A pool computing r^n mod n^2 with the public key (what S1 and the owner can do).
-    pub fn for_public_key(pk: &PublicKey, capacity: usize, workers: usize) -> Self {
-        let pk = pk.clone();
-        Self::spawn(
-            Arc::new(move || pk.randomizer(&mut rand::thread_rng())),
-            capacity,
-            workers,
-        )
+impl<K: Encrypt> RandomizerPool<K> {
+    /// A pool of `workers` threads keeping up to `capacity` randomizers of `key` ready.
+    pub fn new(key: &K, capacity: usize, workers: usize) -> Self {
+        Self::spawn(Arc::new(key.clone()), capacity, workers)
     }
 
-    /// A pool computing randomizers with CRT (the key holder, S2).
-    pub fn for_secret_key(sk: &SecretKey, capacity: usize, workers: usize) -> Self {
-        let sk = sk.clone();
-        Self::spawn(
-            Arc::new(move || sk.randomizer(&mut rand::thread_rng())),
-            capacity,
-            workers,
-        )
-    }
-
-    fn spawn(source: Source, capacity: usize, workers: usize) -> Self {
+    fn spawn(key: Arc<K>, capacity: usize, workers: usize) -> Self {
         let (tx, rx) = sync_channel(capacity.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let handles = (0..workers)
             .map(|_| {
-                let (tx, stop, source) = (tx.clone(), stop.clone(), source.clone());
+                let (tx, stop, key) = (tx.clone(), stop.clone(), Arc::clone(&key));
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        let mut rho = source();
+                        let mut rho = key.fresh_randomizer(&mut rand::thread_rng());
                         loop {
                             match tx.try_send(rho) {
                                 Ok(()) => break,
@@ -76,7 +61,7 @@ impl RandomizerPool {
             .collect();
         RandomizerPool {
             rx: Mutex::new(rx),
-            source,
+            key,
             stop,
             workers: handles,
             misses: AtomicU64::new(0),
@@ -88,7 +73,7 @@ impl RandomizerPool {
         let ready = self.rx.lock().ok().and_then(|rx| rx.try_recv().ok());
         ready.unwrap_or_else(|| {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            (self.source)()
+            self.key.fresh_randomizer(&mut rand::thread_rng())
         })
     }
 
@@ -98,7 +83,7 @@ impl RandomizerPool {
     }
 }
 
-impl Drop for RandomizerPool {
+impl<K: Encrypt> Drop for RandomizerPool<K> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for h in self.workers.drain(..) {

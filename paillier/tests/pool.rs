@@ -3,7 +3,7 @@
 //! disturbed by other tests running in parallel.
 
 use num_bigint::{BigInt, BigUint};
-use paillier::{RandomizerPool, SecretKey};
+use paillier::{Encrypt, RandomizerPool, SecretKey};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::time::{Duration, Instant};
@@ -40,64 +40,14 @@ fn pool_values_encrypt_correctly_and_drop_joins_workers() {
     let sk =
         SecretKey::generate_insecure_for_tests(512, &mut ChaCha20Rng::seed_from_u64(42)).unwrap();
     let pk = sk.public_key();
-    let (p, q) = sk.primes();
-    let n = pk.n();
     let base = threads();
 
-    for (name, workers) in [("public", 2), ("secret", 3)] {
-        let pool = if name == "public" {
-            RandomizerPool::for_public_key(pk, 4, workers)
-        } else {
-            RandomizerPool::for_secret_key(&sk, 4, workers)
-        };
-        if let Some(base) = base {
-            assert_eq!(
-                wait_threads(base + workers),
-                base + workers,
-                "{name}: workers started"
-            );
-        }
-        // Let the queue fill, then take more than it holds.
-        std::thread::sleep(Duration::from_millis(100));
-        let mut seen = Vec::new();
-        for i in 0..10i64 {
-            let m = BigInt::from(i * 1_000_003 - 5_000_000);
-            let rho = pool.take();
-            let c = pk.encrypt_with_randomizer(&m, &rho).unwrap();
-            let want = if i * 1_000_003 - 5_000_000 < 0 {
-                &n - BigUint::try_from(-&m).unwrap()
-            } else {
-                BigUint::try_from(&m).unwrap()
-            };
-            assert_eq!(ref_decrypt(&p, &q, &c.to_biguint()), want, "{name}");
-            assert_eq!(sk.decrypt(&c).unwrap(), m, "{name}");
-            let r2 = pk.rerandomize_with(&c, &pool.take());
-            assert_ne!(r2, c);
-            assert_eq!(sk.decrypt(&r2).unwrap(), m, "{name}");
-            seen.push(c);
-        }
-        let mut dedup = seen.clone();
-        dedup.sort_by_key(|c| c.to_biguint());
-        dedup.dedup();
-        assert_eq!(
-            dedup.len(),
-            seen.len(),
-            "{name}: fresh randomness every take"
-        );
-
-        let t = Instant::now();
-        drop(pool);
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "{name}: drop is prompt"
-        );
-        if let Some(base) = base {
-            assert_eq!(wait_threads(base), base, "{name}: workers joined");
-        }
-    }
+    // A public-key pool and a key holder's pool are different types; both fill the same way.
+    check(&sk, RandomizerPool::new(pk, 4, 2), "public", 2, base);
+    check(&sk, RandomizerPool::new(&sk, 4, 3), "secret", 3, base);
 
     // No workers: every take computes inline and counts a miss.
-    let pool = RandomizerPool::for_public_key(pk, 1, 0);
+    let pool = RandomizerPool::new(pk, 1, 0);
     for i in 0..3 {
         let rho = pool.take();
         let c = pk.encrypt_with_randomizer(&BigInt::from(i), &rho).unwrap();
@@ -106,5 +56,63 @@ fn pool_values_encrypt_correctly_and_drop_joins_workers() {
     assert_eq!(pool.misses(), 3);
     if let Some(base) = base {
         assert_eq!(threads(), Some(base));
+    }
+}
+
+/// Takes randomizers from `pool` (filled by `workers` threads), checks the ciphertexts made with
+/// them against textbook decryption, and that dropping the pool joins its workers.
+fn check<K: Encrypt>(
+    sk: &SecretKey,
+    pool: RandomizerPool<K>,
+    name: &str,
+    workers: usize,
+    base: Option<usize>,
+) {
+    let pk = sk.public_key();
+    let (p, q) = sk.primes();
+    let n = pk.n();
+    if let Some(base) = base {
+        assert_eq!(
+            wait_threads(base + workers),
+            base + workers,
+            "{name}: workers started"
+        );
+    }
+    // Let the queue fill, then take more than it holds.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut seen = Vec::new();
+    for i in 0..10i64 {
+        let m = BigInt::from(i * 1_000_003 - 5_000_000);
+        let rho = pool.take();
+        let c = pk.encrypt_with_randomizer(&m, &rho).unwrap();
+        let want = if i * 1_000_003 - 5_000_000 < 0 {
+            &n - BigUint::try_from(-&m).unwrap()
+        } else {
+            BigUint::try_from(&m).unwrap()
+        };
+        assert_eq!(ref_decrypt(&p, &q, &c.to_biguint()), want, "{name}");
+        assert_eq!(sk.decrypt(&c).unwrap(), m, "{name}");
+        let r2 = pk.rerandomize_with(&c, &pool.take());
+        assert_ne!(r2, c);
+        assert_eq!(sk.decrypt(&r2).unwrap(), m, "{name}");
+        seen.push(c);
+    }
+    let mut dedup = seen.clone();
+    dedup.sort_by_key(|c| c.to_biguint());
+    dedup.dedup();
+    assert_eq!(
+        dedup.len(),
+        seen.len(),
+        "{name}: fresh randomness every take"
+    );
+
+    let t = Instant::now();
+    drop(pool);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{name}: drop is prompt"
+    );
+    if let Some(base) = base {
+        assert_eq!(wait_threads(base), base, "{name}: workers joined");
     }
 }

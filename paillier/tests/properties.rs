@@ -9,6 +9,7 @@ use num_bigint::{BigInt, BigUint, Sign};
 use num_integer::Integer;
 use num_traits::{One, ToPrimitive, Zero};
 use paillier::format::{self, FileError, FileKind, CIPHERTEXTS, PUBLIC_KEY, SECRET_KEY};
+use paillier::Encrypt;
 use paillier::{Ciphertext, Error, FixedPoint, PublicKey, SecretKey};
 use proptest::collection::vec;
 use proptest::prelude::*;

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use secure_ops::{S1, S2Service, S2Options, SessionParams, Channel, ChannelError};
-//! use paillier::SecretKey;
+//! use paillier::{Encrypt, SecretKey};
 //! # use std::sync::mpsc::{channel, Sender, Receiver};
 //! # struct Mem(Sender<Vec<u8>>, Receiver<Vec<u8>>);
 //! # impl Channel for Mem {

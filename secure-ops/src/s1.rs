@@ -84,7 +84,7 @@ struct Engine {
     pk: PublicKey,
     params: SessionParams,
     counter: Arc<OpCounter>,
-    pool: Option<RandomizerPool>,
+    pool: Option<RandomizerPool<PublicKey>>,
 }
 
 impl Engine {
@@ -164,11 +164,7 @@ impl<C: Channel> S1<C> {
 
     /// Keeps a pool of precomputed randomizers filled by `workers` background threads.
     pub fn with_randomizer_pool(mut self, capacity: usize, workers: usize) -> Self {
-        self.eng.pool = Some(RandomizerPool::for_public_key(
-            &self.eng.pk,
-            capacity,
-            workers,
-        ));
+        self.eng.pool = Some(RandomizerPool::new(&self.eng.pk, capacity, workers));
         self
     }
 

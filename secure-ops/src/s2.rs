@@ -148,7 +148,7 @@ pub type S2Observer = Arc<dyn Fn(&S2View<'_>) + Send + Sync>;
 /// The S2 service: the secret key, a randomizer pool and counters shared by all sessions.
 pub struct S2Service {
     sk: SecretKey,
-    pool: Option<RandomizerPool>,
+    pool: Option<RandomizerPool<SecretKey>>,
     policy: S2Policy,
     total: OpCounter,
     observer: Option<S2Observer>,
@@ -176,7 +176,7 @@ impl S2Service {
     /// A service for `sk`.
     pub fn new(sk: SecretKey, opts: S2Options) -> Self {
         let pool = (opts.pool_capacity > 0 && opts.pool_workers > 0)
-            .then(|| RandomizerPool::for_secret_key(&sk, opts.pool_capacity, opts.pool_workers));
+            .then(|| RandomizerPool::new(&sk, opts.pool_capacity, opts.pool_workers));
         S2Service {
             sk,
             pool,

@@ -10,6 +10,7 @@ mod common;
 
 use common::*;
 use num_bigint::BigInt;
+use paillier::Encrypt;
 use paillier::{Ciphertext, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

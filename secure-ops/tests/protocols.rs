@@ -4,6 +4,7 @@ mod common;
 use common::*;
 use num_bigint::BigInt;
 use paillier::Ciphertext;
+use paillier::Encrypt;
 use proptest::prelude::*;
 use secure_ops::{Job, Profile, ProtocolError, SessionParams, Truncation};
 

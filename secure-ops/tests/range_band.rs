@@ -15,6 +15,7 @@ use common::*;
 use num_bigint::BigInt;
 use num_traits::One;
 use paillier::Ciphertext;
+use paillier::Encrypt;
 use secure_ops::{Profile, ProtocolError, SessionParams, Truncation};
 
 const L: u32 = 40;

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use paillier::BigInt;
+use paillier::Encrypt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use secure_ops::messages::{Op, Request, Response, WireJob};
 use secure_ops::{ChannelExt, SessionParams, PROTOCOL_VERSION, S1};

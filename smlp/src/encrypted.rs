@@ -10,6 +10,7 @@ use crate::model::{
     epoch_order, glorot_bound, outputs_for_classes, FixedParams, Layer, Params, Shape,
 };
 use paillier::format::{FileError, FileKind};
+use paillier::Encrypt;
 use paillier::{BigInt, Ciphertext, Fingerprint, PublicKey};
 use rayon::prelude::*;
 use secure_ops::{pow2, Channel, Job, OpCounts, Profile, ProtocolError, TrafficSnapshot, S1};

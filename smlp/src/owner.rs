@@ -11,6 +11,7 @@ use crate::encrypted::{
     SecureError, SecureResult,
 };
 use crate::Params;
+use paillier::Encrypt;
 use paillier::{BigInt, PublicKey, SecretKey};
 use rayon::prelude::*;
 

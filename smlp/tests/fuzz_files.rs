@@ -7,6 +7,7 @@
 //! keeps each loop going for N seconds, `SMLP_FUZZ_SEED` picks the seed.
 
 use paillier::format::{self, seal_payload, FileKind, PUBLIC_KEY, SECRET_KEY};
+use paillier::Encrypt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

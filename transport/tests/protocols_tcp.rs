@@ -9,6 +9,7 @@
 //!   correct answers.
 
 use num_bigint::BigInt;
+use paillier::Encrypt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use secure_ops::messages::{Op, Request, Response};
 use secure_ops::{

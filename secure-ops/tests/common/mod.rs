@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 //! Test harness: an in-memory channel and a running S2 on a thread.
 
+use paillier::Encrypt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use rand::SeedableRng;
 use secure_ops::{Channel, ChannelError, S2Options, S2Service, SessionParams, S1};
