@@ -5,7 +5,7 @@
 use crate::bail;
 use crate::error::{describe, CliResult};
 use crate::keys::load_secret;
-use crate::servers::{install_signal_handler, remove_ready, write_ready, ServerArgs};
+use crate::servers::{install_signal_handler, stopped, write_ready, ServerArgs};
 use clap::{Args, ValueEnum};
 use secure_ops::{Profile, ProtocolError, S2Options, S2Policy, S2Service};
 use std::path::PathBuf;
@@ -173,13 +173,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
             }
         },
     );
-    remove_ready(args.server.ready_file.as_deref());
-    tracing::info!(
-        sessions = summary.sessions,
-        failed = summary.failed,
-        refused = summary.refused,
-        "S2 stopped"
-    );
+    stopped(args.server.ready_file.as_deref(), &summary, "S2 stopped");
     Ok(())
 }
 

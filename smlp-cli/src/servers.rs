@@ -141,7 +141,7 @@ pub fn write_ready(path: Option<&Path>, addr: SocketAddr) -> CliResult<()> {
     Ok(())
 }
 
-pub fn remove_ready(path: Option<&Path>) {
+fn remove_ready(path: Option<&Path>) {
     if let Some(p) = path {
         let _ = std::fs::remove_file(p);
     }
@@ -233,12 +233,17 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     for w in workers {
         let _ = w.join();
     }
-    remove_ready(args.server.ready_file.as_deref());
+    stopped(args.server.ready_file.as_deref(), &summary, "S1 stopped");
+    Ok(())
+}
+
+/// After the accept loop: removes the ready file and logs the sessions served.
+pub fn stopped(ready_file: Option<&Path>, summary: &transport::ServerSummary, what: &str) {
+    remove_ready(ready_file);
     tracing::info!(
         sessions = summary.sessions,
         failed = summary.failed,
         refused = summary.refused,
-        "S1 stopped"
+        "{what}"
     );
-    Ok(())
 }

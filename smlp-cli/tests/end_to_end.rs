@@ -47,6 +47,19 @@ fn read_json(path: &std::path::Path) -> ModelJson {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `smlp decrypt` of the model or checkpoint `enc` into `json` (both in `env`).
+fn decrypt_json(env: &Env, enc: &str, json: &str) {
+    ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p(enc),
+        "--out",
+        &env.p(json),
+    ]);
+}
+
 /// The fixed-point reference: the same CSV, scaler, initial weights and order as the CLI run.
 fn reference(
     env: &Env,
@@ -207,15 +220,7 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     ]);
     assert!(env.path("ckpt").exists());
     let want1 = reference(&env, &train, 7, 1, 2, 3);
-    ok(&[
-        "decrypt",
-        "--secret-key",
-        &env.secret(),
-        "--in",
-        &env.p("model.enc"),
-        "--out",
-        &env.p("model.json"),
-    ]);
+    decrypt_json(&env, "model.enc", "model.json");
     let m = read_json(&env.path("model.json"));
     assert_eq!(m.shape, vec![30, 3, 1]);
     assert_eq!(
@@ -231,15 +236,7 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
         m.layers[0].weights[0][0],
         want1.fixed.decode_weight(want1.params.layers[0].w[0][0])
     );
-    ok(&[
-        "decrypt",
-        "--secret-key",
-        &env.secret(),
-        "--in",
-        &env.p("ckpt"),
-        "--out",
-        &env.p("ckpt.json"),
-    ]);
+    decrypt_json(&env, "ckpt", "ckpt.json");
     assert_eq!(raw_params(&read_json(&env.path("ckpt.json"))), want1.params);
 
     // Classification and decryption of the predictions.
@@ -400,15 +397,7 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
         out.contains("trained 30-3-1 (strict profile) for 2 epoch(s) on 12 samples"),
         "{out}"
     );
-    ok(&[
-        "decrypt",
-        "--secret-key",
-        &env.secret(),
-        "--in",
-        &env.p("model2.enc"),
-        "--out",
-        &env.p("model2.json"),
-    ]);
+    decrypt_json(&env, "model2.enc", "model2.json");
     let m2 = read_json(&env.path("model2.json"));
     assert_eq!(m2.epochs_trained, 2);
     assert_eq!(raw_params(&m2), reference(&env, &train, 7, 2, 2, 3).params);
@@ -670,15 +659,7 @@ fn detached_training_survives_s1_crashes_and_s2_restarts_bit_for_bit() {
         s1.log_text()
     );
     ok(&["fetch", "--s1", &addr, &job, "--out", &env.p("model.enc")]);
-    ok(&[
-        "decrypt",
-        "--secret-key",
-        &env.secret(),
-        "--in",
-        &env.p("model.enc"),
-        "--out",
-        &env.p("model.json"),
-    ]);
+    decrypt_json(&env, "model.enc", "model.json");
     let m = read_json(&env.path("model.json"));
     assert_eq!(m.epochs_trained, 3);
     assert_eq!(
