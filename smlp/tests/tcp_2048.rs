@@ -5,7 +5,9 @@ use paillier::{FixedPoint, SecretKey};
 use rand::SeedableRng;
 use secure_ops::{Profile, S2Options, S2Service, SessionParams, S1};
 use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
-use smlp::encrypted::{classify, encrypt_params, new_model, train, EncryptedDataset, TrainConfig};
+use smlp::encrypted::{
+    classify, encrypt_params, new_model, train, EncryptedDataset, EncryptedModel, TrainConfig,
+};
 use smlp::{init_fixed, FixedMlp, FixedParams, Rounding, Shape, TrainOptions};
 use std::sync::Arc;
 use transport::{server::Server, ServerOptions, TcpChannel, TcpOptions};
@@ -23,6 +25,62 @@ fn encoded(ds: Dataset, n: usize) -> EncodedDataset {
     .unwrap()
 }
 
+/// Trains `data` for one epoch (B = 1, order `seed`) from `init_fixed(.., ChaCha8Rng(init_seed))`
+/// on ciphertexts with S2 at `addr`, and in the clear with floor rounding; the S1 session stays
+/// open for more.
+fn run(
+    pk: &paillier::PublicKey,
+    addr: std::net::SocketAddr,
+    profile: Profile,
+    data: &EncodedDataset,
+    sizes: &[usize],
+    init_seed: u64,
+    seed: u64,
+) -> (S1<TcpChannel>, EncryptedModel, EncryptedDataset, FixedMlp) {
+    let fixed = FixedParams::default();
+    let shape = Shape::new(sizes.to_vec()).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(init_seed),
+    );
+    let mut reference = FixedMlp::from_params(init.clone(), fixed).unwrap();
+    let opts = TrainOptions {
+        epochs: 1,
+        batch: 1,
+        seed,
+        start_epoch: 0,
+        rounding: Rounding::Floor,
+    };
+    smlp::train_fixed(&mut reference, data, &opts, |_, _| {}).unwrap();
+    let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
+    let params = SessionParams {
+        value_bits: fixed.value_bits,
+        frac_bits: fixed.frac_bits,
+        kappa: 80,
+        profile,
+    };
+    let mut s1 = S1::connect(pk.clone(), ch, params)
+        .unwrap()
+        .with_randomizer_pool(256, 1);
+    let enc = EncryptedDataset::encrypt(pk, data, true);
+    let mut model = new_model(
+        &mut s1,
+        shape,
+        fixed,
+        data.classes,
+        Some(encrypt_params(pk, &init).unwrap()),
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch: 1,
+        seed,
+    };
+    train(&mut s1, &mut model, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
+    (s1, model, enc, reference)
+}
+
 #[test]
 fn real_key_over_tcp_matches_reference() {
     let sk = SecretKey::generate(2048, &mut rand::rngs::OsRng).unwrap();
@@ -36,94 +94,16 @@ fn real_key_over_tcp_matches_reference() {
     let fixed = FixedParams::default();
 
     // Strict profile, exact: one SGD step of a 4 → 2 → 3 network on iris equals the floor
-    // reference bit for bit, and so do the encrypted scores.
+    // reference bit for bit.
     let data = encoded(Dataset::iris(), 1);
-    let shape = Shape::new(vec![4, 2, 3]).unwrap();
-    let init = init_fixed(
-        &shape,
-        &fixed,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
-    );
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch: 1,
-        seed: 1,
-    };
-    let mut reference = FixedMlp::from_params(init.clone(), fixed).unwrap();
-    let opts = TrainOptions {
-        epochs: 1,
-        batch: 1,
-        seed: 1,
-        start_epoch: 0,
-        rounding: Rounding::Floor,
-    };
-    smlp::train_fixed(&mut reference, &data, &opts, |_, _| {}).unwrap();
-    let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
-    let params = SessionParams {
-        value_bits: fixed.value_bits,
-        frac_bits: fixed.frac_bits,
-        kappa: 80,
-        profile: Profile::Strict,
-    };
-    let mut s1 = S1::connect(pk.clone(), ch, params)
-        .unwrap()
-        .with_randomizer_pool(256, 1);
-    let enc = EncryptedDataset::encrypt(&pk, &data, true);
-    let mut model = new_model(
-        &mut s1,
-        shape,
-        fixed,
-        3,
-        Some(encrypt_params(&pk, &init).unwrap()),
-    )
-    .unwrap();
-    train(&mut s1, &mut model, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
+    let (s1, model, _, reference) = run(&pk, addr, Profile::Strict, &data, &[4, 2, 3], 3, 1);
     assert_eq!(model.decrypt(&sk).unwrap(), reference.params);
     s1.close().unwrap();
 
     // Fast profile: three SGD steps of 30 → 3 → 1 on wdbc stay within stochastic rounding of the
     // floor reference, and the encrypted classifier agrees with it.
     let data = encoded(Dataset::wdbc(), 3);
-    let shape = Shape::new(vec![30, 3, 1]).unwrap();
-    let init = init_fixed(
-        &shape,
-        &fixed,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(4),
-    );
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch: 1,
-        seed: 2,
-    };
-    let mut reference = FixedMlp::from_params(init.clone(), fixed).unwrap();
-    let opts = TrainOptions {
-        epochs: 1,
-        batch: 1,
-        seed: 2,
-        start_epoch: 0,
-        rounding: Rounding::Floor,
-    };
-    smlp::train_fixed(&mut reference, &data, &opts, |_, _| {}).unwrap();
-    let ch = TcpChannel::connect(addr, TcpOptions::default()).unwrap();
-    let params = SessionParams {
-        value_bits: fixed.value_bits,
-        frac_bits: fixed.frac_bits,
-        kappa: 80,
-        profile: Profile::Fast,
-    };
-    let mut s1 = S1::connect(pk.clone(), ch, params)
-        .unwrap()
-        .with_randomizer_pool(256, 1);
-    let enc = EncryptedDataset::encrypt(&pk, &data, true);
-    let mut model = new_model(
-        &mut s1,
-        shape,
-        fixed,
-        2,
-        Some(encrypt_params(&pk, &init).unwrap()),
-    )
-    .unwrap();
-    train(&mut s1, &mut model, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
+    let (mut s1, model, enc, reference) = run(&pk, addr, Profile::Fast, &data, &[30, 3, 1], 4, 2);
     let got = model.decrypt(&sk).unwrap();
     let max_diff = got
         .iter()
