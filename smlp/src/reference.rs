@@ -477,7 +477,7 @@ pub fn train_fixed(
     model: &mut FixedMlp,
     data: &EncodedDataset,
     opts: &TrainOptions,
-    mut on_epoch: impl FnMut(&EpochStats, &FixedMlp),
+    on_epoch: impl FnMut(&EpochStats, &FixedMlp),
 ) -> Result<History> {
     check_options(opts, data.len())?;
     if data.frac_bits != model.fixed.frac_bits {
@@ -492,11 +492,11 @@ pub fn train_fixed(
     }
     let mut trunc = Truncator::new(opts.rounding);
     let mut grads = Params::filled(&shape, 0i128);
-    let mut history = History::default();
-    for epoch in opts.start_epoch..opts.start_epoch + opts.epochs {
-        let order = epoch_order(data.len(), opts.seed, epoch);
-        let mut loss = 0.0;
-        for chunk in order.chunks(opts.batch) {
+    run_epochs(
+        model,
+        data.len(),
+        opts,
+        |model, chunk| {
             grads.layers.iter_mut().for_each(|g| {
                 g.w.iter_mut().flatten().for_each(|v| *v = 0);
                 g.b.iter_mut().for_each(|v| *v = 0);
@@ -504,12 +504,33 @@ pub fn train_fixed(
             let batch = chunk
                 .iter()
                 .map(|&i| (data.features[i].as_slice(), data.targets[i].as_slice()));
-            loss += model.accumulate_batch(batch, &mut grads, &mut trunc)?;
+            let loss = model.accumulate_batch(batch, &mut grads, &mut trunc)?;
             model.apply_gradients(&grads)?;
+            Ok(loss)
+        },
+        on_epoch,
+    )
+}
+
+/// The epoch loop both references share: for each epoch, the batches of [`epoch_order`] through
+/// `step` (which returns the batch's summed loss), then `on_epoch` with the mean loss.
+fn run_epochs<M>(
+    model: &mut M,
+    n: usize,
+    opts: &TrainOptions,
+    mut step: impl FnMut(&mut M, &[usize]) -> Result<f64>,
+    mut on_epoch: impl FnMut(&EpochStats, &M),
+) -> Result<History> {
+    let mut history = History::default();
+    for epoch in opts.start_epoch..opts.start_epoch + opts.epochs {
+        let order = epoch_order(n, opts.seed, epoch);
+        let mut loss = 0.0;
+        for chunk in order.chunks(opts.batch) {
+            loss += step(model, chunk)?;
         }
         let stats = EpochStats {
             epoch,
-            loss: loss / data.len() as f64,
+            loss: loss / n as f64,
         };
         history.epochs.push(stats);
         on_epoch(&stats, model);
@@ -523,7 +544,7 @@ pub fn train_float(
     model: &mut FloatMlp,
     data: &Dataset,
     opts: &TrainOptions,
-    mut on_epoch: impl FnMut(&EpochStats, &FloatMlp),
+    on_epoch: impl FnMut(&EpochStats, &FloatMlp),
 ) -> Result<History> {
     check_options(opts, data.len())?;
     let shape = model.shape()?;
@@ -536,24 +557,18 @@ pub fn train_float(
         )));
     }
     let targets = data.float_targets();
-    let mut history = History::default();
-    for epoch in opts.start_epoch..opts.start_epoch + opts.epochs {
-        let order = epoch_order(data.len(), opts.seed, epoch);
-        let mut loss = 0.0;
-        for chunk in order.chunks(opts.batch) {
+    run_epochs(
+        model,
+        data.len(),
+        opts,
+        |model, chunk| {
             let batch = chunk
                 .iter()
                 .map(|&i| (data.features[i].as_slice(), targets[i].as_slice()));
-            loss += model.train_batch(batch)?;
-        }
-        let stats = EpochStats {
-            epoch,
-            loss: loss / data.len() as f64,
-        };
-        history.epochs.push(stats);
-        on_epoch(&stats, model);
-    }
-    Ok(history)
+            model.train_batch(batch)
+        },
+        on_epoch,
+    )
 }
 
 /// A model that assigns a class to one sample.
