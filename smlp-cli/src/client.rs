@@ -614,25 +614,25 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     }
 
     let mut c = Client::connect(conn)?;
-    let dataset = match (&args.dataset, local, &args.data) {
-        (Some(id), _, _) => id.clone(),
+    // The dimensions and f of the data set (the fixed-point parameters and the initial weights
+    // need them here): from the file before it is uploaded, or from the stored copy.
+    let (dataset, (features, outputs, frac_bits)) = match (&args.dataset, local, &args.data) {
+        (Some(id), _, _) => {
+            let (_, body) = c.fetch(id, false)?;
+            (id.clone(), dims(&open(&DATASET, &body)?))
+        }
         (None, Some(d), Some(p)) => {
+            let dims = dims(&d);
             let info = c.upload(&file_name(p), d)?;
             if !conn.quiet {
                 eprintln!("uploaded {} as {} ({})", p.display(), info.id, info.summary);
             }
-            info.id
+            (info.id, dims)
         }
         _ => bail!("give --dataset ID or --data FILE"),
     };
-    // The shape and f of the stored data set: from its listing would need a download; the
-    // owner's request is checked by S1, the initial weights need f and the shape here.
-    let (features, outputs, frac_bits) = dataset_shape(&mut c, &dataset, args.data.as_deref())?;
     let fixed = FixedParams::new(frac_bits, LearningRate::new(lr_num, lr_shift)?, value_bits)?;
-    let mut sizes = vec![features];
-    sizes.extend_from_slice(&hidden);
-    sizes.push(outputs);
-    let shape = Shape::new(sizes)?;
+    let shape = Shape::mlp(features, &hidden, outputs)?;
     if let Some(ck) = &ckpt {
         if ck.model.shape != shape {
             bail!(
@@ -690,16 +690,9 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     Ok(Some(summary))
 }
 
-/// Features, outputs and f of a data set: from the local file, or fetched from S1.
-fn dataset_shape(c: &mut Client, id: &str, local: Option<&Path>) -> CliResult<(usize, usize, u32)> {
-    let d: EncryptedDataset = match local {
-        Some(p) => read_file(&DATASET, p)?,
-        None => {
-            let (_, body) = c.fetch(id, false)?;
-            open(&DATASET, &body)?
-        }
-    };
-    Ok((d.features, d.outputs(), d.frac_bits))
+/// Features, outputs and f of a data set.
+fn dims(d: &EncryptedDataset) -> (usize, usize, u32) {
+    (d.features, d.outputs(), d.frac_bits)
 }
 
 /// Queues a job; with `detach` prints its id and returns `None`, else waits for it and writes

@@ -227,10 +227,7 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     write_csv(&p("test.csv"), &test, Some("malignant"))?;
     // The test samples without their labels: "new" samples for the README's walk-through.
     write_csv(&p("new.csv"), &test, None)?;
-    let mut sizes = vec![wdbc.num_features()];
-    sizes.extend_from_slice(&a.hidden);
-    sizes.push(wdbc.outputs());
-    let shape = Shape::new(sizes)?;
+    let shape = Shape::mlp(wdbc.num_features(), &a.hidden, wdbc.outputs())?;
     let fixed = FixedParams::new(16, LearningRate::pow2(a.lr_shift), 72)?;
     println!("smlp demo on wdbc (breast cancer: 569 samples, 30 features, 2 classes)");
     println!(

@@ -428,13 +428,7 @@ impl Runner {
             }
             None => None,
         };
-        let params = SessionParams {
-            value_bits: req.fixed.value_bits,
-            frac_bits: req.fixed.frac_bits,
-            kappa: req.kappa,
-            profile: req.profile,
-        };
-        let mut s1 = self.connect(params, abort)?;
+        let mut s1 = self.connect(req.session(), abort)?;
         let _ = self.store.set_note(&job.id, None);
         let save = |m: &EncryptedModel, position: usize| -> Result<(), SecureError> {
             let ck = Checkpoint {
@@ -458,10 +452,8 @@ impl Runner {
                 (c.model, c.position)
             }
             None => {
-                let mut sizes = vec![data.features];
-                sizes.extend_from_slice(&req.hidden);
-                sizes.push(data.outputs());
-                let shape = Shape::new(sizes).map_err(|e| Outcome::Failed(e.to_string()))?;
+                let shape = Shape::mlp(data.features, &req.hidden, data.outputs())
+                    .map_err(|e| Outcome::Failed(e.to_string()))?;
                 let m = new_model(&mut s1, shape, req.fixed, data.classes, req.initial.clone())
                     .map_err(|e| self.outcome(e, abort, job, false))?;
                 // The initial weights are kept at once: a restart continues with the same ones.
@@ -513,7 +505,7 @@ impl Runner {
         let costs = costs(&mut s1).ok();
         let _ = s1.close();
         let body = seal(&MODEL, &model).map_err(|e| Outcome::Failed(e.to_string()))?;
-        tracing::info!(job = %job.id, elapsed_s = start.elapsed().as_secs_f64(), "training finished");
+        tracing::info!(job = %job.id, elapsed_s = elapsed.as_secs_f64(), "training finished");
         Ok(JobResult {
             kind: ObjectKind::Model,
             name: format!("model of {}", job.id),
@@ -536,13 +528,7 @@ impl Runner {
         let model: EncryptedModel = open(&MODEL, &body)
             .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?;
         let data = self.load_dataset(&job.owner, &req.data)?;
-        let params = SessionParams {
-            value_bits: model.fixed.value_bits,
-            frac_bits: model.fixed.frac_bits,
-            kappa: req.kappa,
-            profile: req.profile.unwrap_or(model.profile),
-        };
-        let mut s1 = self.connect(params, abort)?;
+        let mut s1 = self.connect(req.session(&model), abort)?;
         let _ = self.store.set_note(&job.id, None);
         let start = Instant::now();
         let samples = data.len() as u64;

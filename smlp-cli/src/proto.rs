@@ -26,7 +26,7 @@
 //! (`--init-seed`).
 
 use paillier::{Ciphertext, PublicKey};
-use secure_ops::Profile;
+use secure_ops::{Profile, SessionParams};
 use serde::{Deserialize, Serialize};
 use smlp::encrypted::{Checkpoint, EncryptedDataset, EncryptedModel, TrainConfig};
 use smlp::{FixedParams, Params};
@@ -125,6 +125,31 @@ pub struct ClassifyRequest {
     pub profile: Option<Profile>,
     /// Samples per forward pass (one S2 round trip per layer and chunk).
     pub chunk: usize,
+}
+
+impl TrainRequest {
+    /// The S1–S2 session this job runs in (checked at submission, used by the runner).
+    pub fn session(&self) -> SessionParams {
+        SessionParams {
+            value_bits: self.fixed.value_bits,
+            frac_bits: self.fixed.frac_bits,
+            kappa: self.kappa,
+            profile: self.profile,
+        }
+    }
+}
+
+impl ClassifyRequest {
+    /// The S1–S2 session this job runs in with `model` (checked at submission, used by the
+    /// runner): the model's ℓ and f, the request's κ and profile (default: the model's).
+    pub fn session(&self, model: &EncryptedModel) -> SessionParams {
+        SessionParams {
+            value_bits: model.fixed.value_bits,
+            frac_bits: model.fixed.frac_bits,
+            kappa: self.kappa,
+            profile: self.profile.unwrap_or(model.profile),
+        }
+    }
 }
 
 /// Kinds of stored objects.

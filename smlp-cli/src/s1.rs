@@ -327,10 +327,7 @@ fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> C
     if config.epochs == 0 || config.epochs > MAX_EPOCHS {
         bail!("epochs must be in 1..={MAX_EPOCHS}");
     }
-    let mut sizes = vec![data.features];
-    sizes.extend_from_slice(&req.hidden);
-    sizes.push(data.outputs());
-    let shape = Shape::new(sizes)?;
+    let shape = Shape::mlp(data.features, &req.hidden, data.outputs())?;
     req.fixed.validate()?;
     if req.fixed.frac_bits != data.frac_bits {
         bail!(
@@ -339,15 +336,7 @@ fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> C
             data.frac_bits
         );
     }
-    check_session(
-        pk,
-        SessionParams {
-            value_bits: req.fixed.value_bits,
-            frac_bits: req.fixed.frac_bits,
-            kappa: req.kappa,
-            profile: req.profile,
-        },
-    )?;
+    check_session(pk, req.session())?;
     if let Some(init) = &req.initial {
         EncryptedModel {
             fingerprint: pk.fingerprint(),
@@ -395,14 +384,6 @@ fn check_classify(
     if req.chunk == 0 || req.chunk > MAX_BATCH {
         bail!("chunk must be in 1..={MAX_BATCH}");
     }
-    check_session(
-        &ctx.pk,
-        SessionParams {
-            value_bits: model.fixed.value_bits,
-            frac_bits: model.fixed.frac_bits,
-            kappa: req.kappa,
-            profile: req.profile.unwrap_or(model.profile),
-        },
-    )?;
+    check_session(&ctx.pk, req.session(&model))?;
     Ok((model, data))
 }

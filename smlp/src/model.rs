@@ -236,6 +236,15 @@ impl Shape {
         Ok(Shape(sizes))
     }
 
+    /// [`Shape::new`] of `inputs`, the `hidden` layer sizes, then `outputs`.
+    pub fn mlp(inputs: usize, hidden: &[usize], outputs: usize) -> Result<Self> {
+        let mut sizes = Vec::with_capacity(hidden.len() + 2);
+        sizes.push(inputs);
+        sizes.extend_from_slice(hidden);
+        sizes.push(outputs);
+        Self::new(sizes)
+    }
+
     /// The layer sizes [d, h₁, …, k].
     pub fn sizes(&self) -> &[usize] {
         &self.0
