@@ -407,7 +407,8 @@ impl Client {
         }
     }
 
-    fn submitted(&mut self, msg: ClientMsg) -> CliResult<JobInfo> {
+    /// Queues a job (`ClientMsg::Train` or `ClientMsg::Classify`).
+    pub fn submit(&mut self, msg: ClientMsg) -> CliResult<JobInfo> {
         match self.request(&msg)? {
             ServerMsg::Submitted(job) => Ok(job),
             other => Err(self.violation(&other).into()),
@@ -462,6 +463,32 @@ impl Client {
             ServerMsg::Done(m) => Ok(m),
             other => Err(self.violation(&other).into()),
         }
+    }
+
+    /// Cancels a queued or running job; S1's confirmation.
+    pub fn cancel(&mut self, job: &str) -> CliResult<String> {
+        self.done(ClientMsg::Cancel {
+            job: job.to_string(),
+        })
+    }
+
+    /// Deletes an object or an ended job; S1's confirmation.
+    pub fn delete(&mut self, id: &str) -> CliResult<String> {
+        self.done(ClientMsg::Delete { id: id.to_string() })
+    }
+
+    /// The owner's objects of one kind.
+    pub fn list(&mut self, kind: ObjectKind) -> CliResult<Vec<ObjectInfo>> {
+        match self.request(&ClientMsg::List { kind })? {
+            ServerMsg::Objects(o) => Ok(o),
+            other => Err(self.violation(&other).into()),
+        }
+    }
+
+    /// Features, outputs and f of a data set stored at S1.
+    pub fn dataset_dims(&mut self, id: &str) -> CliResult<(usize, usize, u32)> {
+        let (_, body) = self.fetch(id, false)?;
+        Ok(dims(&open(&DATASET, &body)?))
     }
 }
 
@@ -596,12 +623,6 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
         Profile::Fast,
         "profile",
     )?;
-    if batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    if epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
     if let Some(d) = &local {
         if d.is_empty() {
             bail!(
@@ -617,10 +638,7 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     // The dimensions and f of the data set (the fixed-point parameters and the initial weights
     // need them here): from the file before it is uploaded, or from the stored copy.
     let (dataset, (features, outputs, frac_bits)) = match (&args.dataset, local, &args.data) {
-        (Some(id), _, _) => {
-            let (_, body) = c.fetch(id, false)?;
-            (id.clone(), dims(&open(&DATASET, &body)?))
-        }
+        (Some(id), _, _) => (id.clone(), c.dataset_dims(id)?),
         (None, Some(d), Some(p)) => {
             let dims = dims(&d);
             let info = c.upload(&file_name(p), d)?;
@@ -631,41 +649,25 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
         }
         _ => bail!("give --dataset ID or --data FILE"),
     };
-    let fixed = FixedParams::new(frac_bits, LearningRate::new(lr_num, lr_shift)?, value_bits)?;
-    let shape = Shape::mlp(features, &hidden, outputs)?;
-    if let Some(ck) = &ckpt {
-        if ck.model.shape != shape {
-            bail!(
-                "the checkpoint's network {} does not fit the data set (network {shape})",
-                ck.model.shape
-            );
-        }
-    }
-    let initial = match args.init_seed {
-        Some(s) => {
-            let init = init_fixed(
-                &shape,
-                &fixed,
-                &mut rand_chacha::ChaCha8Rng::seed_from_u64(s),
-            );
-            Some(encrypt_params(c.public_key(), &init)?)
-        }
-        None => None,
-    };
-    let req = TrainRequest {
-        dataset,
+    let spec = TrainSpec {
         hidden,
-        fixed,
-        config: TrainConfig {
-            epochs,
-            batch,
-            seed,
-        },
+        epochs,
+        batch,
+        seed,
+        lr: LearningRate::new(lr_num, lr_shift)?,
+        value_bits,
         profile,
         kappa: args.kappa,
-        initial,
-        resume: ckpt,
+        init_seed: args.init_seed,
     };
+    let req = train_request(
+        c.public_key(),
+        dataset,
+        (features, outputs, frac_bits),
+        spec,
+        ckpt,
+    )?;
+    let shape = Shape::mlp(features, &req.hidden, outputs)?;
     let Some((summary, out)) = submit(
         conn,
         c,
@@ -690,8 +692,84 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     Ok(Some(summary))
 }
 
+/// The settings of a training job (the data set's dimensions aside).
+#[derive(Debug, Clone)]
+pub struct TrainSpec {
+    /// Hidden layer sizes.
+    pub hidden: Vec<usize>,
+    /// Epochs in total (counting a resumed checkpoint's).
+    pub epochs: u64,
+    /// Mini-batch size (1: per-sample SGD).
+    pub batch: usize,
+    /// Seed of the public sample order.
+    pub seed: u64,
+    /// Learning rate.
+    pub lr: LearningRate,
+    /// ℓ: bound on the values in a sub-protocol.
+    pub value_bits: u32,
+    /// Protocol profile.
+    pub profile: Profile,
+    /// Statistical security parameter κ.
+    pub kappa: u32,
+    /// Draw the initial weights here from this seed (reproducible runs) instead of at S2.
+    pub init_seed: Option<u64>,
+}
+
+/// The request that trains `spec` on the stored data set `dataset` of dimensions
+/// `(features, outputs, f)` (from [`dims`] or [`Client::dataset_dims`]), or continues `resume`.
+/// With `spec.init_seed`, the initial weights are drawn here and encrypted under `pk`.
+pub fn train_request(
+    pk: &PublicKey,
+    dataset: String,
+    (features, outputs, frac_bits): (usize, usize, u32),
+    spec: TrainSpec,
+    resume: Option<Checkpoint>,
+) -> CliResult<TrainRequest> {
+    if spec.batch == 0 {
+        bail!("the batch size must be at least 1");
+    }
+    if spec.epochs == 0 {
+        bail!("the number of epochs must be at least 1");
+    }
+    let fixed = FixedParams::new(frac_bits, spec.lr, spec.value_bits)?;
+    let shape = Shape::mlp(features, &spec.hidden, outputs)?;
+    if let Some(ck) = &resume {
+        if ck.model.shape != shape {
+            bail!(
+                "the checkpoint's network {} does not fit the data set (network {shape})",
+                ck.model.shape
+            );
+        }
+    }
+    let initial = match spec.init_seed {
+        Some(s) => {
+            let init = init_fixed(
+                &shape,
+                &fixed,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(s),
+            );
+            Some(encrypt_params(pk, &init)?)
+        }
+        None => None,
+    };
+    Ok(TrainRequest {
+        dataset,
+        hidden: spec.hidden,
+        fixed,
+        config: TrainConfig {
+            epochs: spec.epochs,
+            batch: spec.batch,
+            seed: spec.seed,
+        },
+        profile: spec.profile,
+        kappa: spec.kappa,
+        initial,
+        resume,
+    })
+}
+
 /// Features, outputs and f of a data set.
-fn dims(d: &EncryptedDataset) -> (usize, usize, u32) {
+pub fn dims(d: &EncryptedDataset) -> (usize, usize, u32) {
     (d.features, d.outputs(), d.frac_bits)
 }
 
@@ -704,7 +782,7 @@ fn submit<'a>(
     detach: bool,
     out: Option<&'a Path>,
 ) -> CliResult<Option<(JobSummary, &'a Path)>> {
-    let job = c.submitted(msg)?;
+    let job = c.submit(msg)?;
     if detach {
         println!("{}", job.id);
         return Ok(None);
@@ -1089,24 +1167,14 @@ pub fn wait(args: &WaitArgs) -> CliResult<JobState> {
 /// Runs `smlp cancel`.
 pub fn cancel(args: &CancelArgs) -> CliResult<()> {
     let mut c = Client::connect(&args.conn)?;
-    println!(
-        "{}",
-        c.done(ClientMsg::Cancel {
-            job: args.job.clone()
-        })?
-    );
+    println!("{}", c.cancel(&args.job)?);
     Ok(())
 }
 
 /// Runs `smlp delete`.
 pub fn delete(args: &DeleteArgs) -> CliResult<()> {
     let mut c = Client::connect(&args.conn)?;
-    println!(
-        "{}",
-        c.done(ClientMsg::Delete {
-            id: args.id.clone()
-        })?
-    );
+    println!("{}", c.delete(&args.id)?);
     Ok(())
 }
 
@@ -1118,10 +1186,7 @@ pub fn list(args: &ListArgs) -> CliResult<Vec<ObjectInfo>> {
         ListWhat::Predictions => ObjectKind::Predictions,
     };
     let mut c = Client::connect(&args.conn)?;
-    let objects = match c.request(&ClientMsg::List { kind })? {
-        ServerMsg::Objects(o) => o,
-        other => return Err(c.violation(&other).into()),
-    };
+    let objects = c.list(kind)?;
     if objects.is_empty() {
         println!("no {}", kind.noun());
     }

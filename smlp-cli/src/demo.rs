@@ -90,10 +90,11 @@ struct Servers {
 
 impl Servers {
     fn spawn(&mut self, name: &'static str, args: &[&str], log: &Path) -> CliResult<()> {
-        let exe = std::env::current_exe().context("cannot locate the smlp executable")?;
+        let command = crate::self_command()?;
         let out = File::create(log).with_context(|| log.display().to_string())?;
         let err = out.try_clone()?;
-        let child = Command::new(exe)
+        let child = Command::new(&command[0])
+            .args(&command[1..])
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)

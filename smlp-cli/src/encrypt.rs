@@ -6,7 +6,7 @@ use crate::keys::{load_public, load_secret};
 use crate::util::{sample_bar, secs};
 use clap::Args;
 use paillier::format::{write_atomic, write_file};
-use paillier::FixedPoint;
+use paillier::{FixedPoint, PublicKey, SecretKey};
 use smlp::data::{Dataset, EncodedDataset, Labels, Standardizer, DEFAULT_INT_BITS};
 use smlp::encrypted::{EncryptedDataset, DATASET};
 use std::ffi::OsString;
@@ -101,45 +101,27 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
     };
     let data = Dataset::load_csv_with(&args.csv, labels, args.classes)
         .with_context(|| args.csv.display().to_string())?;
-    let (scaler, fitted) = match &args.scaler {
-        Some(path) => {
-            let s = Standardizer::load(path).with_context(|| path.display().to_string())?;
-            if s.mean.len() != data.num_features() {
-                bail!(
-                    "the scaler {} is for {} features, but {} has {}",
-                    path.display(),
-                    s.mean.len(),
-                    args.csv.display(),
-                    data.num_features()
-                );
-            }
-            (s, false)
-        }
-        None => (Standardizer::fit(&data), true),
+    let scaler = match &args.scaler {
+        Some(path) => Some(Standardizer::load(path).with_context(|| path.display().to_string())?),
+        None => None,
     };
-    let fp = FixedPoint::new(args.frac_bits, args.int_bits).context("fixed-point encoding")?;
-    let scaled = scaler
-        .apply(&data)
-        .with_context(|| format!("{} with this scaler", args.csv.display()))?;
-    let encoded =
-        EncodedDataset::encode(&scaled, &fp).with_context(|| args.csv.display().to_string())?;
-
+    let fitted = scaler.is_none();
     let start = Instant::now();
-    let bar = sample_bar(encoded.len() as u64, args.quiet);
+    let bar = sample_bar(data.len() as u64, args.quiet);
     bar.set_prefix("encrypting");
-    let ds =
-        EncryptedDataset::encrypt_with(&pk, sk.as_ref(), &encoded, !args.no_label, || bar.inc(1));
+    let (ds, scaler) = encrypt_dataset(
+        &pk,
+        sk.as_ref(),
+        &data,
+        scaler,
+        (args.frac_bits, args.int_bits),
+        !args.no_label,
+        || bar.inc(1),
+    )
+    .with_context(|| args.csv.display().to_string())?;
     bar.finish_and_clear();
     let elapsed = start.elapsed();
-
-    let scaler_written = if fitted {
-        let path = scaler_path_for(&args.out);
-        write_atomic(&path, scaler.to_json().as_bytes(), true)?;
-        Some(path)
-    } else {
-        None
-    };
-    write_file(&DATASET, &args.out, &ds)?;
+    let scaler_written = save_dataset(&args.out, &ds, fitted.then_some(&scaler))?;
     println!(
         "encrypted {} {}samples ({} features, {} classes, f = {}) under key {} in {} → {}",
         ds.len(),
@@ -158,4 +140,55 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
         samples: ds.len(),
         elapsed,
     })
+}
+
+/// Standardises `data` (with `scaler`, or one fitted on it), encodes it in fixed point with
+/// `(frac_bits, int_bits)` and encrypts it (with the secret key's CRT when given; `on_sample`
+/// after each sample). Returns the encrypted data set and the scaler used.
+pub fn encrypt_dataset(
+    pk: &PublicKey,
+    sk: Option<&SecretKey>,
+    data: &Dataset,
+    scaler: Option<Standardizer>,
+    (frac_bits, int_bits): (u32, u32),
+    labelled: bool,
+    on_sample: impl Fn() + Sync,
+) -> CliResult<(EncryptedDataset, Standardizer)> {
+    let scaler = match scaler {
+        Some(s) => {
+            if s.mean.len() != data.num_features() {
+                bail!(
+                    "the scaler is for {} features, but the data has {}",
+                    s.mean.len(),
+                    data.num_features()
+                );
+            }
+            s
+        }
+        None => Standardizer::fit(data),
+    };
+    let fp = FixedPoint::new(frac_bits, int_bits).context("fixed-point encoding")?;
+    let scaled = scaler.apply(data).context("applying the scaler")?;
+    let encoded = EncodedDataset::encode(&scaled, &fp)?;
+    let ds = EncryptedDataset::encrypt_with(pk, sk, &encoded, labelled, on_sample);
+    Ok((ds, scaler))
+}
+
+/// Writes an encrypted data set to `out` and, when given, the scaler fitted on it to
+/// `OUT.scaler.json` (both 0600); returns the scaler's path.
+pub fn save_dataset(
+    out: &Path,
+    ds: &EncryptedDataset,
+    fitted: Option<&Standardizer>,
+) -> CliResult<Option<PathBuf>> {
+    let path = match fitted {
+        Some(scaler) => {
+            let path = scaler_path_for(out);
+            write_atomic(&path, scaler.to_json().as_bytes(), true)?;
+            Some(path)
+        }
+        None => None,
+    };
+    write_file(&DATASET, out, ds)?;
+    Ok(path)
 }

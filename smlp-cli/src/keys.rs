@@ -38,9 +38,23 @@ pub const SECRET_FILE: &str = "secret.key";
 pub fn keygen(args: &KeygenArgs) -> CliResult<SecretKey> {
     let start = Instant::now();
     let bits = args.bits;
-    let sk = if bits >= MIN_SECURE_BITS {
+    let sk = generate_key(bits, args.insecure_test_key)?;
+    let (public, secret) = write_keys(&args.out, &sk, args.force)?;
+    println!(
+        "generated a {bits}-bit Paillier key pair in {:.2} s (fingerprint {})",
+        start.elapsed().as_secs_f64(),
+        sk.public_key().fingerprint()
+    );
+    println!("  public key: {}", public.display());
+    println!("  secret key: {} (mode 0600)", secret.display());
+    Ok(sk)
+}
+
+/// Generates a key pair of `bits` (at least 2048, or at least 256 with `insecure_test_key`).
+pub fn generate_key(bits: u32, insecure_test_key: bool) -> CliResult<SecretKey> {
+    Ok(if bits >= MIN_SECURE_BITS {
         SecretKey::generate(bits, &mut rand::rngs::OsRng)?
-    } else if args.insecure_test_key {
+    } else if insecure_test_key {
         if bits < MIN_TEST_BITS {
             bail!("key size {bits} is below the minimum of {MIN_TEST_BITS} bits, even for tests");
         }
@@ -50,12 +64,17 @@ pub fn keygen(args: &KeygenArgs) -> CliResult<SecretKey> {
             "key size {bits} is below {MIN_SECURE_BITS} bits; pass --insecure-test-key to allow \
              small keys for tests"
         );
-    };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create key directory {}", args.out.display()))?;
-    let public = args.out.join(PUBLIC_FILE);
-    let secret = args.out.join(SECRET_FILE);
-    if !args.force {
+    })
+}
+
+/// Writes `dir/public.key` and `dir/secret.key` (0600), refusing to overwrite existing files
+/// unless `force`; returns both paths.
+pub fn write_keys(dir: &Path, sk: &SecretKey, force: bool) -> CliResult<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create key directory {}", dir.display()))?;
+    let public = dir.join(PUBLIC_FILE);
+    let secret = dir.join(SECRET_FILE);
+    if !force {
         for p in [&public, &secret] {
             if p.exists() {
                 bail!(
@@ -65,17 +84,10 @@ pub fn keygen(args: &KeygenArgs) -> CliResult<SecretKey> {
             }
         }
     }
-    let bytes = seal(&SECRET_KEY, &sk)?;
+    let bytes = seal(&SECRET_KEY, sk)?;
     write_atomic(&secret, &bytes, true)?;
     write_file(&PUBLIC_KEY, &public, sk.public_key())?;
-    println!(
-        "generated a {bits}-bit Paillier key pair in {:.2} s (fingerprint {})",
-        start.elapsed().as_secs_f64(),
-        sk.public_key().fingerprint()
-    );
-    println!("  public key: {}", public.display());
-    println!("  secret key: {} (mode 0600)", secret.display());
-    Ok(sk)
+    Ok((public, secret))
 }
 
 /// Reads a public key file.

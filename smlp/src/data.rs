@@ -36,6 +36,45 @@ pub enum DataError {
     /// The file has a header but no sample.
     #[error("CSV has a header but no data rows")]
     NoRows,
+    /// Rows of features without column names.
+    #[error("a data set needs at least one feature")]
+    NoFeatureNames,
+    /// A row of an array has the wrong number of features (0-based row).
+    #[error("row {row}: expected {expected} features, found {found}")]
+    RowLength {
+        /// 0-based row.
+        row: usize,
+        /// Number of feature names.
+        expected: usize,
+        /// Values in the row.
+        found: usize,
+    },
+    /// A feature value is NaN or infinite (0-based row).
+    #[error("row {row}, feature `{column}`: not a finite number")]
+    NotFinite {
+        /// 0-based row.
+        row: usize,
+        /// Feature name.
+        column: String,
+    },
+    /// A label at or above the number of classes given (0-based row).
+    #[error("row {row}: label {label} is not below the {classes} classes given")]
+    LabelNotBelow {
+        /// 0-based row.
+        row: usize,
+        /// The label.
+        label: usize,
+        /// Classes given.
+        classes: usize,
+    },
+    /// Labels and rows differ in number.
+    #[error("{rows} rows of features but {labels} labels")]
+    LabelCount {
+        /// Rows of features.
+        rows: usize,
+        /// Labels given.
+        labels: usize,
+    },
     /// The header names only the label column.
     #[error("CSV has no feature column (only the label column `{label}`)")]
     NoFeatures {
@@ -223,6 +262,60 @@ impl Dataset {
         parse_csv(&text, labels, classes)
     }
 
+    /// A data set from rows of features (e.g. a numpy array) and, for training data, labels.
+    ///
+    /// Every row must have one value per name, all finite. Labels and `classes` follow
+    /// [`Dataset::from_csv_with`]; without labels (new samples to classify) every label is the
+    /// placeholder 0, as with [`Labels::Absent`].
+    pub fn from_rows(
+        feature_names: Vec<String>,
+        features: Vec<Vec<f64>>,
+        labels: Option<Vec<usize>>,
+        classes: Option<usize>,
+    ) -> Result<Self, DataError> {
+        if feature_names.is_empty() {
+            return Err(DataError::NoFeatureNames);
+        }
+        for (row, x) in features.iter().enumerate() {
+            if x.len() != feature_names.len() {
+                return Err(DataError::RowLength {
+                    row,
+                    expected: feature_names.len(),
+                    found: x.len(),
+                });
+            }
+            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                return Err(DataError::NotFinite {
+                    row,
+                    column: feature_names[i].clone(),
+                });
+            }
+        }
+        let labelled = labels.is_some();
+        let labels = match labels {
+            Some(l) if l.len() != features.len() => {
+                return Err(DataError::LabelCount {
+                    rows: features.len(),
+                    labels: l.len(),
+                })
+            }
+            Some(l) => {
+                if let Some(k) = classes {
+                    if let Some(row) = l.iter().position(|&y| y >= k) {
+                        return Err(DataError::LabelNotBelow {
+                            row,
+                            label: l[row],
+                            classes: k,
+                        });
+                    }
+                }
+                l
+            }
+            None => vec![0; features.len()],
+        };
+        finish(feature_names, features, labels, classes, labelled)
+    }
+
     /// The embedded wdbc data set.
     pub fn wdbc() -> Self {
         Dataset::from_csv(WDBC_CSV).expect("embedded wdbc.csv parses")
@@ -367,13 +460,30 @@ fn parse_csv(text: &str, label: Labels<'_>, classes: Option<usize>) -> Result<Da
         }
         features.push(x);
     }
+    finish(
+        feature_names,
+        features,
+        labels,
+        classes,
+        label_idx.is_some(),
+    )
+}
+
+/// Checks the labels and counts the classes of a parsed data set (see [`Dataset::from_csv_with`]).
+fn finish(
+    feature_names: Vec<String>,
+    features: Vec<Vec<f64>>,
+    labels: Vec<usize>,
+    classes: Option<usize>,
+    labelled: bool,
+) -> Result<Dataset, DataError> {
     if labels.is_empty() {
         return Err(DataError::NoRows);
     }
     let max = *labels.iter().max().expect("non-empty");
     let classes = match classes {
         Some(k) => k.max(2),
-        None if label_idx.is_none() => 2,
+        None if !labelled => 2,
         None => {
             let mut seen = vec![false; max + 1];
             for &y in &labels {
@@ -685,6 +795,39 @@ impl EncodedDataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_give_the_same_data_set_as_csv_and_bad_rows_are_refused() {
+        let csv = "a,b,y\n1.5,-2,1\n0,3.25,0\n4,4,2\n";
+        let names = vec!["a".to_string(), "b".to_string()];
+        let x = vec![vec![1.5, -2.0], vec![0.0, 3.25], vec![4.0, 4.0]];
+        let rows = Dataset::from_rows(names.clone(), x.clone(), Some(vec![1, 0, 2]), None);
+        assert_eq!(rows.unwrap(), Dataset::from_csv(csv).unwrap());
+        let unlabelled = Dataset::from_rows(names.clone(), x.clone(), None, None).unwrap();
+        let absent = Dataset::from_csv_with("a,b\n1.5,-2\n0,3.25\n4,4\n", Labels::Absent, None);
+        assert_eq!(unlabelled, absent.unwrap());
+        let err = |x, y, k| Dataset::from_rows(names.clone(), x, y, k).unwrap_err();
+        assert!(matches!(
+            err(vec![vec![1.0]], None, None),
+            DataError::RowLength { row: 0, .. }
+        ));
+        assert!(matches!(
+            err(vec![vec![1.0, f64::NAN]], None, None),
+            DataError::NotFinite { row: 0, .. }
+        ));
+        assert!(matches!(
+            err(x.clone(), Some(vec![0, 1]), None),
+            DataError::LabelCount { .. }
+        ));
+        assert!(matches!(
+            err(x.clone(), Some(vec![0, 2, 0]), None),
+            DataError::MissingClass { missing: 1, .. }
+        ));
+        assert!(matches!(
+            err(x, Some(vec![0, 2, 0]), Some(2)),
+            DataError::LabelNotBelow { row: 1, .. }
+        ));
+    }
 
     fn err(text: &str) -> DataError {
         Dataset::from_csv(text).unwrap_err()

@@ -1,0 +1,170 @@
+//! The library behind the `smlp` command: train a multilayer perceptron on Paillier-encrypted
+//! data with two non-colluding servers. Each module is one command or one role (owner commands:
+//! `keys`, `encrypt`, `decrypt`, `client`; S1: `servers`, `s1`, `jobs`, `store`; S2: `s2`); the
+//! Python package (`smlp-py`) calls the same functions.
+//!
+//! S1 (`serve-s1`, the cloud) holds the public key and the ciphertexts and runs the training;
+//! S2 (`serve-s2`, the crypto server) holds the secret key and only ever sees blinded values.
+//! The data owner generates the keys, encrypts the data, asks S1 to train and classify, and
+//! decrypts the results.
+
+pub mod client;
+pub mod decrypt;
+pub mod demo;
+pub mod encrypt;
+pub mod error;
+pub mod jobs;
+pub mod keys;
+pub mod proto;
+pub mod s1;
+pub mod s2;
+pub mod servers;
+pub mod store;
+pub mod tls;
+pub mod util;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+/// Train an MLP on Paillier-encrypted data with two non-colluding servers.
+///
+/// Walk-through (each command has its own --help):
+///
+///   smlp keygen   --bits 2048 --out keys
+///   smlp pki      --out pki --s1-host 127.0.0.1 --s2-host 127.0.0.1
+///   smlp encrypt  --public-key keys/public.key --csv train.csv --out train.enc
+///   smlp encrypt  --public-key keys/public.key --csv test.csv --scaler train.enc.scaler.json --out test.enc
+///   smlp serve-s2 --secret-key keys/secret.key --pki pki --listen 127.0.0.1:7002 &
+///   smlp serve-s1 --public-key keys/public.key --pki pki --s2 127.0.0.1:7002 --state-dir s1-state \
+///                 --listen 127.0.0.1:7001 &
+///   smlp upload   --s1 127.0.0.1:7001 --pki pki --data train.enc            # prints ds-…
+///   smlp train    --s1 127.0.0.1:7001 --pki pki --dataset ds-… --hidden 8 --epochs 2 --detach
+///   smlp jobs     --s1 127.0.0.1:7001 --pki pki                             # go offline, come back
+///   smlp wait     --s1 127.0.0.1:7001 --pki pki job-…
+///   smlp fetch    --s1 127.0.0.1:7001 --pki pki job-… --out model.enc
+///   smlp encrypt  --public-key keys/public.key --csv new.csv --no-label --scaler train.enc.scaler.json --out new.enc
+///   smlp classify --s1 127.0.0.1:7001 --pki pki --model model.enc --data new.enc --out pred.enc
+///   smlp decrypt  --secret-key keys/secret.key --in pred.enc --out pred.csv
+///
+/// Or run everything at once on the embedded breast-cancer data set: smlp demo
+#[derive(Parser, Debug)]
+#[command(name = "smlp", version, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate a Paillier key pair (KEYDIR/public.key, KEYDIR/secret.key).
+    Keygen(keys::KeygenArgs),
+    /// Make a deployment PKI: a CA and TLS certificates for S1, S2 and the owners.
+    Pki(tls::PkiArgs),
+    /// Encrypt a CSV data set (standardised, fixed point) under a public key.
+    Encrypt(encrypt::EncryptArgs),
+    /// Run S2, the crypto server holding the secret key.
+    ServeS2(s2::ServeS2Args),
+    /// Run S1, the cloud server that trains and classifies on ciphertexts.
+    ServeS1(servers::ServeS1Args),
+    /// Upload an encrypted data set to S1, which keeps it; prints its id.
+    Upload(client::UploadArgs),
+    /// Train a model at S1 (a job that runs without you; waits unless --detach).
+    Train(client::TrainArgs),
+    /// Your jobs at S1: state, progress, throughput, ETA.
+    Jobs(client::JobsArgs),
+    /// Wait for a job with a progress bar (exit code 0 done, 1 failed, 3 cancelled).
+    Wait(client::WaitArgs),
+    /// Write a stored object or a job's result (or checkpoint) to a file.
+    Fetch(client::FetchArgs),
+    /// Cancel a queued or running job.
+    Cancel(client::CancelArgs),
+    /// Classify encrypted samples with an encrypted model at S1 (waits unless --detach).
+    Classify(client::ClassifyArgs),
+    /// List your data sets, models or predictions at S1.
+    List(client::ListArgs),
+    /// Delete a data set, model, predictions or ended job at S1.
+    Delete(client::DeleteArgs),
+    /// Decrypt predictions (→ CSV), a model or checkpoint (→ JSON), or a data set (→ CSV).
+    Decrypt(decrypt::DecryptArgs),
+    /// Run the whole flow on the embedded wdbc data set, with both servers as child processes.
+    Demo(demo::DemoArgs),
+}
+
+/// How this tool starts itself (the demo's server processes): the running executable unless a
+/// host program said otherwise with [`set_self_command`].
+static SELF_COMMAND: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// Sets the command (program and leading arguments) that starts this tool again, for a host
+/// whose executable is not `smlp` (the Python package: `python -m smlp`). First call wins.
+pub fn set_self_command(command: Vec<OsString>) {
+    let _ = SELF_COMMAND.set(command);
+}
+
+/// The command that starts this tool again: program and leading arguments.
+pub fn self_command() -> error::CliResult<Vec<OsString>> {
+    match SELF_COMMAND.get() {
+        Some(c) if !c.is_empty() => Ok(c.clone()),
+        _ => Ok(vec![PathBuf::from(std::env::current_exe().map_err(
+            |e| error::CliError(format!("cannot locate the smlp executable: {e}")),
+        )?)
+        .into_os_string()]),
+    }
+}
+
+/// Runs the tool on `args` (the program name first, as `std::env::args_os`): parses them, runs
+/// the command and returns its exit status; usage errors and `--help` print as clap does and
+/// never exit the process (a host such as a notebook survives them).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    util::init_logging(match &cli.command {
+        Command::ServeS1(_) | Command::ServeS2(_) => "info",
+        _ => "warn",
+    });
+    let outcome = match &cli.command {
+        Command::Keygen(a) => keys::keygen(a).map(drop),
+        Command::Pki(a) => tls::pki(a).map(drop),
+        Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
+        Command::ServeS2(a) => s2::serve_s2(a),
+        Command::ServeS1(a) => servers::serve_s1(a),
+        Command::Upload(a) => client::upload(a).map(drop),
+        Command::Train(a) => client::train(a).map(drop),
+        Command::Jobs(a) => client::jobs(a),
+        Command::Wait(a) => match client::wait(a) {
+            Ok(proto::JobState::Done) => Ok(()),
+            Ok(proto::JobState::Cancelled) => return ExitCode::from(3),
+            Ok(_) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::Fetch(a) => client::fetch(a),
+        Command::Cancel(a) => client::cancel(a),
+        Command::Classify(a) => client::classify(a).map(drop),
+        Command::List(a) => client::list(a).map(drop),
+        Command::Delete(a) => client::delete(a),
+        Command::Decrypt(a) => decrypt::decrypt(a).map(drop),
+        Command::Demo(a) => demo::demo(a),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
