@@ -1,0 +1,158 @@
+"""A local deployment for notebooks and tests: S2 and S1 as real processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import _native
+from ._client import Client
+from ._native import PublicKey, SecretKey, SMLPError
+from ._owner import Owner, keygen
+
+
+class LocalCluster:
+    """S2 and S1 as two real server processes (``python -m smlp serve-s2 / serve-s1``) on free
+    loopback ports, with mutually authenticated TLS from a PKI of their own, keys and S1's store
+    in a temporary directory; removed on :meth:`close` (or at the end of a ``with`` block).
+
+    >>> with smlp.LocalCluster(bits=512, insecure_test_key=True) as cluster:
+    ...     client, owner = cluster.client(), cluster.owner()
+
+    ``secret_key`` uses an existing key (else one of ``bits`` bits is generated; 2048 by default,
+    smaller only with ``insecure_test_key``, for tests). ``owners`` are the owner identities
+    that get certificates. ``s1_args``/``s2_args`` add command-line options of the servers.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret_key: Optional[SecretKey] = None,
+        bits: int = 2048,
+        insecure_test_key: bool = False,
+        owners: Sequence[str] = ("owner",),
+        directory: Optional[str] = None,
+        s1_args: Sequence[str] = (),
+        s2_args: Sequence[str] = (),
+        startup_timeout: float = 60,
+        keep: bool = False,
+    ) -> None:
+        self.keep = keep
+        self.dir = directory or tempfile.mkdtemp(prefix="smlp-cluster-")
+        self._procs: List[subprocess.Popen] = []
+        self._logs: Dict[str, str] = {}
+        try:
+            self.secret_key = secret_key or keygen(bits, insecure_test_key=insecure_test_key)
+            self.keys = os.path.join(self.dir, "keys")
+            self.secret_key.save(self.keys, True)
+            self.pki = os.path.join(self.dir, "pki")
+            owner_args: List[str] = []
+            for o in owners:
+                owner_args += ["--owner", o]
+            self._run(
+                ["pki", "--out", self.pki, "--s1-host", "127.0.0.1", "--s2-host", "127.0.0.1", *owner_args]
+            )
+            variable_time = [] if _native.BACKEND == "gmp" else ["--allow-variable-time"]
+            self.s2 = self._start(
+                "s2",
+                ["serve-s2", "--secret-key", os.path.join(self.keys, "secret.key"), "--pki", self.pki,
+                 "--listen", "127.0.0.1:0", *variable_time, *s2_args],
+                startup_timeout,
+            )
+            self.s1 = self._start(
+                "s1",
+                ["serve-s1", "--public-key", os.path.join(self.keys, "public.key"), "--pki", self.pki,
+                 "--s2", self.s2, "--state-dir", os.path.join(self.dir, "s1-state"),
+                 "--listen", "127.0.0.1:0", *s1_args],
+                startup_timeout,
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _command() -> List[str]:
+        return [sys.executable, "-m", "smlp"]
+
+    def _run(self, args: List[str]) -> None:
+        out = subprocess.run(self._command() + args, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SMLPError(f"smlp {args[0]} failed: {out.stderr.strip()}")
+
+    def _start(self, name: str, args: List[str], timeout: float) -> str:
+        ready = os.path.join(self.dir, f"{name}.addr")
+        log = os.path.join(self.dir, f"{name}.log")
+        self._logs[name] = log
+        with open(log, "ab") as f:
+            proc = subprocess.Popen(
+                self._command() + args + ["--ready-file", ready],
+                stdin=subprocess.DEVNULL,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        self._procs.append(proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(ready):
+                with open(ready) as f:
+                    addr = f.read().strip()
+                if addr:
+                    return addr
+            if proc.poll() is not None:
+                raise SMLPError(f"{name.upper()} exited with status {proc.returncode}:\n{self.log(name)}")
+            time.sleep(0.05)
+        raise SMLPError(f"{name.upper()} did not start within {timeout} s:\n{self.log(name)}")
+
+    def log(self, name: str) -> str:
+        """The log of server ``"s1"`` or ``"s2"``."""
+        try:
+            with open(self._logs[name], encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except (KeyError, OSError):
+            return ""
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self.secret_key.public_key
+
+    def client(self, owner: str = "owner", **kwargs: Any) -> Client:
+        """A :class:`Client` of S1 as ``owner``."""
+        return Client(self.s1, self.pki, owner, **kwargs)
+
+    def owner(self) -> Owner:
+        """An :class:`Owner` with the cluster's secret key."""
+        return Owner(self.secret_key)
+
+    def close(self, timeout: float = 15) -> None:
+        """Stops both servers (SIGTERM, then SIGKILL after ``timeout``) and removes the
+        directory unless ``keep``."""
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self._procs):
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs = []
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "LocalCluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_procs", None):
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"LocalCluster(s1={getattr(self, 's1', None)!r}, s2={getattr(self, 's2', None)!r})"

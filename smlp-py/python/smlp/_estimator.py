@@ -1,0 +1,137 @@
+"""``SMLPClassifier``: a scikit-learn estimator whose training and inference run on ciphertexts."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from ._client import Client
+from ._owner import Owner
+
+try:  # scikit-learn is optional: without it the estimator still has the same API.
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    _Bases: tuple = (ClassifierMixin, BaseEstimator)
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    _Bases = (object,)
+
+
+class SMLPClassifier(*_Bases):  # type: ignore[misc]
+    """A multilayer perceptron trained and run on Paillier-encrypted data.
+
+    ``fit(X, y)`` encrypts ``X`` and ``y`` here with the ``owner``'s key, uploads them to S1
+    through ``client``, trains there (S1 with S2, on ciphertexts) and keeps the encrypted model
+    (``model_``; nobody but the owner can read it: ``owner.decrypt_model(clf.model_)``).
+    ``predict(X)`` encrypts the new samples, classifies them at S1 and decrypts the classes here.
+    Follows scikit-learn's conventions (``get_params``/``set_params``, ``classes_``,
+    ``n_features_in_``, ``score``), so it works in ``cross_val_score`` and pipelines.
+
+    ``hidden``: hidden layer sizes; ``learning_rate``: num / 2**shift (1/64 by default);
+    ``batch``: mini-batch size (1: per-sample SGD); ``profile``: ``"fast"`` or ``"strict"``
+    (exact, slower); ``init_seed``: draw the initial weights here (reproducible; default: S1 and
+    S2 draw them).
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (8,),
+        epochs: int = 1,
+        batch: int = 1,
+        learning_rate: float = 1 / 64,
+        profile: str = "fast",
+        kappa: int = 80,
+        seed: int = 1,
+        init_seed: Optional[int] = None,
+        client: Optional[Client] = None,
+        owner: Optional[Owner] = None,
+        progress: Any = False,
+    ) -> None:
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch = batch
+        self.learning_rate = learning_rate
+        self.profile = profile
+        self.kappa = kappa
+        self.seed = seed
+        self.init_seed = init_seed
+        self.client = client
+        self.owner = owner
+        self.progress = progress
+
+    if _Bases == (object,):  # pragma: no cover - the sklearn-free fallbacks
+
+        def get_params(self, deep: bool = True) -> Dict[str, Any]:
+            names = self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]
+            return {n: getattr(self, n) for n in names}
+
+        def set_params(self, **params: Any) -> "SMLPClassifier":
+            for k, v in params.items():
+                setattr(self, k, v)
+            return self
+
+        def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+            return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def _parts(self) -> "tuple[Client, Owner]":
+        if self.client is None or self.owner is None:
+            raise ValueError(
+                "SMLPClassifier needs client= (an smlp.Client of S1) and owner= (an smlp.Owner "
+                "with the secret key), e.g. from smlp.LocalCluster()"
+            )
+        return self.client, self.owner
+
+    def fit(self, X: Any, y: Any) -> "SMLPClassifier":
+        """Encrypts ``X`` and ``y``, trains at S1 and keeps the encrypted model. Returns self."""
+        client, owner = self._parts()
+        X = np.asarray(X, dtype=np.float64) if getattr(X, "columns", None) is None else X
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must be 1-D with one label per row of X ({len(X)})")
+        self.classes_, labels = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("fit needs samples of at least two classes")
+        self.n_features_in_ = int(np.shape(X)[1])
+        if getattr(X, "columns", None) is not None:
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        data = owner.encrypt(X, labels, classes=len(self.classes_), progress=self.progress)
+        self.scaler_ = data.scaler
+        self.dataset_id_ = client.upload(data, "SMLPClassifier.fit")
+        self.model_ = client.train(
+            self.dataset_id_,
+            hidden=tuple(self.hidden),
+            epochs=self.epochs,
+            batch=self.batch,
+            learning_rate=self.learning_rate,
+            profile=self.profile,
+            kappa=self.kappa,
+            seed=self.seed,
+            init_seed=self.init_seed,
+            progress=self.progress,
+        )
+        self.model_id_ = client.upload(self.model_, "SMLPClassifier.model")
+        return self
+
+    def _predictions(self, X: Any) -> Any:
+        client, owner = self._parts()
+        if not hasattr(self, "model_"):
+            raise AttributeError("this SMLPClassifier is not fitted yet: call fit(X, y) first")
+        if np.shape(X)[1] != self.n_features_in_:
+            raise ValueError(f"X has {np.shape(X)[1]} features, the model {self.n_features_in_}")
+        if getattr(X, "columns", None) is None:
+            X = np.asarray(X, dtype=np.float64)
+        data = owner.encrypt(X, None, self.scaler_, progress=self.progress)
+        return client.classify(self.model_id_, data, profile=self.profile, kappa=self.kappa,
+                               progress=self.progress)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Classes of ``X``: encrypted here, classified at S1, decrypted here."""
+        _, owner = self._parts()
+        return self.classes_[owner.decrypt_predictions(self._predictions(X))]
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The network's decrypted output scores: one per sample for two classes (the class is
+        ``classes_[1]`` where it is above 1/2), samples × classes otherwise."""
+        _, owner = self._parts()
+        scores = owner.decrypt_scores(self._predictions(X))
+        return scores[:, 0] if scores.shape[1] == 1 else scores
