@@ -11,10 +11,14 @@ from ._owner import Owner
 
 try:  # scikit-learn is optional: without it the estimator still has the same API.
     from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import NotFittedError as _NotFitted
 
     _Bases: tuple = (ClassifierMixin, BaseEstimator)
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
     _Bases = (object,)
+
+    class _NotFitted(ValueError, AttributeError):  # type: ignore[no-redef]
+        """Raised by predict before fit (scikit-learn's NotFittedError when it is installed)."""
 
 
 class SMLPClassifier(*_Bases):  # type: ignore[misc]
@@ -115,7 +119,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
     def _predictions(self, X: Any) -> Any:
         client, owner = self._parts()
         if not hasattr(self, "model_"):
-            raise AttributeError("this SMLPClassifier is not fitted yet: call fit(X, y) first")
+            raise _NotFitted("this SMLPClassifier is not fitted yet: call fit(X, y) first")
         if np.shape(X)[1] != self.n_features_in_:
             raise ValueError(f"X has {np.shape(X)[1]} features, the model {self.n_features_in_}")
         if getattr(X, "columns", None) is None:
@@ -126,8 +130,8 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
 
     def predict(self, X: Any) -> np.ndarray:
         """Classes of ``X``: encrypted here, classified at S1, decrypted here."""
-        _, owner = self._parts()
-        return self.classes_[owner.decrypt_predictions(self._predictions(X))]
+        predictions = self._predictions(X)
+        return self.classes_[self._parts()[1].decrypt_predictions(predictions)]
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The network's decrypted output scores: one per sample for two classes (the class is
