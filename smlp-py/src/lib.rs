@@ -18,8 +18,7 @@ use pyo3::types::PyBytes;
 use smlp::data::{Dataset, Standardizer, DEFAULT_INT_BITS};
 use smlp::encrypted::{
     Checkpoint, EncryptedDataset as Dataset_, EncryptedModel as Model_,
-    EncryptedPredictions as Predictions_, EncryptedSample, CHECKPOINT, DATASET, MODEL,
-    PREDICTIONS,
+    EncryptedPredictions as Predictions_, EncryptedSample, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
 };
 use smlp::LearningRate;
 use smlp_cli::client::{train_request, Client as Client_, S1Args, TrainSpec};
@@ -645,10 +644,13 @@ fn decrypt_predictions(
 /// Decrypts a model to the JSON of `smlp decrypt` (shape, parameters, weights as reals and raw
 /// integers).
 #[pyfunction]
-fn decrypt_model(py: Python<'_>, secret_key: &SecretKey, model: &EncryptedModel) -> PyResult<String> {
-    let json = cli(py.detach(|| {
-        smlp_cli::decrypt::model_json(&secret_key.inner, &model.inner, None)
-    }))?;
+fn decrypt_model(
+    py: Python<'_>,
+    secret_key: &SecretKey,
+    model: &EncryptedModel,
+) -> PyResult<String> {
+    let json =
+        cli(py.detach(|| smlp_cli::decrypt::model_json(&secret_key.inner, &model.inner, None)))?;
     serde_json::to_string(&json).map_err(err)
 }
 
@@ -786,7 +788,12 @@ impl Client {
     }
 
     /// Uploads a model. ObjectInfo JSON.
-    fn upload_model(&self, py: Python<'_>, model: &EncryptedModel, name: String) -> PyResult<String> {
+    fn upload_model(
+        &self,
+        py: Python<'_>,
+        model: &EncryptedModel,
+        name: String,
+    ) -> PyResult<String> {
         let m = model.inner.clone();
         self.with(py, |c| json(&c.upload_model(&name, m)?))
     }

@@ -22,6 +22,7 @@ mod harness;
 mod layers;
 mod plot;
 mod prereqs;
+mod pytest;
 mod repro;
 mod speed;
 mod testcmd;

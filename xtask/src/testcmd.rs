@@ -2,9 +2,11 @@
 //!
 //! 1. `cargo test -p paillier`: only paillier is selected, so the feature resolver leaves `gmp`
 //!    off and this run tests the pure-Rust num-bigint backend (known-answer and property tests).
-//! 2. `cargo test --workspace`: smlp-cli's default feature `gmp` turns on
+//! 2. `cargo test --workspace --exclude smlp-py`: smlp-cli's default feature `gmp` turns on
 //!    `paillier/gmp`, and features are unified over the selected packages, so every crate is
 //!    built and tested on the GMP backend.
+//! 3. The Python package: `smlp-py` built with maturin into `target/py-venv` and tested with
+//!    pytest (`pytest.rs`); `--no-python` skips it.
 //!
 //! Output of cargo and the test binaries is streamed as it comes; the `test result:` lines are
 //! added up into a closing `xtask test: N passed, M failed` line. The first failing step stops the
@@ -21,6 +23,9 @@ pub struct TestArgs {
     /// Arguments passed to the test binaries of both runs (after `--`), e.g. `--test-threads=1`.
     #[arg(last = true)]
     pub test_args: Vec<String>,
+    /// Skip step 3, the Python package's tests (they need python3 with venv and PyPI).
+    #[arg(long)]
+    pub no_python: bool,
 }
 
 /// Passed and failed counts summed over `test result:` lines.
@@ -58,7 +63,7 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, o: &Tally) {
+    pub fn merge(&mut self, o: &Tally) {
         self.passed += o.passed;
         self.failed += o.failed;
         self.ignored += o.ignored;
@@ -166,7 +171,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
         ),
         (
             "cargo test --workspace",
-            vec!["test", "--workspace"],
+            vec!["test", "--workspace", "--exclude", "smlp-py"],
             format!(
                 "every crate on the GMP backend: smlp-cli's default feature `gmp` \
                  unifies paillier/gmp over the workspace ({})",
@@ -176,8 +181,9 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     ];
     let mut total = Tally::default();
     let n = steps.len();
+    let all = n + usize::from(!args.no_python);
     for (i, (name, cargo_args, what)) in steps.iter().enumerate() {
-        println!("==> xtask test [{}/{n}]: {name}", i + 1);
+        println!("==> xtask test [{}/{all}]: {name}", i + 1);
         println!("    {what}");
         let mut full: Vec<String> = cargo_args.iter().map(|s| s.to_string()).collect();
         if !args.test_args.is_empty() {
@@ -197,6 +203,29 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
                 ""
             };
             println!("==> {name} FAILED (exit status {code}){why}; stopping");
+            println!(
+                "xtask test: {} passed, {} failed",
+                total.passed, total.failed
+            );
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)));
+        }
+    }
+    if args.no_python {
+        println!("==> xtask test: the Python package's tests skipped (--no-python)");
+    } else {
+        let name = "pytest smlp-py/tests";
+        println!("==> xtask test [{all}/{all}]: {name}");
+        println!(
+            "    the Python package (smlp-py, built with maturin into target/py-venv) with pytest"
+        );
+        let (tally, failure) = crate::pytest::run_python_tests(&[])?;
+        total.merge(&tally);
+        println!(
+            "==> {name}: {} passed, {} failed, {} skipped",
+            tally.passed, tally.failed, tally.ignored
+        );
+        if let Some(code) = failure {
+            println!("==> {name} FAILED (exit status {code})");
             println!(
                 "xtask test: {} passed, {} failed",
                 total.passed, total.failed
