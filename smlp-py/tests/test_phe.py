@@ -87,3 +87,21 @@ def test_a_python_paillier_data_set_trains_to_the_same_model_bit_for_bit(phe_key
         ours = owner.decrypt_scores(preds)[:, 0]
         via_phe = [priv.decrypt(x) for row in interop.predictions_to_phe(preds, pub) for x in row]
         assert via_phe == ours.tolist()
+
+
+def test_the_readme_flow_builds_the_data_set_smlp_would(phe_keys):
+    pub, priv = phe_keys
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(5, 3))
+    y = np.array([0, 1, 1, 0, 1])
+    X_enc = [[pub.encrypt(float(v), precision=2**-16) for v in row] for row in X]
+    y_enc = [[pub.encrypt(int(label))] for label in y]
+    data = interop.dataset_from_phe(pub, X_enc, y_enc, classes=2)
+    assert (len(data), data.features, data.classes, data.labelled) == (5, 3, 2, True)
+    x, targets = smlp.Owner(interop.secret_key_from_phe(priv)).decrypt_dataset(data)
+    np.testing.assert_allclose(x, X, atol=2.0**-17)
+    assert targets[:, 0].tolist() == y.astype(float).tolist()
+    # Numbers under another key are refused (a ciphertext alone does not show its key).
+    other, _ = phe.generate_paillier_keypair(n_length=512)
+    with pytest.raises(smlp.SMLPError, match="another key"):
+        interop.dataset_from_phe(pub, [[other.encrypt(1)]], classes=2)

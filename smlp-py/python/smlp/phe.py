@@ -107,7 +107,7 @@ def _exponent(frac_bits: int) -> int:
 
 
 def ciphertexts_from_phe(
-    numbers: Iterable[Any], frac_bits: int = 16, *, encoding: str = "phe"
+    numbers: Iterable[Any], frac_bits: int = 16, *, encoding: str = "phe", public_key: Any = None
 ) -> List[bytes]:
     """Ciphertexts (bytes) in smlp's fixed point of ``phe.EncryptedNumber`` values.
 
@@ -115,10 +115,14 @@ def ciphertexts_from_phe(
     rescaled to x̂ = x·2^f with ``decrease_exponent_to(-f/4)`` (refused when e < -f/4: that
     would need a division, i.e. decryption — encrypt with ``precision=2**-f`` or coarser).
     ``encoding="fixed"``: each number already encrypts smlp's integer x̂ (exponent 0).
+    With ``public_key`` (a ``phe.PaillierPublicKey``), numbers under another key are refused (a
+    ciphertext alone does not show its key).
     """
     target = _exponent(frac_bits)
     out = []
     for x in numbers:
+        if public_key is not None and x.public_key != public_key:
+            raise SMLPError("a python-paillier number is encrypted under another key")
         if encoding == "fixed":
             if x.exponent != 0:
                 raise SMLPError(f"encoding='fixed' expects integers (exponent 0), got exponent {x.exponent}")
@@ -161,8 +165,10 @@ def dataset_from_phe(
     Every ciphertext is checked under the key.
     """
     pk = public_key_from_phe(public_key)
-    xs = [ciphertexts_from_phe(row, frac_bits, encoding=encoding) for row in X]
-    ys = None if y is None else [ciphertexts_from_phe(row, frac_bits, encoding=encoding) for row in y]
+    xs = [ciphertexts_from_phe(row, frac_bits, encoding=encoding, public_key=public_key) for row in X]
+    ys = None if y is None else [
+        ciphertexts_from_phe(row, frac_bits, encoding=encoding, public_key=public_key) for row in y
+    ]
     return EncryptedDataset.from_ciphertexts(pk, xs, ys, classes, frac_bits)
 
 
