@@ -25,7 +25,6 @@ pub mod util;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
@@ -107,10 +106,9 @@ pub fn set_self_command(command: Vec<OsString>) {
 pub fn self_command() -> error::CliResult<Vec<OsString>> {
     match SELF_COMMAND.get() {
         Some(c) if !c.is_empty() => Ok(c.clone()),
-        _ => Ok(vec![PathBuf::from(std::env::current_exe().map_err(
-            |e| error::CliError(format!("cannot locate the smlp executable: {e}")),
-        )?)
-        .into_os_string()]),
+        _ => Ok(vec![std::env::current_exe()
+            .map_err(|e| error::CliError(format!("cannot locate the smlp executable: {e}")))?
+            .into_os_string()]),
     }
 }
 
