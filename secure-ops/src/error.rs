@@ -1,4 +1,5 @@
 use crate::channel::{ChannelError, MessageError};
+use crate::messages::SubProtocol;
 use thiserror::Error;
 
 /// Everything that can go wrong in a sub-protocol, on either side.
@@ -18,7 +19,7 @@ pub enum ProtocolError {
     InvalidParams(String),
     /// A value left its declared range |x| < 2^ℓ (detected by S2 on the blinded value).
     #[error("value out of range in {op}: a value exceeded the declared bound |x| < 2^{value_bits} (fixed-point overflow)")]
-    OutOfRange { op: String, value_bits: u32 },
+    OutOfRange { op: SubProtocol, value_bits: u32 },
     /// The peer reported an error.
     #[error("peer error: {0}")]
     Peer(String),
@@ -27,10 +28,11 @@ pub enum ProtocolError {
     Violation(String),
     /// S2 refused a request and ended the session (S2's side of a session: the request was
     /// malformed, beyond S2's limits or its profile, or carried a value out of its range).
-    #[error("S2 refused {op} and ended the session: {why}")]
+    #[error("S2 refused {} and ended the session: {why}", refused_what(*.op))]
     Refused {
-        /// The sub-protocol of the refused request.
-        op: &'static str,
+        /// The sub-protocol of the refused request (`None`: a malformed request or one outside
+        /// any sub-protocol, e.g. a second Hello).
+        op: Option<SubProtocol>,
         /// Why.
         why: String,
         /// Whether a blinded value was out of its range (a would-be oracle probe or an overflow).
@@ -55,4 +57,8 @@ impl ProtocolError {
             ProtocolError::Message(MessageError::Channel(ChannelError::Closed))
         )
     }
+}
+
+fn refused_what(op: Option<SubProtocol>) -> &'static str {
+    op.map_or("a request", SubProtocol::name)
 }

@@ -57,6 +57,7 @@ pub use channel::{
 };
 pub use counts::{OpCounter, OpCounts};
 pub use error::ProtocolError;
+pub use messages::SubProtocol;
 pub use params::{
     pow2, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
 };

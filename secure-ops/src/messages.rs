@@ -72,6 +72,182 @@ pub enum WireJob {
     Elementwise { a: u32, b: u32, len: u32 },
 }
 
+impl WireJob {
+    /// The number of outputs and of products of the job over `slots` unpacked values, or `None`
+    /// when a dimension is 0 or an operand range leaves the slots. Checked arithmetic throughout:
+    /// S2 calls it on jobs from the network, S1 on the jobs it is about to send.
+    pub fn shape(&self, slots: u64) -> Option<(usize, u64)> {
+        let fits = |start: u32, len: u64| {
+            u64::from(start)
+                .checked_add(len)
+                .is_some_and(|e| e <= slots)
+        };
+        let (outputs, work) = match *self {
+            WireJob::MatVec {
+                mat,
+                vec,
+                rows,
+                cols,
+            }
+            | WireJob::VecMat {
+                mat,
+                vec,
+                rows,
+                cols,
+            } => {
+                let (r, c) = (u64::from(rows), u64::from(cols));
+                let is_mv = matches!(self, WireJob::MatVec { .. });
+                let size = r.checked_mul(c)?;
+                if r == 0 || c == 0 || !fits(mat, size) || !fits(vec, if is_mv { c } else { r }) {
+                    return None;
+                }
+                (if is_mv { r } else { c }, size)
+            }
+            WireJob::OuterSum {
+                a,
+                b,
+                a_len,
+                b_len,
+                batch,
+            } => {
+                let (al, bl, t) = (u64::from(a_len), u64::from(b_len), u64::from(batch));
+                if al == 0
+                    || bl == 0
+                    || t == 0
+                    || !fits(a, al.checked_mul(t)?)
+                    || !fits(b, bl.checked_mul(t)?)
+                {
+                    return None;
+                }
+                let outputs = al.checked_mul(bl)?;
+                (outputs, outputs.checked_mul(t)?)
+            }
+            WireJob::Elementwise { a, b, len } => {
+                let len = u64::from(len);
+                if len == 0 || !fits(a, len) || !fits(b, len) {
+                    return None;
+                }
+                (len, len)
+            }
+        };
+        Some((usize::try_from(outputs).ok()?, work))
+    }
+
+    /// The slot pairs (a, b) whose products sum to output `o` of the job (`o` below the job's
+    /// output count from [`shape`](Self::shape)): what S2 multiplies and S1 unblinds.
+    pub fn terms(&self, o: usize) -> Terms {
+        let at = |x: u32| x as usize;
+        let (a, a_step, b, b_step, count) = match *self {
+            WireJob::MatVec { mat, vec, cols, .. } => {
+                let cols = at(cols);
+                (at(mat) + o * cols, 1, at(vec), 1, cols)
+            }
+            WireJob::VecMat {
+                mat,
+                vec,
+                rows,
+                cols,
+            } => (at(mat) + o, at(cols), at(vec), 1, at(rows)),
+            WireJob::OuterSum {
+                a,
+                b,
+                a_len,
+                b_len,
+                batch,
+            } => {
+                let (al, bl) = (at(a_len), at(b_len));
+                (at(a) + o / bl, al, at(b) + o % bl, bl, at(batch))
+            }
+            WireJob::Elementwise { a, b, .. } => (at(a) + o, 0, at(b) + o, 0, 1),
+        };
+        Terms {
+            a,
+            a_step,
+            b,
+            b_step,
+            left: count,
+        }
+    }
+}
+
+/// The slot pairs of one output of a product job: two arithmetic progressions
+/// ([`WireJob::terms`]).
+#[derive(Clone, Debug)]
+pub struct Terms {
+    a: usize,
+    a_step: usize,
+    b: usize,
+    b_step: usize,
+    left: usize,
+}
+
+impl Iterator for Terms {
+    type Item = (usize, usize);
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.left == 0 {
+            return None;
+        }
+        let item = (self.a, self.b);
+        self.left -= 1;
+        self.a += self.a_step;
+        self.b += self.b_step;
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Terms {}
+
+/// The sub-protocols, by the paper's names (and the helpers the constructions need): what S1
+/// requests, S2 serves, errors report, logs and the leakage observer ([`crate::S2View`]) name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SubProtocol {
+    /// SecMul and SecDot: products of encrypted operands (element-wise, matrix × vector, batched
+    /// outer products).
+    SecMul,
+    /// Truncation: rescaling a fixed-point value, ⌊x / 2^k⌋ (exact or stochastic).
+    Truncation,
+    /// Division by a public integer (averages over a mini-batch).
+    Division,
+    /// SecReLU: the sign of a value and ReLU (fast profile: a one-round sign test).
+    SecReLU,
+    /// SecCompare: the strict profile's DGK comparison (bits of a blinded value).
+    SecCompare,
+    /// The strict comparison's range check (S2 learns only whether a value was in range).
+    RangeCheck,
+    /// DGK zero tests.
+    ZeroTest,
+    /// Random values drawn by S2 (secret initial weights).
+    RandomValues,
+    /// Argmax over encrypted scores (k > 2 classes), from SecCompare or SecReLU.
+    Argmax,
+}
+
+impl SubProtocol {
+    /// The name in messages and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubProtocol::SecMul => "SecMul/SecDot",
+            SubProtocol::Truncation => "truncation",
+            SubProtocol::Division => "division",
+            SubProtocol::SecReLU => "SecReLU",
+            SubProtocol::SecCompare => "SecCompare",
+            SubProtocol::RangeCheck => "SecCompare range check",
+            SubProtocol::ZeroTest => "DGK zero test",
+            SubProtocol::RandomValues => "random values",
+            SubProtocol::Argmax => "argmax",
+        }
+    }
+}
+
+impl std::fmt::Display for SubProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What S2 computes on the unpacked, blinded values of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
@@ -149,4 +325,30 @@ pub enum Response {
     OutOfRange(String),
     /// The request was refused.
     Error(String),
+}
+
+impl Op {
+    /// The sub-protocol this evaluation serves.
+    pub fn sub_protocol(&self) -> SubProtocol {
+        match self {
+            Op::Products { .. } => SubProtocol::SecMul,
+            Op::Divide { .. } => SubProtocol::Truncation,
+            Op::DivideBy { .. } => SubProtocol::Division,
+            Op::Sign { .. } => SubProtocol::SecReLU,
+            Op::CompareBits { .. } => SubProtocol::SecCompare,
+        }
+    }
+}
+
+impl Request {
+    /// The sub-protocol a computing request serves (`None` for the session's own messages).
+    pub fn sub_protocol(&self) -> Option<SubProtocol> {
+        match self {
+            Request::Eval { op, .. } => Some(op.sub_protocol()),
+            Request::ZeroTest { .. } => Some(SubProtocol::ZeroTest),
+            Request::AssertZero { .. } => Some(SubProtocol::RangeCheck),
+            Request::Random { .. } => Some(SubProtocol::RandomValues),
+            Request::Hello { .. } | Request::Stats | Request::Bye => None,
+        }
+    }
 }

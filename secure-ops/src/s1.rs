@@ -4,7 +4,7 @@
 use crate::channel::{Channel, ChannelExt, Metered, Traffic, TrafficSnapshot};
 use crate::counts::{OpCounter, OpCounts};
 use crate::error::ProtocolError;
-use crate::messages::{Op, Request, Response, WireJob};
+use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{SessionParams, Truncation, PROTOCOL_VERSION};
 use num_bigint::{BigInt, Sign};
 use num_traits::{One, Zero};
@@ -43,6 +43,74 @@ pub enum Job {
     Elementwise { a: usize, b: usize },
 }
 
+fn too_large() -> ProtocolError {
+    ProtocolError::InvalidRequest("more operand values than a request can carry".into())
+}
+
+impl Job {
+    /// The job on the wire, over operands laid side by side from `starts`, after checking that
+    /// each operand has exactly the length the job reads.
+    fn wire(&self, operands: &[&[Ciphertext]], starts: &[u32]) -> Result<WireJob, ProtocolError> {
+        let len = |i: usize| -> Result<usize, ProtocolError> {
+            operands
+                .get(i)
+                .map(|o| o.len())
+                .ok_or_else(|| ProtocolError::InvalidRequest(format!("operand {i} does not exist")))
+        };
+        let dim = |v: usize| u32::try_from(v).map_err(|_| too_large());
+        let mismatch = || ProtocolError::InvalidRequest(format!("shape mismatch in {self:?}"));
+        let fits = |op: usize, want: Option<usize>| -> Result<u32, ProtocolError> {
+            if Some(len(op)?) == want {
+                Ok(starts[op])
+            } else {
+                Err(mismatch())
+            }
+        };
+        Ok(match *self {
+            Job::MatVec {
+                mat,
+                vec,
+                rows,
+                cols,
+            } => WireJob::MatVec {
+                mat: fits(mat, rows.checked_mul(cols))?,
+                vec: fits(vec, Some(cols))?,
+                rows: dim(rows)?,
+                cols: dim(cols)?,
+            },
+            Job::VecMat {
+                mat,
+                vec,
+                rows,
+                cols,
+            } => WireJob::VecMat {
+                mat: fits(mat, rows.checked_mul(cols))?,
+                vec: fits(vec, Some(rows))?,
+                rows: dim(rows)?,
+                cols: dim(cols)?,
+            },
+            Job::OuterSum {
+                a,
+                b,
+                a_len,
+                b_len,
+                batch,
+            } => WireJob::OuterSum {
+                a: fits(a, a_len.checked_mul(batch))?,
+                b: fits(b, b_len.checked_mul(batch))?,
+                a_len: dim(a_len)?,
+                b_len: dim(b_len)?,
+                batch: dim(batch)?,
+            },
+            Job::Elementwise { a, b } => WireJob::Elementwise {
+                a: fits(a, Some(len(b)?))?,
+                b: starts[b],
+                len: dim(len(a)?)?,
+            },
+        })
+    }
+}
+
 /// Uniform in [0, 2^bits).
 pub(crate) fn random_bits<R: RngCore + ?Sized>(bits: u32, rng: &mut R) -> BigInt {
     let nbytes = bits.div_ceil(8) as usize;
@@ -62,10 +130,6 @@ fn random_range<R: RngCore + ?Sized>(lo: &BigInt, hi: &BigInt, rng: &mut R) -> B
 }
 
 use crate::params::pow2;
-
-/// One output to unblind: its index, whether it is negated, and its (a-operand, a-index,
-/// b-operand, b-index) product terms.
-type UnblindTask = (usize, bool, Vec<(usize, usize, usize, usize)>);
 
 /// One slot of a packed request: S2 will see `m + tau` where ⟦m⟧ is `ct`.
 struct Slot<'a> {
@@ -88,6 +152,48 @@ struct Engine {
 }
 
 impl Engine {
+    /// Removes the blinds from S2's products: Σ ab = P − Σ r_a·b − Σ r_b·a − Σ r_a·r_b over each
+    /// output's slot pairs ([`WireJob::terms`]), signs flipped where the job was negated. One
+    /// linear combination per output, in parallel.
+    fn unblind_products(
+        &self,
+        raw: &[Ciphertext],
+        wire: &[WireJob],
+        out_lens: &[usize],
+        negate: &[bool],
+        slots: &[&Ciphertext],
+        blinds: &[BigInt],
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let outputs: Vec<(&WireJob, bool, usize)> = wire
+            .iter()
+            .zip(out_lens)
+            .zip(negate)
+            .flat_map(|((w, &n), &neg)| (0..n).map(move |o| (w, neg, o)))
+            .collect();
+        let pk = &self.pk;
+        let counter = &self.counter;
+        outputs
+            .par_iter()
+            .zip(raw.par_iter())
+            .map(|(&(job, neg, o), product)| {
+                let sign = if neg { BigInt::one() } else { -BigInt::one() };
+                let mut coeffs: Vec<(&Ciphertext, BigInt)> = Vec::new();
+                let mut constant = BigInt::zero();
+                for (a, b) in job.terms(o) {
+                    let (ra, rb) = (&blinds[a], &blinds[b]);
+                    coeffs.push((slots[b], &sign * ra));
+                    coeffs.push((slots[a], &sign * rb));
+                    constant += ra * rb;
+                }
+                OpCounter::add(&counter.short_exps, coeffs.len() as u64);
+                let terms: Vec<(&Ciphertext, &BigInt)> =
+                    coeffs.iter().map(|(c, k)| (*c, k)).collect();
+                let corr = pk.linear_combination(&terms, &(&sign * constant))?;
+                Ok(pk.add(product, &corr))
+            })
+            .collect()
+    }
+
     fn blind(&self) -> BigInt {
         random_bits(
             self.params.value_bits + self.params.kappa,
@@ -213,7 +319,7 @@ impl<C: Channel> S1<C> {
         slot_bits: u32,
         op: Op,
         expect: usize,
-        name: &str,
+        name: SubProtocol,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
         let packs = self.eng.pack(slots, slot_bits)?;
         self.chan.send_msg(&Request::Eval {
@@ -228,7 +334,7 @@ impl<C: Channel> S1<C> {
     fn expect_ciphertexts(
         &mut self,
         expect: usize,
-        name: &str,
+        name: SubProtocol,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
         match self.chan.recv_msg::<Response>()? {
             Response::Ciphertexts(v) if v.len() == expect => {
@@ -242,7 +348,7 @@ impl<C: Channel> S1<C> {
                 v.len()
             ))),
             Response::OutOfRange(_) => Err(ProtocolError::OutOfRange {
-                op: name.to_string(),
+                op: name,
                 value_bits: self.eng.params.value_bits,
             }),
             Response::Error(m) => Err(ProtocolError::Peer(m)),
@@ -276,130 +382,33 @@ impl<C: Channel> S1<C> {
         operands: &[&[Ciphertext]],
         signed_jobs: &[(Job, bool)],
     ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
-        let jobs: Vec<Job> = signed_jobs.iter().map(|(j, _)| *j).collect();
-        let negate: Vec<bool> = signed_jobs.iter().map(|(_, n)| *n).collect();
-        let jobs = &jobs[..];
-        // Validate shapes.
-        let len = |i: usize| -> Result<usize, ProtocolError> {
-            operands
-                .get(i)
-                .map(|o| o.len())
-                .ok_or_else(|| ProtocolError::InvalidRequest(format!("operand {i} does not exist")))
-        };
-        let mut out_lens = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let n = match *job {
-                Job::MatVec {
-                    mat,
-                    vec,
-                    rows,
-                    cols,
-                }
-                | Job::VecMat {
-                    mat,
-                    vec,
-                    rows,
-                    cols,
-                } => {
-                    let want_vec = if matches!(job, Job::MatVec { .. }) {
-                        cols
-                    } else {
-                        rows
-                    };
-                    if len(mat)? != rows * cols || len(vec)? != want_vec {
-                        return Err(ProtocolError::InvalidRequest(format!(
-                            "shape mismatch in {job:?}"
-                        )));
-                    }
-                    if matches!(job, Job::MatVec { .. }) {
-                        rows
-                    } else {
-                        cols
-                    }
-                }
-                Job::OuterSum {
-                    a,
-                    b,
-                    a_len,
-                    b_len,
-                    batch,
-                } => {
-                    if len(a)? != a_len * batch || len(b)? != b_len * batch {
-                        return Err(ProtocolError::InvalidRequest(format!(
-                            "shape mismatch in {job:?}"
-                        )));
-                    }
-                    a_len * b_len
-                }
-                Job::Elementwise { a, b } => {
-                    if len(a)? != len(b)? {
-                        return Err(ProtocolError::InvalidRequest(format!(
-                            "shape mismatch in {job:?}"
-                        )));
-                    }
-                    len(a)?
-                }
-            };
+        // The operands side by side form the request's slots; each job names slot ranges.
+        let mut starts = Vec::with_capacity(operands.len());
+        let mut flat: Vec<&Ciphertext> = Vec::new();
+        for op in operands {
+            starts.push(u32::try_from(flat.len()).map_err(|_| too_large())?);
+            flat.extend(op.iter());
+        }
+        let slots_len = flat.len() as u64;
+        let mut wire = Vec::with_capacity(signed_jobs.len());
+        let mut out_lens = Vec::with_capacity(signed_jobs.len());
+        for (job, _) in signed_jobs {
+            let w = job.wire(operands, &starts)?;
+            let (n, _) = w.shape(slots_len).ok_or_else(|| {
+                ProtocolError::InvalidRequest(format!("empty or out-of-range product job {job:?}"))
+            })?;
+            wire.push(w);
             out_lens.push(n);
         }
+        let negate: Vec<bool> = signed_jobs.iter().map(|(_, n)| *n).collect();
         // Blind every operand value once.
-        let mut starts = Vec::with_capacity(operands.len());
-        let mut slots = Vec::new();
-        let mut blinds: Vec<Vec<BigInt>> = Vec::with_capacity(operands.len());
-        for op in operands {
-            starts.push(slots.len() as u32);
-            let bs: Vec<BigInt> = op.iter().map(|_| self.eng.blind()).collect();
-            for (c, r) in op.iter().zip(&bs) {
-                slots.push(Slot {
-                    ct: c,
-                    tau: r.clone(),
-                });
-            }
-            blinds.push(bs);
-        }
-        let wire: Vec<WireJob> = jobs
+        let blinds: Vec<BigInt> = flat.iter().map(|_| self.eng.blind()).collect();
+        let slots: Vec<Slot<'_>> = flat
             .iter()
-            .map(|j| match *j {
-                Job::MatVec {
-                    mat,
-                    vec,
-                    rows,
-                    cols,
-                } => WireJob::MatVec {
-                    mat: starts[mat],
-                    vec: starts[vec],
-                    rows: rows as u32,
-                    cols: cols as u32,
-                },
-                Job::VecMat {
-                    mat,
-                    vec,
-                    rows,
-                    cols,
-                } => WireJob::VecMat {
-                    mat: starts[mat],
-                    vec: starts[vec],
-                    rows: rows as u32,
-                    cols: cols as u32,
-                },
-                Job::OuterSum {
-                    a,
-                    b,
-                    a_len,
-                    b_len,
-                    batch,
-                } => WireJob::OuterSum {
-                    a: starts[a],
-                    b: starts[b],
-                    a_len: a_len as u32,
-                    b_len: b_len as u32,
-                    batch: batch as u32,
-                },
-                Job::Elementwise { a, b } => WireJob::Elementwise {
-                    a: starts[a],
-                    b: starts[b],
-                    len: operands[a].len() as u32,
-                },
+            .zip(&blinds)
+            .map(|(c, r)| Slot {
+                ct: c,
+                tau: r.clone(),
             })
             .collect();
         let total: usize = out_lens.iter().sum();
@@ -408,68 +417,15 @@ impl<C: Channel> S1<C> {
             &slots,
             slot_bits,
             Op::Products {
-                jobs: wire,
+                jobs: wire.clone(),
                 negate: negate.clone(),
             },
             total,
-            "SecMul/SecDot",
+            SubProtocol::SecMul,
         )?;
-
-        // Unblind: Σ ab = P − Σ r_a·b − Σ r_b·a − Σ r_a·r_b (signs flipped when negated).
-        // Each output is a list of (a-operand, a-index, b-operand, b-index) pairs.
-        let mut tasks: Vec<UnblindTask> = Vec::with_capacity(total);
-        let mut pos = 0;
-        for ((job, &n), &neg) in jobs.iter().zip(&out_lens).zip(&negate) {
-            for o in 0..n {
-                let pairs = match *job {
-                    Job::MatVec { mat, vec, cols, .. } => {
-                        (0..cols).map(|i| (mat, o * cols + i, vec, i)).collect()
-                    }
-                    Job::VecMat {
-                        mat,
-                        vec,
-                        rows,
-                        cols,
-                    } => (0..rows).map(|j| (mat, j * cols + o, vec, j)).collect(),
-                    Job::OuterSum {
-                        a,
-                        b,
-                        a_len,
-                        b_len,
-                        batch,
-                    } => {
-                        let (j, i) = (o / b_len, o % b_len);
-                        (0..batch)
-                            .map(|t| (a, t * a_len + j, b, t * b_len + i))
-                            .collect()
-                    }
-                    Job::Elementwise { a, b } => vec![(a, o, b, o)],
-                };
-                tasks.push((pos, neg, pairs));
-                pos += 1;
-            }
-        }
-        let pk = &self.eng.pk;
-        let counter = &self.eng.counter;
-        let unblinded: Vec<Ciphertext> = tasks
-            .par_iter()
-            .map(|(idx, neg, pairs)| {
-                let sign = if *neg { BigInt::one() } else { -BigInt::one() };
-                let mut coeffs: Vec<(&Ciphertext, BigInt)> = Vec::with_capacity(2 * pairs.len());
-                let mut constant = BigInt::zero();
-                for &(oa, ia, ob, ib) in pairs {
-                    let (ra, rb) = (&blinds[oa][ia], &blinds[ob][ib]);
-                    coeffs.push((&operands[ob][ib], &sign * ra));
-                    coeffs.push((&operands[oa][ia], &sign * rb));
-                    constant += ra * rb;
-                }
-                OpCounter::add(&counter.short_exps, coeffs.len() as u64);
-                let terms: Vec<(&Ciphertext, &BigInt)> =
-                    coeffs.iter().map(|(c, k)| (*c, k)).collect();
-                let corr = pk.linear_combination(&terms, &(&sign * constant))?;
-                Ok(pk.add(&raw[*idx], &corr))
-            })
-            .collect::<Result<_, ProtocolError>>()?;
+        let unblinded = self
+            .eng
+            .unblind_products(&raw, &wire, &out_lens, &negate, &flat, &blinds)?;
         let mut it = unblinded.into_iter();
         Ok(out_lens
             .iter()
@@ -548,7 +504,7 @@ impl<C: Channel> S1<C> {
             shift: k,
             carry_bits: exact,
         };
-        self.divide_blinded(xs, &pow2(k), k, op, exact, "truncation")
+        self.divide_blinded(xs, &pow2(k), k, op, exact, SubProtocol::Truncation)
     }
 
     /// ⌊xᵢ / d⌋ for a public divisor d ≥ 2 (Veugen, "Encrypted integer division", 2010): S2
@@ -576,7 +532,7 @@ impl<C: Channel> S1<C> {
             divisor: d,
             carry_bits: exact,
         };
-        self.divide_blinded(xs, &BigInt::from(d), m, op, exact, "division")
+        self.divide_blinded(xs, &BigInt::from(d), m, op, exact, SubProtocol::Division)
     }
 
     /// The division protocol behind [`truncate_with`](Self::truncate_with) and
@@ -590,7 +546,7 @@ impl<C: Channel> S1<C> {
         m: u32,
         op: Op,
         exact: bool,
-        name: &str,
+        name: SubProtocol,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
         let l = self.eng.params.value_bits;
         let big_r: Vec<BigInt> = xs.iter().map(|_| pow2(l) + self.eng.blind()).collect();
@@ -681,7 +637,7 @@ impl<C: Channel> S1<C> {
         let groups: Vec<Vec<Ciphertext>> = prepared.into_iter().map(|(_, es)| es).collect();
         let count = groups.len();
         self.chan.send_msg(&Request::ZeroTest { groups })?;
-        let lambdas = self.expect_ciphertexts(count, "DGK comparison")?;
+        let lambdas = self.expect_ciphertexts(count, SubProtocol::ZeroTest)?;
         let pk = &self.eng.pk;
         // s = +1: λ = 1{d < c}; s = −1: λ = 1{d > c} = 1 − 1{d < c} (d' ≠ c' always).
         lambdas
@@ -770,7 +726,7 @@ impl<C: Channel> S1<C> {
             })
             .collect::<Result<_, ProtocolError>>()?;
         self.chan.send_msg(&Request::AssertZero { cts: blinded })?;
-        self.expect_ciphertexts(0, "SecCompare range check")
+        self.expect_ciphertexts(0, SubProtocol::RangeCheck)
             .map(drop)
     }
 
@@ -832,7 +788,7 @@ impl<C: Channel> S1<C> {
             slot_bits,
             Op::Sign { with_value },
             per * xs.len(),
-            "SecReLU",
+            SubProtocol::SecReLU,
         )?;
         let one = BigInt::one();
         let results: Vec<(Ciphertext, Ciphertext)> = raw
@@ -896,7 +852,7 @@ impl<C: Channel> S1<C> {
             slot_bits,
             Op::CompareBits { bits: m },
             per * xs.len(),
-            "SecCompare",
+            SubProtocol::SecCompare,
         )?;
         let mask = pow2(m) - 1;
         let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
@@ -972,7 +928,7 @@ impl<C: Channel> S1<C> {
         let total: usize = draws.iter().map(|d| d.0).sum();
         let wire: Vec<(u32, BigInt)> = draws.iter().map(|(c, b)| (*c as u32, b.clone())).collect();
         self.chan.send_msg(&Request::Random { draws: wire })?;
-        let v = self.expect_ciphertexts(total, "random values")?;
+        let v = self.expect_ciphertexts(total, SubProtocol::RandomValues)?;
         let mut it = v.into_iter();
         Ok(draws
             .iter()

@@ -4,7 +4,7 @@
 use crate::channel::{Channel, ChannelError, ChannelExt, MessageError};
 use crate::counts::{OpCounter, OpCounts};
 use crate::error::ProtocolError;
-use crate::messages::{Op, Request, Response, WireJob};
+use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
@@ -120,9 +120,9 @@ pub struct SessionSummary {
 pub enum S2View<'a> {
     /// One unpacked, signed slot value u of an `Eval` request (before the per-value range checks).
     Slot {
-        /// `"products"` (SecMul/SecDot), `"divide"` (truncation), `"sign"` (fast SecReLU:
-        /// slots alternate y, u when the value is requested) or `"compare"` (strict comparison).
-        op: &'static str,
+        /// The sub-protocol: SecMul (SecMul/SecDot), Truncation or Division, SecReLU (fast: slots
+        /// alternate y, u when the value is requested) or SecCompare (strict).
+        op: SubProtocol,
         /// Position of the slot in its request.
         index: usize,
         /// The value S2 sees.
@@ -257,7 +257,7 @@ impl S2Service {
                     let msg = format!("malformed request: {d}");
                     let _ = chan.send_msg(&Response::Error(msg.clone()));
                     return Err(ProtocolError::Refused {
-                        op: "request",
+                        op: None,
                         why: msg,
                         out_of_range: false,
                     });
@@ -265,7 +265,7 @@ impl S2Service {
                 Err(e) => return Err(e.into()),
             };
             summary.requests += 1;
-            let op = op_name(&req);
+            let op = req.sub_protocol();
             let answer = match req {
                 Request::Bye => break,
                 Request::Hello { .. } => Err(Refusal::Bad("session already open".into())),
@@ -304,23 +304,7 @@ impl S2Service {
     }
 }
 
-/// The paper's name of what a request computes (for logs and errors).
-fn op_name(r: &Request) -> &'static str {
-    match r {
-        Request::Eval { op, .. } => match op {
-            Op::Products { .. } => "SecMul/SecDot",
-            Op::Divide { .. } => "truncation",
-            Op::DivideBy { .. } => "division",
-            Op::Sign { .. } => "SecReLU (fast)",
-            Op::CompareBits { .. } => "SecCompare (strict)",
-        },
-        Request::ZeroTest { .. } => "DGK zero test",
-        Request::AssertZero { .. } => "SecCompare range check",
-        Request::Random { .. } => "random values",
-        other => request_name(other),
-    }
-}
-
+/// The message type of a request (for the handshake's error).
 fn request_name(r: &Request) -> &'static str {
     match r {
         Request::Hello { .. } => "Hello",
@@ -510,15 +494,9 @@ impl Session<'_> {
         self.check_eval(packs.len(), slot_bits, count, op)?;
         let u = self.unpack(packs, slot_bits, count)?;
         if let Some(obs) = &self.svc.observer {
-            let name = match op {
-                Op::Products { .. } => "products",
-                Op::Divide { .. } | Op::DivideBy { .. } => "divide",
-                Op::Sign { .. } => "sign",
-                Op::CompareBits { .. } => "compare",
-            };
             for (index, value) in u.iter().enumerate() {
                 obs(&S2View::Slot {
-                    op: name,
+                    op: op.sub_protocol(),
                     index,
                     value,
                 });
@@ -612,72 +590,8 @@ impl Session<'_> {
     }
 
     fn run_job(&self, job: &WireJob, u: &[BigInt], outs: &mut Vec<BigInt>) -> Result<(), Refusal> {
-        job_shape(job, u.len() as u64)?;
-        match *job {
-            WireJob::MatVec {
-                mat,
-                vec,
-                rows,
-                cols,
-            }
-            | WireJob::VecMat {
-                mat,
-                vec,
-                rows,
-                cols,
-            } => {
-                let is_mv = matches!(job, WireJob::MatVec { .. });
-                let (mat, vec, rows, cols) =
-                    (mat as usize, vec as usize, rows as usize, cols as usize);
-                if is_mv {
-                    for j in 0..rows {
-                        outs.push(
-                            (0..cols)
-                                .map(|i| &u[mat + j * cols + i] * &u[vec + i])
-                                .sum(),
-                        );
-                    }
-                } else {
-                    for i in 0..cols {
-                        outs.push(
-                            (0..rows)
-                                .map(|j| &u[mat + j * cols + i] * &u[vec + j])
-                                .sum(),
-                        );
-                    }
-                }
-            }
-            WireJob::OuterSum {
-                a,
-                b,
-                a_len,
-                b_len,
-                batch,
-            } => {
-                let (a, b, al, bl, batch) = (
-                    a as usize,
-                    b as usize,
-                    a_len as usize,
-                    b_len as usize,
-                    batch as usize,
-                );
-                for j in 0..al {
-                    for i in 0..bl {
-                        outs.push(
-                            (0..batch)
-                                .map(|t| &u[a + t * al + j] * &u[b + t * bl + i])
-                                .sum(),
-                        );
-                    }
-                }
-            }
-            WireJob::Elementwise { a, b, len } => {
-                let (a, b) = (a as usize, b as usize);
-                for i in 0..len as usize {
-                    outs.push(&u[a + i] * &u[b + i]);
-                }
-            }
-        }
+        let (outputs, _) = job_shape(job, u.len() as u64)?;
+        outs.extend((0..outputs).map(|o| job.terms(o).map(|(a, b)| &u[a] * &u[b]).sum::<BigInt>()));
         Ok(())
     }
 
@@ -775,55 +689,11 @@ impl Session<'_> {
     }
 }
 
-/// The output count and number of products of `job` over `n` slots, with every dimension at
-/// least 1 and every operand range inside the slots (checked arithmetic throughout).
+/// The output count and number of products of `job` over `n` slots ([`WireJob::shape`]), or the
+/// refusal of a job out of bounds.
 fn job_shape(job: &WireJob, n: u64) -> Result<(usize, u64), Refusal> {
-    let bad = || Refusal::Bad(format!("product job out of bounds: {job:?}"));
-    let fits = |start: u32, len: u64| u64::from(start).checked_add(len).is_some_and(|e| e <= n);
-    let mul = |a: u64, b: u64| a.checked_mul(b).ok_or_else(bad);
-    let (outputs, work) = match *job {
-        WireJob::MatVec {
-            mat,
-            vec,
-            rows,
-            cols,
-        }
-        | WireJob::VecMat {
-            mat,
-            vec,
-            rows,
-            cols,
-        } => {
-            let (r, c) = (u64::from(rows), u64::from(cols));
-            let is_mv = matches!(job, WireJob::MatVec { .. });
-            if r == 0 || c == 0 || !fits(mat, mul(r, c)?) || !fits(vec, if is_mv { c } else { r }) {
-                return Err(bad());
-            }
-            (if is_mv { r } else { c }, mul(r, c)?)
-        }
-        WireJob::OuterSum {
-            a,
-            b,
-            a_len,
-            b_len,
-            batch,
-        } => {
-            let (al, bl, t) = (u64::from(a_len), u64::from(b_len), u64::from(batch));
-            if al == 0 || bl == 0 || t == 0 || !fits(a, mul(al, t)?) || !fits(b, mul(bl, t)?) {
-                return Err(bad());
-            }
-            let outputs = mul(al, bl)?;
-            (outputs, mul(outputs, t)?)
-        }
-        WireJob::Elementwise { a, b, len } => {
-            let len = u64::from(len);
-            if len == 0 || !fits(a, len) || !fits(b, len) {
-                return Err(bad());
-            }
-            (len, len)
-        }
-    };
-    Ok((usize::try_from(outputs).map_err(|_| bad())?, work))
+    job.shape(n)
+        .ok_or_else(|| Refusal::Bad(format!("product job out of bounds: {job:?}")))
 }
 
 /// Pushes the bits of d' = 2·(v mod 2^m) + 1, LSB first (m + 1 bits).

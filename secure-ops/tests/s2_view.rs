@@ -19,7 +19,7 @@ use common::*;
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{Signed, Zero};
 use paillier::Ciphertext;
-use secure_ops::messages::Request;
+use secure_ops::messages::{Request, SubProtocol};
 use secure_ops::{Channel, ChannelError, Profile, S2Options, S2Service, S2View, SessionParams, S1};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -40,7 +40,7 @@ fn params(profile: Profile) -> SessionParams {
 #[derive(Clone, Debug)]
 enum Seen {
     Slot {
-        op: &'static str,
+        op: SubProtocol,
         index: usize,
         value: BigInt,
     },
@@ -84,7 +84,7 @@ impl Recorder {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
     /// Slot values of operation `want` at the positions `keep` accepts, since the last call.
-    fn slots(&self, want: &str, keep: impl Fn(usize) -> bool) -> Vec<BigInt> {
+    fn slots(&self, want: SubProtocol, keep: impl Fn(usize) -> bool) -> Vec<BigInt> {
         self.take()
             .into_iter()
             .filter_map(|s| match s {
@@ -210,7 +210,7 @@ fn fast_relu_y(x: i64) -> Vec<BigInt> {
         let (r, d) = s1.relu(&enc(&pk, &vec![x; BATCH])).unwrap();
         assert_eq!(dec(&r), vec![x.max(0) as i128; BATCH]);
         assert_eq!(dec(&d), vec![i128::from(x > 0); BATCH]);
-        ys.extend(rec.slots("sign", |i| i % 2 == 0));
+        ys.extend(rec.slots(SubProtocol::SecReLU, |i| i % 2 == 0));
     }
     finish(s1, h);
     assert_eq!(ys.len(), RUNS);
@@ -308,9 +308,12 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
             for s in rec.take() {
                 match s {
                     // The range check's SecMul (β·β) sees blinded bits only.
-                    Seen::Slot { op: "products", .. } => {}
+                    Seen::Slot {
+                        op: SubProtocol::SecMul,
+                        ..
+                    } => {}
                     Seen::Slot { op, value, .. } => {
-                        assert_eq!(op, "compare");
+                        assert_eq!(op, SubProtocol::SecCompare);
                         zs.push(value);
                     }
                     Seen::Zero { group, value } => groups[group].push(value),
@@ -359,7 +362,7 @@ fn secmul_blinded_operands_do_not_depend_on_the_input() {
             let a = enc(&pk, &vec![x; BATCH]);
             let b = enc(&pk, &vec![5; BATCH]);
             assert_eq!(dec(&s1.mul(&a, &b).unwrap()), vec![5 * x as i128; BATCH]);
-            u.extend(rec.slots("products", |i| i < BATCH));
+            u.extend(rec.slots(SubProtocol::SecMul, |i| i < BATCH));
         }
         assert_eq!(u.len(), RUNS);
         let lo = BigInt::from(x);
@@ -506,7 +509,7 @@ fn every_ciphertext_s1_sends_is_fresh() {
         let mut blinded: Vec<Vec<BigInt>> = Vec::new();
         for _ in 0..2 {
             assert_eq!(dec(&s1.mul(&a, &b).unwrap()), vec![6, -8, -5, 0, 7]);
-            blinded.push(rec.slots("products", |_| true));
+            blinded.push(rec.slots(SubProtocol::SecMul, |_| true));
             if profile == Profile::Strict {
                 assert_eq!(dec(&s1.positive(&a).unwrap()), vec![1, 0, 1, 0, 1]);
                 rec.take();
@@ -563,7 +566,7 @@ fn fast_argmax_lets_s2_guess_the_predicted_class() {
         );
         // Slots in request order: round 1 pairs (0,1), (0,2), (1,2); round 2 classes 0, 1, 2.
         let ys: Vec<BigInt> = rec
-            .slots("sign", |_| true)
+            .slots(SubProtocol::SecReLU, |_| true)
             .iter()
             .map(|y| y.abs())
             .collect();

@@ -166,6 +166,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
                     why,
                     out_of_range,
                 }) => {
+                    let op = op.map_or("a request", |o| o.name());
                     tracing::warn!(%peer, op, out_of_range, reason = %why, "request refused, session ended");
                     Err(format!("refused {op}: {why}"))
                 }

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import smlp
+from conftest import smlp_cli
 
 
 def forward(model, Xs):
@@ -71,7 +72,7 @@ def test_estimator_follows_scikit_learn_conventions(client, owner, wdbc):
     assert scores.shape == (3,) and ((0 <= scores) & (scores <= 1)).all()
 
 
-def test_detached_jobs_wait_fetch_and_owners_are_isolated(cluster, client, owner, wdbc):
+def test_detached_jobs_wait_fetch_and_owners_are_isolated(cluster, client, owner, wdbc, tmp_path):
     X, y = wdbc
     data = owner.encrypt(X[:16], y[:16], progress=False)
     ds = client.upload(data, "sixteen")
@@ -87,7 +88,23 @@ def test_detached_jobs_wait_fetch_and_owners_are_isolated(cluster, client, owner
     assert model.fingerprint == owner.public_key.fingerprint
     new = owner.encrypt(X[20:25], None, data.scaler, progress=False)
     preds = client.classify(model, new)
-    assert len(owner.decrypt_predictions(preds)) == 5
+    classes = owner.decrypt_predictions(preds)
+    assert len(classes) == 5
+    # The model and predictions Python holds are files the CLI decrypts to the same numbers.
+    model.save(tmp_path / "model.enc")
+    preds.save(tmp_path / "pred.enc")
+    secret = os.path.join(cluster.keys, "secret.key")
+    smlp_cli("decrypt", "--secret-key", secret, "--in", tmp_path / "model.enc", "--out", tmp_path / "model.json")
+    smlp_cli("decrypt", "--secret-key", secret, "--in", tmp_path / "pred.enc", "--out", tmp_path / "pred.csv", "--scores")
+    import json
+
+    cli_model = json.loads((tmp_path / "model.json").read_text())
+    ours = owner.decrypt_model(model)
+    for a, b in zip(cli_model["layers"], ours["layers"]):
+        assert a["weights_raw"] == b["weights_raw"].tolist() and a["biases_raw"] == b["biases_raw"].tolist()
+    rows = [line.split(",") for line in (tmp_path / "pred.csv").read_text().split()[1:]]
+    assert [int(r[1]) for r in rows] == classes.tolist()
+    assert [float(r[2]) for r in rows] == owner.decrypt_scores(preds)[:, 0].tolist()
     assert {o["id"] for o in client.list("datasets")} >= {ds}
     # Another owner sees none of it.
     bob = cluster.client("bob")

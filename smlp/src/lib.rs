@@ -33,6 +33,54 @@
 //! assert!(accuracy(&model, &test.features, &test.labels)? > 0.8);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The same network trained on ciphertexts: the owner encrypts ([`owner`]), S1 trains with
+//! [`encrypted::train`] over a session with S2 (here an in-memory channel and a thread; in a
+//! deployment TLS between two servers, see `smlp-cli`), and in the strict profile the decrypted
+//! weights equal the plaintext fixed-point reference bit for bit.
+//!
+//! ```
+//! use paillier::{FixedPoint, SecretKey};
+//! use rand::SeedableRng;
+//! use secure_ops::{Profile, S2Options, S2Service, SessionParams, S1};
+//! use smlp::data::{Dataset, EncodedDataset, Standardizer};
+//! use smlp::encrypted::{encrypt_params, new_model, train, EncryptedDataset, TrainConfig};
+//! use smlp::{init_fixed, train_fixed, FixedMlp, FixedParams, Rounding, Shape, TrainOptions};
+//!
+//! // Six iris samples, standardised and encoded; a small test key (512 bits: not secure).
+//! let iris = Dataset::iris();
+//! let data = iris.subset(&[0, 50, 100, 1, 51, 101]);
+//! let fixed = FixedParams::default();
+//! let fp = FixedPoint::new(fixed.frac_bits, 20)?;
+//! let data = EncodedDataset::encode(&Standardizer::fit(&data).apply(&data)?, &fp)?;
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! let sk = SecretKey::generate_insecure_for_tests(512, &mut rng)?;
+//! let pk = sk.public_key().clone();
+//!
+//! // The owner encrypts; S2 serves one session on its own thread.
+//! let enc = EncryptedDataset::encrypt(&pk, &data, true);
+//! let (to_s2, at_s2) = transport::memory::pair();
+//! let s2_key = sk.clone();
+//! let s2 = std::thread::spawn(move || S2Service::new(s2_key, S2Options::default()).serve(at_s2));
+//! let params = SessionParams { profile: Profile::Strict, ..SessionParams::default() };
+//! let mut s1 = S1::connect(pk.clone(), to_s2, params)?;
+//!
+//! // S1 trains 4 → 3 → 3 for one epoch from initial weights the owner chose (for the comparison).
+//! let shape = Shape::new(vec![4, 3, 3])?;
+//! let init = init_fixed(&shape, &fixed, &mut rand_chacha::ChaCha8Rng::seed_from_u64(2));
+//! let mut model = new_model(&mut s1, shape, fixed, 3, Some(encrypt_params(&pk, &init)?))?;
+//! let config = TrainConfig { epochs: 1, batch: 1, seed: 3 };
+//! train(&mut s1, &mut model, &enc, &config, |_| {}, |_| Ok(()))?;
+//! s1.close()?;
+//! s2.join().expect("the S2 thread")?;
+//!
+//! // The plaintext reference with exact (floor) rounding, from the same weights.
+//! let mut reference = FixedMlp::from_params(init, fixed)?;
+//! let opts = TrainOptions { epochs: 1, batch: 1, seed: 3, rounding: Rounding::Floor, ..TrainOptions::default() };
+//! train_fixed(&mut reference, &data, &opts, |_, _| {})?;
+//! assert_eq!(model.decrypt(&sk)?, reference.params);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod data;
 pub mod encrypted;

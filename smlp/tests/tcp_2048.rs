@@ -10,7 +10,8 @@ use smlp::encrypted::{
 };
 use smlp::{init_fixed, FixedMlp, FixedParams, Rounding, Shape, TrainOptions};
 use std::sync::Arc;
-use transport::{server::Server, ServerOptions, TcpChannel, TcpOptions};
+use transport::loopback::LoopbackS2;
+use transport::{ServerOptions, TcpChannel, TcpOptions};
 
 fn encoded(ds: Dataset, n: usize) -> EncodedDataset {
     let (train, _) = stratified_split(&ds, 0.2, 5).unwrap();
@@ -86,11 +87,9 @@ fn real_key_over_tcp_matches_reference() {
     let sk = SecretKey::generate(2048, &mut rand::rngs::OsRng).unwrap();
     let pk = sk.public_key().clone();
     assert_eq!(pk.bits(), 2048);
-    let server = Server::bind("127.0.0.1:0", ServerOptions::default()).unwrap();
-    let addr = server.local_addr();
-    let stop = server.shutdown_handle();
     let svc = Arc::new(S2Service::new(sk.clone(), S2Options::default()));
-    let srv = std::thread::spawn(move || server.run(move |ch, _| svc.serve(ch).map(|_| ())));
+    let s2 = LoopbackS2::tcp(svc, ServerOptions::default()).unwrap();
+    let addr = s2.addr();
     let fixed = FixedParams::default();
 
     // Strict profile, exact: one SGD step of a 4 → 2 → 3 network on iris equals the floor
@@ -125,7 +124,6 @@ fn real_key_over_tcp_matches_reference() {
         );
     }
     s1.close().unwrap();
-    stop.shutdown();
-    let summary = srv.join().unwrap();
+    let summary = s2.stop().unwrap();
     assert_eq!(summary.panicked, 0);
 }

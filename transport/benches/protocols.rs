@@ -19,7 +19,8 @@ use secure_ops::{Channel, OpCounts, Profile, S2Options, S2Service, SessionParams
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use transport::{Server, ServerOptions, ShutdownHandle, TcpChannel, TcpOptions};
+use transport::loopback::LoopbackS2;
+use transport::{ServerOptions, TcpChannel, TcpOptions};
 
 const KEY_BITS: u32 = 2048;
 const DOT_LEN: usize = 64;
@@ -139,9 +140,7 @@ type Chan = Box<dyn Channel + Send>;
 struct Bed {
     pk: PublicKey,
     svc: Arc<S2Service>,
-    tcp_addr: std::net::SocketAddr,
-    stop: ShutdownHandle,
-    server: JoinHandle<transport::ServerSummary>,
+    s2: LoopbackS2,
     memory_s2: Vec<JoinHandle<()>>,
 }
 
@@ -156,17 +155,11 @@ impl Bed {
                 ..Default::default()
             },
         ));
-        let server = Server::bind("127.0.0.1:0", ServerOptions::default()).unwrap();
-        let tcp_addr = server.local_addr();
-        let stop = server.shutdown_handle();
-        let s = Arc::clone(&svc);
-        let server = std::thread::spawn(move || server.run(move |c, _| s.serve(c).map(|_| ())));
+        let s2 = LoopbackS2::tcp(Arc::clone(&svc), ServerOptions::default()).unwrap();
         Bed {
             pk,
             svc,
-            tcp_addr,
-            stop,
-            server,
+            s2,
             memory_s2: Vec::new(),
         }
     }
@@ -181,7 +174,7 @@ impl Bed {
                 }));
                 Box::new(c1)
             }
-            _ => Box::new(TcpChannel::connect(self.tcp_addr, TcpOptions::default()).unwrap()),
+            _ => Box::new(TcpChannel::connect(self.s2.addr(), TcpOptions::default()).unwrap()),
         };
         let params = SessionParams {
             profile,
@@ -194,8 +187,7 @@ impl Bed {
         for h in self.memory_s2 {
             h.join().unwrap();
         }
-        self.stop.shutdown();
-        let summary = self.server.join().unwrap();
+        let summary = self.s2.stop().unwrap();
         assert_eq!((summary.failed, summary.panicked), (0, 0));
     }
 }

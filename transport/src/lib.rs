@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod limits;
+pub mod loopback;
 pub mod memory;
 pub mod pki;
 pub mod server;

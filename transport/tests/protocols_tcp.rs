@@ -21,7 +21,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use transport::{Server, ServerOptions, ServerSummary, ShutdownHandle, TcpChannel, TcpOptions};
+use transport::loopback::LoopbackS2;
+use transport::server::PlainTcp;
+use transport::{ServerOptions, ServerSummary, TcpChannel, TcpOptions};
 
 /// A 512-bit key (small keys where the property does not depend on key size).
 fn small_key() -> SecretKey {
@@ -39,9 +41,8 @@ type Outcomes = Arc<Mutex<Vec<Result<SessionSummary, String>>>>;
 
 /// A running S2 server on 127.0.0.1 (port picked by the system).
 struct S2Server {
+    s2: LoopbackS2,
     addr: SocketAddr,
-    stop: ShutdownHandle,
-    join: JoinHandle<ServerSummary>,
     outcomes: Outcomes,
 }
 
@@ -60,24 +61,19 @@ impl S2Server {
             grace_period: Duration::from_secs(10),
             ..ServerOptions::default()
         };
-        let server = Server::bind("127.0.0.1:0", options).unwrap();
-        let addr = server.local_addr();
-        let stop = server.shutdown_handle();
         let outcomes = Outcomes::default();
         let log = Arc::clone(&outcomes);
-        let join = thread::spawn(move || {
-            server.run(move |chan: TcpChannel, _peer| {
-                let result = svc.serve(chan);
-                log.lock()
-                    .unwrap()
-                    .push(result.as_ref().map(Clone::clone).map_err(|e| e.to_string()));
-                result.map(|_| ())
-            })
-        });
+        let s2 = LoopbackS2::start(PlainTcp, options, move |chan: TcpChannel, _peer| {
+            let result = svc.serve(chan);
+            log.lock()
+                .unwrap()
+                .push(result.as_ref().map(Clone::clone).map_err(|e| e.to_string()));
+            result.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .unwrap();
         S2Server {
-            addr,
-            stop,
-            join,
+            addr: s2.addr(),
+            s2,
             outcomes,
         }
     }
@@ -92,8 +88,7 @@ impl S2Server {
 
     /// Stops the server; its summary and the outcome of every session.
     fn stop(self) -> (ServerSummary, Vec<Result<SessionSummary, String>>) {
-        self.stop.shutdown();
-        let summary = self.join.join().unwrap();
+        let summary = self.s2.stop().unwrap();
         let outcomes = std::mem::take(&mut *self.outcomes.lock().unwrap());
         (summary, outcomes)
     }

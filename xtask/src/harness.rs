@@ -11,10 +11,9 @@ use smlp::FixedParams;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use transport::loopback::LoopbackS2;
 use transport::pki::{self, PkiSpec};
-use transport::server::{Server, ShutdownHandle};
 use transport::{
     tls, Channel, Role, ServerOptions, ServerSummary, TcpChannel, TcpOptions, TlsAcceptor,
     TlsCredentials, TlsFiles,
@@ -114,8 +113,7 @@ pub type S1Link = Box<dyn Channel + Send>;
 pub struct Servers {
     pub s1: S1<S1Link>,
     pub addr: SocketAddr,
-    shutdown: ShutdownHandle,
-    thread: JoinHandle<ServerSummary>,
+    s2: LoopbackS2,
 }
 
 impl Servers {
@@ -127,17 +125,13 @@ impl Servers {
         fixed: &FixedParams,
         link: Link,
     ) -> Result<Servers> {
-        let server = Server::bind("127.0.0.1:0", ServerOptions::default())?;
-        let addr = server.local_addr();
-        let shutdown = server.shutdown_handle();
         let svc = Arc::new(S2Service::new(sk.clone(), S2Options::default()));
         let opts = TcpOptions::default().with_connect_retry(Duration::from_secs(5));
-        let (thread, ch): (_, S1Link) = match link {
+        let (s2, ch): (LoopbackS2, S1Link) = match link {
             Link::Tcp => {
-                let thread = std::thread::Builder::new()
-                    .name("s2".into())
-                    .spawn(move || server.run(move |ch, _| svc.serve(ch).map(|_| ())))?;
-                (thread, Box::new(TcpChannel::connect(addr, opts)?))
+                let s2 = LoopbackS2::tcp(svc, ServerOptions::default())?;
+                let ch = TcpChannel::connect(s2.addr(), opts)?;
+                (s2, Box::new(ch))
             }
             Link::Tls => {
                 let dir = tempfile::tempdir()?;
@@ -145,13 +139,9 @@ impl Servers {
                 let s2 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s2"), Role::S2)?;
                 let s1 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s1"), Role::S1)?;
                 let acceptor = TlsAcceptor(s2.server_config(&[Role::S1])?);
-                let thread = std::thread::Builder::new()
-                    .name("s2".into())
-                    .spawn(move || {
-                        server.run_with(acceptor, move |ch, _| svc.serve(ch).map(|_| ()))
-                    })?;
-                let ch = tls::connect(addr, None, s1.client_config(Role::S2)?, &opts)?;
-                (thread, Box::new(ch))
+                let s2 = LoopbackS2::serve(svc, acceptor, ServerOptions::default())?;
+                let ch = tls::connect(s2.addr(), None, s1.client_config(Role::S2)?, &opts)?;
+                (s2, Box::new(ch))
             }
         };
         let params = SessionParams {
@@ -163,20 +153,15 @@ impl Servers {
         let s1 = S1::connect(sk.public_key().clone(), ch, params)?.with_randomizer_pool(1024, 1);
         Ok(Servers {
             s1,
-            addr,
-            shutdown,
-            thread,
+            addr: s2.addr(),
+            s2,
         })
     }
 
     /// Ends the session and stops S2. Returns S2's server summary.
     pub fn close(self) -> Result<ServerSummary> {
         self.s1.close()?;
-        self.shutdown.shutdown();
-        let summary = self
-            .thread
-            .join()
-            .map_err(|_| "the S2 server thread panicked")?;
+        let summary = self.s2.stop().ok_or("the S2 server thread panicked")?;
         if summary.failed > 0 || summary.panicked > 0 {
             return Err(format!("S2 reported failed sessions: {summary:?}").into());
         }
