@@ -1,11 +1,15 @@
-//! Step 3 of `cargo xtask test`: the Python package (`smlp-py`) built with maturin into a virtual
-//! environment (`target/py-venv`) and tested with pytest.
+//! Step 3 of `cargo xtask test`: the Python package (`smlp-py`) tested with pytest in a virtual
+//! environment (`target/py-venv`).
 //!
 //! Needs a CPython ≥ 3.9 with `venv` (`$SMLP_PYTHON`, else `python3`); on a Debian/Ubuntu machine
 //! where it is missing, as root, `python3` and `python3-venv` are installed with apt-get. The test
-//! dependencies (maturin, numpy, pytest, scikit-learn, pandas, python-paillier) come from PyPI
-//! into the virtual environment, once. maturin builds the extension in cargo's dev profile in the
-//! workspace's target directory, so it reuses what step 2 compiled.
+//! dependencies (numpy, pytest, scikit-learn, pandas, python-paillier) come from PyPI into the
+//! virtual environment, once. The extension is built by cargo with the whole workspace selected,
+//! as in step 2, so that the feature resolution is the same and nothing is compiled twice
+//! (`maturin develop` resolves smlp-py alone and would rebuild the workspace with other features:
+//! minutes on 2 cores); it goes where `maturin develop` would put it, beside the Python sources,
+//! which pytest imports through `PYTHONPATH`. `pip install ./smlp-py` (maturin, release) is the
+//! user's way and is what the README measures.
 
 use crate::testcmd::{workspace_root, Tally};
 use crate::Result;
@@ -95,9 +99,6 @@ fn venv(root: &Path) -> Result<PathBuf> {
             !ok(Command::new(bin.join("python")).args(["-c", &format!("import {module}")]))
         })
         .map(|(_, req)| *req)
-        .chain(
-            (!ok(Command::new(bin.join("maturin")).arg("--version"))).then_some("maturin>=1.5,<2"),
-        )
         .collect();
     if !missing.is_empty() {
         println!("==> xtask: installing into it: {}", missing.join(" "));
@@ -111,27 +112,57 @@ fn venv(root: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Builds the package into the virtual environment and runs pytest; returns the tally and the
-/// failure status, if any.
+/// The feature that makes smlp-py an extension module; steps 2 and 3 both select it with the
+/// whole workspace, so that cargo resolves (and compiles) every crate once.
+pub const EXTENSION_FEATURE: &str = "smlp-py/extension-module";
+
+/// Builds the extension with step 2's feature resolution, puts it beside the Python sources
+/// (where `maturin develop` puts it) and runs pytest there; returns the tally and the failure
+/// status, if any.
 pub fn run_python_tests(test_args: &[String]) -> Result<(Tally, Option<i32>)> {
     let root = workspace_root();
     let venv = venv(&root)?;
     let bin = venv.join("bin");
+    println!("==> xtask: building the extension (cargo build --workspace --lib --tests --features {EXTENSION_FEATURE})");
+    run(
+        Command::new(crate::testcmd::cargo())
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--lib",
+                "--tests",
+                "--features",
+            ])
+            .arg(EXTENSION_FEATURE)
+            .current_dir(&root),
+        "cargo build of the extension",
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    let built = target.join("debug").join(if cfg!(target_os = "macos") {
+        "lib_native.dylib"
+    } else {
+        "lib_native.so"
+    });
+    let python_src = root.join("smlp-py").join("python");
+    let installed = python_src.join("smlp").join("_native.abi3.so");
+    // Replace, never write through: a running interpreter may have the old file mapped.
+    let _ = std::fs::remove_file(&installed);
+    std::fs::copy(&built, &installed).map_err(|e| {
+        format!(
+            "cannot copy {} to {}: {e}",
+            built.display(),
+            installed.display()
+        )
+    })?;
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    println!("==> xtask: maturin develop (smlp-py, cargo's dev profile)");
-    run(
-        Command::new(bin.join("maturin"))
-            .args(["develop", "--quiet", "--manifest-path"])
-            .arg(root.join("smlp-py").join("Cargo.toml"))
-            .env("VIRTUAL_ENV", &venv)
-            .env("PATH", &path)
-            .current_dir(&root),
-        "maturin develop",
-    )?;
     let mut child = Command::new(bin.join("python"))
         .args([
             "-m",
@@ -144,6 +175,7 @@ pub fn run_python_tests(test_args: &[String]) -> Result<(Tally, Option<i32>)> {
         .args(test_args)
         .env("VIRTUAL_ENV", &venv)
         .env("PATH", &path)
+        .env("PYTHONPATH", &python_src)
         .current_dir(&root)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -2,11 +2,12 @@
 //!
 //! 1. `cargo test -p paillier`: only paillier is selected, so the feature resolver leaves `gmp`
 //!    off and this run tests the pure-Rust num-bigint backend (known-answer and property tests).
-//! 2. `cargo test --workspace --exclude smlp-py`: smlp-cli's default feature `gmp` turns on
-//!    `paillier/gmp`, and features are unified over the selected packages, so every crate is
-//!    built and tested on the GMP backend.
-//! 3. The Python package: `smlp-py` built with maturin into `target/py-venv` and tested with
-//!    pytest (`pytest.rs`); `--no-python` skips it.
+//! 2. `cargo test --workspace --features smlp-py/extension-module`: smlp-cli's default feature
+//!    `gmp` turns on `paillier/gmp`, and features are unified over the selected packages, so every
+//!    crate is built and tested on the GMP backend (smlp-py has no Rust tests; naming its feature
+//!    here gives step 3 the same feature resolution, so nothing is compiled twice).
+//! 3. The Python package: the extension built by cargo with step 2's resolution, pytest in
+//!    `target/py-venv` (`pytest.rs`); `--no-python` skips it.
 //!
 //! Output of cargo and the test binaries is streamed as it comes; the `test result:` lines are
 //! added up into a closing `xtask test: N passed, M failed` line. The first failing step stops the
@@ -171,7 +172,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
         ),
         (
             "cargo test --workspace",
-            vec!["test", "--workspace", "--exclude", "smlp-py"],
+            vec!["test", "--workspace", "--features", crate::pytest::EXTENSION_FEATURE],
             format!(
                 "every crate on the GMP backend: smlp-cli's default feature `gmp` \
                  unifies paillier/gmp over the workspace ({})",
