@@ -11,7 +11,7 @@ X, y = load_breast_cancer(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=100, test_size=57, stratify=y, random_state=0)
 start = time.time()
 with smlp.LocalCluster() as cluster:  # S2 and S1 as processes on loopback: 2048-bit key, mutual TLS
-    clf = smlp.SMLPClassifier(hidden=(8,), client=cluster.client(), owner=cluster.owner(), progress=True)
+    clf = smlp.SMLPClassifier(hidden=(8,), epochs=2, client=cluster.client(), owner=cluster.owner(), progress=True)
     clf.fit(X_train, y_train)  # encrypted here, trained on ciphertexts at S1 with S2
     print(f"smlp, encrypted:            {clf.score(X_test, y_test):.3f}  ({time.time() - start:.0f} s)")
 clear = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=2000, random_state=0)).fit(X_train, y_train)
