@@ -101,6 +101,18 @@ impl Default for S2Options {
     }
 }
 
+impl S2Options {
+    /// The default policy without a randomizer pool (tests and benches: every encryption is
+    /// computed when it is needed, and no background thread runs).
+    pub fn without_pool() -> Self {
+        S2Options {
+            pool_capacity: 0,
+            pool_workers: 0,
+            ..S2Options::default()
+        }
+    }
+}
+
 /// What a finished session did.
 #[derive(Clone, Debug, Default)]
 pub struct SessionSummary {

@@ -128,15 +128,8 @@ impl<C: Channel> Channel for Recording<C> {
 fn observed(params: SessionParams) -> (S1<Recording<Mem>>, Running, Recorder, Sent) {
     let (c1, c2) = pair();
     let rec = Recorder::default();
-    let svc = S2Service::new(
-        key().clone(),
-        S2Options {
-            pool_capacity: 0,
-            pool_workers: 0,
-            ..Default::default()
-        },
-    )
-    .with_observer(rec.observer());
+    let svc =
+        S2Service::new(key().clone(), S2Options::without_pool()).with_observer(rec.observer());
     let h = std::thread::spawn(move || svc.serve(c2));
     let sent = Sent::default();
     let chan = Recording {

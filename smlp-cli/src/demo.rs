@@ -1,9 +1,9 @@
 //! `smlp demo`: the whole flow on the embedded wdbc data set, with S1 and S2 as child processes.
 
 use crate::bail;
-use crate::client::{self, ClassifyArgs, ProfileArg, S1Args, TrainArgs};
-use crate::decrypt::{self, DecryptArgs, Decrypted};
-use crate::encrypt::{self, scaler_path_for, EncryptArgs};
+use crate::client::{self, ClassifyArgs, JobSummary, ProfileArg, S1Args, TrainArgs};
+use crate::decrypt::{self, DecryptArgs, Decrypted, ModelJson};
+use crate::encrypt::{self, scaler_path_for, EncryptArgs, EncryptSummary};
 use crate::error::{CliError, CliResult, Context};
 use crate::keys::{self, KeygenArgs, PUBLIC_FILE, SECRET_FILE};
 use crate::util::{bytes, secs};
@@ -216,28 +216,103 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             p
         }
     };
-    let p = |name: &str| dir.join(name);
-    let profile: secure_ops::Profile = a.profile.into();
+    let data = prepare_data(a, &dir)?;
+    let shape = Shape::mlp(data.train.num_features(), &a.hidden, data.train.outputs())?;
+    let fixed = FixedParams::new(16, LearningRate::pow2(a.lr_shift), 72)?;
+    print_plan(a, &data, &shape, &dir);
+    let owner = keys_and_encryption(a, &dir, &fixed)?;
+    let mut servers = Servers::default();
+    let (conn, t_servers) = start_servers(a, &dir, &owner, &mut servers)?;
+    let jobs = run_jobs(a, &dir, conn, &fixed, &servers)?;
+    servers.stop();
+    let (results, t_decrypt) = decrypt_results(&dir, &owner.secret)?;
+    let refs = references(a, &shape, &fixed, &owner.scaler_file, &data)?;
+    report(a, &fixed, &data, &results, &refs);
+    let times = [
+        (
+            format!("key generation ({} bits)", a.bits),
+            owner.t_keygen,
+            None,
+        ),
+        (
+            format!("encrypt training set ({} samples)", owner.train.samples),
+            owner.train.elapsed,
+            Some(owner.train.elapsed.as_secs_f64() / owner.train.samples as f64),
+        ),
+        (
+            format!("encrypt test set ({} samples)", owner.test.samples),
+            owner.test.elapsed,
+            Some(owner.test.elapsed.as_secs_f64() / owner.test.samples as f64),
+        ),
+        ("start S2 and S1".into(), t_servers, None),
+        (
+            format!(
+                "encrypted training ({} samples × {} epoch(s))",
+                data.train.len(),
+                a.epochs
+            ),
+            jobs.t_train,
+            Some(
+                jobs.trained.elapsed.as_secs_f64()
+                    / (data.train.len() as u64 * a.epochs).max(1) as f64,
+            ),
+        ),
+        (
+            format!("encrypted classification ({} samples)", data.test.len()),
+            jobs.t_classify,
+            Some(jobs.classified.elapsed.as_secs_f64() / data.test.len().max(1) as f64),
+        ),
+        ("decrypt predictions and model".into(), t_decrypt, None),
+        ("total".into(), total.elapsed(), None),
+    ];
+    report_times(&times, &jobs);
+    Ok(())
+}
 
-    // Data: 80/20 stratified split, then stratified subsets; written as CSV files.
+/// A file of the demo's directory.
+fn at(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+fn path_str(q: &Path) -> String {
+    q.to_string_lossy().into_owned()
+}
+
+/// The demo's data: stratified subsets of both sides of an 80/20 split of wdbc.
+struct DemoData {
+    train: Dataset,
+    test: Dataset,
+    /// Sizes of the split's sides the subsets were drawn from.
+    pools: (usize, usize),
+}
+
+/// Splits wdbc, draws the subsets and writes them as CSV files: train.csv and test.csv, and the
+/// test samples without their labels as new.csv ("new" samples for the README's walk-through).
+fn prepare_data(a: &DemoArgs, dir: &Path) -> CliResult<DemoData> {
     let wdbc = Dataset::wdbc();
     let (train_full, test_full) = stratified_split(&wdbc, 0.2, a.seed)?;
     let train = subset(&train_full, a.train_samples, a.seed)?;
     let test = subset(&test_full, a.test_samples, a.seed)?;
-    write_csv(&p("train.csv"), &train, Some("malignant"))?;
-    write_csv(&p("test.csv"), &test, Some("malignant"))?;
-    // The test samples without their labels: "new" samples for the README's walk-through.
-    write_csv(&p("new.csv"), &test, None)?;
-    let shape = Shape::mlp(wdbc.num_features(), &a.hidden, wdbc.outputs())?;
-    let fixed = FixedParams::new(16, LearningRate::pow2(a.lr_shift), 72)?;
+    write_csv(&at(dir, "train.csv"), &train, Some("malignant"))?;
+    write_csv(&at(dir, "test.csv"), &test, Some("malignant"))?;
+    write_csv(&at(dir, "new.csv"), &test, None)?;
+    Ok(DemoData {
+        train,
+        test,
+        pools: (train_full.len(), test_full.len()),
+    })
+}
+
+fn print_plan(a: &DemoArgs, data: &DemoData, shape: &Shape, dir: &Path) {
+    let profile: secure_ops::Profile = a.profile.into();
     println!("smlp demo on wdbc (breast cancer: 569 samples, 30 features, 2 classes)");
     println!(
         "  training on {} of the {} training samples (stratified subset of an 80/20 split), \
          testing on {} of the {} test samples",
-        train.len(),
-        train_full.len(),
-        test.len(),
-        test_full.len()
+        data.train.len(),
+        data.pools.0,
+        data.test.len(),
+        data.pools.1
     );
     println!(
         "  network {shape}, {} epoch(s), batch {}, η = 2^-{}, {profile} profile, κ = {}, \
@@ -255,68 +330,90 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     );
     println!("  files in {}", dir.display());
     println!();
+}
 
-    // Keys.
+/// What the owner made: keys (and how long they took), the encrypted training and test sets
+/// (encrypt.rs's summaries), the scaler and the deployment PKI.
+struct OwnerFiles {
+    secret: PathBuf,
+    public: PathBuf,
+    scaler_file: PathBuf,
+    pki: PathBuf,
+    t_keygen: Duration,
+    train: EncryptSummary,
+    test: EncryptSummary,
+}
+
+/// Keys, encryption (the owner holds the secret key: CRT encryption) and the deployment PKI (a
+/// CA and the TLS certificates of S1, S2 and the owner).
+fn keys_and_encryption(a: &DemoArgs, dir: &Path, fixed: &FixedParams) -> CliResult<OwnerFiles> {
     let t = Instant::now();
     keys::keygen(&KeygenArgs {
         bits: a.bits,
-        out: p("keys"),
+        out: at(dir, "keys"),
         insecure_test_key: a.bits < 2048,
         force: true,
     })?;
     let t_keygen = t.elapsed();
-    let secret = p("keys").join(SECRET_FILE);
-    let public = p("keys").join(PUBLIC_FILE);
-
-    // Encryption (the owner holds the secret key: CRT encryption).
+    let secret = at(dir, "keys").join(SECRET_FILE);
     let enc = |csv: &str, out: &str, scaler: Option<PathBuf>| {
         encrypt::encrypt(&EncryptArgs {
             public_key: None,
             secret_key: Some(secret.clone()),
-            csv: p(csv),
+            csv: at(dir, csv),
             label: Some("malignant".into()),
             no_label: false,
             scaler,
             frac_bits: fixed.frac_bits,
             int_bits: DEFAULT_INT_BITS,
             classes: None,
-            out: p(out),
+            out: at(dir, out),
             quiet: a.quiet,
         })
     };
-    let e_train = enc("train.csv", "train.enc", None)?;
-    let scaler_file = scaler_path_for(&p("train.enc"));
-    let e_test = enc("test.csv", "test.enc", Some(scaler_file.clone()))?;
-
-    // The deployment PKI: a CA and the TLS certificates of S1, S2 and the owner.
-    let pki_dir = p("pki");
-    if !pki_dir.join("ca.key").exists() {
-        transport::pki::create(&pki_dir, &transport::pki::PkiSpec::loopback(&["owner"]))?;
+    let train = enc("train.csv", "train.enc", None)?;
+    let scaler_file = scaler_path_for(&at(dir, "train.enc"));
+    let test = enc("test.csv", "test.enc", Some(scaler_file.clone()))?;
+    let pki = at(dir, "pki");
+    if !pki.join("ca.key").exists() {
+        transport::pki::create(&pki, &transport::pki::PkiSpec::loopback(&["owner"]))?;
     }
-    let tls = crate::tls::TlsArgs {
-        pki: Some(pki_dir.clone()),
-        ..Default::default()
-    };
+    Ok(OwnerFiles {
+        public: at(dir, "keys").join(PUBLIC_FILE),
+        secret,
+        scaler_file,
+        pki,
+        t_keygen,
+        train,
+        test,
+    })
+}
 
-    // Servers. S2 serves the demo's κ (a κ out of range is refused by S1 itself, with a message).
+/// Starts S2, then S1 (with a fresh store: the demo's jobs are its own), as child processes on
+/// free loopback ports; returns the owner's connection settings and the time it took. S2 serves
+/// the demo's κ (a κ out of range is refused by S1 itself, with a message).
+fn start_servers(
+    a: &DemoArgs,
+    dir: &Path,
+    owner: &OwnerFiles,
+    servers: &mut Servers,
+) -> CliResult<(S1Args, Duration)> {
     let s2_kappa = a
         .kappa
         .clamp(secure_ops::MIN_KAPPA, secure_ops::MAX_KAPPA)
         .to_string();
     let t = Instant::now();
-    let mut servers = Servers::default();
-    let (s2_ready, s1_ready) = (p("s2.addr"), p("s1.addr"));
+    let (s2_ready, s1_ready) = (at(dir, "s2.addr"), at(dir, "s1.addr"));
     let _ = std::fs::remove_file(&s2_ready);
     let _ = std::fs::remove_file(&s1_ready);
-    let path_str = |q: &Path| q.to_string_lossy().into_owned();
     servers.spawn(
         "S2",
         &[
             "serve-s2",
             "--secret-key",
-            &path_str(&secret),
+            &path_str(&owner.secret),
             "--pki",
-            &path_str(&pki_dir),
+            &path_str(&owner.pki),
             "--kappa",
             &s2_kappa,
             "--listen",
@@ -324,11 +421,10 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             "--ready-file",
             &path_str(&s2_ready),
         ],
-        &p("s2.log"),
+        &at(dir, "s2.log"),
     )?;
     let s2_addr = servers.wait_ready(&s2_ready, Duration::from_secs(60))?;
-    // A fresh store each run: the demo's jobs are its own.
-    let state = p("s1-state");
+    let state = at(dir, "s1-state");
     let _ = std::fs::remove_dir_all(&state);
     servers.spawn(
         "S1",
@@ -337,9 +433,9 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             "--state-dir",
             &path_str(&state),
             "--public-key",
-            &path_str(&public),
+            &path_str(&owner.public),
             "--pki",
-            &path_str(&pki_dir),
+            &path_str(&owner.pki),
             "--s2",
             &s2_addr.to_string(),
             "--listen",
@@ -347,16 +443,14 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             "--ready-file",
             &path_str(&s1_ready),
         ],
-        &p("s1.log"),
+        &at(dir, "s1.log"),
     )?;
     let s1_addr = servers.wait_ready(&s1_ready, Duration::from_secs(60))?;
-    let t_servers = t.elapsed();
     println!(
         "S2 (pid {}) on {s2_addr}, S1 (pid {}) on {s1_addr}",
         servers.children[0].1.id(),
         servers.children[1].1.id()
     );
-
     let conn = S1Args {
         s1: s1_addr.to_string(),
         timeout_secs: 3600,
@@ -364,14 +458,37 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
         quiet: a.quiet,
         owner: "owner".into(),
         s1_name: None,
-        tls,
+        tls: crate::tls::TlsArgs {
+            pki: Some(owner.pki.clone()),
+            ..Default::default()
+        },
     };
-    let with_logs = |e: CliError, servers: &Servers| CliError(format!("{e}\n{}", servers.logs()));
+    Ok((conn, t.elapsed()))
+}
+
+/// The two jobs and how long the owner waited for each.
+struct DemoJobs {
+    trained: JobSummary,
+    classified: JobSummary,
+    t_train: Duration,
+    t_classify: Duration,
+}
+
+/// Trains (initial weights from the demo's seed, so that the references start from them too)
+/// and classifies the test set, as jobs at S1 — the commands `smlp train` and `smlp classify`.
+fn run_jobs(
+    a: &DemoArgs,
+    dir: &Path,
+    conn: S1Args,
+    fixed: &FixedParams,
+    servers: &Servers,
+) -> CliResult<DemoJobs> {
+    let with_logs = |e: CliError| CliError(format!("{e}\n{}", servers.logs()));
     let t = Instant::now();
     let trained = client::train(&TrainArgs {
         conn: conn.clone(),
         dataset: None,
-        data: Some(p("train.enc")),
+        data: Some(at(dir, "train.enc")),
         hidden: Some(a.hidden.clone()),
         epochs: Some(a.epochs),
         batch: Some(a.batch),
@@ -384,61 +501,88 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
         kappa: a.kappa,
         resume: None,
         detach: false,
-        out: Some(p("model.enc")),
+        out: Some(at(dir, "model.enc")),
     })
-    .map_err(|e| with_logs(e, &servers))?
+    .map_err(with_logs)?
     .ok_or_else(|| CliError("the training job gave no summary".into()))?;
     let t_train = t.elapsed();
     let t = Instant::now();
     let classified = client::classify(&ClassifyArgs {
         conn,
-        model: path_str(&p("model.enc")),
-        data: path_str(&p("test.enc")),
+        model: path_str(&at(dir, "model.enc")),
+        data: path_str(&at(dir, "test.enc")),
         chunk: 32,
         profile: None,
         kappa: a.kappa,
         detach: false,
-        out: Some(p("pred.enc")),
+        out: Some(at(dir, "pred.enc")),
     })
-    .map_err(|e| with_logs(e, &servers))?
+    .map_err(with_logs)?
     .ok_or_else(|| CliError("the classification job gave no summary".into()))?;
-    let t_classify = t.elapsed();
-    servers.stop();
-    // Killed servers cannot remove their ready files.
-    let _ = std::fs::remove_file(&s2_ready);
-    let _ = std::fs::remove_file(&s1_ready);
+    Ok(DemoJobs {
+        trained,
+        classified,
+        t_train,
+        t_classify: t.elapsed(),
+    })
+}
 
+/// The decrypted predictions and model (`smlp decrypt`).
+struct Results {
+    predicted: Vec<usize>,
+    model: Box<ModelJson>,
+}
+
+fn decrypt_results(dir: &Path, secret: &Path) -> CliResult<(Results, Duration)> {
+    // Killed servers cannot remove their ready files.
+    let _ = std::fs::remove_file(at(dir, "s2.addr"));
+    let _ = std::fs::remove_file(at(dir, "s1.addr"));
     let t = Instant::now();
-    let predicted = match decrypt::decrypt(&DecryptArgs {
-        secret_key: secret.clone(),
-        input: p("pred.enc"),
-        out: p("pred.csv"),
-        scores: true,
-    })? {
+    let decrypt = |input: &str, out: &str, scores: bool| {
+        decrypt::decrypt(&DecryptArgs {
+            secret_key: secret.to_path_buf(),
+            input: at(dir, input),
+            out: at(dir, out),
+            scores,
+        })
+    };
+    let predicted = match decrypt("pred.enc", "pred.csv", true)? {
         Decrypted::Predictions(c) => c,
         _ => bail!("pred.enc does not hold predictions"),
     };
-    let model_json = match decrypt::decrypt(&DecryptArgs {
-        secret_key: secret.clone(),
-        input: p("model.enc"),
-        out: p("model.json"),
-        scores: false,
-    })? {
+    let model = match decrypt("model.enc", "model.json", false)? {
         Decrypted::Model(m) => m,
         _ => bail!("model.enc does not hold a model"),
     };
-    let t_decrypt = t.elapsed();
+    Ok((Results { predicted, model }, t.elapsed()))
+}
 
-    // Plaintext references from the same initial weights, data, scaler and sample order.
-    let scaler = Standardizer::load(&scaler_file)?;
-    let train_std = scaler.apply(&train)?;
-    let test_std = scaler.apply(&test)?;
+/// The plaintext references, trained from the same initial weights, data, scaler and sample
+/// order: the fixed-point network (floor rounding) and the f64 network.
+struct References {
+    acc_float: f64,
+    acc_fixed: f64,
+    /// The fixed-point reference's classes of the test samples.
+    predicted: Vec<usize>,
+    fixed: FixedMlp,
+}
+
+fn references(
+    a: &DemoArgs,
+    shape: &Shape,
+    fixed: &FixedParams,
+    scaler_file: &Path,
+    data: &DemoData,
+) -> CliResult<References> {
+    let scaler = Standardizer::load(scaler_file)?;
+    let train_std = scaler.apply(&data.train)?;
+    let test_std = scaler.apply(&data.test)?;
     let fp = FixedPoint::new(fixed.frac_bits, DEFAULT_INT_BITS)?;
     let train_fx = EncodedDataset::encode(&train_std, &fp)?;
     let test_fx = EncodedDataset::encode(&test_std, &fp)?;
     let init = init_fixed(
-        &shape,
-        &fixed,
+        shape,
+        fixed,
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed),
     );
     let opts = TrainOptions {
@@ -448,48 +592,67 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
         start_epoch: 0,
         rounding: Rounding::Floor,
     };
-    let mut fixed_ref = FixedMlp::from_params(init, fixed)?;
+    let mut fixed_ref = FixedMlp::from_params(init, *fixed)?;
     let mut float_ref = FloatMlp::from_fixed(&fixed_ref);
     train_fixed(&mut fixed_ref, &train_fx, &opts, |_, _| {})?;
     train_float(&mut float_ref, &train_std, &opts, |_, _| {})?;
-    let acc_float = accuracy(&float_ref, &test_std.features, &test_std.labels)?;
-    let acc_fixed = accuracy(&fixed_ref, &test_fx.features, &test_fx.labels)?;
-    let ref_pred: Vec<usize> = test_fx
-        .features
+    Ok(References {
+        acc_float: accuracy(&float_ref, &test_std.features, &test_std.labels)?,
+        acc_fixed: accuracy(&fixed_ref, &test_fx.features, &test_fx.labels)?,
+        predicted: test_fx
+            .features
+            .iter()
+            .map(|x| fixed_ref.predict(x))
+            .collect::<Result<_, _>>()?,
+        fixed: fixed_ref,
+    })
+}
+
+/// The accuracy table: f64, fixed point, encrypted; agreement and the largest weight difference.
+fn report(
+    a: &DemoArgs,
+    fixed: &FixedParams,
+    data: &DemoData,
+    results: &Results,
+    refs: &References,
+) {
+    let profile: secure_ops::Profile = a.profile.into();
+    let n_test = data.test.len();
+    let correct = results
+        .predicted
         .iter()
-        .map(|x| fixed_ref.predict(x))
-        .collect::<Result<_, _>>()?;
-    let n_test = test.len();
-    let correct = predicted
-        .iter()
-        .zip(&test.labels)
+        .zip(&data.test.labels)
         .filter(|(p, y)| p == y)
         .count();
-    let agree = predicted
+    let agree = results
+        .predicted
         .iter()
-        .zip(&ref_pred)
+        .zip(&refs.predicted)
         .filter(|(p, r)| p == r)
         .count();
-    let max_dw = model_json
+    let max_dw = results
+        .model
         .layers
         .iter()
-        .zip(&fixed_ref.params.layers)
+        .zip(&refs.fixed.params.layers)
         .flat_map(|(e, r)| {
             let w = e.weights_raw.iter().flatten().zip(r.w.iter().flatten());
             let b = e.biases_raw.iter().zip(r.b.iter());
             w.chain(b).map(|(x, y)| fixed.decode_weight(x - y).abs())
         })
         .fold(0.0, f64::max);
-
-    let steps = (train.len() as u64 * a.epochs).max(1) as f64;
     println!();
     println!("results on {n_test} test samples");
     println!("  {:<44} {:>9}", "model", "accuracy");
-    println!("  {:<44} {:>9}", "plaintext f64 network", pct(acc_float));
+    println!(
+        "  {:<44} {:>9}",
+        "plaintext f64 network",
+        pct(refs.acc_float)
+    );
     println!(
         "  {:<44} {:>9}",
         "fixed-point reference (floor rounding)",
-        pct(acc_fixed)
+        pct(refs.acc_fixed)
     );
     println!(
         "  {:<44} {:>9}",
@@ -508,46 +671,22 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
             " (strict profile: must be 0)"
         }
     );
+}
+
+/// The time table (phase, time, time per sample) and the S1–S2 traffic of the two jobs.
+fn report_times(rows: &[(String, Duration, Option<f64>)], jobs: &DemoJobs) {
     println!();
     println!("  {:<44} {:>12} {:>14}", "phase", "time", "per sample");
-    let row = |name: String, d: Duration, per: Option<f64>| {
+    for (name, d, per) in rows {
         println!(
             "  {:<44} {:>12} {:>14}",
             name,
-            secs(d),
+            secs(*d),
             per.map_or(String::new(), |s| format!("{s:.3} s"))
         );
-    };
-    row(format!("key generation ({} bits)", a.bits), t_keygen, None);
-    row(
-        format!("encrypt training set ({} samples)", e_train.samples),
-        e_train.elapsed,
-        Some(e_train.elapsed.as_secs_f64() / e_train.samples as f64),
-    );
-    row(
-        format!("encrypt test set ({} samples)", e_test.samples),
-        e_test.elapsed,
-        Some(e_test.elapsed.as_secs_f64() / e_test.samples as f64),
-    );
-    row("start S2 and S1".into(), t_servers, None);
-    row(
-        format!(
-            "encrypted training ({} samples × {} epoch(s))",
-            train.len(),
-            a.epochs
-        ),
-        t_train,
-        Some(trained.elapsed.as_secs_f64() / steps),
-    );
-    row(
-        format!("encrypted classification ({n_test} samples)"),
-        t_classify,
-        Some(classified.elapsed.as_secs_f64() / n_test as f64),
-    );
-    row("decrypt predictions and model".into(), t_decrypt, None);
-    row("total".into(), total.elapsed(), None);
-    let tc = &trained.costs;
-    let cc = &classified.costs;
+    }
+    let tc = &jobs.trained.costs;
+    let cc = &jobs.classified.costs;
     println!(
         "  S1↔S2 traffic: training {} round trips, {} ({} up, {} down); classification {} \
          round trips, {}",
@@ -558,5 +697,4 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
         cc.traffic.round_trips,
         bytes(cc.traffic.bytes_sent + cc.traffic.bytes_received)
     );
-    Ok(())
 }

@@ -401,6 +401,11 @@ impl Runner {
                 | ProtocolError::Violation(_)
                 | ProtocolError::Refused { .. },
             ) => Outcome::Failed("S2 refused the computation; S1's log has the detail".into()),
+            SecureError::Callback(_) => Outcome::Failed(
+                "S1 could not store the job's checkpoint (its disk or store); S1's log has the \
+                 detail"
+                    .into(),
+            ),
             _ => Outcome::Failed(e.to_string()),
         }
     }
@@ -443,7 +448,7 @@ impl Runner {
                     if matches!(e, StoreError::Conflict(_)) {
                         abort.set(Stop::Cancelled);
                     }
-                    SecureError::Mismatch(format!("cannot save the checkpoint: {e}"))
+                    SecureError::Callback(format!("S1 cannot save the checkpoint: {e}"))
                 })
         };
         let (mut model, position) = match stored.or(req.resume.clone()) {

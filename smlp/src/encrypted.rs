@@ -61,6 +61,10 @@ pub enum SecureError {
     /// Data, model, key or configuration do not belong together.
     #[error("{0}")]
     Mismatch(String),
+    /// The caller's `on_epoch`/`on_batch` callback failed (saving a checkpoint, say); training
+    /// stopped there, after the last completed batch.
+    #[error("{0}")]
+    Callback(String),
 }
 
 /// Result alias for this module.

@@ -43,17 +43,8 @@ fn session(profile: Profile, fixed: &FixedParams) -> (S1<Mem>, Handle) {
     let (a, b) = channel();
     let (c, d) = channel();
     let sk = key().clone();
-    let h = std::thread::spawn(move || {
-        S2Service::new(
-            sk,
-            S2Options {
-                pool_capacity: 0,
-                pool_workers: 0,
-                ..Default::default()
-            },
-        )
-        .serve(Mem(c, b))
-    });
+    let h =
+        std::thread::spawn(move || S2Service::new(sk, S2Options::without_pool()).serve(Mem(c, b)));
     let params = SessionParams {
         value_bits: fixed.value_bits,
         frac_bits: fixed.frac_bits,
@@ -312,7 +303,7 @@ fn resume_from_checkpoint_equals_uninterrupted_run() {
                     position: 0,
                 },
             )?;
-            Err(SecureError::Mismatch("simulated crash".into()))
+            Err(SecureError::Callback("simulated crash".into()))
         },
     );
     assert!(r.is_err());
@@ -347,7 +338,7 @@ fn resume_from_checkpoint_equals_uninterrupted_run() {
                     config: cfg.clone(),
                     position,
                 });
-                return Err(SecureError::Mismatch("simulated crash".into()));
+                return Err(SecureError::Callback("simulated crash".into()));
             }
             Ok(())
         },

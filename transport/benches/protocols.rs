@@ -147,14 +147,7 @@ struct Bed {
 impl Bed {
     fn new(sk: SecretKey) -> Self {
         let pk = sk.public_key().clone();
-        let svc = Arc::new(S2Service::new(
-            sk,
-            S2Options {
-                pool_capacity: 0,
-                pool_workers: 0,
-                ..Default::default()
-            },
-        ));
+        let svc = Arc::new(S2Service::new(sk, S2Options::without_pool()));
         let s2 = LoopbackS2::tcp(Arc::clone(&svc), ServerOptions::default()).unwrap();
         Bed {
             pk,

@@ -48,14 +48,7 @@ struct S2Server {
 
 impl S2Server {
     fn start(sk: SecretKey) -> Self {
-        let svc = Arc::new(S2Service::new(
-            sk,
-            S2Options {
-                pool_capacity: 0,
-                pool_workers: 0,
-                ..Default::default()
-            },
-        ));
+        let svc = Arc::new(S2Service::new(sk, S2Options::without_pool()));
         let options = ServerOptions {
             channel: TcpOptions::default().with_read_timeout(Some(Duration::from_secs(60))),
             grace_period: Duration::from_secs(10),

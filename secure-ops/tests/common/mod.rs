@@ -42,17 +42,7 @@ pub type Running =
 pub fn spawn_s2(sk: &SecretKey) -> (Mem, Running) {
     let (c1, c2) = pair();
     let sk2 = sk.clone();
-    let h = std::thread::spawn(move || {
-        S2Service::new(
-            sk2,
-            S2Options {
-                pool_capacity: 0,
-                pool_workers: 0,
-                ..Default::default()
-            },
-        )
-        .serve(c2)
-    });
+    let h = std::thread::spawn(move || S2Service::new(sk2, S2Options::without_pool()).serve(c2));
     (c1, h)
 }
 
