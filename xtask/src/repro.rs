@@ -255,9 +255,17 @@ fn fmt_secs(s: f64) -> String {
     }
 }
 
-pub fn run(args: &ReproArgs) -> Result<ExitCode> {
-    let start = Instant::now();
-    let fixed = FixedParams::default();
+/// The run's configuration, data and output directory, resolved from the arguments (and
+/// announced).
+struct Setup {
+    config: Config,
+    data: Data,
+    shape: Shape,
+    rounding: Rounding,
+    out_dir: PathBuf,
+}
+
+fn setup(args: &ReproArgs, fixed: &FixedParams) -> Result<Setup> {
     let bits = args
         .bits
         .unwrap_or(if args.quick { QUICK_BITS } else { 2048 });
@@ -285,7 +293,7 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
 
-    let data = harness::wdbc(Some(train_n), test_n, args.seed, &fixed)?;
+    let data = harness::wdbc(Some(train_n), test_n, args.seed, fixed)?;
     let shape = Shape::new(vec![data.train.num_features(), args.hidden, 1])?;
     let rounding = match args.profile {
         Profile::Strict => Rounding::Floor,
@@ -348,31 +356,42 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
         config.rayon_threads,
         out_dir.display()
     );
-
-    // Initial weights shared by all three networks.
-    let init = init_fixed(
-        &shape,
-        &fixed,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed),
-    );
-    let init_model = FixedMlp::from_params(init.clone(), fixed)?;
-    let opts = TrainOptions {
-        epochs,
-        batch: args.batch,
-        seed: args.seed,
-        start_epoch: 0,
+    Ok(Setup {
+        config,
+        data,
+        shape,
         rounding,
-    };
+        out_dir,
+    })
+}
 
+/// The plaintext references trained from the same initial weights: (a) the f64 network and (b)
+/// the fixed-point network, with their evaluation and weights after every epoch.
+struct References {
+    float_evals: Vec<Eval>,
+    float_params: Vec<Params<f64>>,
+    fixed_evals: Vec<Eval>,
+    fixed_params: Vec<Params<i128>>,
+    fixed_model: FixedMlp,
+    float_s: f64,
+    fixed_s: f64,
+}
+
+fn references(
+    init_model: &FixedMlp,
+    data: &Data,
+    opts: &TrainOptions,
+    reference_rounding: &str,
+) -> Result<References> {
     // (a) f64 reference.
     println!("[1/4] f64 reference");
     let t = Instant::now();
-    let mut float_model = FloatMlp::from_fixed(&init_model);
-    let mut float_evals = vec![eval_float(&float_model, &data, 0)?];
+    let mut float_model = FloatMlp::from_fixed(init_model);
+    let mut float_evals = vec![eval_float(&float_model, data, 0)?];
     let mut float_params = vec![float_model.params.clone()];
     let mut err = None;
-    train_float(&mut float_model, &data.train, &opts, |st, m| {
-        match eval_float(m, &data, st.epoch + 1) {
+    train_float(&mut float_model, &data.train, opts, |st, m| {
+        match eval_float(m, data, st.epoch + 1) {
             Ok(e) => float_evals.push(e),
             Err(e) => err = Some(e),
         }
@@ -384,16 +403,13 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
     let float_s = t.elapsed().as_secs_f64();
 
     // (b) fixed-point reference.
-    println!(
-        "[2/4] fixed-point reference ({})",
-        config.reference_rounding
-    );
+    println!("[2/4] fixed-point reference ({})", reference_rounding);
     let t = Instant::now();
     let mut fixed_model = init_model.clone();
-    let mut fixed_evals = vec![eval_fixed(&fixed_model, &data, 0)?];
+    let mut fixed_evals = vec![eval_fixed(&fixed_model, data, 0)?];
     let mut fixed_params = vec![fixed_model.params.clone()];
-    train_fixed(&mut fixed_model, &data.train_enc, &opts, |st, m| {
-        match eval_fixed(m, &data, st.epoch + 1) {
+    train_fixed(&mut fixed_model, &data.train_enc, opts, |st, m| {
+        match eval_fixed(m, data, st.epoch + 1) {
             Ok(e) => fixed_evals.push(e),
             Err(e) => err = Some(e),
         }
@@ -413,6 +429,53 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
             x.accuracy * 100.0
         );
     }
+    Ok(References {
+        float_evals,
+        float_params,
+        fixed_evals,
+        fixed_params,
+        fixed_model,
+        float_s,
+        fixed_s,
+    })
+}
+
+pub fn run(args: &ReproArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    let fixed = FixedParams::default();
+    let Setup {
+        config,
+        data,
+        shape,
+        rounding,
+        out_dir,
+    } = setup(args, &fixed)?;
+    let (bits, epochs) = (config.bits, config.epochs);
+    // Initial weights shared by all three networks.
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed),
+    );
+    let init_model = FixedMlp::from_params(init.clone(), fixed)?;
+    let opts = TrainOptions {
+        epochs,
+        batch: args.batch,
+        seed: args.seed,
+        start_epoch: 0,
+        rounding,
+    };
+
+    let refs = references(&init_model, &data, &opts, &config.reference_rounding)?;
+    let References {
+        float_evals,
+        float_params,
+        fixed_evals,
+        fixed_params,
+        fixed_model,
+        float_s,
+        fixed_s,
+    } = refs;
 
     // (c) encrypted training.
     println!("[3/4] encrypted training, S1 and S2 over TLS on loopback");
