@@ -467,15 +467,6 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
     };
 
     let refs = references(&init_model, &data, &opts, &config.reference_rounding)?;
-    let References {
-        float_evals,
-        float_params,
-        fixed_evals,
-        fixed_params,
-        fixed_model,
-        float_s,
-        fixed_s,
-    } = refs;
 
     // (c) encrypted training.
     println!("[3/4] encrypted training, S1 and S2 over TLS on loopback");
@@ -517,10 +508,10 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
     let mut enc_evals = vec![eval_fixed(&init_model, &data, 0)?];
     let fw_scale = (fixed.weight_frac_bits() as f64).exp2();
     let diff_at = |e: u64, enc: &Params<i128>| -> WeightDiff {
-        let units = max_abs_diff(enc, &fixed_params[e as usize]);
-        let fixed_float_real = fixed_params[e as usize]
+        let units = max_abs_diff(enc, &refs.fixed_params[e as usize]);
+        let fixed_float_real = refs.fixed_params[e as usize]
             .iter()
-            .zip(float_params[e as usize].iter())
+            .zip(refs.float_params[e as usize].iter())
             .map(|(&w, &f)| (fixed.decode_weight(w) - f).abs())
             .fold(0.0, f64::max);
         WeightDiff {
@@ -579,11 +570,11 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
             fmt_secs(secs),
             secs / n as f64,
             ev.loss,
-            fixed_evals[(e + 1) as usize].loss,
-            float_evals[(e + 1) as usize].loss,
+            refs.fixed_evals[(e + 1) as usize].loss,
+            refs.float_evals[(e + 1) as usize].loss,
             ev.accuracy * 100.0,
-            fixed_evals[(e + 1) as usize].accuracy * 100.0,
-            float_evals[(e + 1) as usize].accuracy * 100.0,
+            refs.fixed_evals[(e + 1) as usize].accuracy * 100.0,
+            refs.float_evals[(e + 1) as usize].accuracy * 100.0,
             d.enc_fixed_units,
             fixed.weight_frac_bits()
         );
@@ -622,7 +613,7 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
     let mut max_score_diff = 0i128;
     let f_scale = (fixed.frac_bits as f64).exp2();
     for ((x, &c), s) in data.test_enc.features.iter().zip(&classes).zip(&scores) {
-        agree_ref += usize::from(fixed_model.predict(x)? == c);
+        agree_ref += usize::from(refs.fixed_model.predict(x)? == c);
         agree_plain += usize::from(final_plain.predict(x)? == c);
         for (o, sv) in final_plain.output(x)?.iter().zip(s) {
             max_score_diff = max_score_diff.max((o - (sv * f_scale).round() as i128).abs());
@@ -656,8 +647,8 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
         keygen_s: key.seconds,
         encrypt_data_s,
         encrypt_weights_s,
-        float_reference_s: float_s,
-        fixed_reference_s: fixed_s,
+        float_reference_s: refs.float_s,
+        fixed_reference_s: refs.fixed_s,
         train_sample_median_s: median(&sample_times),
         train_sample_mean_s: epoch_s.iter().sum::<f64>() / processed as f64,
         train_sample_min_s: lo,
@@ -688,8 +679,8 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
 
     let mut report = Report {
         config,
-        float: float_evals,
-        fixed: fixed_evals,
+        float: refs.float_evals,
+        fixed: refs.fixed_evals,
         encrypted: enc_evals,
         weight_diff: diffs,
         train_samples_processed: processed,
