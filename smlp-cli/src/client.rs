@@ -578,18 +578,10 @@ fn from_ckpt<T: PartialEq + Clone + std::fmt::Debug>(
     }
 }
 
-/// Runs `smlp train`.
-pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
-    let conn = &args.conn;
-    let ckpt: Option<Checkpoint> = match &args.resume {
-        Some(p) => Some(read_file(&CHECKPOINT, p)?),
-        None => None,
-    };
-    let local: Option<EncryptedDataset> = match &args.data {
-        Some(p) => Some(read_file(&DATASET, p)?),
-        None => None,
-    };
-    let cm = ckpt.as_ref().map(|c| &c.model);
+/// The job's settings from the arguments; with a checkpoint to resume, each setting not given
+/// is the checkpoint's, and one given must agree with it (`--epochs` is the new total).
+fn spec_of(args: &TrainArgs, ckpt: Option<&Checkpoint>) -> CliResult<TrainSpec> {
+    let cm = ckpt.map(|c| &c.model);
     let hidden = from_ckpt(
         &args.hidden,
         cm.map(|m| m.shape.sizes()[1..m.shape.sizes().len() - 1].to_vec()),
@@ -599,16 +591,11 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     let epochs = from_ckpt(
         &args.epochs,
         None,
-        ckpt.as_ref().map_or(1, |c| c.config.epochs),
+        ckpt.map_or(1, |c| c.config.epochs),
         "epochs",
     )?;
-    let batch = from_ckpt(
-        &args.batch,
-        ckpt.as_ref().map(|c| c.config.batch),
-        1,
-        "batch",
-    )?;
-    let seed = from_ckpt(&args.seed, ckpt.as_ref().map(|c| c.config.seed), 1, "seed")?;
+    let batch = from_ckpt(&args.batch, ckpt.map(|c| c.config.batch), 1, "batch")?;
+    let seed = from_ckpt(&args.seed, ckpt.map(|c| c.config.seed), 1, "seed")?;
     let lr_shift = from_ckpt(&args.lr_shift, cm.map(|m| m.fixed.lr.shift), 6, "lr-shift")?;
     let lr_num = from_ckpt(&args.lr_num, cm.map(|m| m.fixed.lr.num), 1, "lr-num")?;
     let value_bits = from_ckpt(
@@ -623,6 +610,31 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
         Profile::Fast,
         "profile",
     )?;
+    Ok(TrainSpec {
+        hidden,
+        epochs,
+        batch,
+        seed,
+        lr: LearningRate::new(lr_num, lr_shift)?,
+        value_bits,
+        profile,
+        kappa: args.kappa,
+        init_seed: args.init_seed,
+    })
+}
+
+/// Runs `smlp train`.
+pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
+    let conn = &args.conn;
+    let ckpt: Option<Checkpoint> = match &args.resume {
+        Some(p) => Some(read_file(&CHECKPOINT, p)?),
+        None => None,
+    };
+    let local: Option<EncryptedDataset> = match &args.data {
+        Some(p) => Some(read_file(&DATASET, p)?),
+        None => None,
+    };
+    let spec = spec_of(args, ckpt.as_ref())?;
     if let Some(d) = &local {
         if d.is_empty() {
             bail!(
@@ -649,17 +661,7 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
         }
         _ => bail!("give --dataset ID or --data FILE"),
     };
-    let spec = TrainSpec {
-        hidden,
-        epochs,
-        batch,
-        seed,
-        lr: LearningRate::new(lr_num, lr_shift)?,
-        value_bits,
-        profile,
-        kappa: args.kappa,
-        init_seed: args.init_seed,
-    };
+    let (profile, epochs) = (spec.profile, spec.epochs);
     let req = train_request(
         c.public_key(),
         dataset,
