@@ -63,6 +63,6 @@ pub use params::{
 };
 pub use s1::{Job, S1};
 pub use s2::{
-    S2Observer, S2Options, S2Policy, S2Service, S2View, SessionSummary, MAX_REQUEST_OUTPUTS,
-    MAX_REQUEST_VALUES, MAX_REQUEST_WORK,
+    S2Observer, S2Options, S2Policy, S2Service, S2Session, S2View, SessionSummary, Step,
+    MAX_REQUEST_OUTPUTS, MAX_REQUEST_VALUES, MAX_REQUEST_WORK,
 };

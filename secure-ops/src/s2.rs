@@ -217,50 +217,16 @@ impl S2Service {
     /// limits or a value out of its range: S2 tells S1 why, then ends the session
     /// ([`ProtocolError::Refused`]).
     pub fn serve<C: Channel>(&self, mut chan: C) -> Result<SessionSummary, ProtocolError> {
-        let params = match chan.recv_msg::<Request>() {
-            Ok(Request::Hello {
-                version,
-                fingerprint,
-                params,
-            }) => {
-                let pk = self.sk.public_key();
-                let refusal = if version != PROTOCOL_VERSION {
-                    Some(format!("protocol version {version} is not supported (S2 speaks {PROTOCOL_VERSION})"))
-                } else if fingerprint != pk.fingerprint() {
-                    Some(format!(
-                        "public key mismatch: S1 uses key {fingerprint}, S2 holds the secret key of {}",
-                        pk.fingerprint()
-                    ))
-                } else {
-                    params
-                        .validate(pk.bits())
-                        .err()
-                        .or_else(|| self.policy.refusal(&params))
-                };
-                if let Some(msg) = refusal {
-                    let _ = chan.send_msg(&Response::Error(msg.clone()));
-                    return Err(ProtocolError::Handshake(msg));
-                }
-                params
+        // Not even a hello: nothing is said to whatever sent it.
+        let hello = chan.recv_msg::<Request>()?;
+        let (mut session, welcome) = match self.open(hello) {
+            Ok(opened) => opened,
+            Err((reply, error)) => {
+                let _ = chan.send_msg(&reply);
+                return Err(error);
             }
-            Ok(other) => {
-                let msg = format!("expected Hello, got {}", request_name(&other));
-                let _ = chan.send_msg(&Response::Error(msg.clone()));
-                return Err(ProtocolError::Handshake(msg));
-            }
-            // Not even a hello: nothing is said to whatever sent it.
-            Err(e) => return Err(e.into()),
         };
-        chan.send_msg(&Response::HelloOk)?;
-        let session = Session {
-            svc: self,
-            params,
-            counter: OpCounter::default(),
-        };
-        let mut summary = SessionSummary {
-            params: Some(params),
-            ..Default::default()
-        };
+        chan.send_msg(&welcome)?;
         loop {
             let req = match chan.recv_msg::<Request>() {
                 Ok(r) => r,
@@ -276,43 +242,150 @@ impl S2Service {
                 }
                 Err(e) => return Err(e.into()),
             };
-            summary.requests += 1;
-            let op = req.sub_protocol();
-            let answer = match req {
-                Request::Bye => break,
-                Request::Hello { .. } => Err(Refusal::Bad("session already open".into())),
-                Request::Stats => {
-                    chan.send_msg(&Response::Stats(session.counter.snapshot()))?;
-                    continue;
-                }
-                Request::Eval {
-                    packs,
-                    slot_bits,
-                    count,
-                    op,
-                } => session.eval(&packs, slot_bits, count as usize, &op),
-                Request::ZeroTest { groups } => session.zero_test(&groups),
-                Request::Random { draws } => session.random(&draws),
-                Request::AssertZero { cts } => session.assert_zero(&cts),
-            };
-            match answer {
-                Ok(v) => chan.send_msg(&Response::Ciphertexts(v))?,
-                Err(refusal) => {
-                    let (resp, why, out_of_range) = match refusal {
-                        Refusal::Range(m) => (Response::OutOfRange(m.clone()), m, true),
-                        Refusal::Bad(m) => (Response::Error(m.clone()), m, false),
-                    };
-                    let _ = chan.send_msg(&resp);
-                    return Err(ProtocolError::Refused {
-                        op,
-                        why,
-                        out_of_range,
-                    });
+            match session.handle(req) {
+                Step::Reply(r) => chan.send_msg(&r)?,
+                Step::Close => break,
+                Step::Refuse { reply, error } => {
+                    let _ = chan.send_msg(&reply);
+                    return Err(error);
                 }
             }
         }
-        summary.counts = session.counter.snapshot();
-        Ok(summary)
+        Ok(session.summary())
+    }
+
+    /// The session's opening without I/O: checks S1's `Hello` (version, key, parameters, this
+    /// S2's [`S2Policy`]) and returns the session and the `HelloOk` to send, or the reply that
+    /// refuses it and the error. [`serve`](Self::serve) is this, [`S2Session::handle`] and a
+    /// channel.
+    #[allow(clippy::result_large_err)]
+    pub fn open(
+        &self,
+        hello: Request,
+    ) -> Result<(S2Session<'_>, Response), (Response, ProtocolError)> {
+        let refuse = |msg: String| (Response::Error(msg.clone()), ProtocolError::Handshake(msg));
+        let params = match hello {
+            Request::Hello {
+                version,
+                fingerprint,
+                params,
+            } => {
+                let pk = self.sk.public_key();
+                let refusal = if version != PROTOCOL_VERSION {
+                    Some(format!("protocol version {version} is not supported (S2 speaks {PROTOCOL_VERSION})"))
+                } else if fingerprint != pk.fingerprint() {
+                    Some(format!(
+                        "public key mismatch: S1 uses key {fingerprint}, S2 holds the secret key of {}",
+                        pk.fingerprint()
+                    ))
+                } else {
+                    params
+                        .validate(pk.bits())
+                        .err()
+                        .or_else(|| self.policy.refusal(&params))
+                };
+                if let Some(msg) = refusal {
+                    return Err(refuse(msg));
+                }
+                params
+            }
+            other => {
+                return Err(refuse(format!(
+                    "expected Hello, got {}",
+                    request_name(&other)
+                )))
+            }
+        };
+        let session = Session {
+            svc: self,
+            params,
+            counter: OpCounter::default(),
+        };
+        Ok((
+            S2Session {
+                session,
+                requests: 0,
+            },
+            Response::HelloOk,
+        ))
+    }
+}
+
+/// What S2 does with one request of an open session ([`S2Session::handle`]).
+#[derive(Debug)]
+pub enum Step {
+    /// Send this answer and wait for the next request.
+    Reply(Response),
+    /// S1 said goodbye: the session is over.
+    Close,
+    /// Send this refusal, then end the session with this error (a malformed request, one beyond
+    /// the limits or the session's profile, or a value out of its range).
+    Refuse {
+        /// The answer that tells S1 why.
+        reply: Response,
+        /// The session's error.
+        error: ProtocolError,
+    },
+}
+
+/// One S1 session at S2 without I/O: each request in, one [`Step`] out — S2 as a function of
+/// the request, testable without a channel.
+pub struct S2Session<'a> {
+    session: Session<'a>,
+    requests: u64,
+}
+
+impl S2Session<'_> {
+    /// The session's parameters (agreed in the handshake).
+    pub fn params(&self) -> &SessionParams {
+        &self.session.params
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, req: Request) -> Step {
+        self.requests += 1;
+        let session = &self.session;
+        let op = req.sub_protocol();
+        let answer = match req {
+            Request::Bye => return Step::Close,
+            Request::Hello { .. } => Err(Refusal::Bad("session already open".into())),
+            Request::Stats => return Step::Reply(Response::Stats(session.counter.snapshot())),
+            Request::Eval {
+                packs,
+                slot_bits,
+                count,
+                op,
+            } => session.eval(&packs, slot_bits, count as usize, &op),
+            Request::ZeroTest { groups } => session.zero_test(&groups),
+            Request::Random { draws } => session.random(&draws),
+            Request::AssertZero { cts } => session.assert_zero(&cts),
+        };
+        match answer {
+            Ok(v) => Step::Reply(Response::Ciphertexts(v)),
+            Err(refusal) => {
+                let (reply, why, out_of_range) = match refusal {
+                    Refusal::Range(m) => (Response::OutOfRange(m.clone()), m, true),
+                    Refusal::Bad(m) => (Response::Error(m.clone()), m, false),
+                };
+                Step::Refuse {
+                    reply,
+                    error: ProtocolError::Refused {
+                        op,
+                        why,
+                        out_of_range,
+                    },
+                }
+            }
+        }
+    }
+
+    /// What the session did so far.
+    pub fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            requests: self.requests,
+            counts: self.session.counter.snapshot(),
+            params: Some(self.session.params),
+        }
     }
 }
 

@@ -1,0 +1,174 @@
+//! S2 without I/O: `S2Service::open` answers the Hello and `S2Session::handle` maps each request
+//! to one step, so the protocols run with S1 and S2 in one thread, S2 called as a function of
+//! S1's requests — no channel, no thread, no socket.
+
+mod common;
+use common::*;
+use secure_ops::messages::{Request, Response};
+use secure_ops::{
+    Channel, ChannelError, Job, Profile, ProtocolError, S2Options, S2Service, S2Session,
+    SessionParams, Step, SubProtocol, PROTOCOL_VERSION, S1,
+};
+use std::collections::VecDeque;
+
+/// S1's "channel": every frame S1 sends is decoded and handed to S2's `handle` at once; the
+/// answer waits to be received.
+struct Direct<'a> {
+    svc: &'a S2Service,
+    session: Option<S2Session<'a>>,
+    replies: VecDeque<Vec<u8>>,
+    closed: bool,
+}
+
+impl Channel for Direct<'_> {
+    fn send_frame(&mut self, frame: &[u8]) -> Result<(), ChannelError> {
+        if self.closed {
+            return Err(ChannelError::Closed);
+        }
+        let req: Request = postcard::from_bytes(frame).expect("S1 sends well-formed requests");
+        let reply = match self.session.as_mut() {
+            None => match self.svc.open(req) {
+                Ok((session, welcome)) => {
+                    self.session = Some(session);
+                    welcome
+                }
+                Err((reply, _)) => {
+                    self.closed = true;
+                    reply
+                }
+            },
+            Some(session) => match session.handle(req) {
+                Step::Reply(r) => r,
+                Step::Close => {
+                    self.closed = true;
+                    return Ok(());
+                }
+                Step::Refuse { reply, .. } => {
+                    self.closed = true;
+                    reply
+                }
+            },
+        };
+        self.replies
+            .push_back(postcard::to_stdvec(&reply).expect("responses encode"));
+        Ok(())
+    }
+
+    fn recv_frame(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.replies.pop_front().ok_or(ChannelError::Closed)
+    }
+}
+
+fn params(profile: Profile) -> SessionParams {
+    SessionParams {
+        value_bits: 40,
+        frac_bits: 16,
+        kappa: 40,
+        profile,
+    }
+}
+
+#[test]
+fn protocols_run_with_s2_as_a_function_of_the_requests() {
+    let sk = key();
+    let pk = sk.public_key().clone();
+    let svc = S2Service::new(sk.clone(), S2Options::without_pool());
+    for profile in [Profile::Fast, Profile::Strict] {
+        let direct = Direct {
+            svc: &svc,
+            session: None,
+            replies: VecDeque::new(),
+            closed: false,
+        };
+        let mut s1 = S1::connect(pk.clone(), direct, params(profile)).unwrap();
+        // SecDot: a 2 × 3 matrix times a vector, against the plaintext product.
+        let m = [3i64, -1, 4, 1, -5, 9];
+        let v = [2i64, -6, 5];
+        let out = s1
+            .products(
+                &[&enc(&pk, &m), &enc(&pk, &v)],
+                &[Job::MatVec {
+                    mat: 0,
+                    vec: 1,
+                    rows: 2,
+                    cols: 3,
+                }],
+                false,
+            )
+            .unwrap();
+        let want: Vec<i64> = m
+            .chunks(3)
+            .map(|r| r.iter().zip(&v).map(|(a, b)| a * b).sum())
+            .collect();
+        let got: Vec<i64> = out[0].iter().map(|c| sk.decrypt_i64(c).unwrap()).collect();
+        assert_eq!(got, want, "{profile}");
+        // SecReLU, against max(x, 0).
+        let xs = [-7i64, 0, 12, -1, 300];
+        let relu = s1.relu(&enc(&pk, &xs)).unwrap();
+        let got: Vec<i64> = relu.0.iter().map(|c| sk.decrypt_i64(c).unwrap()).collect();
+        assert_eq!(got, xs.map(|x| x.max(0)).to_vec(), "{profile}");
+        s1.close().unwrap();
+    }
+}
+
+#[test]
+fn open_and_handle_refuse_without_a_channel() {
+    let sk = key();
+    let svc = S2Service::new(sk.clone(), S2Options::without_pool());
+    let hello = |version| Request::Hello {
+        version,
+        fingerprint: sk.public_key().fingerprint(),
+        params: params(Profile::Fast),
+    };
+    // A wrong version, and anything but a Hello first, are refused with a reason.
+    match svc.open(hello(PROTOCOL_VERSION + 1)) {
+        Err((Response::Error(m), ProtocolError::Handshake(_))) => {
+            assert!(m.contains("version"), "{m}")
+        }
+        other => panic!("{:?}", other.map(|(_, r)| r)),
+    }
+    assert!(matches!(
+        svc.open(Request::Stats),
+        Err((Response::Error(_), _))
+    ));
+    let (mut session, welcome) = svc
+        .open(hello(PROTOCOL_VERSION))
+        .map_err(|(r, _)| r)
+        .unwrap();
+    assert!(matches!(welcome, Response::HelloOk));
+    assert!(matches!(
+        session.handle(Request::Stats),
+        Step::Reply(Response::Stats(_))
+    ));
+    // A second Hello ends the session: refused, with no sub-protocol named.
+    match session.handle(hello(PROTOCOL_VERSION)) {
+        Step::Refuse {
+            reply: Response::Error(_),
+            error: ProtocolError::Refused { op: None, .. },
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    // An evaluation names its sub-protocol when refused (an empty products request).
+    let (mut session, _) = svc
+        .open(hello(PROTOCOL_VERSION))
+        .map_err(|(r, _)| r)
+        .unwrap();
+    let bad = Request::Eval {
+        packs: vec![],
+        slot_bits: 64,
+        count: 0,
+        op: secure_ops::messages::Op::Products {
+            jobs: vec![],
+            negate: vec![],
+        },
+    };
+    match session.handle(bad) {
+        Step::Refuse {
+            error: ProtocolError::Refused { op, .. },
+            ..
+        } => assert_eq!(op, Some(SubProtocol::SecMul)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(session.summary().requests, 1);
+    assert!(matches!(session.handle(Request::Bye), Step::Close));
+}
