@@ -15,7 +15,7 @@ use paillier::{Ciphertext, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use secure_ops::messages::{Op, Request, Response, WireJob};
-use secure_ops::{Channel, ChannelExt, Profile, SessionParams, PROTOCOL_VERSION};
+use secure_ops::{Channel, ChannelExt, Profile, PROTOCOL_VERSION};
 use std::time::{Duration, Instant};
 
 /// The fuzzing budget: at least `cases` inputs, and more until `SMLP_FUZZ_SECONDS` have passed.
@@ -45,15 +45,6 @@ impl Budget {
     }
 }
 
-fn params(profile: Profile) -> SessionParams {
-    SessionParams {
-        value_bits: 40,
-        frac_bits: 16,
-        kappa: 40,
-        profile,
-    }
-}
-
 /// Runs one S2 session on `frames` (after a valid hello) and checks that S2 neither panics nor
 /// takes longer than the bound; returns the responses.
 fn run_session(profile: Profile, frames: Vec<Vec<u8>>, seed: u64) -> Vec<Response> {
@@ -62,7 +53,7 @@ fn run_session(profile: Profile, frames: Vec<Vec<u8>>, seed: u64) -> Vec<Respons
     c1.send_msg(&Request::Hello {
         version: PROTOCOL_VERSION,
         fingerprint: key().public_key().fingerprint(),
-        params: params(profile),
+        params: small_params(profile),
     })
     .unwrap();
     assert!(matches!(

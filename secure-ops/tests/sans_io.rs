@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use secure_ops::messages::{Request, Response};
 use secure_ops::{
-    Channel, ChannelError, Job, Profile, ProtocolError, S2Options, S2Service, S2Session,
-    SessionParams, Step, SubProtocol, PROTOCOL_VERSION, S1,
+    Channel, ChannelError, Job, Profile, ProtocolError, S2Options, S2Service, S2Session, Step,
+    SubProtocol, PROTOCOL_VERSION, S1,
 };
 use std::collections::VecDeque;
 
@@ -59,15 +59,6 @@ impl Channel for Direct<'_> {
     }
 }
 
-fn params(profile: Profile) -> SessionParams {
-    SessionParams {
-        value_bits: 40,
-        frac_bits: 16,
-        kappa: 40,
-        profile,
-    }
-}
-
 #[test]
 fn protocols_run_with_s2_as_a_function_of_the_requests() {
     let sk = key();
@@ -80,7 +71,7 @@ fn protocols_run_with_s2_as_a_function_of_the_requests() {
             replies: VecDeque::new(),
             closed: false,
         };
-        let mut s1 = S1::connect(pk.clone(), direct, params(profile)).unwrap();
+        let mut s1 = S1::connect(pk.clone(), direct, small_params(profile)).unwrap();
         // SecDot: a 2 × 3 matrix times a vector, against the plaintext product.
         let m = [3i64, -1, 4, 1, -5, 9];
         let v = [2i64, -6, 5];
@@ -118,7 +109,7 @@ fn open_and_handle_refuse_without_a_channel() {
     let hello = |version| Request::Hello {
         version,
         fingerprint: sk.public_key().fingerprint(),
-        params: params(Profile::Fast),
+        params: small_params(Profile::Fast),
     };
     // A wrong version, and anything but a Hello first, are refused with a reason.
     match svc.open(hello(PROTOCOL_VERSION + 1)) {

@@ -4,7 +4,7 @@
 use paillier::Encrypt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use rand::SeedableRng;
-use secure_ops::{Channel, ChannelError, S2Options, S2Service, SessionParams, S1};
+use secure_ops::{Channel, ChannelError, Profile, S2Options, S2Service, SessionParams, S1};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::OnceLock;
 
@@ -66,4 +66,15 @@ pub fn dec(v: &[Ciphertext]) -> Vec<i128> {
     v.iter()
         .map(|c| i128::try_from(key().decrypt(c).unwrap()).unwrap())
         .collect()
+}
+
+/// Small session parameters for tests: ℓ = 40, f = 16, κ = 40.
+#[allow(dead_code)]
+pub fn small_params(profile: Profile) -> SessionParams {
+    SessionParams {
+        value_bits: 40,
+        frac_bits: 16,
+        kappa: 40,
+        profile,
+    }
 }
