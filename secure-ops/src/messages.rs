@@ -202,6 +202,7 @@ impl ExactSizeIterator for Terms {}
 
 /// The sub-protocols, by the paper's names (and the helpers the constructions need): what S1
 /// requests, S2 serves, errors report, logs and the leakage observer ([`crate::S2View`]) name.
+/// Argmax is not among them: S1 builds it from SecReLU or SecCompare requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SubProtocol {
     /// SecMul and SecDot: products of encrypted operands (element-wise, matrix × vector, batched
@@ -221,8 +222,6 @@ pub enum SubProtocol {
     ZeroTest,
     /// Random values drawn by S2 (secret initial weights).
     RandomValues,
-    /// Argmax over encrypted scores (k > 2 classes), from SecCompare or SecReLU.
-    Argmax,
 }
 
 impl SubProtocol {
@@ -237,7 +236,6 @@ impl SubProtocol {
             SubProtocol::RangeCheck => "SecCompare range check",
             SubProtocol::ZeroTest => "DGK zero test",
             SubProtocol::RandomValues => "random values",
-            SubProtocol::Argmax => "argmax",
         }
     }
 }

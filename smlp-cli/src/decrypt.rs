@@ -6,7 +6,6 @@ use crate::keys::load_secret;
 use clap::Args;
 use paillier::format::{open, write_atomic, MAGIC, PUBLIC_KEY, SECRET_KEY};
 use paillier::SecretKey;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use smlp::encrypted::{
     Checkpoint, EncryptedDataset, EncryptedModel, EncryptedPredictions, CHECKPOINT, DATASET, MODEL,
@@ -275,24 +274,18 @@ fn write_json(out: &Path, json: &ModelJson) -> CliResult<()> {
 }
 
 fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResult<()> {
-    d.check(sk.public_key(), false)?;
     let scale = f64::from(d.frac_bits).exp2();
     let rows: Vec<String> = d
-        .samples
-        .par_iter()
-        .map(|s| {
+        .decrypt(sk)?
+        .into_iter()
+        .map(|(x, y)| {
             let mut row = String::new();
-            for (j, c) in s.x.iter().enumerate() {
-                let v = sk.decrypt_i64(c)?;
+            for (j, v) in x.iter().enumerate() {
                 if j > 0 {
                     row.push(',');
                 }
-                write!(row, "{}", v as f64 / scale).expect("string write");
+                write!(row, "{}", *v as f64 / scale).expect("string write");
             }
-            let y: Vec<i64> =
-                s.y.iter()
-                    .map(|c| sk.decrypt_i64(c))
-                    .collect::<Result<_, _>>()?;
             let label = match y.len() {
                 0 => String::new(),
                 1 => (y[0] as f64 / scale).to_string(),
@@ -302,9 +295,9 @@ fn decrypt_dataset(sk: &SecretKey, d: &EncryptedDataset, out: &Path) -> CliResul
                     .map_or(String::new(), |c| c.to_string()),
             };
             write!(row, ",{label}").expect("string write");
-            Ok(row)
+            row
         })
-        .collect::<Result<_, paillier::Error>>()?;
+        .collect();
     let mut csv: String = (0..d.features).map(|j| format!("x{j},")).collect();
     csv.push_str("label\n");
     for r in rows {

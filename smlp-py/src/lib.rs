@@ -186,8 +186,7 @@ impl SecretKey {
 
     /// Writes only the secret key file (0600).
     fn save_secret(&self, path: PathBuf) -> PyResult<()> {
-        let bytes = seal(&SECRET_KEY, &self.inner).map_err(err)?;
-        paillier::format::write_atomic(&path, &bytes, true).map_err(err)
+        write_file(&SECRET_KEY, &path, &self.inner).map_err(err)
     }
 
     /// The public key.
@@ -662,42 +661,14 @@ fn decrypt_dataset(
     secret_key: &SecretKey,
     dataset: &EncryptedDataset,
 ) -> PyResult<(Vec<Vec<f64>>, Option<Vec<Vec<f64>>>)> {
-    let sk = &secret_key.inner;
     let d = &dataset.inner;
     let scale = f64::from(d.frac_bits).exp2();
-    py.detach(|| -> Result<_, smlp::encrypted::SecureError> {
-        d.check(sk.public_key(), false)?;
-        let dec = |v: &[Ciphertext]| -> Result<Vec<f64>, paillier::Error> {
-            v.iter()
-                .map(|c| {
-                    let m = sk.decrypt(c)?;
-                    Ok(num_traits_f64(&m) / scale)
-                })
-                .collect()
-        };
-        let x = d
-            .samples
-            .iter()
-            .map(|s| dec(&s.x))
-            .collect::<Result<Vec<_>, _>>()?;
-        let labelled = d.samples.first().is_some_and(|s| !s.y.is_empty());
-        let y = if labelled {
-            Some(
-                d.samples
-                    .iter()
-                    .map(|s| dec(&s.y))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        } else {
-            None
-        };
-        Ok((x, y))
-    })
-    .map_err(err)
-}
-
-fn num_traits_f64(m: &paillier::BigInt) -> f64 {
-    m.to_string().parse::<f64>().unwrap_or(f64::NAN)
+    let samples = py.detach(|| d.decrypt(&secret_key.inner)).map_err(err)?;
+    let real = |v: &[i64]| -> Vec<f64> { v.iter().map(|&m| m as f64 / scale).collect() };
+    let labelled = samples.first().is_some_and(|(_, y)| !y.is_empty());
+    let x = samples.iter().map(|(x, _)| real(x)).collect();
+    let y = labelled.then(|| samples.iter().map(|(_, y)| real(y)).collect());
+    Ok((x, y))
 }
 
 // ---------------------------------------------------------------------------------------------

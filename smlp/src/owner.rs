@@ -63,6 +63,24 @@ impl EncryptedDataset {
     }
 }
 
+impl EncryptedDataset {
+    /// Decrypts every sample (owner side; parallel over samples) to its features and targets at
+    /// scale 2^f; the targets are empty for unlabelled samples.
+    #[allow(clippy::type_complexity)]
+    pub fn decrypt(&self, sk: &SecretKey) -> SecureResult<Vec<(Vec<i64>, Vec<i64>)>> {
+        self.check(sk.public_key(), false)?;
+        let dec = |v: &[paillier::Ciphertext]| -> SecureResult<Vec<i64>> {
+            Ok(v.iter()
+                .map(|c| sk.decrypt_i64(c))
+                .collect::<Result<_, _>>()?)
+        };
+        self.samples
+            .par_iter()
+            .map(|s| Ok((dec(&s.x)?, dec(&s.y)?)))
+            .collect()
+    }
+}
+
 impl EncryptedModel {
     /// Decrypts the weights (owner side) to integers at scale 2^F_w.
     pub fn decrypt(&self, sk: &SecretKey) -> SecureResult<Params<i128>> {
