@@ -25,7 +25,7 @@ fn main() {
     let short = |b: u32| BigInt::from(1) << b;
     println!(
         "backend {}, {bits}-bit key, ms (median)",
-        paillier::arith::BACKEND
+        paillier::arith::backend_description()
     );
     // Build the fixed-base tables first (once per key), and time that too.
     let t = Instant::now();

@@ -185,6 +185,7 @@ impl PublicKey {
     }
 
     pub(crate) fn from_nat(n: Nat) -> Self {
+        crate::arith::tune_backend();
         let n2 = n.mul(&n);
         let half_n = n.shr(1);
         let mut h = Sha256::new();
@@ -505,6 +506,7 @@ impl SecretKey {
                 reason: "must be an even number of bits in 256..=8192",
             });
         }
+        crate::arith::tune_backend();
         loop {
             let p = prime::random_prime(u64::from(bits / 2), rng);
             let q = prime::random_prime(u64::from(bits / 2), rng);

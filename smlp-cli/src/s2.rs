@@ -136,7 +136,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
         },
     ));
     let limiter = SessionLimiter::new(args.max_sessions_per_peer);
-    tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = paillier::arith::BACKEND, "S2 (crypto server) listening (TLS, S1 clients only)");
+    tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = %paillier::arith::backend_description(), "S2 (crypto server) listening (TLS, S1 clients only)");
     println!("S2 listening on {addr} (key {fingerprint}, {bits} bits, TLS)");
     write_ready(args.server.ready_file.as_deref(), addr)?;
     let summary = server.run_with(

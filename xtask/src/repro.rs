@@ -324,7 +324,7 @@ fn setup(args: &ReproArgs, fixed: &FixedParams) -> Result<Setup> {
         learning_rate_str: format!("{}/2^{}", fixed.lr.num, fixed.lr.shift),
         value_bits: fixed.value_bits,
         kappa: harness::KAPPA,
-        backend: paillier::arith::BACKEND.into(),
+        backend: paillier::arith::backend_description(),
         rayon_threads: rayon::current_num_threads(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         build: if cfg!(debug_assertions) {

@@ -110,7 +110,7 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
             ""
         },
         key.seconds,
-        paillier::arith::BACKEND,
+        paillier::arith::backend_description(),
         rayon::current_num_threads()
     );
     let pk = key.sk.public_key().clone();

@@ -12,6 +12,8 @@ use std::fmt::Debug;
 pub(crate) mod big;
 #[cfg(feature = "gmp")]
 pub(crate) mod gmp;
+#[cfg(all(feature = "gmp", target_arch = "x86_64", target_os = "linux"))]
+mod gmp_cpu;
 
 #[cfg(not(feature = "gmp"))]
 pub use big::BigNat as Nat;
@@ -24,6 +26,23 @@ pub const BACKEND: &str = if cfg!(feature = "gmp") {
 } else {
     "num-bigint"
 };
+
+/// On x86-64 with GMP: installs GMP's Skylake routines where GMP's fat binary does not recognise
+/// the processor and fell back to generic code (see `arith/gmp_cpu.rs`); nothing otherwise. Key
+/// constructors call it; it runs once.
+pub fn tune_backend() {
+    #[cfg(all(feature = "gmp", target_arch = "x86_64", target_os = "linux"))]
+    gmp_cpu::install();
+}
+
+/// [`BACKEND`], and which routines GMP runs where [`tune_backend`] replaced its generic ones.
+pub fn backend_description() -> String {
+    #[cfg(all(feature = "gmp", target_arch = "x86_64", target_os = "linux"))]
+    if gmp_cpu::installed() {
+        return format!("{BACKEND}, Skylake routines (GMP did not recognise this x86-64 core)");
+    }
+    BACKEND.to_string()
+}
 
 /// Non-negative big integer operations the cryptosystem needs.
 #[allow(missing_docs)]
