@@ -20,47 +20,90 @@
 use crate::arith::{Nat, NatOps};
 use sha2::{Digest, Sha256};
 
-/// Powers of one base for exponents of up to `8 · rows.len()` bits: `rows[i][j]` is
-/// base^(j · 256^i) mod m.
+/// Powers of one base for exponents of up to `window · rows.len()` bits: `rows[i][j]` is
+/// base^(j · 2^(window·i)) mod m (a fixed-base comb: one product per window of the exponent, no
+/// squarings). Windows of 8 bits serve the randomizers (|n|/2-bit exponents, thousands of uses);
+/// windows of 4 bits serve short scalars of one ciphertext used a few dozen times.
+#[derive(Clone)]
 pub(crate) struct FixedBase {
     m: Nat,
+    window: u32,
     rows: Vec<Vec<Nat>>,
 }
 
 impl FixedBase {
-    /// The table of `base` modulo `m` for exponents of up to `exp_bits` bits.
+    /// The table of `base` modulo `m` for exponents of up to `exp_bits` bits, 8-bit windows.
     pub(crate) fn new(base: &Nat, m: &Nat, exp_bits: u64) -> Self {
-        let digits = exp_bits.div_ceil(8).max(1) as usize;
+        Self::with_window(base, m, exp_bits, 8)
+    }
+
+    /// The table with `window`-bit windows (4 or 8).
+    pub(crate) fn with_window(base: &Nat, m: &Nat, exp_bits: u64, window: u32) -> Self {
+        debug_assert!(window == 4 || window == 8);
+        let digits = exp_bits.div_ceil(u64::from(window)).max(1) as usize;
+        let size = 1usize << window;
         let mut rows = Vec::with_capacity(digits);
         let mut b = base.rem(m);
         for _ in 0..digits {
-            let mut row = Vec::with_capacity(256);
+            let mut row = Vec::with_capacity(size);
             row.push(Nat::one());
-            for j in 1..256 {
+            row.push(b.clone());
+            for j in 2..size {
                 let next = row[j - 1].mul_mod(&b, m);
                 row.push(next);
             }
-            b = row[255].mul_mod(&b, m); // b^256
+            b = row[size - 1].mul_mod(&b, m); // b^(2^window)
             rows.push(row);
         }
-        FixedBase { m: m.clone(), rows }
+        FixedBase {
+            m: m.clone(),
+            window,
+            rows,
+        }
+    }
+
+    /// The modulus.
+    pub(crate) fn modulus(&self) -> &Nat {
+        &self.m
     }
 
     /// The largest exponent size the table serves, in bits.
-    #[cfg(test)]
     pub(crate) fn exp_bits(&self) -> u64 {
-        8 * self.rows.len() as u64
+        u64::from(self.window) * self.rows.len() as u64
     }
 
-    /// base^e mod m, for e below 2^(8 · rows).
+    /// base^e mod m, for e below 2^[`exp_bits`](Self::exp_bits).
     pub(crate) fn pow(&self, e: &Nat) -> Nat {
+        let mut acc = None;
+        self.mul_pow(&mut acc, e);
+        acc.unwrap_or_else(Nat::one)
+    }
+
+    /// acc · base^e mod m (`None` stands for 1), for e below 2^[`exp_bits`](Self::exp_bits).
+    pub(crate) fn mul_pow(&self, acc: &mut Option<Nat>, e: &Nat) {
         let bytes = e.to_bytes_be();
-        debug_assert!(bytes.len() <= self.rows.len(), "exponent beyond the table");
-        let mut acc = Nat::one();
-        for (row, &digit) in self.rows.iter().zip(bytes.iter().rev()) {
-            acc = acc.mul_mod(&row[digit as usize], &self.m);
+        debug_assert!(e.bits() <= self.exp_bits(), "exponent beyond the table");
+        let per_byte = (8 / self.window) as usize;
+        let mask = (1u8 << (self.window % 8)).wrapping_sub(1);
+        for (i, &byte) in bytes.iter().rev().enumerate() {
+            for k in 0..per_byte {
+                let digit = if per_byte == 1 {
+                    byte as usize
+                } else {
+                    ((byte >> (k as u32 * self.window)) & mask) as usize
+                };
+                if digit == 0 {
+                    continue;
+                }
+                let Some(row) = self.rows.get(i * per_byte + k) else {
+                    continue; // a zero digit beyond the table (debug-asserted above)
+                };
+                *acc = Some(match acc.take() {
+                    None => row[digit].clone(),
+                    Some(a) => a.mul_mod(&row[digit], &self.m),
+                });
+            }
         }
-        acc
     }
 }
 
@@ -107,13 +150,23 @@ mod tests {
         let base = Nat::random_below(&m, &mut rng);
         let t = FixedBase::new(&base, &m, 130);
         assert_eq!(t.exp_bits(), 136);
-        for bits in [0u64, 1, 7, 8, 9, 64, 129, 136] {
+        let t4 = FixedBase::with_window(&base, &m, 153, 4);
+        assert_eq!(t4.exp_bits(), 156);
+        let acc = Nat::random_below(&m, &mut rng);
+        for bits in [0u64, 1, 3, 4, 5, 7, 8, 9, 64, 129, 136, 153, 156] {
             let e = if bits == 0 {
                 Nat::zero()
             } else {
                 Nat::random_exact_bits(bits, &mut rng)
             };
-            assert_eq!(t.pow(&e), base.pow_mod(&e, &m), "{bits} bits");
+            let want = base.pow_mod(&e, &m);
+            if bits <= 136 {
+                assert_eq!(t.pow(&e), want, "{bits} bits");
+            }
+            assert_eq!(t4.pow(&e), want, "{bits} bits, 4-bit windows");
+            let mut into = Some(acc.clone());
+            t4.mul_pow(&mut into, &e);
+            assert_eq!(into, Some(acc.mul_mod(&want, &m)), "{bits} bits, into");
         }
     }
 }

@@ -122,6 +122,23 @@ fn to_nat_abs(v: &BigInt) -> Nat {
     Nat::from_biguint(v.magnitude())
 }
 
+/// Powers of one ciphertext for many multiplications by short scalars
+/// ([`PublicKey::powers`], used by [`PublicKey::linear_combination_with`]): a comb table
+/// c^(k·16^d) mod n² (k < 16) that takes ⌈bits/4⌉·16 products to build and then ⌈bits/4⌉ products
+/// and no squaring per scalar, against about 1.2·bits operations for an exponentiation. For
+/// 153-bit scalars it pays from about five uses of the same ciphertext. 300 KiB at 2048 bits.
+#[derive(Clone)]
+pub struct CiphertextPowers {
+    base: Ciphertext,
+    table: FixedBase,
+}
+
+impl fmt::Debug for CiphertextPowers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CiphertextPowers({} bits)", self.table.exp_bits())
+    }
+}
+
 /// Π bᵢ^eᵢ mod m. Few terms or long exponents: one exponentiation each (the backend's
 /// Montgomery ladder); many short exponents: Straus' interleaved 4-bit windows, which shares the
 /// squarings among all terms.
@@ -151,7 +168,9 @@ fn multi_exp(terms: &[(&Nat, Nat)], m: &Nat) -> Nat {
     let mut acc = Nat::one();
     for d in (0..digits).rev() {
         if d + 1 != digits {
-            acc = acc.pow_mod(&Nat::from_u64(1 << W), m);
+            for _ in 0..W {
+                acc = acc.square().rem(m); // cheaper than a 4-bit pow_mod (no Montgomery set-up)
+            }
         }
         for ((_, e), t) in terms.iter().zip(&tables) {
             let mut digit = 0usize;
@@ -400,8 +419,53 @@ impl PublicKey {
         terms: &[(&Ciphertext, &BigInt)],
         constant: &BigInt,
     ) -> Result<Ciphertext> {
+        self.linear_combination_with(&[], terms, constant)
+    }
+
+    /// Powers of `c` for many multiplications by scalars of up to `max_bits` bits (see
+    /// [`CiphertextPowers`]).
+    pub fn powers(&self, c: &Ciphertext, max_bits: u32) -> CiphertextPowers {
+        CiphertextPowers {
+            base: c.clone(),
+            table: FixedBase::with_window(&c.0, &self.n2, u64::from(max_bits), 4),
+        }
+    }
+
+    /// [`linear_combination`](Self::linear_combination) with some terms given by precomputed
+    /// [`powers`](Self::powers) of their ciphertext: ⟦Σ kᵢ·mᵢ + Σ k'ⱼ·m'ⱼ + constant⟧. A scalar
+    /// longer than its table, or powers made with another key, is an error only in the latter
+    /// case (`KeyMismatch`); the former is computed without the table.
+    pub fn linear_combination_with(
+        &self,
+        powers: &[(&CiphertextPowers, &BigInt)],
+        terms: &[(&Ciphertext, &BigInt)],
+        constant: &BigInt,
+    ) -> Result<Ciphertext> {
         let mut pos_terms: Vec<(&Nat, Nat)> = Vec::new();
         let mut neg_terms: Vec<(&Nat, Nat)> = Vec::new();
+        let (mut pos_acc, mut neg_acc): (Option<Nat>, Option<Nat>) = (None, None);
+        for (p, k) in powers {
+            if p.table.modulus() != &self.n2 {
+                return Err(Error::KeyMismatch {
+                    expected: "powers of a ciphertext under this key".into(),
+                    found: "powers made with another key".into(),
+                });
+            }
+            let mag = to_nat_abs(k);
+            let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
+            if mag.is_zero() {
+                continue;
+            }
+            let negative = k.sign() == Sign::Minus;
+            if mag.bits() <= p.table.exp_bits() {
+                p.table
+                    .mul_pow(if negative { &mut neg_acc } else { &mut pos_acc }, &mag);
+            } else if negative {
+                neg_terms.push((&p.base.0, mag));
+            } else {
+                pos_terms.push((&p.base.0, mag));
+            }
+        }
         for (c, k) in terms {
             let mag = to_nat_abs(k);
             let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
@@ -414,9 +478,20 @@ impl PublicKey {
             }
         }
         let mut pos = self.g_pow(&self.encode(constant)?);
-        pos = pos.mul_mod(&multi_exp(&pos_terms, &self.n2), &self.n2);
+        if !pos_terms.is_empty() {
+            pos = pos.mul_mod(&multi_exp(&pos_terms, &self.n2), &self.n2);
+        }
+        if let Some(a) = pos_acc {
+            pos = pos.mul_mod(&a, &self.n2);
+        }
         if !neg_terms.is_empty() {
-            let neg = multi_exp(&neg_terms, &self.n2);
+            let m = multi_exp(&neg_terms, &self.n2);
+            neg_acc = Some(match neg_acc {
+                Some(a) => a.mul_mod(&m, &self.n2),
+                None => m,
+            });
+        }
+        if let Some(neg) = neg_acc {
             let inv = neg.inv_mod(&self.n2).ok_or(Error::InvalidCiphertext)?;
             pos = pos.mul_mod(&inv, &self.n2);
         }

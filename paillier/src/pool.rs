@@ -19,6 +19,10 @@ pub struct RandomizerPool<K: Encrypt> {
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     misses: AtomicU64,
+    capacity: usize,
+    /// Randomizers queued by the workers, and taken from the queue.
+    produced: Arc<AtomicU64>,
+    taken: AtomicU64,
 }
 
 impl<K: Encrypt> std::fmt::Debug for RandomizerPool<K> {
@@ -36,15 +40,20 @@ impl<K: Encrypt> RandomizerPool<K> {
     fn spawn(key: Arc<K>, capacity: usize, workers: usize) -> Self {
         let (tx, rx) = sync_channel(capacity.max(1));
         let stop = Arc::new(AtomicBool::new(false));
+        let produced = Arc::new(AtomicU64::new(0));
         let handles = (0..workers)
             .map(|_| {
                 let (tx, stop, key) = (tx.clone(), stop.clone(), Arc::clone(&key));
+                let produced = Arc::clone(&produced);
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let mut rho = key.fresh_randomizer(&mut rand::thread_rng());
                         loop {
                             match tx.try_send(rho) {
-                                Ok(()) => break,
+                                Ok(()) => {
+                                    produced.fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
                                 Err(TrySendError::Disconnected(_)) => return,
                                 Err(TrySendError::Full(back)) => {
                                     if stop.load(Ordering::Relaxed) {
@@ -65,16 +74,34 @@ impl<K: Encrypt> RandomizerPool<K> {
             stop,
             workers: handles,
             misses: AtomicU64::new(0),
+            capacity: capacity.max(1),
+            produced,
+            taken: AtomicU64::new(0),
         }
     }
 
     /// A fresh randomizer: from the queue when one is ready, computed on the spot otherwise.
     pub fn take(&self) -> Randomizer {
         let ready = self.rx.lock().ok().and_then(|rx| rx.try_recv().ok());
+        if ready.is_some() {
+            self.taken.fetch_add(1, Ordering::Relaxed);
+        }
         ready.unwrap_or_else(|| {
             self.misses.fetch_add(1, Ordering::Relaxed);
             self.key.fresh_randomizer(&mut rand::thread_rng())
         })
+    }
+
+    /// Randomizers queued now (approximate while workers run), at most [`capacity`](Self::capacity).
+    pub fn ready(&self) -> usize {
+        let produced = self.produced.load(Ordering::Relaxed);
+        let taken = self.taken.load(Ordering::Relaxed);
+        produced.saturating_sub(taken).min(self.capacity as u64) as usize
+    }
+
+    /// The queue's capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// How many times [`take`](Self::take) found the queue empty and computed inline.

@@ -401,6 +401,32 @@ proptest! {
         prop_assert_eq!(dec(sk, &got), ref_signed(&want, &n));
     }
 
+    /// Terms given by precomputed powers (4-bit comb tables of `table_bits`) equal the plaintext
+    /// sum, whether a scalar fits its table or not, alone or with ordinary terms and any signs.
+    #[test]
+    fn linear_combination_with_powers(
+        tabled in vec((any::<i64>(), any::<i128>(), 0u32..100), 0..6),
+        plain in vec((any::<i64>(), any::<i128>()), 0..6),
+        table_bits in 1u32..200,
+        s in seed(),
+    ) {
+        let (sk, pk) = (sk(), pk());
+        let n = pk.n();
+        let mut rng = rng(s);
+        let tc: Vec<Ciphertext> = tabled.iter().map(|(a, _, _)| pk.encrypt_i64(*a, &mut rng)).collect();
+        let powers: Vec<_> = tc.iter().map(|c| pk.powers(c, table_bits)).collect();
+        let tk: Vec<BigInt> = tabled.iter().map(|(_, k, sh)| BigInt::from(*k) << sh).collect();
+        let pc: Vec<Ciphertext> = plain.iter().map(|(a, _)| pk.encrypt_i64(*a, &mut rng)).collect();
+        let pk_: Vec<BigInt> = plain.iter().map(|(_, k)| BigInt::from(*k)).collect();
+        let with: Vec<_> = powers.iter().zip(&tk).collect();
+        let terms: Vec<_> = pc.iter().zip(&pk_).collect();
+        let got = pk.linear_combination_with(&with, &terms, &BigInt::from(-3)).unwrap();
+        let want = tabled.iter().zip(&tk).map(|((a, _, _), k)| BigInt::from(*a) * k)
+            .chain(plain.iter().zip(&pk_).map(|((a, _), k)| BigInt::from(*a) * k))
+            .fold(BigInt::from(-3), |acc, t| acc + t);
+        prop_assert_eq!(dec(sk, &got), ref_signed(&want, &n));
+    }
+
     #[test]
     fn scalar_homomorphism(a in plaintext(), k in scalar(), small in any::<i64>(), s in seed()) {
         let (sk, pk) = (sk(), pk());
@@ -1244,4 +1270,23 @@ proptest! {
             .fold(BigUint::zero(), |acc, (j, m)| acc + (m << (j as u32 * slot_bits)));
         prop_assert_eq!(dec(sk, &packed), int(&want));
     }
+}
+
+/// Powers made under one key are refused by another (the table's modulus is checked).
+#[test]
+fn powers_of_another_key_are_refused() {
+    let pk = pk();
+    let other = SecretKey::generate_insecure_for_tests(512, &mut rng(99)).unwrap();
+    let c = other.public_key().encrypt_i64(5, &mut rng(1));
+    let p = other.public_key().powers(&c, 160);
+    let k = BigInt::from(3);
+    assert!(matches!(
+        pk.linear_combination_with(&[(&p, &k)], &[], &BigInt::from(0)),
+        Err(Error::KeyMismatch { .. })
+    ));
+    let own = pk.powers(&pk.encrypt_i64(5, &mut rng(2)), 160);
+    let got = pk
+        .linear_combination_with(&[(&own, &k)], &[], &BigInt::from(1))
+        .unwrap();
+    assert_eq!(sk().decrypt_i64(&got).unwrap(), 16);
 }

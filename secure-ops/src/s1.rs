@@ -8,7 +8,7 @@ use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{SessionParams, Truncation, PROTOCOL_VERSION};
 use num_bigint::{BigInt, Sign};
 use num_traits::{One, Zero};
-use paillier::{Ciphertext, PublicKey, RandomizerPool};
+use paillier::{Ciphertext, CiphertextPowers, PublicKey, RandomizerPool};
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -154,7 +154,10 @@ struct Engine {
 impl Engine {
     /// Removes the blinds from S2's products: Σ ab = P − Σ r_a·b − Σ r_b·a − Σ r_a·r_b over each
     /// output's slot pairs ([`WireJob::terms`]), signs flipped where the job was negated. One
-    /// linear combination per output, in parallel.
+    /// linear combination per output, in parallel. A slot that several small outputs multiply by
+    /// their own blinds (an outer product's operands: each δⱼ for every input, each input for
+    /// every δⱼ) gets a table of its powers once ([`PublicKey::powers`]), so each of those scalar
+    /// multiplications costs a quarter of an exponentiation.
     fn unblind_products(
         &self,
         raw: &[Ciphertext],
@@ -170,25 +173,57 @@ impl Engine {
             .zip(negate)
             .flat_map(|((w, &n), &neg)| (0..n).map(move |o| (w, neg, o)))
             .collect();
+        let pairs: Vec<Vec<(usize, usize)>> = outputs
+            .iter()
+            .map(|(job, _, o)| job.terms(*o).collect())
+            .collect();
+        // Uses of each slot by outputs of at most SMALL pairs (larger outputs share their
+        // squarings in a multi-exponentiation, which a table does not beat).
+        const SMALL: usize = 4;
+        const USES: usize = 5;
+        let mut uses = vec![0usize; slots.len()];
+        for p in pairs.iter().filter(|p| p.len() <= SMALL) {
+            for &(a, b) in p {
+                uses[a] += 1;
+                uses[b] += 1;
+            }
+        }
         let pk = &self.pk;
+        let bits = self.params.value_bits + self.params.kappa;
+        let tabled: Vec<usize> = (0..slots.len()).filter(|&i| uses[i] >= USES).collect();
+        let built: Vec<CiphertextPowers> = tabled
+            .par_iter()
+            .map(|&i| pk.powers(slots[i], bits))
+            .collect();
+        let mut tables: Vec<Option<&CiphertextPowers>> = vec![None; slots.len()];
+        for (&i, t) in tabled.iter().zip(&built) {
+            tables[i] = Some(t);
+        }
         let counter = &self.counter;
         outputs
             .par_iter()
+            .zip(pairs.par_iter())
             .zip(raw.par_iter())
-            .map(|(&(job, neg, o), product)| {
+            .map(|((&(_, neg, _), pairs), product)| {
                 let sign = if neg { BigInt::one() } else { -BigInt::one() };
-                let mut coeffs: Vec<(&Ciphertext, BigInt)> = Vec::new();
+                let mut coeffs: Vec<(usize, BigInt)> = Vec::with_capacity(2 * pairs.len());
                 let mut constant = BigInt::zero();
-                for (a, b) in job.terms(o) {
+                for &(a, b) in pairs {
                     let (ra, rb) = (&blinds[a], &blinds[b]);
-                    coeffs.push((slots[b], &sign * ra));
-                    coeffs.push((slots[a], &sign * rb));
+                    coeffs.push((b, &sign * ra));
+                    coeffs.push((a, &sign * rb));
                     constant += ra * rb;
                 }
                 OpCounter::add(&counter.short_exps, coeffs.len() as u64);
-                let terms: Vec<(&Ciphertext, &BigInt)> =
-                    coeffs.iter().map(|(c, k)| (*c, k)).collect();
-                let corr = pk.linear_combination(&terms, &(&sign * constant))?;
+                let mut with = Vec::new();
+                let mut terms = Vec::new();
+                for (slot, k) in &coeffs {
+                    match tables[*slot] {
+                        Some(t) if pairs.len() <= SMALL => with.push((t, k)),
+                        _ => terms.push((slots[*slot], k)),
+                    }
+                }
+                let corr = pk.linear_combination_with(&with, &terms, &(&sign * constant))?;
                 Ok(pk.add(product, &corr))
             })
             .collect()
@@ -272,6 +307,11 @@ impl<C: Channel> S1<C> {
     pub fn with_randomizer_pool(mut self, capacity: usize, workers: usize) -> Self {
         self.eng.pool = Some(RandomizerPool::new(&self.eng.pk, capacity, workers));
         self
+    }
+
+    /// Randomizers ready in S1's pool and its capacity (`None` without a pool).
+    pub fn pool_fill(&self) -> Option<(usize, usize)> {
+        self.eng.pool.as_ref().map(|p| (p.ready(), p.capacity()))
     }
 
     /// The public key.

@@ -198,6 +198,11 @@ impl S2Service {
         }
     }
 
+    /// Randomizers ready in S2's pool and its capacity (`None` without a pool).
+    pub fn pool_fill(&self) -> Option<(usize, usize)> {
+        self.pool.as_ref().map(|p| (p.ready(), p.capacity()))
+    }
+
     /// Calls `f` with every value S2 decrypts (for tests and audits of what S2 learns). Without
     /// an observer nothing is recorded.
     pub fn with_observer(mut self, f: S2Observer) -> Self {

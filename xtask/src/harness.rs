@@ -114,6 +114,7 @@ pub struct Servers {
     pub s1: S1<S1Link>,
     pub addr: SocketAddr,
     s2: LoopbackS2,
+    svc: Arc<S2Service>,
 }
 
 impl Servers {
@@ -129,7 +130,7 @@ impl Servers {
         let opts = TcpOptions::default().with_connect_retry(Duration::from_secs(5));
         let (s2, ch): (LoopbackS2, S1Link) = match link {
             Link::Tcp => {
-                let s2 = LoopbackS2::tcp(svc, ServerOptions::default())?;
+                let s2 = LoopbackS2::tcp(svc.clone(), ServerOptions::default())?;
                 let ch = TcpChannel::connect(s2.addr(), opts)?;
                 (s2, Box::new(ch))
             }
@@ -139,7 +140,7 @@ impl Servers {
                 let s2 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s2"), Role::S2)?;
                 let s1 = TlsCredentials::load(&TlsFiles::in_pki(dir.path(), "s1"), Role::S1)?;
                 let acceptor = TlsAcceptor(s2.server_config(&[Role::S1])?);
-                let s2 = LoopbackS2::serve(svc, acceptor, ServerOptions::default())?;
+                let s2 = LoopbackS2::serve(svc.clone(), acceptor, ServerOptions::default())?;
                 let ch = tls::connect(s2.addr(), None, s1.client_config(Role::S2)?, &opts)?;
                 (s2, Box::new(ch))
             }
@@ -155,7 +156,21 @@ impl Servers {
             s1,
             addr: s2.addr(),
             s2,
+            svc,
         })
+    }
+
+    /// Waits (at most `limit`) until the randomizer pools of S1 and S2 are full, as they are in a
+    /// server that has been up for a few seconds: a timing taken while the pools' background
+    /// threads still fill them from empty counts their start-up work against the samples.
+    /// Returns the seconds waited.
+    pub fn warm_up(&self, limit: Duration) -> f64 {
+        let t = Instant::now();
+        let full = |f: Option<(usize, usize)>| f.is_none_or(|(r, c)| r >= c);
+        while t.elapsed() < limit && !(full(self.s1.pool_fill()) && full(self.svc.pool_fill())) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t.elapsed().as_secs_f64()
     }
 
     /// Ends the session and stops S2. Returns S2's server summary.

@@ -15,7 +15,7 @@ use smlp::encrypted::{
 };
 use smlp::{init_fixed, FixedParams, Shape};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct SpeedArgs {
@@ -126,9 +126,13 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed),
     );
     let mut servers = Servers::start(&key.sk, args.profile, &fixed, args.link)?;
-    let s1 = &mut servers.s1;
+    let warm = Duration::from_secs(30);
+    println!(
+        "randomizer pools of S1 and S2 filled in {:.1} s before timing (as in a running server)",
+        servers.warm_up(warm)
+    );
     let first = &train.samples[..args.samples.min(train.len())];
-    let (times, c) = time_training(s1, &shape, &fixed, &init, first, args.batch)?;
+    let (times, c) = time_training(&mut servers.s1, &shape, &fixed, &init, first, args.batch)?;
     let (lo, hi) = times
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
@@ -146,7 +150,15 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         per_sample_line(&c, first.len())
     );
     let batch8_s = if big > 0 {
-        let (times, c) = time_training(s1, &shape, &fixed, &init, &train.samples[..big], big)?;
+        servers.warm_up(warm);
+        let (times, c) = time_training(
+            &mut servers.s1,
+            &shape,
+            &fixed,
+            &init,
+            &train.samples[..big],
+            big,
+        )?;
         println!(
             "  training s/sample with mini-batches of {big}: {:.3}; per sample: {}",
             median(&times),
@@ -167,6 +179,8 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     };
 
     let n = test.len();
+    servers.warm_up(warm);
+    let s1 = &mut servers.s1;
     let before = costs(s1)?;
     let t = Instant::now();
     classify(s1, &model, &test, 1, |_| {})?;
@@ -174,6 +188,8 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     let c = costs(s1)?.since(&before);
     println!("  classification s/sample (one at a time): {one:.3}");
     println!("  per classified sample: {}", per_sample_line(&c, n));
+    servers.warm_up(warm);
+    let s1 = &mut servers.s1;
     let t = Instant::now();
     classify(s1, &model, &test, n, |_| {})?;
     let classify_s = t.elapsed().as_secs_f64() / n as f64;
