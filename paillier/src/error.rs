@@ -34,6 +34,9 @@ pub enum Error {
     /// A secret key is inconsistent (p, q not matching n, or not valid primes).
     #[error("invalid key: {0}")]
     InvalidKey(&'static str),
+
+    #[error("invalid input: {0}")]
+    InvalidInput(&'static str),
     /// Data was encrypted under a different public key.
     #[error("key mismatch: data is for key {found}, this key is {expected}")]
     KeyMismatch { expected: String, found: String },

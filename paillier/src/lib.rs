@@ -37,8 +37,8 @@ mod prime;
 pub use encoding::FixedPoint;
 pub use error::{Error, Result};
 pub use keys::{
-    Ciphertext, CiphertextPowers, Encrypt, Fingerprint, PublicKey, Randomizer, SecretKey, MAX_BITS,
-    MIN_SECURE_BITS, MIN_TEST_BITS,
+    Ciphertext, CiphertextPowers, Encrypt, Fingerprint, JointPowers, PublicKey, Randomizer,
+    SecretKey, MAX_BITS, MIN_SECURE_BITS, MIN_TEST_BITS,
 };
 pub use num_bigint::{BigInt, BigUint};
 pub use pool::RandomizerPool;

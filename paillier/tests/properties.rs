@@ -427,6 +427,44 @@ proptest! {
         prop_assert_eq!(dec(sk, &got), ref_signed(&want, &n));
     }
 
+    /// Groups of up to 8 ciphertexts with joint tables, scalars of any sign and size: the plaintext
+    /// sum; a wrong number of scalars is refused.
+    #[test]
+    fn linear_combination_joint_groups(
+        groups in vec(vec((any::<i64>(), any::<i128>(), 0u32..120), 0..=8), 0..4),
+        constant in any::<i64>(),
+        s in seed(),
+    ) {
+        let (sk, pk) = (sk(), pk());
+        let n = pk.n();
+        let mut rng = rng(s);
+        let cts: Vec<Vec<Ciphertext>> = groups
+            .iter()
+            .map(|g| g.iter().map(|(a, _, _)| pk.encrypt_i64(*a, &mut rng)).collect())
+            .collect();
+        let tables: Vec<_> = cts
+            .iter()
+            .map(|g| pk.joint_powers(&g.iter().collect::<Vec<_>>()).unwrap())
+            .collect();
+        let scalars: Vec<Vec<BigInt>> = groups
+            .iter()
+            .map(|g| g.iter().map(|(_, k, sh)| BigInt::from(*k) << sh).collect())
+            .collect();
+        let args: Vec<_> = tables.iter().zip(&scalars).map(|(t, k)| (t, &k[..])).collect();
+        let got = pk.linear_combination_joint(&args, &BigInt::from(constant)).unwrap();
+        let want = groups.iter().zip(&scalars).flat_map(|(g, ks)| {
+            g.iter().zip(ks).map(|((a, _, _), k)| BigInt::from(*a) * k)
+        }).fold(BigInt::from(constant), |acc, t| acc + t);
+        prop_assert_eq!(dec(sk, &got), ref_signed(&want, &n));
+        if let Some(t) = tables.iter().find(|t| !t.is_empty()) {
+            let short = vec![BigInt::from(1); t.len() - 1];
+            prop_assert!(matches!(
+                pk.linear_combination_joint(&[(t, &short[..])], &BigInt::from(0)),
+                Err(Error::InvalidInput(_))
+            ));
+        }
+    }
+
     #[test]
     fn scalar_homomorphism(a in plaintext(), k in scalar(), small in any::<i64>(), s in seed()) {
         let (sk, pk) = (sk(), pk());
@@ -1289,4 +1327,18 @@ fn powers_of_another_key_are_refused() {
         .linear_combination_with(&[(&own, &k)], &[], &BigInt::from(1))
         .unwrap();
     assert_eq!(sk().decrypt_i64(&got).unwrap(), 16);
+}
+
+/// A joint table holds at most `JointPowers::MAX` ciphertexts.
+#[test]
+fn joint_powers_are_bounded() {
+    let pk = pk();
+    let c = pk.encrypt_i64(1, &mut rng(3));
+    let nine = vec![&c; paillier::JointPowers::MAX + 1];
+    assert!(matches!(
+        pk.joint_powers(&nine),
+        Err(Error::InvalidInput(_))
+    ));
+    let eight = pk.joint_powers(&nine[1..]).unwrap();
+    assert_eq!(eight.len(), 8);
 }

@@ -8,9 +8,10 @@ use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{SessionParams, Truncation, PROTOCOL_VERSION};
 use num_bigint::{BigInt, Sign};
 use num_traits::{One, Zero};
-use paillier::{Ciphertext, CiphertextPowers, PublicKey, RandomizerPool};
+use paillier::{Ciphertext, CiphertextPowers, JointPowers, PublicKey, RandomizerPool};
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A product job over caller operands (indices into the `operands` slice of
@@ -177,8 +178,8 @@ impl Engine {
             .iter()
             .map(|(job, _, o)| job.terms(*o).collect())
             .collect();
-        // Uses of each slot by outputs of at most SMALL pairs (larger outputs share their
-        // squarings in a multi-exponentiation, which a table does not beat).
+        // Small outputs (at most SMALL pairs: element-wise products, a per-sample outer product):
+        // a slot that at least USES of them multiply by their blinds gets a comb table.
         const SMALL: usize = 4;
         const USES: usize = 5;
         let mut uses = vec![0usize; slots.len()];
@@ -190,15 +191,57 @@ impl Engine {
         }
         let pk = &self.pk;
         let bits = self.params.value_bits + self.params.kappa;
-        let tabled: Vec<usize> = (0..slots.len()).filter(|&i| uses[i] >= USES).collect();
-        let built: Vec<CiphertextPowers> = tabled
+        let comb_slots: Vec<usize> = (0..slots.len()).filter(|&i| uses[i] >= USES).collect();
+        let built: Vec<CiphertextPowers> = comb_slots
             .par_iter()
             .map(|&i| pk.powers(slots[i], bits))
             .collect();
-        let mut tables: Vec<Option<&CiphertextPowers>> = vec![None; slots.len()];
-        for (&i, t) in tabled.iter().zip(&built) {
-            tables[i] = Some(t);
+        let mut combs: Vec<Option<&CiphertextPowers>> = vec![None; slots.len()];
+        for (&i, t) in comb_slots.iter().zip(&built) {
+            combs[i] = Some(t);
         }
+        // Large outputs (dot products, a mini-batch's gradient): the slots multiplied by blinds
+        // form two lists, [b_k] and [a_k] over the output's pairs (a_k, b_k), which recur across
+        // outputs (a row of weights for every sample, a sample's inputs for every row; each δ of
+        // a batch for every input). Each list is cut into groups of at most 8 whose joint tables
+        // are built once when the group recurs, so every bit of the blinds costs one product per
+        // group ([`PublicKey::linear_combination_joint`]).
+        let groups_of = |p: &[(usize, usize)]| -> Vec<Vec<usize>> {
+            let mut out = Vec::new();
+            for side in [0, 1] {
+                let list: Vec<usize> = p
+                    .iter()
+                    .map(|&(a, b)| if side == 0 { b } else { a })
+                    .collect();
+                let k = list.len().div_ceil(JointPowers::MAX);
+                let base = list.len() / k;
+                let extra = list.len() % k;
+                let mut start = 0;
+                for c in 0..k {
+                    let len = base + usize::from(c < extra);
+                    out.push(list[start..start + len].to_vec());
+                    start += len;
+                }
+            }
+            out
+        };
+        let mut recurring: HashMap<Vec<usize>, usize> = HashMap::new();
+        for p in pairs.iter().filter(|p| p.len() > SMALL) {
+            for g in groups_of(p) {
+                *recurring.entry(g).or_default() += 1;
+            }
+        }
+        recurring.retain(|_, n| *n >= 2);
+        let keys: Vec<Vec<usize>> = recurring.into_keys().collect();
+        let joint_tables: Vec<JointPowers> = keys
+            .par_iter()
+            .map(|g| pk.joint_powers(&g.iter().map(|&i| slots[i]).collect::<Vec<_>>()))
+            .collect::<Result<_, _>>()?;
+        let joint: HashMap<&[usize], &JointPowers> = keys
+            .iter()
+            .map(|k| k.as_slice())
+            .zip(joint_tables.iter())
+            .collect();
         let counter = &self.counter;
         outputs
             .par_iter()
@@ -206,24 +249,58 @@ impl Engine {
             .zip(raw.par_iter())
             .map(|((&(_, neg, _), pairs), product)| {
                 let sign = if neg { BigInt::one() } else { -BigInt::one() };
-                let mut coeffs: Vec<(usize, BigInt)> = Vec::with_capacity(2 * pairs.len());
-                let mut constant = BigInt::zero();
-                for &(a, b) in pairs {
-                    let (ra, rb) = (&blinds[a], &blinds[b]);
-                    coeffs.push((b, &sign * ra));
-                    coeffs.push((a, &sign * rb));
-                    constant += ra * rb;
-                }
-                OpCounter::add(&counter.short_exps, coeffs.len() as u64);
-                let mut with = Vec::new();
-                let mut terms = Vec::new();
-                for (slot, k) in &coeffs {
-                    match tables[*slot] {
-                        Some(t) if pairs.len() <= SMALL => with.push((t, k)),
-                        _ => terms.push((slots[*slot], k)),
+                let constant = pairs
+                    .iter()
+                    .fold(BigInt::zero(), |acc, &(a, b)| acc + &blinds[a] * &blinds[b]);
+                OpCounter::add(&counter.short_exps, 2 * pairs.len() as u64);
+                let corr = if pairs.len() <= SMALL {
+                    let mut coeffs: Vec<(usize, BigInt)> = Vec::with_capacity(2 * pairs.len());
+                    for &(a, b) in pairs {
+                        coeffs.push((b, &sign * &blinds[a]));
+                        coeffs.push((a, &sign * &blinds[b]));
                     }
-                }
-                let corr = pk.linear_combination_with(&with, &terms, &(&sign * constant))?;
+                    let mut with = Vec::new();
+                    let mut terms = Vec::new();
+                    for (slot, k) in &coeffs {
+                        match combs[*slot] {
+                            Some(t) => with.push((t, k)),
+                            None => terms.push((slots[*slot], k)),
+                        }
+                    }
+                    pk.linear_combination_with(&with, &terms, &(&sign * constant))?
+                } else {
+                    let groups = groups_of(pairs);
+                    let mut own: Vec<JointPowers> = Vec::new();
+                    for g in &groups {
+                        if !joint.contains_key(g.as_slice()) {
+                            own.push(
+                                pk.joint_powers(&g.iter().map(|&i| slots[i]).collect::<Vec<_>>())?,
+                            );
+                        }
+                    }
+                    // Scalars side by side with groups_of: side 0 lists b_k (scalar r_(a_k)),
+                    // side 1 lists a_k (scalar r_(b_k)), both in pair order.
+                    let scalars: Vec<BigInt> = [0, 1]
+                        .iter()
+                        .flat_map(|&side| {
+                            pairs
+                                .iter()
+                                .map(move |&(a, b)| if side == 0 { a } else { b })
+                        })
+                        .map(|i| &sign * &blinds[i])
+                        .collect();
+                    let mut args: Vec<(&JointPowers, &[BigInt])> = Vec::new();
+                    let (mut start, mut own_it) = (0, own.iter());
+                    for g in &groups {
+                        let table = match joint.get(g.as_slice()) {
+                            Some(t) => *t,
+                            None => own_it.next().expect("built above"),
+                        };
+                        args.push((table, &scalars[start..start + g.len()]));
+                        start += g.len();
+                    }
+                    pk.linear_combination_joint(&args, &(&sign * constant))?
+                };
                 Ok(pk.add(product, &corr))
             })
             .collect()
