@@ -26,6 +26,7 @@ mod pytest;
 mod repro;
 mod speed;
 mod testcmd;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -52,6 +53,9 @@ enum Command {
     Repro(repro::ReproArgs),
     /// Measure seconds per encrypted training sample and per classified sample.
     Speed(speed::SpeedArgs),
+    /// Choose training defaults: the fixed-point reference (the encrypted run's arithmetic, in
+    /// the clear) over a grid of batch sizes, learning rates and epochs, several seeds each.
+    Tune(tune::TuneArgs),
     /// Run the fuzz targets (file decoders, S2's and S1's request handlers) for longer.
     Fuzz(fuzz::FuzzArgs),
     /// Run `smlp demo` (release build) on the embedded data set; arguments after `--` go to it.
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Command::Test(args) => prereqs::ensure_gmp_build().and_then(|()| testcmd::run(&args)),
         Command::Repro(args) => with_gmp(|| repro::run(&args)),
         Command::Speed(args) => with_gmp(|| speed::run(&args)),
+        Command::Tune(args) => tune::run(&args),
         Command::Fuzz(args) => prereqs::ensure_gmp_build().and_then(|()| fuzz::run(&args)),
         Command::Demo { args } => prereqs::ensure_gmp_build().and_then(|()| {
             let mut full: Vec<String> = ["run", "--release", "--package", "smlp-cli", "--", "demo"]

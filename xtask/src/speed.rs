@@ -190,10 +190,13 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     println!("  per classified sample: {}", per_sample_line(&c, n));
     servers.warm_up(warm);
     let s1 = &mut servers.s1;
+    let before = costs(s1)?;
     let t = Instant::now();
     classify(s1, &model, &test, n, |_| {})?;
     let classify_s = t.elapsed().as_secs_f64() / n as f64;
+    let c = costs(s1)?.since(&before);
     println!("  classification s/sample (all {n} in one batch): {classify_s:.3}");
+    println!("  per classified sample in the batch: {}", per_sample_line(&c, n));
     servers.close()?;
     if args.with_baseline {
         println!(
