@@ -106,6 +106,17 @@ pub struct UploadArgs {
 /// weights. With --resume CKPT (from `smlp fetch JOB --checkpoint`), the network, parameters,
 /// batch and seed default to the checkpoint's and must match it; --epochs is the total, counting
 /// the checkpoint's epochs.
+/// Default epochs, mini-batch size and learning rate (num, shift) of `smlp train`: chosen with
+/// `cargo xtask tune` (the fixed-point twin of the encrypted run, 8 seeds): mini-batches of 8
+/// with η = 9/2^8 never diverged and gave 93.0 % mean test accuracy after two epochs on wdbc
+/// (91.5 % after one) and 93.8 % after five on iris; per-sample SGD learns about as well per epoch
+/// at 2.5 times the cost, larger rates diverge on some seeds (summed gradients).
+pub const DEFAULT_EPOCHS: u64 = 2;
+/// See [`DEFAULT_EPOCHS`].
+pub const DEFAULT_BATCH: usize = 8;
+/// See [`DEFAULT_EPOCHS`].
+pub const DEFAULT_LR: (u32, u32) = (9, 8);
+
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -124,19 +135,19 @@ pub struct TrainArgs {
     /// Hidden layer sizes, e.g. 8 or 16,8 [default: 8].
     #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
     pub hidden: Option<Vec<usize>>,
-    /// Epochs to train in total [default: 1].
+    /// Epochs to train in total [default: 2].
     #[arg(long)]
     pub epochs: Option<u64>,
-    /// Mini-batch size (1 = per-sample SGD) [default: 1].
+    /// Mini-batch size (1 = per-sample SGD; the batch's gradients are summed) [default: 8].
     #[arg(long)]
     pub batch: Option<usize>,
     /// Seed of the (public) sample order [default: 1].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Learning rate η = lr-num / 2^lr-shift [default: 6].
+    /// Learning rate η = lr-num / 2^lr-shift [default: 8].
     #[arg(long)]
     pub lr_shift: Option<u32>,
-    /// Learning-rate numerator [default: 1].
+    /// Learning-rate numerator [default: 9].
     #[arg(long)]
     pub lr_num: Option<u32>,
     /// ℓ: every value in a sub-protocol must satisfy |v| < 2^ℓ [default: 72].
@@ -591,13 +602,28 @@ fn spec_of(args: &TrainArgs, ckpt: Option<&Checkpoint>) -> CliResult<TrainSpec> 
     let epochs = from_ckpt(
         &args.epochs,
         None,
-        ckpt.map_or(1, |c| c.config.epochs),
+        ckpt.map_or(DEFAULT_EPOCHS, |c| c.config.epochs),
         "epochs",
     )?;
-    let batch = from_ckpt(&args.batch, ckpt.map(|c| c.config.batch), 1, "batch")?;
+    let batch = from_ckpt(
+        &args.batch,
+        ckpt.map(|c| c.config.batch),
+        DEFAULT_BATCH,
+        "batch",
+    )?;
     let seed = from_ckpt(&args.seed, ckpt.map(|c| c.config.seed), 1, "seed")?;
-    let lr_shift = from_ckpt(&args.lr_shift, cm.map(|m| m.fixed.lr.shift), 6, "lr-shift")?;
-    let lr_num = from_ckpt(&args.lr_num, cm.map(|m| m.fixed.lr.num), 1, "lr-num")?;
+    let lr_shift = from_ckpt(
+        &args.lr_shift,
+        cm.map(|m| m.fixed.lr.shift),
+        DEFAULT_LR.1,
+        "lr-shift",
+    )?;
+    let lr_num = from_ckpt(
+        &args.lr_num,
+        cm.map(|m| m.fixed.lr.num),
+        DEFAULT_LR.0,
+        "lr-num",
+    )?;
     let value_bits = from_ckpt(
         &args.value_bits,
         cm.map(|m| m.fixed.value_bits),

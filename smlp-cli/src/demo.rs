@@ -37,20 +37,20 @@ use std::time::{Duration, Instant};
 /// clear and prints their accuracies next to the encrypted model's, the agreement of the
 /// encrypted predictions with the fixed-point reference, and the time of every phase.
 ///
-/// The defaults (a 30-8-1 network, one epoch of per-sample SGD over 100 training samples, 57 test
-/// samples, 2048-bit key) take about three minutes on two cores: encrypted training costs about a
-/// second per sample. So few SGD steps reach about 85 % test accuracy (the f64 network trained the
-/// same way does no better); more samples or epochs do better and take longer.
+/// The defaults (a 30-8-1 network, one epoch over the whole training split of 455 samples in
+/// mini-batches of 8 with η = 9/2^8, all 114 test samples, 2048-bit key) take about three minutes
+/// on two cores and reach about 92 % test accuracy; 95 % takes two or three epochs (`cargo xtask
+/// tune` shows the plaintext twin of the encrypted run over settings and seeds in seconds).
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Key size in bits (below 2048 implies an insecure test key).
     #[arg(long, default_value_t = 2048)]
     pub bits: u32,
-    /// Training samples: a stratified subset of the 455-sample training split.
-    #[arg(long, default_value_t = 100)]
+    /// Training samples: a stratified subset of the 455-sample training split (all by default).
+    #[arg(long, default_value_t = 455)]
     pub train_samples: usize,
-    /// Test samples: a stratified subset of the 114-sample test split.
-    #[arg(long, default_value_t = 57)]
+    /// Test samples: a stratified subset of the 114-sample test split (all by default).
+    #[arg(long, default_value_t = 114)]
     pub test_samples: usize,
     /// Epochs.
     #[arg(long, default_value_t = 1)]
@@ -58,11 +58,14 @@ pub struct DemoArgs {
     /// Hidden layer sizes, e.g. 8 or 16,8.
     #[arg(long, value_delimiter = ',', default_value = "8")]
     pub hidden: Vec<usize>,
-    /// Learning rate η = 2^-lr-shift.
-    #[arg(long, default_value_t = 5)]
+    /// Learning rate η = lr-num / 2^lr-shift.
+    #[arg(long, default_value_t = 8)]
     pub lr_shift: u32,
+    /// Learning-rate numerator.
+    #[arg(long, default_value_t = 9)]
+    pub lr_num: u32,
     /// Mini-batch size.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 8)]
     pub batch: usize,
     /// Protocol profile.
     #[arg(long, value_enum, default_value = "fast")]
@@ -218,7 +221,7 @@ pub fn demo(a: &DemoArgs) -> CliResult<()> {
     };
     let data = prepare_data(a, &dir)?;
     let shape = Shape::mlp(data.train.num_features(), &a.hidden, data.train.outputs())?;
-    let fixed = FixedParams::new(16, LearningRate::pow2(a.lr_shift), 72)?;
+    let fixed = FixedParams::new(16, LearningRate::new(a.lr_num, a.lr_shift)?, 72)?;
     print_plan(a, &data, &shape, &dir);
     let owner = keys_and_encryption(a, &dir, &fixed)?;
     let mut servers = Servers::default();
@@ -494,7 +497,7 @@ fn run_jobs(
         batch: Some(a.batch),
         seed: Some(a.seed),
         lr_shift: Some(a.lr_shift),
-        lr_num: Some(1),
+        lr_num: Some(a.lr_num),
         value_bits: Some(fixed.value_bits),
         profile: Some(a.profile),
         init_seed: Some(a.seed),

@@ -72,7 +72,9 @@ fn reference(
     let scaler = Standardizer::load(&env.path("train.enc.scaler.json")).unwrap();
     let fp = FixedPoint::new(16, 20).unwrap();
     let enc = EncodedDataset::encode(&scaler.apply(train).unwrap(), &fp).unwrap();
-    let fixed = FixedParams::new(16, LearningRate::pow2(6), 72).unwrap();
+    // `smlp train`'s default learning rate (the CLI run below does not set one).
+    let (num, shift) = smlp_cli::client::DEFAULT_LR;
+    let fixed = FixedParams::new(16, LearningRate::new(num, shift).unwrap(), 72).unwrap();
     let shape = Shape::new(vec![30, 3, 1]).unwrap();
     let init = init_fixed(
         &shape,

@@ -196,7 +196,10 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     let classify_s = t.elapsed().as_secs_f64() / n as f64;
     let c = costs(s1)?.since(&before);
     println!("  classification s/sample (all {n} in one batch): {classify_s:.3}");
-    println!("  per classified sample in the batch: {}", per_sample_line(&c, n));
+    println!(
+        "  per classified sample in the batch: {}",
+        per_sample_line(&c, n)
+    );
     servers.close()?;
     if args.with_baseline {
         println!(

@@ -94,15 +94,18 @@ pub fn run(a: &TuneArgs) -> Result<ExitCode> {
         "| batch | η | epochs | mean | worst | best | seed 1 | diverged |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut best: Option<(f64, String)> = None;
-    let lrs: Vec<LearningRate> = a
-        .lr
-        .iter()
-        .map(|t| -> Result<LearningRate> {
-            let (num, shift) = t.split_once(':').unwrap_or(("1", t));
-            let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("bad --lr {t:?}"));
-            Ok(LearningRate::new(parse(num)?, parse(shift)?)?)
-        })
-        .collect::<Result<_>>()?;
+    let lrs: Vec<LearningRate> =
+        a.lr.iter()
+            .map(|t| -> Result<LearningRate> {
+                let (num, shift) = t.split_once(':').unwrap_or(("1", t));
+                let parse = |v: &str| {
+                    v.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("bad --lr {t:?}"))
+                };
+                Ok(LearningRate::new(parse(num)?, parse(shift)?)?)
+            })
+            .collect::<Result<_>>()?;
     for &batch in &a.batch {
         for &lr in &lrs {
             for &epochs in &a.epochs {
