@@ -175,5 +175,57 @@ fn operations(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, operations, keygen);
+/// S1's unblinding paths at 2048 bits, 152-bit blinds (ℓ + κ = 72 + 80): a combination of two
+/// terms by exponentiations and with comb tables (`powers`, built once per ciphertext), the
+/// tables themselves, and a combination of 16 terms by Straus (tables per term) and by two joint
+/// tables of 8 (`joint_powers`, built once per group).
+fn s1_paths(c: &mut Criterion) {
+    let mut g = c.benchmark_group("s1_2048");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let f = fixture(2048);
+    let pk = f.sk.public_key();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let cts: Vec<Ciphertext> = (0..16).map(|i| pk.encrypt_i64(i, &mut rng)).collect();
+    let blind = |rng: &mut ChaCha20Rng| -> BigInt {
+        let mut b = [0u8; 19];
+        rng.fill(&mut b[..]);
+        -BigInt::from_bytes_be(num_bigint::Sign::Plus, &b)
+    };
+    let ks: Vec<BigInt> = (0..16).map(|_| blind(&mut rng)).collect();
+    let zero = BigInt::from(0);
+    g.bench_function("lincomb_2_exp", |b| {
+        let t = [(&cts[0], &ks[0]), (&cts[1], &ks[1])];
+        b.iter(|| pk.linear_combination(black_box(&t), &zero).unwrap())
+    });
+    let powers: Vec<_> = cts[..2].iter().map(|c| pk.powers(c, 152)).collect();
+    g.bench_function("lincomb_2_comb", |b| {
+        let t = [(&powers[0], &ks[0]), (&powers[1], &ks[1])];
+        b.iter(|| pk.linear_combination_with(black_box(&t), &[], &zero).unwrap())
+    });
+    g.bench_function("powers_152", |b| b.iter(|| pk.powers(black_box(&cts[0]), 152)));
+    g.bench_function("lincomb_16_straus", |b| {
+        let t: Vec<_> = cts.iter().zip(&ks).collect();
+        b.iter(|| pk.linear_combination(black_box(&t), &zero).unwrap())
+    });
+    let refs: Vec<&Ciphertext> = cts.iter().collect();
+    g.bench_function("joint_powers_8", |b| {
+        b.iter(|| pk.joint_powers(black_box(&refs[..8])).unwrap())
+    });
+    let joint = [
+        pk.joint_powers(&refs[..8]).unwrap(),
+        pk.joint_powers(&refs[8..]).unwrap(),
+    ];
+    g.bench_function("lincomb_16_joint", |b| {
+        let t = [(&joint[0], &ks[..8]), (&joint[1], &ks[8..])];
+        b.iter(|| pk.linear_combination_joint(black_box(&t), &zero).unwrap())
+    });
+    g.bench_function("pack_12x162", |b| {
+        b.iter(|| pk.pack(black_box(&refs[..12]), 162))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, operations, keygen, s1_paths);
 criterion_main!(benches);

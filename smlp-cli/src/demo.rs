@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 /// clear and prints their accuracies next to the encrypted model's, the agreement of the
 /// encrypted predictions with the fixed-point reference, and the time of every phase.
 ///
-/// The defaults (a 30-8-1 network, one epoch over the whole training split of 455 samples in
-/// mini-batches of 8 with η = 9/2^8, all 114 test samples, 2048-bit key) take about three minutes
+/// The defaults (a 30-8-1 network, one epoch over the whole training split of 456 samples in
+/// mini-batches of 8 with η = 9/2^8, all 113 test samples, 2048-bit key) take about three minutes
 /// on two cores and reach about 92 % test accuracy; 95 % takes two or three epochs (`cargo xtask
 /// tune` shows the plaintext twin of the encrypted run over settings and seeds in seconds).
 #[derive(Args, Debug, Clone)]
@@ -46,11 +46,11 @@ pub struct DemoArgs {
     /// Key size in bits (below 2048 implies an insecure test key).
     #[arg(long, default_value_t = 2048)]
     pub bits: u32,
-    /// Training samples: a stratified subset of the 455-sample training split (all by default).
-    #[arg(long, default_value_t = 455)]
+    /// Training samples: a stratified subset of the 456-sample training split (all by default).
+    #[arg(long, default_value_t = 456)]
     pub train_samples: usize,
-    /// Test samples: a stratified subset of the 114-sample test split (all by default).
-    #[arg(long, default_value_t = 114)]
+    /// Test samples: a stratified subset of the 113-sample test split (all by default).
+    #[arg(long, default_value_t = 113)]
     pub test_samples: usize,
     /// Epochs.
     #[arg(long, default_value_t = 1)]
@@ -318,10 +318,11 @@ fn print_plan(a: &DemoArgs, data: &DemoData, shape: &Shape, dir: &Path) {
         data.pools.1
     );
     println!(
-        "  network {shape}, {} epoch(s), batch {}, η = 2^-{}, {profile} profile, κ = {}, \
+        "  network {shape}, {} epoch(s), batch {}, η = {}/2^{}, {profile} profile, κ = {}, \
          {}-bit key{}",
         a.epochs,
         a.batch,
+        a.lr_num,
         a.lr_shift,
         a.kappa,
         a.bits,

@@ -44,6 +44,9 @@ pub struct SpeedArgs {
     /// phe==1.5.0 gmpy2` and ../shared/peers/phe_smlp.py), then print the table of ratios.
     #[arg(long)]
     pub with_baseline: bool,
+    /// Test samples classified in one batch (113: the whole test split, as `smlp demo`).
+    #[arg(long, default_value_t = 113)]
+    pub classify: usize,
     /// Training samples the peer times (at B = 1; each takes about a minute at 2048 bits).
     #[arg(long, default_value_t = 2)]
     pub baseline_samples: usize,
@@ -96,8 +99,8 @@ pub fn per_sample_line(c: &Costs, n: usize) -> String {
 }
 
 pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
-    if args.samples == 0 || args.batch == 0 || args.hidden == 0 {
-        return Err("--samples, --batch and --hidden must be at least 1".into());
+    if args.samples == 0 || args.batch == 0 || args.hidden == 0 || args.classify == 0 {
+        return Err("--samples, --batch, --hidden and --classify must be at least 1".into());
     }
     let fixed = FixedParams::default();
     let key = harness::generate_key(args.bits)?;
@@ -114,9 +117,15 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         rayon::current_num_threads()
     );
     let pk = key.sk.public_key().clone();
-    let big = if args.with_baseline { 8 } else { 0 };
+    // Mini-batches of 8: two batches (16 samples), timed after the per-sample run.
+    let big = if args.with_baseline { 16 } else { 0 };
     let n_train = args.samples.max(big);
-    let data = harness::wdbc(Some(n_train), Some(args.samples), args.seed, &fixed)?;
+    let data = harness::wdbc(
+        Some(n_train),
+        Some(args.samples.max(args.classify)),
+        args.seed,
+        &fixed,
+    )?;
     let train = EncryptedDataset::encrypt(&pk, &data.train_enc, true);
     let test = EncryptedDataset::encrypt(&pk, &data.test_enc, false);
     let shape = Shape::new(vec![30, args.hidden, 1])?;
@@ -157,10 +166,10 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
             &fixed,
             &init,
             &train.samples[..big],
-            big,
+            8,
         )?;
         println!(
-            "  training s/sample with mini-batches of {big}: {:.3}; per sample: {}",
+            "  training s/sample with mini-batches of 8 ({big} samples): {:.3}; per sample: {}",
             median(&times),
             per_sample_line(&c, big)
         );
@@ -178,16 +187,25 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         params: encrypt_params(&pk, &init)?,
     };
 
-    let n = test.len();
+    let subset = |n: usize| EncryptedDataset {
+        samples: test.samples[..n.min(test.len())].to_vec(),
+        ..test.clone()
+    };
+    let few = subset(args.samples);
     servers.warm_up(warm);
     let s1 = &mut servers.s1;
     let before = costs(s1)?;
     let t = Instant::now();
-    classify(s1, &model, &test, 1, |_| {})?;
-    let one = t.elapsed().as_secs_f64() / n as f64;
+    classify(s1, &model, &few, 1, |_| {})?;
+    let one = t.elapsed().as_secs_f64() / few.len() as f64;
     let c = costs(s1)?.since(&before);
-    println!("  classification s/sample (one at a time): {one:.3}");
-    println!("  per classified sample: {}", per_sample_line(&c, n));
+    println!(
+        "  classification s/sample (one at a time, {} samples): {one:.3}",
+        few.len()
+    );
+    println!("  per classified sample: {}", per_sample_line(&c, few.len()));
+    let test = subset(args.classify);
+    let n = test.len();
     servers.warm_up(warm);
     let s1 = &mut servers.s1;
     let before = costs(s1)?;
@@ -253,7 +271,7 @@ fn table(
         );
     }
     t += &row(
-        format!("classification, {} samples in one batch", args.samples),
+        format!("classification, {} samples in one batch", args.classify),
         classify_s,
         peer_classify_s,
     );
@@ -270,7 +288,7 @@ mod tests {
             #[command(flatten)]
             s: super::SpeedArgs,
         }
-        let a = A::parse_from(["x", "--samples", "4"]);
+        let a = A::parse_from(["x", "--samples", "4", "--classify", "4"]);
         let t = super::table(&a.s, 2.0, Some(0.5), 1.0, 60.0, 10.0);
         assert!(
             t.contains("| training, B = 1 | 2.000 s | 60.00 s | 30.0× |"),
