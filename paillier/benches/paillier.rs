@@ -202,9 +202,14 @@ fn s1_paths(c: &mut Criterion) {
     let powers: Vec<_> = cts[..2].iter().map(|c| pk.powers(c, 152)).collect();
     g.bench_function("lincomb_2_comb", |b| {
         let t = [(&powers[0], &ks[0]), (&powers[1], &ks[1])];
-        b.iter(|| pk.linear_combination_with(black_box(&t), &[], &zero).unwrap())
+        b.iter(|| {
+            pk.linear_combination_with(black_box(&t), &[], &zero)
+                .unwrap()
+        })
     });
-    g.bench_function("powers_152", |b| b.iter(|| pk.powers(black_box(&cts[0]), 152)));
+    g.bench_function("powers_152", |b| {
+        b.iter(|| pk.powers(black_box(&cts[0]), 152))
+    });
     g.bench_function("lincomb_16_straus", |b| {
         let t: Vec<_> = cts.iter().zip(&ks).collect();
         b.iter(|| pk.linear_combination(black_box(&t), &zero).unwrap())
