@@ -37,9 +37,9 @@ impl FixedBase {
         Self::with_window(base, m, exp_bits, 8)
     }
 
-    /// The table with `window`-bit windows (4 or 8).
+    /// The table with `window`-bit windows (1 to 16 bits; 2^window entries per row).
     pub(crate) fn with_window(base: &Nat, m: &Nat, exp_bits: u64, window: u32) -> Self {
-        debug_assert!(window == 4 || window == 8);
+        debug_assert!((1..=16).contains(&window));
         let digits = exp_bits.div_ceil(u64::from(window)).max(1) as usize;
         let size = 1usize << window;
         let mut rows = Vec::with_capacity(digits);
@@ -81,28 +81,28 @@ impl FixedBase {
 
     /// acc · base^e mod m (`None` stands for 1), for e below 2^[`exp_bits`](Self::exp_bits).
     pub(crate) fn mul_pow(&self, acc: &mut Option<Nat>, e: &Nat) {
-        let bytes = e.to_bytes_be();
         debug_assert!(e.bits() <= self.exp_bits(), "exponent beyond the table");
-        let per_byte = (8 / self.window) as usize;
-        let mask = (1u8 << (self.window % 8)).wrapping_sub(1);
-        for (i, &byte) in bytes.iter().rev().enumerate() {
-            for k in 0..per_byte {
-                let digit = if per_byte == 1 {
-                    byte as usize
-                } else {
-                    ((byte >> (k as u32 * self.window)) & mask) as usize
-                };
-                if digit == 0 {
-                    continue;
-                }
-                let Some(row) = self.rows.get(i * per_byte + k) else {
-                    continue; // a zero digit beyond the table (debug-asserted above)
-                };
-                *acc = Some(match acc.take() {
-                    None => row[digit].clone(),
-                    Some(a) => a.mul_mod(&row[digit], &self.m),
-                });
+        let mut le = e.to_bytes_be();
+        le.reverse();
+        let w = self.window as usize;
+        let mask = (1u32 << w) - 1;
+        for (i, row) in self.rows.iter().enumerate() {
+            let bit = i * w;
+            if bit >= le.len() * 8 {
+                break;
             }
+            // Up to 16 bits from bit `bit`: three bytes from bit / 8 hold them.
+            let word = (0..3).fold(0u32, |acc, k| {
+                acc | u32::from(le.get(bit / 8 + k).copied().unwrap_or(0)) << (8 * k)
+            });
+            let digit = ((word >> (bit % 8)) & mask) as usize;
+            if digit == 0 {
+                continue;
+            }
+            *acc = Some(match acc.take() {
+                None => row[digit].clone(),
+                Some(a) => a.mul_mod(&row[digit], &self.m),
+            });
         }
     }
 }
@@ -152,6 +152,8 @@ mod tests {
         assert_eq!(t.exp_bits(), 136);
         let t4 = FixedBase::with_window(&base, &m, 153, 4);
         assert_eq!(t4.exp_bits(), 156);
+        let t10 = FixedBase::with_window(&base, &m, 153, 10);
+        assert_eq!(t10.exp_bits(), 160);
         let acc = Nat::random_below(&m, &mut rng);
         for bits in [0u64, 1, 3, 4, 5, 7, 8, 9, 64, 129, 136, 153, 156] {
             let e = if bits == 0 {
@@ -164,6 +166,7 @@ mod tests {
                 assert_eq!(t.pow(&e), want, "{bits} bits");
             }
             assert_eq!(t4.pow(&e), want, "{bits} bits, 4-bit windows");
+            assert_eq!(t10.pow(&e), want, "{bits} bits, 10-bit windows");
             let mut into = Some(acc.clone());
             t4.mul_pow(&mut into, &e);
             assert_eq!(into, Some(acc.mul_mod(&want, &m)), "{bits} bits, into");
