@@ -8,7 +8,7 @@
 //! Emerald Rapids core, `mpn_addmul_1_x86_64` and `mpn_submul_1_x86_64` took 72 % of an encrypted
 //! training run. Every such processor has BMI2 and ADX, so [`install`] puts the routines GMP itself
 //! selects for Skylake (the newest Intel core it knows: Haswell's and Broadwell's mulx/adcx/adox
-//! code, Skylake's Karatsuba and Toom thresholds) into the table when, and only when,
+//! code; GMP's thresholds are kept, see `install_once`) into the table when, and only when,
 //!
 //! - the processor reports BMI2 and ADX (`is_x86_feature_detected!`), and
 //! - GMP chose its generic fallback: every entry checked below holds exactly the generic routine
@@ -176,12 +176,11 @@ fn install_once() -> bool {
         (*v).rshift = __gmpn_rshift_coreisbr as Fn;
         (*v).copyi = __gmpn_copyi_core2 as Fn;
         (*v).copyd = __gmpn_copyd_core2 as Fn;
-        // skylake/gmp-mparam.h
-        (*v).mul_toom22_threshold = 26;
-        (*v).mul_toom33_threshold = 73;
-        (*v).sqr_toom2_threshold = 32;
-        (*v).sqr_toom3_threshold = 117;
-        (*v).bmod_1_to_mod_1_threshold = 20;
+        // The Karatsuba/Toom thresholds stay GMP's: another thread may be inside a product whose
+        // scratch space was sized for them, and every routine above is a complete implementation
+        // of its function (swapping one pointer is safe at any time; changing a threshold in the
+        // middle of a recursion is not). At Paillier's sizes (32 and 64 limbs at 2048 bits) they
+        // choose the same algorithms as Skylake's.
     }
     true
 }
@@ -211,7 +210,7 @@ mod tests {
     }
 
     /// With the routines installed, GMP agrees with num-bigint at Paillier sizes (products of 32
-    /// and 64 limbs use Karatsuba/Toom above the installed thresholds; the secret-exponent path
+    /// and 64 limbs use Karatsuba/Toom above the thresholds; the secret-exponent path
     /// uses `mpn_sec_powm`).
     #[test]
     fn installed_routines_agree_with_num_bigint_at_key_sizes() {
