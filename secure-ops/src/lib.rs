@@ -61,7 +61,7 @@ pub use messages::SubProtocol;
 pub use params::{
     pow2, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
 };
-pub use s1::{Job, S1};
+pub use s1::{Job, Operand, Reusable, S1};
 pub use s2::{
     S2Observer, S2Options, S2Policy, S2Service, S2Session, S2View, SessionSummary, Step,
     MAX_REQUEST_OUTPUTS, MAX_REQUEST_VALUES, MAX_REQUEST_WORK,

@@ -132,16 +132,53 @@ fn random_range<R: RngCore + ?Sized>(lo: &BigInt, hi: &BigInt, rng: &mut R) -> B
 
 use crate::params::pow2;
 
-/// One slot of a packed request: S2 will see `m + tau` where ⟦m⟧ is `ct`.
+/// One slot of a packed request: S2 will see `m + tau` where ⟦m⟧ is `ct` (`None`: a padding
+/// slot, m = 0, that no job reads).
 struct Slot<'a> {
-    ct: &'a Ciphertext,
+    ct: Option<&'a Ciphertext>,
     tau: BigInt,
 }
+
+/// An operand of [`S1::products_reusing`]: ciphertexts to blind and pack, or the packs of an
+/// earlier request's operands, sent again.
+#[derive(Clone, Copy, Debug)]
+pub enum Operand<'a> {
+    /// Ciphertexts, blinded and packed for this request.
+    Fresh(&'a [Ciphertext]),
+    /// Operands kept from an earlier request of this session.
+    Reused(&'a Reusable),
+}
+
+/// Operands of a products request kept by [`S1::products_reusing`] with their blinds and the
+/// very packs S2 decrypted: a later request of the same session can send them again
+/// ([`Operand::Reused`]) — the forward SecDot's inputs in the gradient — at no packing cost. S2
+/// sees the values it has already seen (the same ciphertexts, so it can tell they are the same;
+/// it learns nothing else).
+#[derive(Clone, Debug)]
+pub struct Reusable {
+    cts: Vec<Ciphertext>,
+    blinds: Vec<BigInt>,
+    packs: Vec<Ciphertext>,
+    slot_bits: u32,
+    session: u64,
+}
+
+impl Reusable {
+    /// The kept operands' ciphertexts, side by side.
+    pub fn ciphertexts(&self) -> &[Ciphertext] {
+        &self.cts
+    }
+}
+
+/// Sessions of this process, to refuse a [`Reusable`] from another session.
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// S1's end of a session with S2.
 pub struct S1<C: Channel> {
     eng: Engine,
     chan: Metered<C>,
+    /// This session's number in the process (for [`Reusable`]).
+    session: u64,
 }
 
 /// S1's cryptographic state (thread-safe, used from rayon workers).
@@ -313,6 +350,11 @@ impl Engine {
         )
     }
 
+    /// Slots per pack for `slot_bits`-bit slots.
+    fn per_pack(&self, slot_bits: u32) -> usize {
+        ((self.pk.bits() - 2) / slot_bits).max(1) as usize
+    }
+
     fn fresh_encryption(&self, m: &BigInt) -> Result<Ciphertext, ProtocolError> {
         OpCounter::add(&self.counter.randomizers, 1);
         let rho = match &self.pool {
@@ -324,17 +366,37 @@ impl Engine {
 
     /// Packs slots into as few ciphertexts as the key allows, each with fresh randomness.
     /// Slot values seen by S2 are `m + tau` offset by 2^(slot_bits − 2).
-    fn pack(&self, slots: &[Slot<'_>], slot_bits: u32) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let per_pack = ((self.pk.bits() - 2) / slot_bits).max(1) as usize;
+    /// Packs `premade[i]` as it is where given (a [`Reusable`]'s pack).
+    fn pack(
+        &self,
+        slots: &[Slot<'_>],
+        slot_bits: u32,
+        premade: &[Option<&Ciphertext>],
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let per_pack = self.per_pack(slot_bits);
         let offset = pow2(slot_bits - 2);
         slots
             .par_chunks(per_pack)
-            .map(|chunk| {
-                let cts: Vec<&Ciphertext> = chunk.iter().map(|s| s.ct).collect();
+            .enumerate()
+            .map(|(i, chunk)| {
+                if let Some(Some(p)) = premade.get(i) {
+                    return Ok((*p).clone());
+                }
+                // Padding comes last in a pack: Horner from the last real slot.
+                let used = chunk
+                    .iter()
+                    .rposition(|s| s.ct.is_some())
+                    .map_or(0, |p| p + 1);
+                let cts: Vec<&Ciphertext> = chunk[..used].iter().filter_map(|s| s.ct).collect();
+                if cts.len() != used {
+                    return Err(ProtocolError::InvalidRequest(
+                        "padding inside a pack".into(),
+                    ));
+                }
                 let packed = self.pk.pack(&cts, slot_bits);
                 OpCounter::add(
                     &self.counter.pack_squarings,
-                    (chunk.len() as u64 - 1) * u64::from(slot_bits),
+                    (used.max(1) as u64 - 1) * u64::from(slot_bits),
                 );
                 let mut plain = BigInt::zero();
                 for s in chunk.iter().rev() {
@@ -377,6 +439,7 @@ impl<C: Channel> S1<C> {
                 pool: None,
             },
             chan,
+            session: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -438,14 +501,35 @@ impl<C: Channel> S1<C> {
         expect: usize,
         name: SubProtocol,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let packs = self.eng.pack(slots, slot_bits)?;
-        self.chan.send_msg(&Request::Eval {
+        let packs = self.eng.pack(slots, slot_bits, &[])?;
+        Ok(self
+            .send_packs(packs, slots.len(), slot_bits, op, expect, name)?
+            .1)
+    }
+
+    /// Sends packs already made; returns them with S2's answer.
+    fn send_packs(
+        &mut self,
+        packs: Vec<Ciphertext>,
+        count: usize,
+        slot_bits: u32,
+        op: Op,
+        expect: usize,
+        name: SubProtocol,
+    ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
+        let count = u32::try_from(count).map_err(|_| too_large())?;
+        let request = Request::Eval {
             packs,
             slot_bits,
-            count: slots.len() as u32,
+            count,
             op,
-        })?;
-        self.expect_ciphertexts(expect, name)
+        };
+        self.chan.send_msg(&request)?;
+        let answer = self.expect_ciphertexts(expect, name)?;
+        let Request::Eval { packs, .. } = request else {
+            unreachable!("built above")
+        };
+        Ok((packs, answer))
     }
 
     fn expect_ciphertexts(
@@ -499,18 +583,99 @@ impl<C: Channel> S1<C> {
         operands: &[&[Ciphertext]],
         signed_jobs: &[(Job, bool)],
     ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
-        // The operands side by side form the request's slots; each job names slot ranges.
+        let ops: Vec<Operand<'_>> = operands.iter().map(|o| Operand::Fresh(o)).collect();
+        Ok(self.products_reusing(&ops, signed_jobs, None)?.0)
+    }
+
+    /// [`products_signed`](Self::products_signed) over operands that may be [`Reusable`] packs
+    /// of an earlier request of this session; with `keep = Some(k)`, operands `k..` (fresh ones)
+    /// are returned as a [`Reusable`] for a later request. A reused or kept group of operands
+    /// starts and ends on a pack boundary (the gaps are padding slots S2 decrypts and no job
+    /// reads: a blind alone).
+    pub fn products_reusing(
+        &mut self,
+        operands: &[Operand<'_>],
+        signed_jobs: &[(Job, bool)],
+        keep: Option<usize>,
+    ) -> Result<(Vec<Vec<Ciphertext>>, Option<Reusable>), ProtocolError> {
+        let slot_bits = self.eng.params.slot_bits(0);
+        let per = self.eng.per_pack(slot_bits);
+        let one = self.eng.pk.trivial(&BigInt::zero())?; // stands for a padding slot
+                                                         // The operands side by side (with padding) form the request's slots; each job names slot
+                                                         // ranges. Every slot gets its blind: fresh, or the one it was sent with before.
         let mut starts = Vec::with_capacity(operands.len());
         let mut flat: Vec<&Ciphertext> = Vec::new();
-        for op in operands {
-            starts.push(u32::try_from(flat.len()).map_err(|_| too_large())?);
-            flat.extend(op.iter());
+        let mut blinds: Vec<BigInt> = Vec::new();
+        let mut real: Vec<bool> = Vec::new();
+        let mut premade: Vec<Option<&Ciphertext>> = Vec::new();
+        let mut kept_start = None;
+        fn pad_to<'c>(
+            per: usize,
+            eng: &Engine,
+            one: &'c Ciphertext,
+            flat: &mut Vec<&'c Ciphertext>,
+            blinds: &mut Vec<BigInt>,
+            real: &mut Vec<bool>,
+        ) {
+            while !flat.len().is_multiple_of(per) {
+                flat.push(one);
+                blinds.push(eng.blind());
+                real.push(false);
+            }
         }
+        for (i, op) in operands.iter().enumerate() {
+            if keep == Some(i) {
+                pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
+                kept_start = Some(flat.len());
+            }
+            match op {
+                Operand::Fresh(cts) => {
+                    starts.push(u32::try_from(flat.len()).map_err(|_| too_large())?);
+                    for c in cts.iter() {
+                        flat.push(c);
+                        blinds.push(self.eng.blind());
+                        real.push(true);
+                    }
+                }
+                Operand::Reused(r) => {
+                    if kept_start.is_some() {
+                        return Err(ProtocolError::InvalidRequest(
+                            "a reused operand cannot be kept again".into(),
+                        ));
+                    }
+                    if r.session != self.session || r.slot_bits != slot_bits {
+                        return Err(ProtocolError::InvalidRequest(
+                            "reused operands from another session".into(),
+                        ));
+                    }
+                    pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
+                    premade.resize(flat.len() / per, None);
+                    premade.extend(r.packs.iter().map(Some));
+                    starts.push(u32::try_from(flat.len()).map_err(|_| too_large())?);
+                    for (c, b) in r.cts.iter().zip(&r.blinds) {
+                        flat.push(c);
+                        blinds.push(b.clone());
+                        real.push(true);
+                    }
+                    pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
+                }
+            }
+        }
+        if kept_start.is_some() {
+            pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
+        }
+        let op_slices: Vec<&[Ciphertext]> = operands
+            .iter()
+            .map(|o| match o {
+                Operand::Fresh(c) => *c,
+                Operand::Reused(r) => &r.cts[..],
+            })
+            .collect();
         let slots_len = flat.len() as u64;
         let mut wire = Vec::with_capacity(signed_jobs.len());
         let mut out_lens = Vec::with_capacity(signed_jobs.len());
         for (job, _) in signed_jobs {
-            let w = job.wire(operands, &starts)?;
+            let w = job.wire(&op_slices, &starts)?;
             let (n, _) = w.shape(slots_len).ok_or_else(|| {
                 ProtocolError::InvalidRequest(format!("empty or out-of-range product job {job:?}"))
             })?;
@@ -518,20 +683,20 @@ impl<C: Channel> S1<C> {
             out_lens.push(n);
         }
         let negate: Vec<bool> = signed_jobs.iter().map(|(_, n)| *n).collect();
-        // Blind every operand value once.
-        let blinds: Vec<BigInt> = flat.iter().map(|_| self.eng.blind()).collect();
         let slots: Vec<Slot<'_>> = flat
             .iter()
             .zip(&blinds)
-            .map(|(c, r)| Slot {
-                ct: c,
+            .zip(&real)
+            .map(|((c, r), &is_real)| Slot {
+                ct: is_real.then_some(*c),
                 tau: r.clone(),
             })
             .collect();
         let total: usize = out_lens.iter().sum();
-        let slot_bits = self.eng.params.slot_bits(0);
-        let raw = self.eval(
-            &slots,
+        let packs = self.eng.pack(&slots, slot_bits, &premade)?;
+        let (packs, raw) = self.send_packs(
+            packs,
+            slots.len(),
             slot_bits,
             Op::Products {
                 jobs: wire.clone(),
@@ -543,11 +708,24 @@ impl<C: Channel> S1<C> {
         let unblinded = self
             .eng
             .unblind_products(&raw, &wire, &out_lens, &negate, &flat, &blinds)?;
+        let reusable = kept_start.map(|start| {
+            let idx: Vec<usize> = (start..flat.len()).filter(|&i| real[i]).collect();
+            Reusable {
+                cts: idx.iter().map(|&i| flat[i].clone()).collect(),
+                blinds: idx.iter().map(|&i| blinds[i].clone()).collect(),
+                packs: packs[start / per..].to_vec(),
+                slot_bits,
+                session: self.session,
+            }
+        });
         let mut it = unblinded.into_iter();
-        Ok(out_lens
-            .iter()
-            .map(|&n| it.by_ref().take(n).collect())
-            .collect())
+        Ok((
+            out_lens
+                .iter()
+                .map(|&n| it.by_ref().take(n).collect())
+                .collect(),
+            reusable,
+        ))
     }
 
     /// SecMul: ⟦aᵢ·bᵢ⟧ element-wise, one round trip.
@@ -671,7 +849,7 @@ impl<C: Channel> S1<C> {
             .iter()
             .zip(&big_r)
             .map(|(c, r)| Slot {
-                ct: c,
+                ct: Some(c),
                 tau: r.clone(),
             })
             .collect();
@@ -888,12 +1066,12 @@ impl<C: Channel> S1<C> {
         let mut slots = Vec::with_capacity(xs.len() * 2);
         for (x, m) in xs.iter().zip(&masks) {
             slots.push(Slot {
-                ct: &m.y,
+                ct: Some(&m.y),
                 tau: m.y_tau.clone(),
             });
             if with_value {
                 slots.push(Slot {
-                    ct: x,
+                    ct: Some(x),
                     tau: m.r.clone(),
                 });
             }
@@ -958,7 +1136,7 @@ impl<C: Channel> S1<C> {
             .iter()
             .zip(&rs)
             .map(|(c, r)| Slot {
-                ct: c,
+                ct: Some(c),
                 tau: pow2(m) - &one + r,
             })
             .collect();

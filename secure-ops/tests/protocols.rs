@@ -6,7 +6,7 @@ use num_bigint::BigInt;
 use paillier::Ciphertext;
 use paillier::Encrypt;
 use proptest::prelude::*;
-use secure_ops::{Job, Profile, ProtocolError, SessionParams, Truncation};
+use secure_ops::{Job, Operand, Profile, ProtocolError, SessionParams, Truncation};
 
 fn fast() -> SessionParams {
     SessionParams {
@@ -85,6 +85,50 @@ proptest! {
         // negated variant
         let neg = s1.products(&[&ca, &cb], &[Job::OuterSum { a: 0, b: 1, a_len: rows, b_len: cols, batch }], true).unwrap();
         prop_assert_eq!(dec(&neg[0]), outer.iter().map(|x| -x).collect::<Vec<_>>());
+        s1.close().unwrap();
+        h.join().unwrap().unwrap();
+    }
+
+    /// Inputs kept from a SecDot and sent again as the same packs to an outer product (a training
+    /// step's gradient): both results equal the plaintext, the second request packs only δ, and
+    /// a kept group is refused by another session.
+    #[test]
+    fn reused_input_packs_match_plaintext_and_skip_packing(rows in 1usize..4, cols in 1usize..30, batch in 1usize..3, seed in any::<i64>(), strict_profile in any::<bool>()) {
+        let pk = key().public_key().clone();
+        let val = |i: usize| seed.wrapping_add(i as i64 * 7919).wrapping_mul(2654435761) % (1 << 18);
+        let m: Vec<i64> = (0..rows * cols).map(val).collect();
+        let x: Vec<i64> = (0..cols * batch).map(|i| val(i + 100)).collect();
+        let d: Vec<i64> = (0..rows * batch).map(|i| val(i + 300)).collect();
+        let (mut s1, h) = session(if strict_profile { strict() } else { fast() });
+        let (cm, cx, cd) = (enc(&pk, &m), enc(&pk, &x), enc(&pk, &d));
+        let mut ops = vec![Operand::Fresh(&cm)];
+        ops.extend(cx.chunks(cols).map(Operand::Fresh));
+        let jobs: Vec<(Job, bool)> = (0..batch).map(|t| (Job::MatVec { mat: 0, vec: t + 1, rows, cols }, false)).collect();
+        let (sums, kept) = s1.products_reusing(&ops, &jobs, Some(1)).unwrap();
+        let kept = kept.expect("kept");
+        prop_assert_eq!(kept.ciphertexts(), &cx[..]);
+        for t in 0..batch {
+            let want: Vec<i128> = (0..rows).map(|j| (0..cols).map(|i| m[j * cols + i] as i128 * x[t * cols + i] as i128).sum()).collect();
+            prop_assert_eq!(dec(&sums[t]), want);
+        }
+        let before = s1.counts();
+        let job = Job::OuterSum { a: 0, b: 1, a_len: rows, b_len: cols, batch };
+        let (out, none) = s1.products_reusing(&[Operand::Fresh(&cd), Operand::Reused(&kept)], &[(job, true)], None).unwrap();
+        prop_assert!(none.is_none());
+        let outer: Vec<i128> = (0..rows * cols).map(|o| -(0..batch).map(|t| d[t * rows + o / cols] as i128 * x[t * cols + o % cols] as i128).sum::<i128>()).collect();
+        prop_assert_eq!(dec(&out[0]), outer);
+        // Only δ was packed: (len − 1)·W squarings per pack of δ's slots, nothing for the inputs.
+        let per = ((pk.bits() - 2) / (fast().value_bits + fast().kappa + 10)) as u64;
+        let slot_bits = u64::from(fast().value_bits + fast().kappa + 10);
+        let dl = (rows * batch) as u64;
+        let want_sq: u64 = (0..dl.div_ceil(per)).map(|p| (dl - p * per).min(per) - 1).sum::<u64>() * slot_bits;
+        prop_assert_eq!(s1.counts().pack_squarings - before.pack_squarings, want_sq);
+        // Another session refuses it.
+        let (mut other, h2) = session(fast());
+        let err = other.products_reusing(&[Operand::Fresh(&cd), Operand::Reused(&kept)], &[(job, false)], None).unwrap_err();
+        prop_assert!(matches!(err, ProtocolError::InvalidRequest(_)), "{err:?}");
+        other.close().unwrap();
+        h2.join().unwrap().unwrap();
         s1.close().unwrap();
         h.join().unwrap().unwrap();
     }

@@ -13,7 +13,9 @@ use paillier::format::{FileError, FileKind};
 use paillier::Encrypt;
 use paillier::{BigInt, Ciphertext, Fingerprint, PublicKey};
 use rayon::prelude::*;
-use secure_ops::{pow2, Channel, Job, OpCounts, Profile, ProtocolError, TrafficSnapshot, S1};
+use secure_ops::{
+    pow2, Channel, Job, OpCounts, Operand, Profile, ProtocolError, Reusable, TrafficSnapshot, S1,
+};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -477,6 +479,8 @@ struct ForwardTrace {
     derivs: Vec<Vec<Ciphertext>>,
     /// Outputs o (batch-major, k per sample).
     out: Vec<Ciphertext>,
+    /// The inputs' blinded packs of the first SecDot, for the gradient (training only).
+    inputs: Option<Reusable>,
 }
 
 fn flat_weights(layer: &Layer<Ciphertext>) -> Vec<Ciphertext> {
@@ -484,33 +488,43 @@ fn flat_weights(layer: &Layer<Ciphertext>) -> Vec<Ciphertext> {
 }
 
 /// Forward pass for a batch: per layer one SecDot round (all samples share the blinded weights),
-/// one truncation round and, on hidden layers, one SecReLU round.
+/// one truncation round and, on hidden layers, one SecReLU round. With `keep_inputs`, the first
+/// SecDot's blinded input packs are kept for the gradient ([`Reusable`]).
 fn forward<C: Channel>(
     s1: &mut S1<C>,
     params: &Params<Ciphertext>,
     fixed: &FixedParams,
     xs: &[&[Ciphertext]],
+    keep_inputs: bool,
 ) -> SecureResult<ForwardTrace> {
     let pk = s1.public_key().clone();
     let (b, fw, f) = (xs.len(), fixed.weight_frac_bits(), fixed.frac_bits);
     let mut acts: Vec<Vec<Ciphertext>> = vec![xs.iter().flat_map(|x| x.iter().cloned()).collect()];
     let mut derivs = Vec::new();
+    let mut inputs = None;
     let nl = params.layers.len();
     for (idx, layer) in params.layers.iter().enumerate() {
         let (rows, cols) = (layer.fan_out(), layer.fan_in());
         let w = flat_weights(layer);
         let a = acts.last().expect("input");
-        let mut operands: Vec<&[Ciphertext]> = vec![&w];
-        operands.extend(a.chunks(cols));
-        let jobs: Vec<Job> = (0..b)
-            .map(|t| Job::MatVec {
-                mat: 0,
-                vec: t + 1,
-                rows,
-                cols,
+        let mut operands: Vec<Operand<'_>> = vec![Operand::Fresh(&w)];
+        operands.extend(a.chunks(cols).map(Operand::Fresh));
+        let jobs: Vec<(Job, bool)> = (0..b)
+            .map(|t| {
+                let job = Job::MatVec {
+                    mat: 0,
+                    vec: t + 1,
+                    rows,
+                    cols,
+                };
+                (job, false)
             })
             .collect();
-        let sums = s1.products(&operands, &jobs, false)?;
+        let keep = (keep_inputs && idx == 0).then_some(1);
+        let (sums, kept) = s1.products_reusing(&operands, &jobs, keep)?;
+        if kept.is_some() {
+            inputs = kept;
+        }
         // s = W·a + b·2^f, then ⌊s / 2^F_w⌋.
         let scale = pow2(f);
         let bias: Vec<Ciphertext> = layer
@@ -532,6 +546,7 @@ fn forward<C: Channel>(
                 acts,
                 derivs,
                 out: z,
+                inputs,
             });
         }
     }
@@ -549,7 +564,7 @@ pub fn train_batch<C: Channel>(
     let fixed = model.fixed;
     let (f, fw) = (fixed.frac_bits, fixed.weight_frac_bits());
     let xs: Vec<&[Ciphertext]> = batch.iter().map(|s| &s.x[..]).collect();
-    let trace = forward(s1, &model.params, &fixed, &xs)?;
+    let mut trace = forward(s1, &model.params, &fixed, &xs, true)?;
     let bsz = batch.len();
     let k = model.shape.outputs();
     // δ_L = o − y
@@ -567,7 +582,13 @@ pub fn train_batch<C: Channel>(
         let a_prev = &trace.acts[l - 1];
         let w = flat_weights(layer);
         // One round: −Σ_t δ_t ⊗ a_t (the gradient, negated) and, below the top, W^T δ_t per sample.
-        let mut operands: Vec<&[Ciphertext]> = vec![&delta, a_prev];
+        // The first layer's inputs go as the packs the forward SecDot sent (no packing).
+        let kept = if l == 1 { trace.inputs.take() } else { None };
+        let a_op = match &kept {
+            Some(r) => Operand::Reused(r),
+            None => Operand::Fresh(a_prev),
+        };
+        let mut operands: Vec<Operand<'_>> = vec![Operand::Fresh(&delta), a_op];
         let mut jobs = vec![(
             Job::OuterSum {
                 a: 0,
@@ -579,8 +600,8 @@ pub fn train_batch<C: Channel>(
             true,
         )];
         if l > 1 {
-            operands.push(&w);
-            operands.extend(delta.chunks(rows));
+            operands.push(Operand::Fresh(&w));
+            operands.extend(delta.chunks(rows).map(Operand::Fresh));
             jobs.extend((0..bsz).map(|t| {
                 (
                     Job::VecMat {
@@ -593,7 +614,7 @@ pub fn train_batch<C: Channel>(
                 )
             }));
         }
-        let mut res = s1.products_signed(&operands, &jobs)?;
+        let mut res = s1.products_reusing(&operands, &jobs, None)?.0;
         let back: Vec<Ciphertext> = res.drain(1..).flatten().collect();
         let neg_grad = res.pop().expect("gradient");
         // W −= num·∇W (exact), b −= num·2^f·Σ_t δ_t.
@@ -792,7 +813,7 @@ pub fn classify<C: Channel>(
     let mut scores = Vec::with_capacity(data.len());
     for part in data.samples.chunks(chunk.max(1)) {
         let xs: Vec<&[Ciphertext]> = part.iter().map(|s| &s.x[..]).collect();
-        let out = forward(s1, &model.params, &model.fixed, &xs)?.out;
+        let out = forward(s1, &model.params, &model.fixed, &xs, false)?.out;
         let per: Vec<Vec<Ciphertext>> = out.chunks(k).map(<[Ciphertext]>::to_vec).collect();
         if k == 1 {
             // class = 1{o > 2^(f−1)}
