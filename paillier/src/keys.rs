@@ -150,7 +150,7 @@ impl fmt::Debug for CiphertextPowers {
 #[derive(Clone)]
 pub struct JointPowers {
     m: Nat,
-    len: usize,
+    /// The 2^len subset products, indexed by the subset's bit mask.
     table: Vec<Nat>,
 }
 
@@ -160,18 +160,18 @@ impl JointPowers {
 
     /// How many ciphertexts the group has.
     pub fn len(&self) -> usize {
-        self.len
+        self.table.len().trailing_zeros() as usize
     }
 
     /// Whether the group is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 }
 
 impl fmt::Debug for JointPowers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JointPowers({} ciphertexts)", self.len)
+        write!(f, "JointPowers({} ciphertexts)", self.len())
     }
 }
 
@@ -430,13 +430,22 @@ impl PublicKey {
         Ok(Ciphertext(a.0.mul_mod(&self.g_pow(&m), &self.n2)))
     }
 
+    /// |k| reduced mod n: the exponent of a scalar multiplication (the sign is applied apart).
+    fn scalar_magnitude(&self, k: &BigInt) -> Nat {
+        let mag = to_nat_abs(k);
+        if mag >= self.n {
+            mag.rem(&self.n)
+        } else {
+            mag
+        }
+    }
+
     /// ⟦k · a⟧ for a signed scalar k of any size (k is reduced mod n).
     ///
     /// A negative k of fewer than |n|/2 bits costs an exponentiation with |k| and one inversion;
     /// a larger one is reduced to n - |k| mod n (no inversion).
     pub fn mul_plain(&self, a: &Ciphertext, k: &BigInt) -> Result<Ciphertext> {
-        let mag = to_nat_abs(k);
-        let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
+        let mag = self.scalar_magnitude(k);
         match k.sign() {
             Sign::Minus if mag.bits() * 2 < self.n.bits() => {
                 self.neg(&Ciphertext(a.0.pow_mod(&mag, &self.n2)))
@@ -471,8 +480,8 @@ impl PublicKey {
 
     /// [`linear_combination`](Self::linear_combination) with some terms given by precomputed
     /// [`powers`](Self::powers) of their ciphertext: ⟦Σ kᵢ·mᵢ + Σ k'ⱼ·m'ⱼ + constant⟧. A scalar
-    /// longer than its table, or powers made with another key, is an error only in the latter
-    /// case (`KeyMismatch`); the former is computed without the table.
+    /// longer than its table is multiplied without the table; powers made with another key are
+    /// `KeyMismatch`.
     pub fn linear_combination_with(
         &self,
         powers: &[(&CiphertextPowers, &BigInt)],
@@ -489,8 +498,7 @@ impl PublicKey {
                     found: "powers made with another key".into(),
                 });
             }
-            let mag = to_nat_abs(k);
-            let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
+            let mag = self.scalar_magnitude(k);
             if mag.is_zero() {
                 continue;
             }
@@ -505,8 +513,7 @@ impl PublicKey {
             }
         }
         for (c, k) in terms {
-            let mag = to_nat_abs(k);
-            let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
+            let mag = self.scalar_magnitude(k);
             if mag.is_zero() {
                 continue;
             }
@@ -559,7 +566,6 @@ impl PublicKey {
         }
         Ok(JointPowers {
             m: self.n2.clone(),
-            len: cs.len(),
             table,
         })
     }
@@ -582,7 +588,7 @@ impl PublicKey {
                     found: "joint powers made with another key".into(),
                 });
             }
-            if scalars.len() != g.len {
+            if scalars.len() != g.len() {
                 return Err(Error::InvalidInput(
                     "one scalar per ciphertext of a joint group",
                 ));
@@ -590,11 +596,7 @@ impl PublicKey {
             mags.push(
                 scalars
                     .iter()
-                    .map(|k| {
-                        let mag = to_nat_abs(k);
-                        let mag = if mag >= self.n { mag.rem(&self.n) } else { mag };
-                        (k.sign() == Sign::Minus, mag)
-                    })
+                    .map(|k| (k.sign() == Sign::Minus, self.scalar_magnitude(k)))
                     .collect(),
             );
         }

@@ -20,8 +20,7 @@
 //! (the backend-equivalence and known-answer tests run with it installed).
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Once;
+use std::sync::OnceLock;
 
 type Fn = *const c_void;
 
@@ -110,24 +109,14 @@ extern "C" {
     fn __gmpn_copyd_core2();
 }
 
-/// What [`install`] found: 0 not yet run, 1 left GMP's choice, 2 installed.
-static STATE: AtomicU8 = AtomicU8::new(0);
-static ONCE: Once = Once::new();
+/// Whether [`install`] replaced GMP's generic routines (decided once per process).
+static INSTALLED: OnceLock<bool> = OnceLock::new();
 
 /// Installs the Skylake routines if GMP fell back to its generic code on a processor with BMI2
-/// and ADX (see the module documentation). Idempotent and cheap after the first call; key
-/// constructors call it, before the heavy arithmetic starts.
-pub(crate) fn install() {
-    ONCE.call_once(|| {
-        let done = install_once();
-        STATE.store(if done { 2 } else { 1 }, Ordering::Release);
-    });
-}
-
-/// Whether [`install`] replaced GMP's generic routines (after it has run).
-pub(crate) fn installed() -> bool {
-    install();
-    STATE.load(Ordering::Acquire) == 2
+/// and ADX (see the module documentation), and says whether it did. Runs once; cheap afterwards.
+/// Key constructors call it, before the heavy arithmetic starts.
+pub(crate) fn install() -> bool {
+    *INSTALLED.get_or_init(install_once)
 }
 
 fn install_once() -> bool {

@@ -38,7 +38,7 @@ pub fn tune_backend() {
 /// [`BACKEND`], and which routines GMP runs where [`tune_backend`] replaced its generic ones.
 pub fn backend_description() -> String {
     #[cfg(all(feature = "gmp", target_arch = "x86_64", target_os = "linux"))]
-    if gmp_cpu::installed() {
+    if gmp_cpu::install() {
         return format!("{BACKEND}, Skylake routines (GMP did not recognise this x86-64 core)");
     }
     BACKEND.to_string()
