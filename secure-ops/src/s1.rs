@@ -202,9 +202,11 @@ impl Engine {
         wire: &[WireJob],
         out_lens: &[usize],
         negate: &[bool],
-        slots: &[&Ciphertext],
-        blinds: &[BigInt],
+        slots: &[Slot<'_>],
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        // Jobs read operand slots only (`Job::wire` checked their ranges); padding is never read.
+        let ct = |i: usize| -> &Ciphertext { slots[i].ct.expect("a job reads an operand slot") };
+        let blind = |i: usize| &slots[i].tau;
         let outputs: Vec<(&WireJob, bool, usize)> = wire
             .iter()
             .zip(out_lens)
@@ -231,7 +233,7 @@ impl Engine {
         let comb_slots: Vec<usize> = (0..slots.len()).filter(|&i| uses[i] >= USES).collect();
         let built: Vec<CiphertextPowers> = comb_slots
             .par_iter()
-            .map(|&i| pk.powers(slots[i], bits))
+            .map(|&i| pk.powers(ct(i), bits))
             .collect();
         let mut combs: Vec<Option<&CiphertextPowers>> = vec![None; slots.len()];
         for (&i, t) in comb_slots.iter().zip(&built) {
@@ -272,7 +274,7 @@ impl Engine {
         let keys: Vec<Vec<usize>> = recurring.into_keys().collect();
         let joint_tables: Vec<JointPowers> = keys
             .par_iter()
-            .map(|g| pk.joint_powers(&g.iter().map(|&i| slots[i]).collect::<Vec<_>>()))
+            .map(|g| pk.joint_powers(&g.iter().map(|&i| ct(i)).collect::<Vec<_>>()))
             .collect::<Result<_, _>>()?;
         let joint: HashMap<&[usize], &JointPowers> = keys
             .iter()
@@ -288,20 +290,20 @@ impl Engine {
                 let sign = if neg { BigInt::one() } else { -BigInt::one() };
                 let constant = pairs
                     .iter()
-                    .fold(BigInt::zero(), |acc, &(a, b)| acc + &blinds[a] * &blinds[b]);
+                    .fold(BigInt::zero(), |acc, &(a, b)| acc + blind(a) * blind(b));
                 OpCounter::add(&counter.short_exps, 2 * pairs.len() as u64);
                 let corr = if pairs.len() <= SMALL {
                     let mut coeffs: Vec<(usize, BigInt)> = Vec::with_capacity(2 * pairs.len());
                     for &(a, b) in pairs {
-                        coeffs.push((b, &sign * &blinds[a]));
-                        coeffs.push((a, &sign * &blinds[b]));
+                        coeffs.push((b, &sign * blind(a)));
+                        coeffs.push((a, &sign * blind(b)));
                     }
                     let mut with = Vec::new();
                     let mut terms = Vec::new();
                     for (slot, k) in &coeffs {
                         match combs[*slot] {
                             Some(t) => with.push((t, k)),
-                            None => terms.push((slots[*slot], k)),
+                            None => terms.push((ct(*slot), k)),
                         }
                     }
                     pk.linear_combination_with(&with, &terms, &(&sign * constant))?
@@ -311,7 +313,7 @@ impl Engine {
                     for g in &groups {
                         if !joint.contains_key(g.as_slice()) {
                             own.push(
-                                pk.joint_powers(&g.iter().map(|&i| slots[i]).collect::<Vec<_>>())?,
+                                pk.joint_powers(&g.iter().map(|&i| ct(i)).collect::<Vec<_>>())?,
                             );
                         }
                     }
@@ -324,7 +326,7 @@ impl Engine {
                                 .iter()
                                 .map(move |&(a, b)| if side == 0 { a } else { b })
                         })
-                        .map(|i| &sign * &blinds[i])
+                        .map(|i| &sign * blind(i))
                         .collect();
                     let mut args: Vec<(&JointPowers, &[BigInt])> = Vec::new();
                     let (mut start, mut own_it) = (0, own.iter());
@@ -364,9 +366,9 @@ impl Engine {
         Ok(self.pk.encrypt_with_randomizer(m, &rho)?)
     }
 
-    /// Packs slots into as few ciphertexts as the key allows, each with fresh randomness.
-    /// Slot values seen by S2 are `m + tau` offset by 2^(slot_bits − 2).
-    /// Packs `premade[i]` as it is where given (a [`Reusable`]'s pack).
+    /// Packs slots into as few ciphertexts as the key allows, each with fresh randomness; pack
+    /// `i` is `premade[i]` as it is where one is given (a [`Reusable`]'s pack). Slot values seen
+    /// by S2 are `m + tau` offset by 2^(slot_bits − 2).
     fn pack(
         &self,
         slots: &[Slot<'_>],
@@ -502,12 +504,10 @@ impl<C: Channel> S1<C> {
         name: SubProtocol,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
         let packs = self.eng.pack(slots, slot_bits, &[])?;
-        Ok(self
-            .send_packs(packs, slots.len(), slot_bits, op, expect, name)?
-            .1)
+        self.send_packs(packs, slots.len(), slot_bits, op, expect, name)
     }
 
-    /// Sends packs already made; returns them with S2's answer.
+    /// Sends packs already made and reads S2's answer.
     fn send_packs(
         &mut self,
         packs: Vec<Ciphertext>,
@@ -516,20 +516,15 @@ impl<C: Channel> S1<C> {
         op: Op,
         expect: usize,
         name: SubProtocol,
-    ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
         let count = u32::try_from(count).map_err(|_| too_large())?;
-        let request = Request::Eval {
+        self.chan.send_msg(&Request::Eval {
             packs,
             slot_bits,
             count,
             op,
-        };
-        self.chan.send_msg(&request)?;
-        let answer = self.expect_ciphertexts(expect, name)?;
-        let Request::Eval { packs, .. } = request else {
-            unreachable!("built above")
-        };
-        Ok((packs, answer))
+        })?;
+        self.expect_ciphertexts(expect, name)
     }
 
     fn expect_ciphertexts(
@@ -600,42 +595,32 @@ impl<C: Channel> S1<C> {
     ) -> Result<(Vec<Vec<Ciphertext>>, Option<Reusable>), ProtocolError> {
         let slot_bits = self.eng.params.slot_bits(0);
         let per = self.eng.per_pack(slot_bits);
-        let one = self.eng.pk.trivial(&BigInt::zero())?; // stands for a padding slot
-                                                         // The operands side by side (with padding) form the request's slots; each job names slot
-                                                         // ranges. Every slot gets its blind: fresh, or the one it was sent with before.
+        // The operands side by side (with padding) form the request's slots; each job names slot
+        // ranges. Every slot gets its blind: fresh, or the one it was sent with before.
         let mut starts = Vec::with_capacity(operands.len());
-        let mut flat: Vec<&Ciphertext> = Vec::new();
-        let mut blinds: Vec<BigInt> = Vec::new();
-        let mut real: Vec<bool> = Vec::new();
+        let mut slots: Vec<Slot<'_>> = Vec::new();
         let mut premade: Vec<Option<&Ciphertext>> = Vec::new();
         let mut kept_start = None;
-        fn pad_to<'c>(
-            per: usize,
-            eng: &Engine,
-            one: &'c Ciphertext,
-            flat: &mut Vec<&'c Ciphertext>,
-            blinds: &mut Vec<BigInt>,
-            real: &mut Vec<bool>,
-        ) {
-            while !flat.len().is_multiple_of(per) {
-                flat.push(one);
-                blinds.push(eng.blind());
-                real.push(false);
+        let pad = |slots: &mut Vec<Slot<'_>>| {
+            while !slots.len().is_multiple_of(per) {
+                slots.push(Slot {
+                    ct: None,
+                    tau: self.eng.blind(),
+                });
             }
-        }
+        };
         for (i, op) in operands.iter().enumerate() {
             if keep == Some(i) {
-                pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
-                kept_start = Some(flat.len());
+                pad(&mut slots);
+                kept_start = Some(slots.len());
             }
             match op {
                 Operand::Fresh(cts) => {
-                    starts.push(u32::try_from(flat.len()).map_err(|_| too_large())?);
-                    for c in cts.iter() {
-                        flat.push(c);
-                        blinds.push(self.eng.blind());
-                        real.push(true);
-                    }
+                    starts.push(u32::try_from(slots.len()).map_err(|_| too_large())?);
+                    slots.extend(cts.iter().map(|c| Slot {
+                        ct: Some(c),
+                        tau: self.eng.blind(),
+                    }));
                 }
                 Operand::Reused(r) => {
                     if kept_start.is_some() {
@@ -648,21 +633,20 @@ impl<C: Channel> S1<C> {
                             "reused operands from another session".into(),
                         ));
                     }
-                    pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
-                    premade.resize(flat.len() / per, None);
+                    pad(&mut slots);
+                    premade.resize(slots.len() / per, None);
                     premade.extend(r.packs.iter().map(Some));
-                    starts.push(u32::try_from(flat.len()).map_err(|_| too_large())?);
-                    for (c, b) in r.cts.iter().zip(&r.blinds) {
-                        flat.push(c);
-                        blinds.push(b.clone());
-                        real.push(true);
-                    }
-                    pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
+                    starts.push(u32::try_from(slots.len()).map_err(|_| too_large())?);
+                    slots.extend(r.cts.iter().zip(&r.blinds).map(|(c, b)| Slot {
+                        ct: Some(c),
+                        tau: b.clone(),
+                    }));
+                    pad(&mut slots);
                 }
             }
         }
         if kept_start.is_some() {
-            pad_to(per, &self.eng, &one, &mut flat, &mut blinds, &mut real);
+            pad(&mut slots);
         }
         let op_slices: Vec<&[Ciphertext]> = operands
             .iter()
@@ -671,7 +655,7 @@ impl<C: Channel> S1<C> {
                 Operand::Reused(r) => &r.cts[..],
             })
             .collect();
-        let slots_len = flat.len() as u64;
+        let slots_len = slots.len() as u64;
         let mut wire = Vec::with_capacity(signed_jobs.len());
         let mut out_lens = Vec::with_capacity(signed_jobs.len());
         for (job, _) in signed_jobs {
@@ -683,18 +667,10 @@ impl<C: Channel> S1<C> {
             out_lens.push(n);
         }
         let negate: Vec<bool> = signed_jobs.iter().map(|(_, n)| *n).collect();
-        let slots: Vec<Slot<'_>> = flat
-            .iter()
-            .zip(&blinds)
-            .zip(&real)
-            .map(|((c, r), &is_real)| Slot {
-                ct: is_real.then_some(*c),
-                tau: r.clone(),
-            })
-            .collect();
         let total: usize = out_lens.iter().sum();
         let packs = self.eng.pack(&slots, slot_bits, &premade)?;
-        let (packs, raw) = self.send_packs(
+        let kept_packs = kept_start.map(|start| packs[start / per..].to_vec());
+        let raw = self.send_packs(
             packs,
             slots.len(),
             slot_bits,
@@ -707,13 +683,17 @@ impl<C: Channel> S1<C> {
         )?;
         let unblinded = self
             .eng
-            .unblind_products(&raw, &wire, &out_lens, &negate, &flat, &blinds)?;
-        let reusable = kept_start.map(|start| {
-            let idx: Vec<usize> = (start..flat.len()).filter(|&i| real[i]).collect();
+            .unblind_products(&raw, &wire, &out_lens, &negate, &slots)?;
+        let reusable = kept_start.zip(kept_packs).map(|(start, packs)| {
+            let kept = || {
+                slots[start..]
+                    .iter()
+                    .filter_map(|s| s.ct.map(|c| (c, &s.tau)))
+            };
             Reusable {
-                cts: idx.iter().map(|&i| flat[i].clone()).collect(),
-                blinds: idx.iter().map(|&i| blinds[i].clone()).collect(),
-                packs: packs[start / per..].to_vec(),
+                cts: kept().map(|(c, _)| c.clone()).collect(),
+                blinds: kept().map(|(_, t)| t.clone()).collect(),
+                packs,
                 slot_bits,
                 session: self.session,
             }
