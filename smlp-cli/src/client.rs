@@ -188,7 +188,7 @@ pub struct ClassifyArgs {
     #[arg(long, value_name = "NEW.enc|ID")]
     pub data: String,
     /// Samples per forward pass (one S2 round trip per layer and chunk).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = smlp::encrypted::CLASSIFY_CHUNK)]
     pub chunk: usize,
     /// Protocol profile [default: the model's].
     #[arg(long, value_enum)]

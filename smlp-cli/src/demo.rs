@@ -515,7 +515,7 @@ fn run_jobs(
         conn,
         model: path_str(&at(dir, "model.enc")),
         data: path_str(&at(dir, "test.enc")),
-        chunk: 32,
+        chunk: smlp::encrypted::CLASSIFY_CHUNK,
         profile: None,
         kappa: a.kappa,
         detach: false,

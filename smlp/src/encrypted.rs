@@ -793,6 +793,11 @@ impl EncryptedPredictions {
     }
 }
 
+/// Samples per forward pass of [`classify`] by default (`smlp classify --chunk`, the demo, `xtask
+/// speed`): one S2 round trip per layer and chunk; a request holds at most
+/// [`secure_ops::messages::MAX_WIRE_ITEMS`] product jobs, one per sample.
+pub const CLASSIFY_CHUNK: usize = 32;
+
 /// Classifies encrypted samples: forward pass in batches of `chunk`, then SecCompare of the score
 /// with 1/2 (binary) or an encrypted argmax (k classes). Results stay encrypted.
 pub fn classify<C: Channel>(

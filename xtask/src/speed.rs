@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use secure_ops::Profile;
 use smlp::encrypted::{
     classify, costs, encrypt_params, new_model, train_batch, Costs, EncryptedDataset,
+    CLASSIFY_CHUNK,
 };
 use smlp::{init_fixed, FixedParams, Shape};
 use std::process::ExitCode;
@@ -51,9 +52,6 @@ pub struct SpeedArgs {
     #[arg(long, default_value_t = 2)]
     pub baseline_samples: usize,
 }
-
-/// Samples per forward pass in batched classification: `smlp classify`'s default `--chunk`.
-const CLASSIFY_CHUNK: usize = 32;
 
 /// Seconds per sample of each batch of `train` (a fresh model from `init`).
 fn time_training(

@@ -11,7 +11,7 @@ use clap::Args;
 use paillier::FixedPoint;
 use rand::SeedableRng;
 use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
-use smlp::{accuracy, init_fixed, train_fixed, FixedMlp, FixedParams, LearningRate, Rounding};
+use smlp::{accuracy, init_fixed, train_fixed, FixedMlp, FixedParams, LearningRate};
 use smlp::{Shape, TrainOptions};
 use std::process::ExitCode;
 
@@ -60,12 +60,12 @@ fn run_one(
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
     );
     let mut model = FixedMlp::from_params(init, fixed)?;
+    // From epoch 0, floor rounding (the defaults).
     let opts = TrainOptions {
         epochs,
         batch,
         seed,
-        start_epoch: 0,
-        rounding: Rounding::Floor,
+        ..TrainOptions::default()
     };
     if train_fixed(&mut model, &train, &opts, |_, _| {}).is_err() {
         return Ok(None);
