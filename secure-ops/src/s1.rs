@@ -264,11 +264,13 @@ impl Engine {
             }
             out
         };
+        let out_groups: Vec<Option<Vec<Vec<usize>>>> = pairs
+            .iter()
+            .map(|p| (p.len() > SMALL).then(|| groups_of(p)))
+            .collect();
         let mut recurring: HashMap<Vec<usize>, usize> = HashMap::new();
-        for p in pairs.iter().filter(|p| p.len() > SMALL) {
-            for g in groups_of(p) {
-                *recurring.entry(g).or_default() += 1;
-            }
+        for g in out_groups.iter().flatten().flatten() {
+            *recurring.entry(g.clone()).or_default() += 1;
         }
         recurring.retain(|_, n| *n >= 2);
         let keys: Vec<Vec<usize>> = recurring.into_keys().collect();
@@ -285,32 +287,17 @@ impl Engine {
         outputs
             .par_iter()
             .zip(pairs.par_iter())
+            .zip(out_groups.par_iter())
             .zip(raw.par_iter())
-            .map(|((&(_, neg, _), pairs), product)| {
+            .map(|(((&(_, neg, _), pairs), groups), product)| {
                 let sign = if neg { BigInt::one() } else { -BigInt::one() };
                 let constant = pairs
                     .iter()
                     .fold(BigInt::zero(), |acc, &(a, b)| acc + blind(a) * blind(b));
                 OpCounter::add(&counter.short_exps, 2 * pairs.len() as u64);
-                let corr = if pairs.len() <= SMALL {
-                    let mut coeffs: Vec<(usize, BigInt)> = Vec::with_capacity(2 * pairs.len());
-                    for &(a, b) in pairs {
-                        coeffs.push((b, &sign * blind(a)));
-                        coeffs.push((a, &sign * blind(b)));
-                    }
-                    let mut with = Vec::new();
-                    let mut terms = Vec::new();
-                    for (slot, k) in &coeffs {
-                        match combs[*slot] {
-                            Some(t) => with.push((t, k)),
-                            None => terms.push((ct(*slot), k)),
-                        }
-                    }
-                    pk.linear_combination_with(&with, &terms, &(&sign * constant))?
-                } else {
-                    let groups = groups_of(pairs);
+                let corr = if let Some(groups) = groups {
                     let mut own: Vec<JointPowers> = Vec::new();
-                    for g in &groups {
+                    for g in groups {
                         if !joint.contains_key(g.as_slice()) {
                             own.push(
                                 pk.joint_powers(&g.iter().map(|&i| ct(i)).collect::<Vec<_>>())?,
@@ -330,7 +317,7 @@ impl Engine {
                         .collect();
                     let mut args: Vec<(&JointPowers, &[BigInt])> = Vec::new();
                     let (mut start, mut own_it) = (0, own.iter());
-                    for g in &groups {
+                    for g in groups {
                         let table = match joint.get(g.as_slice()) {
                             Some(t) => *t,
                             None => own_it.next().expect("built above"),
@@ -339,6 +326,21 @@ impl Engine {
                         start += g.len();
                     }
                     pk.linear_combination_joint(&args, &(&sign * constant))?
+                } else {
+                    let mut coeffs: Vec<(usize, BigInt)> = Vec::with_capacity(2 * pairs.len());
+                    for &(a, b) in pairs {
+                        coeffs.push((b, &sign * blind(a)));
+                        coeffs.push((a, &sign * blind(b)));
+                    }
+                    let mut with = Vec::new();
+                    let mut terms = Vec::new();
+                    for (slot, k) in &coeffs {
+                        match combs[*slot] {
+                            Some(t) => with.push((t, k)),
+                            None => terms.push((ct(*slot), k)),
+                        }
+                    }
+                    pk.linear_combination_with(&with, &terms, &(&sign * constant))?
                 };
                 Ok(pk.add(product, &corr))
             })
