@@ -31,8 +31,9 @@ use serde::{Deserialize, Serialize};
 use smlp::encrypted::{Checkpoint, EncryptedDataset, EncryptedModel, TrainConfig};
 use smlp::{FixedParams, Params};
 
-/// Version of this protocol; both sides must agree. 2: stored objects and jobs.
-pub const VERSION: u16 = 2;
+/// Version of this protocol; both sides must agree. 2: stored objects and jobs; 3: the loss in
+/// a training job's configuration.
+pub const VERSION: u16 = 3;
 
 /// Messages from the client to S1.
 #[derive(Debug, Serialize, Deserialize)]
@@ -360,4 +361,90 @@ pub enum ServerMsg {
     Done(String),
     /// The request failed.
     Error(String),
+}
+
+/// What earlier versions stored, to upgrade an S1 store in place (`crate::store`): version 2 of
+/// this protocol and of the checkpoint file had no loss in a run's configuration; those runs
+/// followed the squared loss.
+pub mod legacy {
+    use super::*;
+    use paillier::format::{open, seal, FileKind};
+    use smlp::encrypted::CHECKPOINT;
+    use smlp::Loss;
+
+    /// A checkpoint file of version 2.
+    const CHECKPOINT_V2: FileKind = FileKind {
+        version: 2,
+        ..CHECKPOINT
+    };
+
+    #[derive(Deserialize)]
+    struct TrainConfigV2 {
+        epochs: u64,
+        batch: usize,
+        seed: u64,
+    }
+
+    impl From<TrainConfigV2> for TrainConfig {
+        fn from(c: TrainConfigV2) -> Self {
+            TrainConfig {
+                epochs: c.epochs,
+                batch: c.batch,
+                seed: c.seed,
+                loss: Loss::Squared,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct CheckpointV2 {
+        model: EncryptedModel,
+        config: TrainConfigV2,
+        position: usize,
+    }
+
+    impl From<CheckpointV2> for Checkpoint {
+        fn from(c: CheckpointV2) -> Self {
+            Checkpoint {
+                model: c.model,
+                config: c.config.into(),
+                position: c.position,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct TrainRequestV2 {
+        dataset: String,
+        hidden: Vec<usize>,
+        fixed: FixedParams,
+        config: TrainConfigV2,
+        profile: Profile,
+        kappa: u32,
+        initial: Option<Params<Ciphertext>>,
+        resume: Option<CheckpointV2>,
+    }
+
+    /// A stored training request of protocol version 2 (postcard), re-encoded for this version
+    /// with the squared loss it was trained with.
+    pub fn upgrade_train_request(bytes: &[u8]) -> Result<Vec<u8>, postcard::Error> {
+        let old: TrainRequestV2 = postcard::from_bytes(bytes)?;
+        postcard::to_stdvec(&TrainRequest {
+            dataset: old.dataset,
+            hidden: old.hidden,
+            fixed: old.fixed,
+            config: old.config.into(),
+            profile: old.profile,
+            kappa: old.kappa,
+            initial: old.initial,
+            resume: old.resume.map(Checkpoint::from),
+        })
+    }
+
+    /// A sealed checkpoint file of version 2, sealed again as the current version (the squared
+    /// loss in its configuration).
+    pub fn upgrade_checkpoint(sealed: &[u8]) -> paillier::Result<Vec<u8>> {
+        let old: CheckpointV2 = open(&CHECKPOINT_V2, sealed)?;
+        seal(&CHECKPOINT, &Checkpoint::from(old))
+    }
 }

@@ -145,7 +145,9 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 ";
 
-const SCHEMA_VERSION: &str = "1";
+/// 2: training requests and checkpoints carry the run's loss (protocol version 3); a version-1
+/// store is upgraded in place when it is opened ([`upgrade_1_to_2`]).
+const SCHEMA_VERSION: &str = "2";
 
 /// Settings of the store.
 #[derive(Debug, Clone)]
@@ -320,6 +322,52 @@ fn insert_object(
     Ok(info)
 }
 
+/// Upgrades a store of schema version 1 in one transaction: each training job's request and each
+/// checkpoint is re-encoded with the squared loss those runs followed (a row that does not decode
+/// is left as it is: its job fails with "stored request" or "stored checkpoint" when it runs, as
+/// it would have before).
+fn upgrade_1_to_2(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction()?;
+    let (mut requests, mut checkpoints) = (0usize, 0usize);
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare("SELECT id, request FROM jobs WHERE kind = 'train'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, old) in rows {
+        if let Ok(new) = crate::proto::legacy::upgrade_train_request(&old) {
+            tx.execute(
+                "UPDATE jobs SET request = ?1 WHERE id = ?2",
+                params![new, id],
+            )?;
+            requests += 1;
+        }
+    }
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare("SELECT job, body FROM checkpoints")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (job, old) in rows {
+        if let Ok(new) = crate::proto::legacy::upgrade_checkpoint(&old) {
+            tx.execute(
+                "UPDATE checkpoints SET body = ?1 WHERE job = ?2",
+                params![new, job],
+            )?;
+            checkpoints += 1;
+        }
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+        [SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    tracing::info!(
+        requests,
+        checkpoints,
+        "store upgraded from schema version 1 to {SCHEMA_VERSION}"
+    );
+    Ok(())
+}
+
 fn sha256(body: &[u8]) -> String {
     format!("{:x}", Sha256::digest(body))
 }
@@ -335,7 +383,7 @@ impl Store {
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
         let path = dir.join("s1.sqlite");
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -359,6 +407,7 @@ impl Store {
                 )?;
             }
             Some(SCHEMA_VERSION) => {}
+            Some("1") => upgrade_1_to_2(&mut conn)?,
             Some(v) => {
                 return Err(StoreError::Corrupt(format!(
                     "{} has schema version {v}, this S1 reads version {SCHEMA_VERSION}",
@@ -780,6 +829,139 @@ mod tests {
             summary: "s".into(),
             body,
         }
+    }
+
+    /// A store of schema version 1 (protocol 2: no loss in a run's configuration) is upgraded when
+    /// opened: its training request and checkpoint read as this version's, with the squared loss
+    /// those runs followed; the rest of the job is untouched.
+    #[test]
+    fn schema_1_store_is_upgraded_in_place() {
+        use crate::proto::TrainRequest;
+        use paillier::format::{open, seal, FileKind};
+        use rand::SeedableRng;
+        use secure_ops::Profile;
+        use serde::Serialize;
+        use smlp::encrypted::{Checkpoint, EncryptedModel, CHECKPOINT};
+        use smlp::{FixedParams, Loss, Params, Shape};
+
+        // The layouts of version 2, written as an S1 of that version wrote them.
+        #[derive(Serialize)]
+        struct ConfigV2 {
+            epochs: u64,
+            batch: usize,
+            seed: u64,
+        }
+        #[derive(Serialize)]
+        struct CheckpointV2 {
+            model: EncryptedModel,
+            config: ConfigV2,
+            position: usize,
+        }
+        #[derive(Serialize)]
+        struct RequestV2 {
+            dataset: String,
+            hidden: Vec<usize>,
+            fixed: FixedParams,
+            config: ConfigV2,
+            profile: Profile,
+            kappa: u32,
+            initial: Option<Params<paillier::Ciphertext>>,
+            resume: Option<CheckpointV2>,
+        }
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let sk = paillier::SecretKey::generate_insecure_for_tests(256, &mut rng).unwrap();
+        let pk = sk.public_key();
+        let shape = Shape::new(vec![2, 1]).unwrap();
+        let fixed = FixedParams::default();
+        let model = EncryptedModel {
+            fingerprint: pk.fingerprint(),
+            shape: shape.clone(),
+            fixed,
+            profile: Profile::Strict,
+            classes: 2,
+            epochs_trained: 1,
+            params: smlp::encrypted::encrypt_params(pk, &Params::filled(&shape, 5i128)).unwrap(),
+        };
+        let config = || ConfigV2 {
+            epochs: 4,
+            batch: 2,
+            seed: 9,
+        };
+        let request = postcard::to_stdvec(&RequestV2 {
+            dataset: "ds-000000000001".into(),
+            hidden: vec![],
+            fixed,
+            config: config(),
+            profile: Profile::Strict,
+            kappa: 80,
+            initial: None,
+            resume: Some(CheckpointV2 {
+                model: model.clone(),
+                config: config(),
+                position: 0,
+            }),
+        })
+        .unwrap();
+        let v2 = FileKind {
+            version: 2,
+            ..CHECKPOINT
+        };
+        let ckpt = seal(
+            &v2,
+            &CheckpointV2 {
+                model: model.clone(),
+                config: config(),
+                position: 2,
+            },
+        )
+        .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let s = store(dir.path(), 1 << 20);
+            let (d, _) = s.put_object("alice", obj(&[1; 8])).unwrap();
+            let job = s
+                .submit("alice", JobKind::Train, &request, &[&d.id], 4, 6)
+                .unwrap();
+            let c = lock(&s.conn);
+            c.execute(
+                "INSERT INTO checkpoints (job, epoch, position, saved, body) VALUES (?1, 1, 2, 0, ?2)",
+                params![job.id, ckpt],
+            )
+            .unwrap();
+            c.execute("UPDATE meta SET value = '1' WHERE key = 'schema'", [])
+                .unwrap();
+            job.id
+        };
+        // This version cannot read the old bytes as they are ...
+        assert!(postcard::from_bytes::<TrainRequest>(&request).is_err());
+        assert!(open::<Checkpoint>(&CHECKPOINT, &ckpt).is_err());
+
+        // ... and reads them after the upgrade.
+        let s = store(dir.path(), 1 << 20);
+        let row = s.claim_next().unwrap().expect("the queued job");
+        assert_eq!(row.id, id);
+        let req: TrainRequest = postcard::from_bytes(&row.request).unwrap();
+        assert_eq!(
+            (
+                req.config.epochs,
+                req.config.batch,
+                req.config.seed,
+                req.config.loss
+            ),
+            (4, 2, 9, Loss::Squared)
+        );
+        assert_eq!((req.dataset.as_str(), req.kappa), ("ds-000000000001", 80));
+        let resume = req.resume.expect("the resumed checkpoint");
+        assert_eq!(resume.config, req.config);
+        assert_eq!(resume.model.params, model.params);
+        let stored = s.checkpoint(&id).unwrap().expect("the checkpoint");
+        let c: Checkpoint = open(&CHECKPOINT, &stored.body).unwrap();
+        assert_eq!((c.position, c.config.loss), (2, Loss::Squared));
+        assert_eq!(c.model.params, model.params);
+        drop(s);
+        // Opened again: already version 2, nothing to do.
+        store(dir.path(), 1 << 20);
     }
 
     #[test]

@@ -86,6 +86,8 @@ fn reference(
         epochs,
         batch,
         seed,
+        // `smlp train`'s default loss.
+        loss: smlp_cli::client::DEFAULT_LOSS,
         start_epoch: 0,
         rounding: Rounding::Floor,
     };

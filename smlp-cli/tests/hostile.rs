@@ -432,6 +432,7 @@ fn crafted_model_checkpoint_and_prediction_files_give_errors_not_panics() {
                     epochs: 1,
                     batch: 1,
                     seed: 1,
+                    loss: smlp::Loss::Squared,
                 },
                 position: 0,
             },

@@ -20,7 +20,7 @@ use smlp::encrypted::{
     Checkpoint, EncryptedDataset as Dataset_, EncryptedModel as Model_,
     EncryptedPredictions as Predictions_, EncryptedSample, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
 };
-use smlp::LearningRate;
+use smlp::{LearningRate, Loss};
 use smlp_cli::client::{train_request, Client as Client_, S1Args, TrainSpec};
 use smlp_cli::error::CliError;
 use smlp_cli::proto::{ClassifyRequest, ClientMsg, ObjectKind};
@@ -771,7 +771,7 @@ impl Client {
 
     /// Submits a training job on the stored data set `dataset`. JobInfo JSON.
     #[pyo3(signature = (dataset, hidden, epochs, batch, seed, lr_num, lr_shift, value_bits,
-                        profile, kappa, init_seed = None))]
+                        profile, kappa, init_seed = None, loss = "smooth_hinge"))]
     #[allow(clippy::too_many_arguments)]
     fn train(
         &self,
@@ -787,8 +787,10 @@ impl Client {
         profile: &str,
         kappa: u32,
         init_seed: Option<u64>,
+        loss: &str,
     ) -> PyResult<String> {
         let profile = parse_profile(profile)?;
+        let loss = parse_loss(loss)?;
         let lr = LearningRate::new(lr_num, lr_shift).map_err(err)?;
         self.with(py, |c| {
             let dims = c.dataset_dims(&dataset)?;
@@ -797,6 +799,7 @@ impl Client {
                 epochs,
                 batch,
                 seed,
+                loss,
                 lr,
                 value_bits,
                 profile,
@@ -887,6 +890,16 @@ impl Client {
     /// Closes the connection (the next call reconnects).
     fn close(&self) {
         *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+fn parse_loss(l: &str) -> PyResult<Loss> {
+    match l {
+        "squared" => Ok(Loss::Squared),
+        "smooth_hinge" => Ok(Loss::SmoothHinge),
+        other => Err(SMLPError::new_err(format!(
+            "loss {other:?}: expected \"smooth_hinge\" or \"squared\""
+        ))),
     }
 }
 

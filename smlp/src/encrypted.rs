@@ -7,7 +7,7 @@
 //! profile each truncation may be one unit higher (unbiased stochastic rounding).
 
 use crate::model::{
-    epoch_order, glorot_bound, outputs_for_classes, FixedParams, Layer, Params, Shape,
+    epoch_order, glorot_bound, outputs_for_classes, FixedParams, Layer, Loss, Params, Shape,
 };
 use paillier::format::{FileError, FileKind};
 use paillier::Encrypt;
@@ -35,8 +35,8 @@ pub const MODEL: FileKind = FileKind {
 pub const CHECKPOINT: FileKind = FileKind {
     tag: *b"CKPT",
     name: "training checkpoint",
-    // 2: checkpoints within an epoch (`position`).
-    version: 2,
+    // 2: checkpoints within an epoch (`position`); 3: the run's loss in its configuration.
+    version: 3,
 };
 /// An encrypted predictions file.
 pub const PREDICTIONS: FileKind = FileKind {
@@ -258,6 +258,8 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Seed of the (public) sample order.
     pub seed: u64,
+    /// The loss whose gradient the run follows.
+    pub loss: Loss,
 }
 
 /// A checkpoint: the model after `model.epochs_trained` whole epochs and the first `position`
@@ -278,10 +280,11 @@ impl Checkpoint {
     /// seed, no more epochs than requested, a position on a batch boundary inside the epoch.
     pub fn check_resumable(&self, config: &TrainConfig, samples: usize) -> SecureResult<()> {
         let c = &self.config;
-        if (c.batch, c.seed) != (config.batch, config.seed) {
+        if (c.batch, c.seed, c.loss) != (config.batch, config.seed, config.loss) {
             return Err(SecureError::Mismatch(format!(
-                "the checkpoint's run used batch {} and seed {}, this one batch {} and seed {}",
-                c.batch, c.seed, config.batch, config.seed
+                "the checkpoint's run used batch {}, seed {} and the {} loss, this one batch {}, \
+                 seed {} and the {} loss",
+                c.batch, c.seed, c.loss, config.batch, config.seed, config.loss
             )));
         }
         if self.model.epochs_trained > config.epochs
@@ -553,12 +556,13 @@ fn forward<C: Channel>(
     unreachable!("a network has at least one layer")
 }
 
-/// One SGD step on a mini-batch (all samples use the same weights; gradients are summed), exactly
-/// as [`crate::FixedMlp::train_batch`] does in the clear.
+/// One SGD step on a mini-batch (all samples use the same weights; gradients of `loss` are
+/// summed), exactly as [`crate::FixedMlp::train_batch`] does in the clear.
 pub fn train_batch<C: Channel>(
     s1: &mut S1<C>,
     model: &mut EncryptedModel,
     batch: &[&EncryptedSample],
+    loss: Loss,
 ) -> SecureResult<()> {
     let pk = s1.public_key().clone();
     let fixed = model.fixed;
@@ -567,9 +571,25 @@ pub fn train_batch<C: Channel>(
     let mut trace = forward(s1, &model.params, &fixed, &xs, true)?;
     let bsz = batch.len();
     let k = model.shape.outputs();
-    // δ_L = o − y
-    let mut delta: Vec<Ciphertext> = trace
-        .out
+    // δ_L = e − y with e = o (squared loss) or e = clip(o, 0, 1) = max(o, 0) − max(o − 2^f, 0)
+    // (smooth hinge: both ReLUs in one SecReLU round).
+    let e = match loss {
+        Loss::Squared => trace.out,
+        Loss::SmoothHinge => {
+            let minus_one = -pow2(f);
+            let mut z = trace.out.clone();
+            for o in &trace.out {
+                z.push(pk.add_plain(o, &minus_one)?);
+            }
+            let (r, _) = s1.relu(&z)?;
+            let (low, high) = r.split_at(trace.out.len());
+            low.par_iter()
+                .zip(high)
+                .map(|(a, b)| pk.sub(a, b))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let mut delta: Vec<Ciphertext> = e
         .par_iter()
         .enumerate()
         .map(|(i, o)| pk.sub(o, &batch[i / k].y[i % k]))
@@ -716,7 +736,7 @@ pub fn train_from<C: Channel>(
         let mut done = std::mem::take(&mut skip);
         for chunk in order[done..].chunks(config.batch) {
             let batch: Vec<&EncryptedSample> = chunk.iter().map(|&i| &data.samples[i]).collect();
-            train_batch(s1, model, &batch)?;
+            train_batch(s1, model, &batch, config.loss)?;
             done += chunk.len();
             progress(&Progress {
                 epoch,

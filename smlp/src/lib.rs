@@ -45,7 +45,7 @@
 //! use secure_ops::{Profile, S2Options, S2Service, SessionParams, S1};
 //! use smlp::data::{Dataset, EncodedDataset, Standardizer};
 //! use smlp::encrypted::{encrypt_params, new_model, train, EncryptedDataset, TrainConfig};
-//! use smlp::{init_fixed, train_fixed, FixedMlp, FixedParams, Rounding, Shape, TrainOptions};
+//! use smlp::{init_fixed, train_fixed, FixedMlp, FixedParams, Loss, Shape, TrainOptions};
 //!
 //! // Six iris samples, standardised and encoded; a small test key (512 bits: not secure).
 //! let iris = Dataset::iris();
@@ -69,14 +69,14 @@
 //! let shape = Shape::new(vec![4, 3, 3])?;
 //! let init = init_fixed(&shape, &fixed, &mut rand_chacha::ChaCha8Rng::seed_from_u64(2));
 //! let mut model = new_model(&mut s1, shape, fixed, 3, Some(encrypt_params(&pk, &init)?))?;
-//! let config = TrainConfig { epochs: 1, batch: 1, seed: 3 };
+//! let config = TrainConfig { epochs: 1, batch: 1, seed: 3, loss: Loss::SmoothHinge };
 //! train(&mut s1, &mut model, &enc, &config, |_| {}, |_| Ok(()))?;
 //! s1.close()?;
 //! s2.join().expect("the S2 thread")?;
 //!
 //! // The plaintext reference with exact (floor) rounding, from the same weights.
 //! let mut reference = FixedMlp::from_params(init, fixed)?;
-//! let opts = TrainOptions { epochs: 1, batch: 1, seed: 3, rounding: Rounding::Floor, ..TrainOptions::default() };
+//! let opts = TrainOptions { epochs: 1, batch: 1, seed: 3, loss: Loss::SmoothHinge, ..TrainOptions::default() };
 //! train_fixed(&mut reference, &data, &opts, |_, _| {})?;
 //! assert_eq!(model.decrypt(&sk)?, reference.params);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -90,8 +90,8 @@ pub mod reference;
 
 pub use data::{DataError, Dataset, EncodedDataset, Standardizer};
 pub use model::{
-    epoch_order, glorot_bound, init_fixed, FixedParams, Layer, LearningRate, Params, Rounding,
-    Shape, Trace, Truncator,
+    epoch_order, glorot_bound, init_fixed, FixedParams, Layer, LearningRate, Loss, Params,
+    Rounding, Shape, Trace, Truncator,
 };
 pub use reference::{
     accuracy, evaluate, train_fixed, train_float, Classifier, EpochStats, FixedMlp, FloatMlp,

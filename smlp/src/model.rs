@@ -436,6 +436,81 @@ pub enum Rounding {
     Stochastic(u64),
 }
 
+/// The training loss, per output o with target t ∈ {0, 1} (the label, or one entry of the one-hot
+/// vector). Both have an error δ = ∂loss/∂o that the encrypted trainer computes exactly.
+///
+/// - [`Loss::Squared`]: ½(o − t)², δ = o − t (the paper's).
+/// - [`Loss::SmoothHinge`]: the smoothed hinge loss of the margin m = o for t = 1 and m = 1 − o for
+///   t = 0 (Rennie & Srebro, 2005): ½ − m for m ≤ 0, ½(1 − m)² for 0 < m < 1, 0 for m ≥ 1. Its
+///   error δ = clip(o, 0, 1) − t is bounded by 1, so one badly scaled sample cannot throw the
+///   weights far, and larger learning rates stay stable (`cargo xtask tune`). In fixed point
+///   clip(o, 0, 1) = max(o, 0) − max(o − 2^f, 0): two exact ReLUs, one more SecReLU round on the
+///   output layer per step in the encrypted run. Classification is unchanged (the class of o and
+///   of clip(o, 0, 1) agree for one output; several outputs use the argmax of o).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Loss {
+    /// ½(o − t)², δ = o − t.
+    #[default]
+    Squared,
+    /// Smoothed hinge of the margin, δ = clip(o, 0, 1) − t.
+    SmoothHinge,
+}
+
+impl Loss {
+    /// The loss of one real output `o` for target `t`.
+    pub fn value(self, o: f64, t: f64) -> f64 {
+        match self {
+            Loss::Squared => 0.5 * (o - t).powi(2),
+            Loss::SmoothHinge => {
+                let m = if t > 0.5 { o } else { 1.0 - o };
+                if m <= 0.0 {
+                    0.5 - m
+                } else if m < 1.0 {
+                    0.5 * (1.0 - m).powi(2)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// δ = ∂loss/∂o for a real output `o` and target `t`.
+    pub fn delta(self, o: f64, t: f64) -> f64 {
+        match self {
+            Loss::Squared => o - t,
+            Loss::SmoothHinge => o.clamp(0.0, 1.0) - t,
+        }
+    }
+
+    /// The CLI name: `squared` or `smooth-hinge`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Squared => "squared",
+            Loss::SmoothHinge => "smooth-hinge",
+        }
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Loss {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "squared" => Ok(Loss::Squared),
+            "smooth-hinge" => Ok(Loss::SmoothHinge),
+            _ => Err(Error::InvalidParams(format!(
+                "unknown loss `{s}` (expected `squared` or `smooth-hinge`)"
+            ))),
+        }
+    }
+}
+
 /// floor(v / 2^k) (an arithmetic shift, which rounds towards −∞).
 pub fn floor_shift(v: i128, k: u32) -> i128 {
     v >> k
@@ -723,6 +798,36 @@ mod tests {
             assert!(bb * bb * n <= x && (bb + 1) * (bb + 1) * n > x);
         }
         assert_eq!(glorot_bound(30, 16, 38), 99_274_233_965);
+    }
+
+    #[test]
+    fn smooth_hinge_values_and_errors() {
+        let h = Loss::SmoothHinge;
+        // Label 1: margin o.
+        assert_eq!((h.value(-1.0, 1.0), h.delta(-1.0, 1.0)), (1.5, -1.0));
+        assert_eq!((h.value(0.25, 1.0), h.delta(0.25, 1.0)), (0.28125, -0.75));
+        assert_eq!((h.value(2.0, 1.0), h.delta(2.0, 1.0)), (0.0, 0.0));
+        // Label 0: margin 1 − o.
+        assert_eq!((h.value(-3.0, 0.0), h.delta(-3.0, 0.0)), (0.0, 0.0));
+        assert_eq!((h.value(0.75, 0.0), h.delta(0.75, 0.0)), (0.28125, 0.75));
+        assert_eq!((h.value(3.0, 0.0), h.delta(3.0, 0.0)), (2.5, 1.0));
+        // δ is the derivative of the value (central differences, away from the kinks).
+        for t in [0.0, 1.0] {
+            for o in [-2.3, -0.4, 0.1, 0.6, 0.9, 1.7, 3.2] {
+                let e = 1e-6;
+                let num = (h.value(o + e, t) - h.value(o - e, t)) / (2.0 * e);
+                assert!((num - h.delta(o, t)).abs() < 1e-6, "o = {o}, t = {t}");
+                let s = Loss::Squared;
+                let num = (s.value(o + e, t) - s.value(o - e, t)) / (2.0 * e);
+                assert!((num - s.delta(o, t)).abs() < 1e-6);
+            }
+        }
+        assert_eq!("smooth-hinge".parse::<Loss>().unwrap(), Loss::SmoothHinge);
+        assert_eq!(
+            Loss::Squared.to_string().parse::<Loss>().unwrap(),
+            Loss::Squared
+        );
+        assert!("hinge".parse::<Loss>().is_err());
     }
 
     #[test]

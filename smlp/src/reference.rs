@@ -7,7 +7,7 @@
 //! ```text
 //! forward   a_0 = x;  s_j = Σ_i W_l[j][i]·a_{l−1}[i] + b_l[j]·2^f;  z_j = ⌊s_j / 2^F_w⌋
 //!           hidden: a_l[j] = max(z_j, 0), d_l[j] = 1{z_j > 0};  output o = z
-//! backward  δ_L = o − y;  ∇W_l[j][i] += δ_l[j]·a_{l−1}[i];  ∇b_l[j] += δ_l[j]·2^f
+//! backward  δ_L = o − y (squared loss) or clip(o, 0, 1) − y (smooth hinge, see [`Loss`]);  ∇W_l[j][i] += δ_l[j]·a_{l−1}[i];  ∇b_l[j] += δ_l[j]·2^f
 //!           δ_{l−1}[i] = d_{l−1}[i] · ⌊Σ_j W_l[j][i]·δ_l[j] / 2^F_w⌋
 //! update    W_l −= num·∇W_l;  b_l −= num·∇b_l   (exact: F_w = 2f + shift)
 //! ```
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, EncodedDataset};
 use crate::model::{
-    epoch_order, init_fixed, predict_fixed, predict_float, FixedParams, Layer, Params, Rounding,
-    Shape, Trace, Truncator,
+    epoch_order, init_fixed, predict_fixed, predict_float, FixedParams, Layer, Loss, Params,
+    Rounding, Shape, Trace, Truncator,
 };
 use crate::{Error, Result};
 
@@ -145,13 +145,15 @@ impl FixedMlp {
         Ok(predict_fixed(&self.output(x)?, self.fixed.frac_bits))
     }
 
-    /// Backward pass for one sample with target `y` (scale 2^f): adds this sample's gradients to
-    /// `grads` (which has the network's shape). Uses the current weights, i.e. those before the
-    /// batch's update. Range-checks the errors δ and the backward sums against 2^ℓ.
+    /// Backward pass for one sample with target `y` (scale 2^f) and `loss`: adds this sample's
+    /// gradients to `grads` (which has the network's shape). Uses the current weights, i.e. those
+    /// before the batch's update. Range-checks the errors δ and the backward sums against 2^ℓ
+    /// (and, for the smooth hinge, o − 2^f as the second ReLU's input).
     pub fn backward(
         &self,
         trace: &FixedTrace,
         y: &[i64],
+        loss: Loss,
         grads: &mut Params<i128>,
         trunc: &mut Truncator,
     ) -> Result<()> {
@@ -166,11 +168,23 @@ impl FixedMlp {
                 trace.output.len()
             )));
         }
+        let one = fixed.one();
         let mut delta: Vec<i128> = trace
             .output
             .iter()
             .zip(y)
-            .map(|(&o, &t)| o.checked_sub(i128::from(t)).ok_or(ovf("delta", num_layers)))
+            .map(|(&o, &t)| {
+                let e = match loss {
+                    Loss::Squared => o,
+                    // max(o, 0) − max(o − 2^f, 0), as the encrypted run computes it.
+                    Loss::SmoothHinge => {
+                        let shifted = o.checked_sub(one).ok_or(ovf("ReLU input", num_layers))?;
+                        fixed.check(shifted, "ReLU input", num_layers)?;
+                        o.max(0) - shifted.max(0)
+                    }
+                };
+                e.checked_sub(i128::from(t)).ok_or(ovf("delta", num_layers))
+            })
             .collect::<Result<_>>()?;
         for l in (1..=num_layers).rev() {
             let layer = &self.params.layers[l - 1];
@@ -232,37 +246,40 @@ impl FixedMlp {
     }
 
     /// One mini-batch step: forward and backward for each sample `(x, y)` in order with the
-    /// current weights, gradients summed, then one update. Returns the summed loss
-    /// ½Σ(o − y)² of the batch (decoded with 2^f).
+    /// current weights, gradients of `loss` summed, then one update. Returns the batch's summed
+    /// loss (decoded with 2^f).
     pub fn train_batch<'a>(
         &mut self,
         batch: impl IntoIterator<Item = (&'a [i64], &'a [i64])>,
+        loss: Loss,
         trunc: &mut Truncator,
     ) -> Result<f64> {
         let mut grads = Params::filled(&self.shape(), 0i128);
-        let loss = self.accumulate_batch(batch, &mut grads, trunc)?;
+        let total = self.accumulate_batch(batch, loss, &mut grads, trunc)?;
         self.apply_gradients(&grads)?;
-        Ok(loss)
+        Ok(total)
     }
 
     fn accumulate_batch<'a>(
         &self,
         batch: impl IntoIterator<Item = (&'a [i64], &'a [i64])>,
+        loss: Loss,
         grads: &mut Params<i128>,
         trunc: &mut Truncator,
     ) -> Result<f64> {
-        let mut loss = 0.0;
+        let mut total = 0.0;
         for (x, y) in batch {
             let trace = self.forward(x, trunc)?;
-            loss += trace
+            let decode = |v: i128| self.fixed.decode_value(v);
+            total += trace
                 .output
                 .iter()
                 .zip(y)
-                .map(|(&o, &t)| 0.5 * self.fixed.decode_value(o - i128::from(t)).powi(2))
+                .map(|(&o, &t)| loss.value(decode(o), decode(i128::from(t))))
                 .sum::<f64>();
-            self.backward(&trace, y, grads, trunc)?;
+            self.backward(&trace, y, loss, grads, trunc)?;
         }
-        Ok(loss)
+        Ok(total)
     }
 
     /// The weights decoded to reals (W / 2^F_w).
@@ -320,8 +337,14 @@ impl FloatMlp {
         Ok(predict_float(&self.output(x)?))
     }
 
-    /// Adds one sample's gradients of ½Σ(o − y)² to `grads`.
-    pub fn backward(&self, trace: &FloatTrace, y: &[f64], grads: &mut Params<f64>) -> Result<()> {
+    /// Adds one sample's gradients of `loss` to `grads`.
+    pub fn backward(
+        &self,
+        trace: &FloatTrace,
+        y: &[f64],
+        loss: Loss,
+        grads: &mut Params<f64>,
+    ) -> Result<()> {
         if y.len() != trace.output.len() {
             return Err(Error::Shape(format!(
                 "target has {} entries, the network {} outputs",
@@ -329,7 +352,9 @@ impl FloatMlp {
                 trace.output.len()
             )));
         }
-        let mut delta: Vec<f64> = trace.output.iter().zip(y).map(|(o, t)| o - t).collect();
+        let mut delta: Vec<f64> = (trace.output.iter().zip(y))
+            .map(|(&o, &t)| loss.delta(o, t))
+            .collect();
         for l in (1..=self.params.layers.len()).rev() {
             let layer = &self.params.layers[l - 1];
             let grad = &mut grads.layers[l - 1];
@@ -377,21 +402,19 @@ impl FloatMlp {
     pub fn train_batch<'a>(
         &mut self,
         batch: impl IntoIterator<Item = (&'a [f64], &'a [f64])>,
+        loss: Loss,
     ) -> Result<f64> {
         let mut grads = Params::filled(&self.shape()?, 0.0);
-        let mut loss = 0.0;
+        let mut total = 0.0;
         for (x, y) in batch {
             let trace = self.forward(x)?;
-            loss += trace
-                .output
-                .iter()
-                .zip(y)
-                .map(|(o, t)| 0.5 * (o - t).powi(2))
+            total += (trace.output.iter().zip(y))
+                .map(|(&o, &t)| loss.value(o, t))
                 .sum::<f64>();
-            self.backward(&trace, y, &mut grads)?;
+            self.backward(&trace, y, loss, &mut grads)?;
         }
         self.apply_gradients(&grads);
-        Ok(loss)
+        Ok(total)
     }
 }
 
@@ -402,6 +425,8 @@ pub struct TrainOptions {
     pub epochs: u64,
     /// Mini-batch size B (1 = per-sample SGD); the last batch of an epoch may be smaller.
     pub batch: usize,
+    /// The loss whose gradient is followed (default: the paper's squared error).
+    pub loss: Loss,
     /// Seed of the sample order ([`epoch_order`]).
     pub seed: u64,
     /// First epoch index (0 for a fresh run; k to resume after k finished epochs).
@@ -419,6 +444,7 @@ impl Default for TrainOptions {
         TrainOptions {
             epochs: 10,
             batch: 1,
+            loss: Loss::Squared,
             seed: 0,
             start_epoch: 0,
             rounding: Rounding::Floor,
@@ -431,7 +457,7 @@ impl Default for TrainOptions {
 pub struct EpochStats {
     /// Epoch index (0-based).
     pub epoch: u64,
-    /// Mean training loss ½Σ(o − y)² over the epoch's samples, from the forward passes made
+    /// Mean training loss (of [`TrainOptions::loss`]) over the epoch's samples, from the forward passes made
     /// during training (so with the weights of the time).
     pub loss: f64,
 }
@@ -504,7 +530,7 @@ pub fn train_fixed(
             let batch = chunk
                 .iter()
                 .map(|&i| (data.features[i].as_slice(), data.targets[i].as_slice()));
-            let loss = model.accumulate_batch(batch, &mut grads, &mut trunc)?;
+            let loss = model.accumulate_batch(batch, opts.loss, &mut grads, &mut trunc)?;
             model.apply_gradients(&grads)?;
             Ok(loss)
         },
@@ -565,7 +591,7 @@ pub fn train_float(
             let batch = chunk
                 .iter()
                 .map(|&i| (data.features[i].as_slice(), targets[i].as_slice()));
-            model.train_batch(batch)
+            model.train_batch(batch, opts.loss)
         },
         on_epoch,
     )
@@ -749,7 +775,13 @@ mod tests {
         let trace = m.forward(&[16], &mut Truncator::floor()).unwrap();
         let mut grads = Params::filled(&m.shape(), 0i128);
         let err = m
-            .backward(&trace, &[-(1 << 14)], &mut grads, &mut Truncator::floor())
+            .backward(
+                &trace,
+                &[-(1 << 14)],
+                Loss::Squared,
+                &mut grads,
+                &mut Truncator::floor(),
+            )
             .unwrap_err();
         assert_eq!(
             err,
@@ -802,8 +834,14 @@ mod tests {
         assert_eq!(trace.derivs, vec![vec![0]]);
         assert_eq!(trace.activations[1], vec![0]);
         let mut grads = Params::filled(&m.shape(), 0i128);
-        m.backward(&trace, &[16], &mut grads, &mut Truncator::floor())
-            .unwrap();
+        m.backward(
+            &trace,
+            &[16],
+            Loss::Squared,
+            &mut grads,
+            &mut Truncator::floor(),
+        )
+        .unwrap();
         // δ_2 = 0 − 16 flows back through W = 1, but ReLU'(0) = 0 stops it.
         assert_eq!(grads.layers[0].w, vec![vec![0]]);
         assert_eq!(grads.layers[0].b, vec![0]);

@@ -14,7 +14,7 @@ use smlp::encrypted::{
     SecureError, TrainConfig, CHECKPOINT,
 };
 use smlp::{
-    init_fixed, FixedMlp, FixedParams, LearningRate, Params, Rounding, Shape, TrainOptions,
+    init_fixed, FixedMlp, FixedParams, LearningRate, Loss, Params, Rounding, Shape, TrainOptions,
 };
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::OnceLock;
@@ -81,6 +81,7 @@ fn reference(
         epochs: cfg.epochs,
         batch: cfg.batch,
         seed: cfg.seed,
+        loss: cfg.loss,
         start_epoch: 0,
         rounding: Rounding::Floor,
     };
@@ -100,6 +101,17 @@ fn strict_parity(ds: Dataset, hidden: usize, cfg: TrainConfig) {
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(5),
     );
     let want = reference(&init, fixed, &train_d, &cfg);
+    if cfg.loss == Loss::SmoothHinge {
+        // The clip must matter here (some output left [0, 1]), or o − y would pass as well.
+        let squared = TrainConfig {
+            loss: Loss::Squared,
+            ..cfg.clone()
+        };
+        assert_ne!(
+            reference(&init, fixed, &train_d, &squared).params,
+            want.params
+        );
+    }
 
     let enc_train = EncryptedDataset::encrypt(pk, &train_d, true);
     let enc_test = EncryptedDataset::encrypt(pk, &test_d, false);
@@ -147,6 +159,7 @@ fn strict_binary_sgd_and_minibatch_equal_floor_reference_bit_for_bit() {
             epochs: 2,
             batch: 1,
             seed: 4,
+            loss: Loss::Squared,
         },
     );
     // ... and a mini-batch epoch (B = 4, the last batch smaller).
@@ -157,6 +170,7 @@ fn strict_binary_sgd_and_minibatch_equal_floor_reference_bit_for_bit() {
             epochs: 1,
             batch: 4,
             seed: 9,
+            loss: Loss::Squared,
         },
     );
 }
@@ -170,6 +184,32 @@ fn strict_three_class_equals_floor_reference_bit_for_bit() {
             epochs: 2,
             batch: 2,
             seed: 1,
+            loss: Loss::Squared,
+        },
+    );
+}
+
+#[test]
+fn strict_smooth_hinge_equals_floor_reference_bit_for_bit() {
+    // δ = max(o, 0) − max(o − 2^f, 0) − y through one SecReLU round, binary and three-class.
+    strict_parity(
+        Dataset::wdbc(),
+        3,
+        TrainConfig {
+            epochs: 1,
+            batch: 2,
+            seed: 6,
+            loss: Loss::SmoothHinge,
+        },
+    );
+    strict_parity(
+        Dataset::iris(),
+        4,
+        TrainConfig {
+            epochs: 1,
+            batch: 3,
+            seed: 2,
+            loss: Loss::SmoothHinge,
         },
     );
 }
@@ -189,6 +229,7 @@ fn fast_profile_stays_within_a_few_units_and_agrees_on_classes() {
         epochs: 1,
         batch: 1,
         seed: 2,
+        loss: Loss::Squared,
     };
     let want = reference(&init, fixed, &train_d, &cfg);
     let (mut s1, h) = session(Profile::Fast, &fixed);
@@ -262,6 +303,7 @@ fn resume_from_checkpoint_equals_uninterrupted_run() {
         epochs: 2,
         batch: 2,
         seed: 6,
+        loss: Loss::Squared,
     };
 
     let (mut s1, h) = session(Profile::Strict, &fixed);
@@ -402,6 +444,7 @@ fn bad_inputs_give_clear_errors() {
         epochs: 1,
         batch: 1,
         seed: 1,
+        loss: Loss::Squared,
     };
 
     // Data encrypted under another key.
@@ -439,6 +482,7 @@ fn bad_inputs_give_clear_errors() {
         epochs: 20,
         batch: 1,
         seed: 1,
+        loss: Loss::Squared,
     };
     let err = train(&mut s1, &mut m, &mine, &cfg, |_| {}, |_| Ok(())).unwrap_err();
     assert!(
@@ -451,6 +495,7 @@ fn bad_inputs_give_clear_errors() {
         epochs: 20,
         batch: 1,
         seed: 1,
+        loss: Loss::Squared,
         start_epoch: 0,
         rounding: Rounding::Floor,
     };
@@ -485,6 +530,7 @@ fn fast_profile_whole_run_reaches_the_reference_accuracy() {
         epochs: 4,
         batch: 1,
         seed: 3,
+        loss: Loss::Squared,
     };
     let want = reference(&init, fixed, &train_d, &cfg);
     let (mut s1, h) = session(Profile::Fast, &fixed);

@@ -81,6 +81,7 @@ fn valid_files() -> Vec<(FileKind, Vec<u8>)> {
             epochs: 2,
             batch: 1,
             seed: 1,
+            loss: smlp::Loss::Squared,
         },
         position: 0,
     };

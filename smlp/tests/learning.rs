@@ -7,7 +7,7 @@ use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer, DEFAUL
 use smlp::model::Truncator;
 use smlp::{
     accuracy, evaluate, train_fixed, train_float, FixedMlp, FixedParams, FloatMlp, Layer,
-    LearningRate, Params, Rounding, Shape, TrainOptions,
+    LearningRate, Loss, Params, Rounding, Shape, TrainOptions,
 };
 
 /// 2→2→1 with f = 4 (1.0 = 16), η = 2^-2, so F_w = 2·4 + 2 = 10 (weight 1.0 = 1024).
@@ -50,7 +50,8 @@ fn hand_computed_step() {
     //   δ_1 = [1·(−12), 0·4] = [−12, 0]
     //   ∇W_1 = [[−12·25, −12·(−8)], [0, 0]] = [[−300, 96], [0, 0]], ∇b_1 = [−12·16, 0]
     let mut grads = Params::filled(&m.shape(), 0i128);
-    m.backward(&trace, &y, &mut grads, &mut floor).unwrap();
+    m.backward(&trace, &y, Loss::Squared, &mut grads, &mut floor)
+        .unwrap();
     assert_eq!(grads.layers[1].w, vec![vec![-144, 0]]);
     assert_eq!(grads.layers[1].b, vec![-144]);
     assert_eq!(grads.layers[0].w, vec![vec![-300, 96], vec![0, 0]]);
@@ -59,7 +60,7 @@ fn hand_computed_step() {
     // Update with num = 1: W −= ∇W (exact: real η·g = ¼·(−300/256) = −300/1024).
     let mut stepped = m.clone();
     let loss = stepped
-        .train_batch([(&x[..], &y[..])], &mut Truncator::floor())
+        .train_batch([(&x[..], &y[..])], Loss::Squared, &mut Truncator::floor())
         .unwrap();
     assert_eq!(loss, 0.5 * (9.0f64 / 16.0).powi(2));
     assert_eq!(
@@ -73,7 +74,7 @@ fn hand_computed_step() {
     // num = 3 (η = 3/4): W −= 3·∇W.
     let mut three = tiny(3);
     three
-        .train_batch([(&x[..], &y[..])], &mut Truncator::floor())
+        .train_batch([(&x[..], &y[..])], Loss::Squared, &mut Truncator::floor())
         .unwrap();
     assert_eq!(
         three.params.layers[0].w,
@@ -87,12 +88,54 @@ fn hand_computed_step() {
     let mut fl = FloatMlp::from_fixed(&m);
     assert_eq!(fl.params.layers[1].w[0][0], 1.25);
     assert_eq!(fl.lr, 0.25);
-    fl.train_batch([(&[25.0 / 16.0, -0.5][..], &[2.0][..])])
+    fl.train_batch([(&[25.0 / 16.0, -0.5][..], &[2.0][..])], Loss::Squared)
         .unwrap();
     let decoded = stepped.decoded_params();
     for (a, b) in decoded.iter().zip(fl.params.iter()) {
         assert!((a - b).abs() < 0.1, "{a} vs {b}");
     }
+}
+
+/// The smooth hinge on the hand-computed network above (output o = 23, i.e. 1.4375 at f = 4).
+#[test]
+fn smooth_hinge_by_hand() {
+    let m = tiny(1);
+    let x = [25i64, -8];
+    let trace = m.forward(&x, &mut Truncator::floor()).unwrap();
+    assert_eq!(trace.output, vec![23]);
+    let grad = |y: i64| {
+        let mut g = Params::filled(&m.shape(), 0i128);
+        m.backward(
+            &trace,
+            &[y],
+            Loss::SmoothHinge,
+            &mut g,
+            &mut Truncator::floor(),
+        )
+        .unwrap();
+        g
+    };
+    // Label 1 (y = 16): the margin o ≥ 1, δ = clip(23, 0, 16) − 16 = 0: nothing moves.
+    assert_eq!(grad(16), Params::filled(&m.shape(), 0i128));
+    // Label 0: δ_2 = 16 − 0 = 16 (the squared loss would give 23).
+    //   ∇W_2 = [16·16, 16·0] = [256, 0], ∇b_2 = 16·16 = 256
+    //   t_0 = ⌊1280·16/1024⌋ = 20, t_1 = ⌊(−512)·16/1024⌋ = −8, δ_1 = [1·20, 0·(−8)] = [20, 0]
+    //   ∇W_1 = [[20·25, 20·(−8)], [0, 0]], ∇b_1 = [20·16, 0]
+    let g = grad(0);
+    assert_eq!(g.layers[1].w, vec![vec![256, 0]]);
+    assert_eq!(g.layers[1].b, vec![256]);
+    assert_eq!(g.layers[0].w, vec![vec![500, -160], vec![0, 0]]);
+    assert_eq!(g.layers[0].b, vec![320, 0]);
+    // Its loss: margin 1 − 1.4375 < 0, so ½ − m = 0.9375.
+    let mut stepped = m.clone();
+    let loss = stepped
+        .train_batch(
+            [(&x[..], &[0i64][..])],
+            Loss::SmoothHinge,
+            &mut Truncator::floor(),
+        )
+        .unwrap();
+    assert_eq!(loss, 0.9375);
 }
 
 #[test]
@@ -103,7 +146,7 @@ fn batch_uses_old_weights_and_sums_gradients() {
     let mut grads = Params::filled(&m.shape(), 0i128);
     for (x, y) in &samples {
         let t = m.forward(x, &mut Truncator::floor()).unwrap();
-        m.backward(&t, y, &mut grads, &mut Truncator::floor())
+        m.backward(&t, y, Loss::Squared, &mut grads, &mut Truncator::floor())
             .unwrap();
     }
     let mut expected = m.clone();
@@ -113,6 +156,7 @@ fn batch_uses_old_weights_and_sums_gradients() {
     batched
         .train_batch(
             samples.iter().map(|(x, y)| (&x[..], &y[..])),
+            Loss::Squared,
             &mut Truncator::floor(),
         )
         .unwrap();
@@ -121,7 +165,7 @@ fn batch_uses_old_weights_and_sums_gradients() {
     // Two per-sample steps differ (the second sample sees updated weights).
     let mut sgd = m.clone();
     for (x, y) in &samples {
-        sgd.train_batch([(&x[..], &y[..])], &mut Truncator::floor())
+        sgd.train_batch([(&x[..], &y[..])], Loss::Squared, &mut Truncator::floor())
             .unwrap();
     }
     assert_ne!(sgd, expected);
@@ -182,6 +226,17 @@ fn run_both(p: &Prepared, shape: &[usize], seed: u64, opts: TrainOptions) -> Run
 /// difference 1.7e-5 (1.1 units).
 #[test]
 fn fixed_and_float_agree_over_a_few_steps() {
+    agree_over_a_few_steps(Loss::Squared);
+}
+
+/// The same for the smooth hinge, whose error clip(o, 0, 1) − y the fixed-point reference computes
+/// as max(o, 0) − max(o − 2^f, 0) − y.
+#[test]
+fn fixed_and_float_agree_over_a_few_steps_with_the_smooth_hinge() {
+    agree_over_a_few_steps(Loss::SmoothHinge);
+}
+
+fn agree_over_a_few_steps(loss: Loss) {
     let p = prepare(&Dataset::wdbc(), 0.2, 42);
     let shape = Shape::new(vec![30, 16, 1]).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -197,8 +252,10 @@ fn fixed_and_float_agree_over_a_few_steps() {
         let of = fixed.fixed.decode_value(fixed.output(xf).unwrap()[0]);
         let or = float.output(xr).unwrap()[0];
         max_out_diff = max_out_diff.max((of - or).abs());
-        fixed.train_batch([(&xf[..], &yf[..])], &mut floor).unwrap();
-        float.train_batch([(&xr[..], &yr[..])]).unwrap();
+        fixed
+            .train_batch([(&xf[..], &yf[..])], loss, &mut floor)
+            .unwrap();
+        float.train_batch([(&xr[..], &yr[..])], loss).unwrap();
     }
     let max_abs_diff = |a: &Params<f64>, b: &Params<f64>| {
         a.iter()
@@ -239,8 +296,8 @@ fn stochastic_rounding_stays_close_to_floor() {
         let oa = a.forward(x, &mut Truncator::floor()).unwrap().output[0];
         let ob = b.forward(x, &mut Truncator::floor()).unwrap().output[0];
         assert!((oa - ob).abs() <= 16, "step {i}: outputs {oa} vs {ob}");
-        a.train_batch([(x, y)], &mut floor).unwrap();
-        b.train_batch([(x, y)], &mut stoch).unwrap();
+        a.train_batch([(x, y)], Loss::Squared, &mut floor).unwrap();
+        b.train_batch([(x, y)], Loss::Squared, &mut stoch).unwrap();
     }
     assert_ne!(a, b);
     let unit = 2f64.powi(-16);

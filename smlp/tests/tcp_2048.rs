@@ -50,6 +50,7 @@ fn run(
         epochs: 1,
         batch: 1,
         seed,
+        loss: smlp::Loss::Squared,
         start_epoch: 0,
         rounding: Rounding::Floor,
     };
@@ -77,6 +78,7 @@ fn run(
         epochs: 1,
         batch: 1,
         seed,
+        loss: smlp::Loss::Squared,
     };
     train(&mut s1, &mut model, &enc, &cfg, |_| {}, |_| Ok(())).unwrap();
     (s1, model, enc, reference)

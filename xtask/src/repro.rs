@@ -21,7 +21,7 @@ use smlp::encrypted::{
     classify, costs, encrypt_params, new_model, train, Costs, EncryptedDataset, TrainConfig,
 };
 use smlp::{
-    evaluate, init_fixed, train_fixed, train_float, FixedMlp, FixedParams, FloatMlp, Metrics,
+    evaluate, init_fixed, train_fixed, train_float, FixedMlp, FixedParams, FloatMlp, Loss, Metrics,
     Params, Rounding, Shape, TrainOptions,
 };
 use std::fmt::Write as _;
@@ -462,6 +462,8 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
         epochs,
         batch: args.batch,
         seed: args.seed,
+        // The paper's loss.
+        loss: Loss::Squared,
         start_epoch: 0,
         rounding,
     };
@@ -545,6 +547,7 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
                 epochs: e + 1,
                 batch: args.batch,
                 seed: args.seed,
+                loss: opts.loss,
             },
             |p| {
                 let dt = p.elapsed.saturating_sub(last.0).as_secs_f64();

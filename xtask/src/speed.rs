@@ -14,7 +14,7 @@ use smlp::encrypted::{
     classify, costs, encrypt_params, new_model, train_batch, Costs, EncryptedDataset,
     CLASSIFY_CHUNK,
 };
-use smlp::{init_fixed, FixedParams, Shape};
+use smlp::{init_fixed, FixedParams, Loss, Shape};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,7 @@ fn time_training(
     for chunk in train.chunks(batch) {
         let t = Instant::now();
         let refs: Vec<_> = chunk.iter().collect();
-        train_batch(s1, &mut model, &refs)?;
+        train_batch(s1, &mut model, &refs, Loss::SmoothHinge)?;
         times.push(t.elapsed().as_secs_f64() / chunk.len() as f64);
     }
     Ok((times, costs(s1)?.since(&before)))

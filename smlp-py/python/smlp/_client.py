@@ -254,6 +254,7 @@ class Client:
         seed: int = 1,
         value_bits: int = 72,
         init_seed: Optional[int] = None,
+        loss: str = "smooth_hinge",
         detach: bool = False,
         progress: ProgressArg = True,
     ) -> Union[EncryptedModel, Job]:
@@ -261,7 +262,9 @@ class Client:
         :class:`EncryptedDataset` or a file (uploaded first). Blocks and returns the encrypted
         model, or with ``detach=True`` returns the :class:`Job` at once. Ctrl-C while blocked
         cancels the job. ``learning_rate`` must be num / 2**shift; ``init_seed`` draws the initial
-        weights here (reproducible runs; default: S1 and S2 draw them, nobody sees them)."""
+        weights here (reproducible runs; default: S1 and S2 draw them, nobody sees them);
+        ``loss``: ``"smooth_hinge"`` (error clip(o, 0, 1) - y, bounded: stable at larger rates)
+        or ``"squared"`` (error o - y, the paper's)."""
         dataset = self._stored(data)
         num, shift = learning_rate_fraction(learning_rate)
         raw = self._native.train(
@@ -276,6 +279,7 @@ class Client:
             profile,
             int(kappa),
             init_seed,
+            loss,
         )
         return self._finish(Job(self, _job_info(json.loads(raw))), detach, progress)
 

@@ -32,7 +32,8 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
     ``n_features_in_``, ``score``), so it works in ``cross_val_score`` and pipelines.
 
     ``hidden``: hidden layer sizes; ``learning_rate``: num / 2**shift (1/64 by default);
-    ``batch``: mini-batch size (1: per-sample SGD); ``profile``: ``"fast"`` or ``"strict"``
+    ``batch``: mini-batch size (1: per-sample SGD); ``loss``: ``"smooth_hinge"`` (the default:
+    error clip(o, 0, 1) - y) or ``"squared"`` (error o - y, the paper's); ``profile``: ``"fast"`` or ``"strict"``
     (exact, slower); ``init_seed``: draw the initial weights here (reproducible; default: S1 and
     S2 draw them).
     """
@@ -43,6 +44,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         epochs: int = 1,
         batch: int = 1,
         learning_rate: float = 1 / 64,
+        loss: str = "smooth_hinge",
         profile: str = "fast",
         kappa: int = 80,
         seed: int = 1,
@@ -55,6 +57,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         self.epochs = epochs
         self.batch = batch
         self.learning_rate = learning_rate
+        self.loss = loss
         self.profile = profile
         self.kappa = kappa
         self.seed = seed
@@ -107,6 +110,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
             epochs=self.epochs,
             batch=self.batch,
             learning_rate=self.learning_rate,
+            loss=self.loss,
             profile=self.profile,
             kappa=self.kappa,
             seed=self.seed,

@@ -134,6 +134,7 @@ class Client:
         profile: str,
         kappa: int,
         init_seed: Optional[int] = None,
+        loss: str = "smooth_hinge",
     ) -> str: ...
     def classify(
         self, model: str, data: str, chunk: int = 32, profile: Optional[str] = None, kappa: int = 80
