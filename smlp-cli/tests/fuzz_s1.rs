@@ -19,8 +19,16 @@ use transport::{
     TlsCredentials, TlsFiles,
 };
 
-/// `ClientMsg::Hello { version: 2 }` in postcard: variant 0, then the version as a varint.
-const HELLO: [u8; 2] = [0, 2];
+/// `ClientMsg::Hello { version: 3 }` in postcard: variant 0, then the version as a varint.
+const HELLO: [u8; 2] = [0, 3];
+
+#[test]
+fn hello_is_the_clients_encoding() {
+    let hello = smlp_cli::proto::ClientMsg::Hello {
+        version: smlp_cli::proto::VERSION,
+    };
+    assert_eq!(postcard::to_stdvec(&hello).unwrap(), HELLO);
+}
 
 fn opts() -> TcpOptions {
     TcpOptions::default()

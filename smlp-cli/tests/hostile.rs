@@ -636,7 +636,7 @@ fn concurrent_sessions_are_limited_per_identity() {
     // S1: an owner holding one session (hello sent, request pending) cannot open a second one;
     // another owner can.
     let mut held = dial(&s1.addr, "owner-owner", Role::Owner, Role::S1).unwrap();
-    held.send_frame(&[0, 2]).unwrap(); // ClientMsg::Hello { version: 2 }
+    held.send_frame(&[0, 3]).unwrap(); // ClientMsg::Hello { version: 3 }
     held.recv_frame().unwrap();
     let (data, out) = (env.p("d.enc"), env.p("m.enc"));
     let err = fail(&[
