@@ -17,18 +17,22 @@
 //! The table lookups are indexed by the bytes of r: like the rest of the encryption path this is
 //! not constant time (decryption, with the secret exponent, is).
 
+use crate::arith::mont::{Elem, Montgomery};
 use crate::arith::{Nat, NatOps};
 use sha2::{Digest, Sha256};
 
 /// Powers of one base for exponents of up to `window · rows.len()` bits: `rows[i][j]` is
 /// base^(j · 2^(window·i)) mod m (a fixed-base comb: one product per window of the exponent, no
-/// squarings). Windows of 8 bits serve the randomizers (|n|/2-bit exponents, thousands of uses);
-/// windows of 4 bits serve short scalars of one ciphertext used a few dozen times.
+/// squarings), kept in Montgomery form (`arith::mont`: one k×k product and one reduction per
+/// window). Windows of 8 bits serve the randomizers (|n|/2-bit exponents, thousands of uses);
+/// windows of 4 bits serve short scalars of one ciphertext used a few dozen times. The modulus
+/// is odd (n², p², q²).
 #[derive(Clone)]
 pub(crate) struct FixedBase {
     m: Nat,
+    ctx: Montgomery,
     window: u32,
-    rows: Vec<Vec<Nat>>,
+    rows: Vec<Vec<Elem>>,
 }
 
 impl FixedBase {
@@ -37,26 +41,30 @@ impl FixedBase {
         Self::with_window(base, m, exp_bits, 8)
     }
 
-    /// The table with `window`-bit windows (1 to 16 bits; 2^window entries per row).
+    /// The table with `window`-bit windows (1 to 16 bits; 2^window entries per row) for an odd
+    /// modulus `m`.
     pub(crate) fn with_window(base: &Nat, m: &Nat, exp_bits: u64, window: u32) -> Self {
         debug_assert!((1..=16).contains(&window));
+        let ctx = Montgomery::new(m);
         let digits = exp_bits.div_ceil(u64::from(window)).max(1) as usize;
         let size = 1usize << window;
         let mut rows = Vec::with_capacity(digits);
-        let mut b = base.rem(m);
+        let mut b = ctx.enter(base);
+        let one = ctx.enter(&Nat::one());
         for _ in 0..digits {
             let mut row = Vec::with_capacity(size);
-            row.push(Nat::one());
+            row.push(one.clone());
             row.push(b.clone());
             for j in 2..size {
-                let next = row[j - 1].mul_mod(&b, m);
+                let next = ctx.mul(&row[j - 1], &b);
                 row.push(next);
             }
-            b = row[size - 1].mul_mod(&b, m); // b^(2^window)
+            b = ctx.mul(&row[size - 1], &b); // b^(2^window)
             rows.push(row);
         }
         FixedBase {
             m: m.clone(),
+            ctx,
             window,
             rows,
         }
@@ -86,6 +94,7 @@ impl FixedBase {
         le.reverse();
         let w = self.window as usize;
         let mask = (1u32 << w) - 1;
+        let mut prod: Option<Elem> = None;
         for (i, row) in self.rows.iter().enumerate() {
             let bit = i * w;
             if bit >= le.len() * 8 {
@@ -99,9 +108,16 @@ impl FixedBase {
             if digit == 0 {
                 continue;
             }
+            match prod.as_mut() {
+                None => prod = Some(row[digit].clone()),
+                Some(p) => self.ctx.mul_assign(p, &row[digit]),
+            }
+        }
+        // The last product leaves the Montgomery domain: p'·a·R⁻¹ = p·a.
+        if let Some(p) = prod {
             *acc = Some(match acc.take() {
-                None => row[digit].clone(),
-                Some(a) => a.mul_mod(&row[digit], &self.m),
+                None => self.ctx.leave(&p),
+                Some(a) => self.ctx.mul_plain(&p, &a),
             });
         }
     }

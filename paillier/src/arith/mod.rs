@@ -14,6 +14,7 @@ pub(crate) mod big;
 pub(crate) mod gmp;
 #[cfg(all(feature = "gmp", target_arch = "x86_64", target_os = "linux"))]
 mod gmp_cpu;
+pub(crate) mod mont;
 
 #[cfg(not(feature = "gmp"))]
 pub use big::BigNat as Nat;
