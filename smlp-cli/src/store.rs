@@ -328,33 +328,18 @@ fn insert_object(
 /// it would have before).
 fn upgrade_1_to_2(conn: &mut Connection) -> StoreResult<()> {
     let tx = conn.transaction()?;
-    let (mut requests, mut checkpoints) = (0usize, 0usize);
-    let rows: Vec<(String, Vec<u8>)> = tx
-        .prepare("SELECT id, request FROM jobs WHERE kind = 'train'")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, old) in rows {
-        if let Ok(new) = crate::proto::legacy::upgrade_train_request(&old) {
-            tx.execute(
-                "UPDATE jobs SET request = ?1 WHERE id = ?2",
-                params![new, id],
-            )?;
-            requests += 1;
-        }
-    }
-    let rows: Vec<(String, Vec<u8>)> = tx
-        .prepare("SELECT job, body FROM checkpoints")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (job, old) in rows {
-        if let Ok(new) = crate::proto::legacy::upgrade_checkpoint(&old) {
-            tx.execute(
-                "UPDATE checkpoints SET body = ?1 WHERE job = ?2",
-                params![new, job],
-            )?;
-            checkpoints += 1;
-        }
-    }
+    let requests = reencode(
+        &tx,
+        "SELECT id, request FROM jobs WHERE kind = 'train'",
+        "UPDATE jobs SET request = ?1 WHERE id = ?2",
+        |b| crate::proto::legacy::upgrade_train_request(b).ok(),
+    )?;
+    let checkpoints = reencode(
+        &tx,
+        "SELECT job, body FROM checkpoints",
+        "UPDATE checkpoints SET body = ?1 WHERE job = ?2",
+        |b| crate::proto::legacy::upgrade_checkpoint(b).ok(),
+    )?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema'",
         [SCHEMA_VERSION],
@@ -366,6 +351,28 @@ fn upgrade_1_to_2(conn: &mut Connection) -> StoreResult<()> {
         "store upgraded from schema version 1 to {SCHEMA_VERSION}"
     );
     Ok(())
+}
+
+/// Rewrites the blob of every row `select` yields (key, blob) that `f` converts, with `update`
+/// (?1 the new blob, ?2 the key). Returns how many rows changed.
+fn reencode(
+    tx: &Transaction<'_>,
+    select: &str,
+    update: &str,
+    f: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> StoreResult<usize> {
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare(select)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut changed = 0;
+    for (key, old) in rows {
+        if let Some(new) = f(&old) {
+            tx.execute(update, params![new, key])?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 fn sha256(body: &[u8]) -> String {
