@@ -1,6 +1,7 @@
 //! Key generation, the public key (encryption and homomorphic operations) and the secret key
 //! (CRT decryption and CRT encryption for the key holder).
 
+use crate::arith::mont::{Elem, Montgomery};
 use crate::arith::{Nat, NatOps};
 use crate::error::{Error, Result};
 use crate::fixed_base::{exponent_bits, fixed_residue, FixedBase};
@@ -150,8 +151,9 @@ impl fmt::Debug for CiphertextPowers {
 #[derive(Clone)]
 pub struct JointPowers {
     m: Nat,
-    /// The 2^len subset products, indexed by the subset's bit mask.
-    table: Vec<Nat>,
+    ctx: Montgomery,
+    /// The 2^len subset products in Montgomery form, indexed by the subset's bit mask.
+    table: Vec<Elem>,
 }
 
 impl JointPowers {
@@ -178,22 +180,22 @@ impl fmt::Debug for JointPowers {
 /// Straus' window width: the powers b^k, k < 2^W, of every term.
 const W: u64 = 4;
 
-/// b^k mod m for k < 2^W.
-fn window_table(b: &Nat, m: &Nat) -> Vec<Nat> {
-    let b = b.rem(m);
+/// b^k for k < 2^W, in Montgomery form.
+fn window_table(b: &Nat, ctx: &Montgomery) -> Vec<Elem> {
+    let b = ctx.enter(b);
     let mut t = Vec::with_capacity(1 << W);
-    t.push(Nat::one());
+    t.push(ctx.one());
     t.push(b.clone());
     for i in 2..(1usize << W) {
-        let next = t[i - 1].mul_mod(&b, m);
+        let next = ctx.mul(&t[i - 1], &b);
         t.push(next);
     }
     t
 }
 
-/// Π bᵢ^eᵢ mod m. Few terms or long exponents: one exponentiation each (the backend's
+/// Π bᵢ^eᵢ mod m (odd). Few terms or long exponents: one exponentiation each (the backend's
 /// Montgomery ladder); many short exponents: Straus' interleaved 4-bit windows, which share the
-/// squarings among all terms.
+/// squarings among all terms, in Montgomery form.
 fn multi_exp(terms: &[(&Nat, Nat)], m: &Nat) -> Nat {
     let max_bits = terms.iter().map(|(_, e)| e.bits()).max().unwrap_or(0);
     if terms.len() < 4 || max_bits > 512 {
@@ -201,13 +203,14 @@ fn multi_exp(terms: &[(&Nat, Nat)], m: &Nat) -> Nat {
             .iter()
             .fold(Nat::one(), |acc, (b, e)| acc.mul_mod(&b.pow_mod(e, m), m));
     }
-    let tables: Vec<Vec<Nat>> = terms.iter().map(|(b, _)| window_table(b, m)).collect();
+    let ctx = Montgomery::new(m);
+    let tables: Vec<Vec<Elem>> = terms.iter().map(|(b, _)| window_table(b, &ctx)).collect();
     let digits = max_bits.div_ceil(W);
-    let mut acc = Nat::one();
+    let mut acc = ctx.one();
     for d in (0..digits).rev() {
         if d + 1 != digits {
             for _ in 0..W {
-                acc = acc.square().rem(m); // cheaper than a 4-bit pow_mod (no Montgomery set-up)
+                ctx.square_assign(&mut acc);
             }
         }
         for ((_, e), t) in terms.iter().zip(&tables) {
@@ -218,11 +221,11 @@ fn multi_exp(terms: &[(&Nat, Nat)], m: &Nat) -> Nat {
                 }
             }
             if digit != 0 {
-                acc = acc.mul_mod(&t[digit], m);
+                ctx.mul_assign(&mut acc, &t[digit]);
             }
         }
     }
-    acc
+    ctx.leave(&acc)
 }
 
 impl PublicKey {
@@ -550,22 +553,24 @@ impl PublicKey {
                 "more ciphertexts than one joint table holds",
             ));
         }
+        let ctx = Montgomery::new(&self.n2);
         let mut table = Vec::with_capacity(1 << cs.len());
-        table.push(Nat::one());
+        table.push(ctx.one());
         for c in cs {
-            let c = c.0.rem(&self.n2);
+            let c = ctx.enter(&c.0);
             let half = table.len();
             for i in 0..half {
                 let next = if i == 0 {
                     c.clone()
                 } else {
-                    table[i].mul_mod(&c, &self.n2)
+                    ctx.mul(&table[i], &c)
                 };
                 table.push(next);
             }
         }
         Ok(JointPowers {
             m: self.n2.clone(),
+            ctx,
             table,
         })
     }
@@ -611,10 +616,11 @@ impl PublicKey {
             if bits == 0 {
                 return None;
             }
-            let mut acc = Nat::one();
+            let ctx = &groups.first()?.0.ctx;
+            let mut acc = ctx.one();
             for d in (0..bits).rev() {
                 if d + 1 != bits {
-                    acc = acc.square().rem(&self.n2);
+                    ctx.square_assign(&mut acc);
                 }
                 for ((g, _), ms) in groups.iter().zip(&mags) {
                     let mut idx = 0usize;
@@ -624,11 +630,11 @@ impl PublicKey {
                         }
                     }
                     if idx != 0 {
-                        acc = acc.mul_mod(&g.table[idx], &self.n2);
+                        ctx.mul_assign(&mut acc, &g.table[idx]);
                     }
                 }
             }
-            Some(acc)
+            Some(ctx.leave(&acc))
         };
         let mut out = self.g_pow(&self.encode(constant)?);
         if let Some(p) = pass(false) {
@@ -650,12 +656,16 @@ impl PublicKey {
         let Some(first) = it.next() else {
             return Ciphertext(Nat::one());
         };
-        let mut acc = first.0.clone();
-        let shift = Nat::one().shl(slot_bits);
+        // Horner in Montgomery form: slot_bits squarings and one product per further slot.
+        let ctx = Montgomery::new(&self.n2);
+        let mut acc = ctx.enter(&first.0);
         for c in it {
-            acc = acc.pow_mod(&shift, &self.n2).mul_mod(&c.0, &self.n2);
+            for _ in 0..slot_bits {
+                ctx.square_assign(&mut acc);
+            }
+            ctx.mul_assign(&mut acc, &ctx.enter(&c.0));
         }
-        Ciphertext(acc)
+        Ciphertext(ctx.leave(&acc))
     }
 
     /// ⟦Σ aᵢ⟧.

@@ -126,6 +126,36 @@ mod imp {
             Elem(out)
         }
 
+        /// 1 in Montgomery form (R mod m).
+        pub(crate) fn one(&self) -> Elem {
+            self.enter(&Nat::one())
+        }
+
+        /// acc ← acc²·R⁻¹ (GMP's squaring, cheaper than a product).
+        pub(crate) fn square_assign(&self, acc: &mut Elem) {
+            let k = self.k();
+            assert!(acc.0.len() == k);
+            let mut stack = [0u64; 512];
+            let mut heap = Vec::new();
+            let prod: &mut [u64] = if 2 * k <= stack.len() {
+                &mut stack[..2 * k]
+            } else {
+                heap.resize(2 * k, 0);
+                &mut heap
+            };
+            let n = k as i64;
+            let out = acc.0.as_mut_ptr();
+            // SAFETY: `acc` has k limbs and the square buffer 2k, which do not overlap
+            // (mpn_sqr's requirement); redc_1 reads the square and m and writes `acc`.
+            unsafe {
+                gmp::mpn_sqr(prod.as_mut_ptr(), out, n);
+                let carry = mpn_redc_1(out, prod.as_mut_ptr(), self.m.as_ptr(), n, self.ninv);
+                if carry != 0 || gmp::mpn_cmp(out, self.m.as_ptr(), n) >= 0 {
+                    gmp::mpn_sub_n(out, out, self.m.as_ptr(), n);
+                }
+            }
+        }
+
         /// acc ← acc·b·R⁻¹.
         pub(crate) fn mul_assign(&self, acc: &mut Elem, b: &Elem) {
             let k = self.k();
@@ -194,6 +224,14 @@ mod imp {
             acc.0 = acc.0.mul_mod(&b.0, &self.m);
         }
 
+        pub(crate) fn one(&self) -> Elem {
+            Elem(Nat::one())
+        }
+
+        pub(crate) fn square_assign(&self, acc: &mut Elem) {
+            acc.0 = acc.0.square().rem(&self.m);
+        }
+
         pub(crate) fn mul_plain(&self, x: &Elem, y: &Nat) -> Nat {
             x.0.mul_mod(y, &self.m)
         }
@@ -238,6 +276,12 @@ mod tests {
                         ctx.mul_assign(&mut acc, &bm);
                         assert_eq!(ctx.leave(&acc), want);
                     }
+                    let mut sq = am.clone();
+                    ctx.square_assign(&mut sq);
+                    assert_eq!(ctx.leave(&sq), a.mul_mod(a, &m));
+                    let mut one = ctx.one();
+                    ctx.mul_assign(&mut one, &am);
+                    assert_eq!(&ctx.leave(&one), a);
                 }
                 // y larger than m is reduced first.
                 let big = m.mul(&m).add(&Nat::from_u64(5));
