@@ -84,12 +84,13 @@ mod imp {
             Elem(v.into_boxed_slice())
         }
 
-        /// out = redc(a·b) = a·b·R⁻¹ mod m for k-limb a, b below m.
+        /// out = redc(a·b) = a·b·R⁻¹ mod m for k-limb a, b below m; with `b` = `None`, a²·R⁻¹
+        /// (GMP's squaring, cheaper than a product).
         ///
         /// # Safety
         /// `out`, `a` and `b` address k limbs each; `out` may be `a` or `b` (the product is made
         /// in a separate buffer before `out` is written).
-        unsafe fn mul_raw(&self, out: *mut u64, a: *const u64, b: *const u64) {
+        unsafe fn mul_raw(&self, out: *mut u64, a: *const u64, b: Option<*const u64>) {
             let k = self.k();
             let mut stack = [0u64; 512];
             let mut heap = Vec::new();
@@ -101,10 +102,13 @@ mod imp {
             };
             let n = k as i64;
             // SAFETY: the caller's pointers address k limbs, the product 2k; the product does
-            // not overlap the inputs (mpn_mul_n's requirement), and redc_1 reads only the product
-            // and m while it writes the k limbs of `out`.
+            // not overlap the inputs (mpn_mul_n's and mpn_sqr's requirement), and redc_1 reads
+            // only the product and m while it writes the k limbs of `out`.
             unsafe {
-                gmp::mpn_mul_n(prod.as_mut_ptr(), a, b, n);
+                match b {
+                    Some(b) => gmp::mpn_mul_n(prod.as_mut_ptr(), a, b, n),
+                    None => gmp::mpn_sqr(prod.as_mut_ptr(), a, n),
+                }
                 let carry = mpn_redc_1(out, prod.as_mut_ptr(), self.m.as_ptr(), n, self.ninv);
                 if carry != 0 || gmp::mpn_cmp(out, self.m.as_ptr(), n) >= 0 {
                     gmp::mpn_sub_n(out, out, self.m.as_ptr(), n);
@@ -116,7 +120,7 @@ mod imp {
             let k = self.k();
             assert!(a.len() == k && b.len() == k && out.len() == k);
             // SAFETY: three slices of k limbs.
-            unsafe { self.mul_raw(out.as_mut_ptr(), a.as_ptr(), b.as_ptr()) }
+            unsafe { self.mul_raw(out.as_mut_ptr(), a.as_ptr(), Some(b.as_ptr())) }
         }
 
         /// The Montgomery product a·b·R⁻¹ (Montgomery form in, Montgomery form out).
@@ -131,29 +135,12 @@ mod imp {
             self.enter(&Nat::one())
         }
 
-        /// acc ← acc²·R⁻¹ (GMP's squaring, cheaper than a product).
+        /// acc ← acc²·R⁻¹.
         pub(crate) fn square_assign(&self, acc: &mut Elem) {
-            let k = self.k();
-            assert!(acc.0.len() == k);
-            let mut stack = [0u64; 512];
-            let mut heap = Vec::new();
-            let prod: &mut [u64] = if 2 * k <= stack.len() {
-                &mut stack[..2 * k]
-            } else {
-                heap.resize(2 * k, 0);
-                &mut heap
-            };
-            let n = k as i64;
+            assert!(acc.0.len() == self.k());
             let out = acc.0.as_mut_ptr();
-            // SAFETY: `acc` has k limbs and the square buffer 2k, which do not overlap
-            // (mpn_sqr's requirement); redc_1 reads the square and m and writes `acc`.
-            unsafe {
-                gmp::mpn_sqr(prod.as_mut_ptr(), out, n);
-                let carry = mpn_redc_1(out, prod.as_mut_ptr(), self.m.as_ptr(), n, self.ninv);
-                if carry != 0 || gmp::mpn_cmp(out, self.m.as_ptr(), n) >= 0 {
-                    gmp::mpn_sub_n(out, out, self.m.as_ptr(), n);
-                }
-            }
+            // SAFETY: k limbs; `out` is also the input, which mul_raw allows.
+            unsafe { self.mul_raw(out, out, None) }
         }
 
         /// acc ← acc·b·R⁻¹.
@@ -162,7 +149,7 @@ mod imp {
             assert!(acc.0.len() == k && b.0.len() == k);
             let out = acc.0.as_mut_ptr();
             // SAFETY: k limbs each; `out` is also the first input, which mul_raw allows.
-            unsafe { self.mul_raw(out, out, b.0.as_ptr()) }
+            unsafe { self.mul_raw(out, out, Some(b.0.as_ptr())) }
         }
 
         /// x·y mod m for x in Montgomery form and an ordinary residue `y` (reduced here): the
