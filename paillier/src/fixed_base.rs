@@ -29,7 +29,6 @@ use sha2::{Digest, Sha256};
 /// is odd (n², p², q²).
 #[derive(Clone)]
 pub(crate) struct FixedBase {
-    m: Nat,
     ctx: Montgomery,
     window: u32,
     rows: Vec<Vec<Elem>>,
@@ -50,7 +49,7 @@ impl FixedBase {
         let size = 1usize << window;
         let mut rows = Vec::with_capacity(digits);
         let mut b = ctx.enter(base);
-        let one = ctx.enter(&Nat::one());
+        let one = ctx.one();
         for _ in 0..digits {
             let mut row = Vec::with_capacity(size);
             row.push(one.clone());
@@ -62,17 +61,12 @@ impl FixedBase {
             b = ctx.mul(&row[size - 1], &b); // b^(2^window)
             rows.push(row);
         }
-        FixedBase {
-            m: m.clone(),
-            ctx,
-            window,
-            rows,
-        }
+        FixedBase { ctx, window, rows }
     }
 
     /// The modulus.
     pub(crate) fn modulus(&self) -> &Nat {
-        &self.m
+        self.ctx.modulus()
     }
 
     /// The largest exponent size the table serves, in bits.

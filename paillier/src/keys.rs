@@ -150,7 +150,6 @@ impl fmt::Debug for CiphertextPowers {
 /// of weights with every sample's blinds. 2^g − 1 products to build, 128 KiB for 8 at 2048 bits.
 #[derive(Clone)]
 pub struct JointPowers {
-    m: Nat,
     ctx: Montgomery,
     /// The 2^len subset products in Montgomery form, indexed by the subset's bit mask.
     table: Vec<Elem>,
@@ -568,11 +567,7 @@ impl PublicKey {
                 table.push(next);
             }
         }
-        Ok(JointPowers {
-            m: self.n2.clone(),
-            ctx,
-            table,
-        })
+        Ok(JointPowers { ctx, table })
     }
 
     /// ⟦Σ_g Σ_k s_gk · m_gk + constant⟧ for groups of ciphertexts given by their
@@ -587,7 +582,7 @@ impl PublicKey {
     ) -> Result<Ciphertext> {
         let mut mags: Vec<Vec<(bool, Nat)>> = Vec::with_capacity(groups.len());
         for (g, scalars) in groups {
-            if g.m != self.n2 {
+            if g.ctx.modulus() != &self.n2 {
                 return Err(Error::KeyMismatch {
                     expected: "joint powers of ciphertexts under this key".into(),
                     found: "joint powers made with another key".into(),

@@ -40,7 +40,7 @@ mod imp {
     #[derive(Clone)]
     pub(crate) struct Montgomery {
         m: Box<[u64]>,
-        m_int: Integer,
+        modulus: Nat,
         ninv: u64,
     }
 
@@ -51,8 +51,7 @@ mod imp {
                 m.is_odd() && m.bits() > 1,
                 "Montgomery needs an odd modulus"
             );
-            let m_int = m.0.clone();
-            let limbs: Vec<u64> = m_int.to_digits(Order::Lsf);
+            let limbs: Vec<u64> = m.0.to_digits(Order::Lsf);
             // Newton's iteration for 1/m0 mod 2^64: each step doubles the correct low bits.
             let m0 = limbs[0];
             let mut inv: u64 = 1;
@@ -62,7 +61,7 @@ mod imp {
             debug_assert_eq!(m0.wrapping_mul(inv), 1);
             Montgomery {
                 m: limbs.into_boxed_slice(),
-                m_int,
+                modulus: m.clone(),
                 ninv: inv.wrapping_neg(),
             }
         }
@@ -71,10 +70,15 @@ mod imp {
             self.m.len()
         }
 
+        /// The modulus m.
+        pub(crate) fn modulus(&self) -> &Nat {
+            &self.modulus
+        }
+
         /// x·R mod m.
         pub(crate) fn enter(&self, x: &Nat) -> Elem {
             let shifted = Integer::from(&x.0 << (64 * self.k() as u32));
-            let r = shifted % &self.m_int;
+            let r = shifted % &self.modulus.0;
             self.limbs(&r)
         }
 
@@ -92,13 +96,16 @@ mod imp {
         /// in a separate buffer before `out` is written).
         unsafe fn mul_raw(&self, out: *mut u64, a: *const u64, b: Option<*const u64>) {
             let k = self.k();
-            let mut stack = [0u64; 512];
+            // The 2k-limb product, written whole by mpn_mul_n / mpn_sqr before anything reads it,
+            // so the stack buffer (moduli up to 16 384 bits) is not initialised: zeroing 4 KiB
+            // would cost a few per cent of a 2048-bit product.
+            let mut stack = std::mem::MaybeUninit::<[u64; 512]>::uninit();
             let mut heap = Vec::new();
-            let prod: &mut [u64] = if 2 * k <= stack.len() {
-                &mut stack[..2 * k]
+            let prod: *mut u64 = if 2 * k <= 512 {
+                stack.as_mut_ptr().cast()
             } else {
                 heap.resize(2 * k, 0);
-                &mut heap
+                heap.as_mut_ptr()
             };
             let n = k as i64;
             // SAFETY: the caller's pointers address k limbs, the product 2k; the product does
@@ -106,10 +113,10 @@ mod imp {
             // only the product and m while it writes the k limbs of `out`.
             unsafe {
                 match b {
-                    Some(b) => gmp::mpn_mul_n(prod.as_mut_ptr(), a, b, n),
-                    None => gmp::mpn_sqr(prod.as_mut_ptr(), a, n),
+                    Some(b) => gmp::mpn_mul_n(prod, a, b, n),
+                    None => gmp::mpn_sqr(prod, a, n),
                 }
-                let carry = mpn_redc_1(out, prod.as_mut_ptr(), self.m.as_ptr(), n, self.ninv);
+                let carry = mpn_redc_1(out, prod, self.m.as_ptr(), n, self.ninv);
                 if carry != 0 || gmp::mpn_cmp(out, self.m.as_ptr(), n) >= 0 {
                     gmp::mpn_sub_n(out, out, self.m.as_ptr(), n);
                 }
@@ -155,7 +162,7 @@ mod imp {
         /// x·y mod m for x in Montgomery form and an ordinary residue `y` (reduced here): the
         /// product leaves the Montgomery domain.
         pub(crate) fn mul_plain(&self, x: &Elem, y: &Nat) -> Nat {
-            let y = self.limbs(&Integer::from(&y.0 % &self.m_int));
+            let y = self.limbs(&Integer::from(&y.0 % &self.modulus.0));
             let mut out = vec![0u64; self.k()];
             self.mul_into(&mut out, &x.0, &y.0);
             from_limbs(&out)
@@ -197,6 +204,10 @@ mod imp {
                 "Montgomery needs an odd modulus"
             );
             Montgomery { m: m.clone() }
+        }
+
+        pub(crate) fn modulus(&self) -> &Nat {
+            &self.m
         }
 
         pub(crate) fn enter(&self, x: &Nat) -> Elem {
