@@ -97,6 +97,8 @@ pub struct ConfigJson {
     pub batch: usize,
     /// Order seed.
     pub seed: u64,
+    /// The loss (`smooth-hinge` or `squared`, as `smlp train --loss` names it).
+    pub loss: String,
 }
 
 /// One weight layer.
@@ -261,6 +263,7 @@ pub fn model_json(
             epochs: c.config.epochs,
             batch: c.config.batch,
             seed: c.config.seed,
+            loss: c.config.loss.name().to_string(),
         }),
         layers,
     })

@@ -21,6 +21,13 @@ struct ModelJson {
     profile: String,
     weight_frac_bits: u32,
     layers: Vec<LayerJson>,
+    /// A checkpoint's run: only the loss is read here.
+    config: Option<ConfigJson>,
+}
+
+#[derive(Deserialize)]
+struct ConfigJson {
+    loss: String,
 }
 
 #[derive(Deserialize)]
@@ -243,7 +250,13 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
         want1.fixed.decode_weight(want1.params.layers[0].w[0][0])
     );
     decrypt_json(&env, "ckpt", "ckpt.json");
-    assert_eq!(raw_params(&read_json(&env.path("ckpt.json"))), want1.params);
+    let ckpt = read_json(&env.path("ckpt.json"));
+    assert_eq!(raw_params(&ckpt), want1.params);
+    // `smlp train`'s default loss, named as `--loss` names it.
+    assert_eq!(
+        ckpt.config.expect("a checkpoint's run").loss,
+        "smooth-hinge"
+    );
 
     // Classification and decryption of the predictions.
     let out = ok(&[
