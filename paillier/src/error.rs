@@ -28,6 +28,9 @@ pub enum Error {
     /// A ciphertext is not an element of Z*_{n^2}.
     #[error("invalid ciphertext: not in Z*_(n^2) for this key")]
     InvalidCiphertext,
+    /// A DGK ciphertext is not in [1, n) for its key (or not a unit).
+    #[error("invalid DGK ciphertext: not in [1, n) for this key")]
+    InvalidDgkCiphertext,
     /// A randomness value r is not in Z*_n.
     #[error("invalid encryption randomness: r must be in Z*_n")]
     InvalidRandomness,

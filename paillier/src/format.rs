@@ -42,6 +42,18 @@ pub const SECRET_KEY: FileKind = FileKind {
     name: "secret key",
     version: 1,
 };
+/// A DGK public key file (n, g, h, u, t).
+pub const DGK_PUBLIC_KEY: FileKind = FileKind {
+    tag: *b"DPUB",
+    name: "DGK public key",
+    version: 1,
+};
+/// A DGK secret key file (the public key and p, q, v_p, v_q).
+pub const DGK_SECRET_KEY: FileKind = FileKind {
+    tag: *b"DSEC",
+    name: "DGK secret key",
+    version: 1,
+};
 /// A list of ciphertexts under one key.
 pub const CIPHERTEXTS: FileKind = FileKind {
     tag: *b"CTXT",

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod arith;
+pub mod dgk;
 mod encoding;
 mod error;
 mod fixed_base;
