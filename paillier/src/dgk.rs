@@ -126,7 +126,10 @@ impl fmt::Debug for PublicKey {
 }
 
 fn is_small_prime(u: u32) -> bool {
-    u >= 2 && (2..).take_while(|d| d * d <= u).all(|d| !u.is_multiple_of(d))
+    u >= 2
+        && (2..)
+            .take_while(|d| d * d <= u)
+            .all(|d| !u.is_multiple_of(d))
 }
 
 impl PublicKey {
@@ -164,7 +167,9 @@ impl PublicKey {
         let one = Nat::one();
         for x in [&g, &h] {
             if x.is_zero() || *x == one || *x >= n || x.gcd(&n) != one {
-                return Err(Error::InvalidKey("DGK g and h must be units of Z_n other than 1"));
+                return Err(Error::InvalidKey(
+                    "DGK g and h must be units of Z_n other than 1",
+                ));
             }
         }
         crate::arith::tune_backend();
@@ -321,7 +326,9 @@ impl PublicKey {
         rng: &mut R,
     ) -> Ciphertext {
         let mut acc = Some(c.0.clone());
-        self.tables().h.mul_pow(&mut acc, &self.random_exponent(rng));
+        self.tables()
+            .h
+            .mul_pow(&mut acc, &self.random_exponent(rng));
         Ciphertext(acc.expect("an accumulator was given"))
     }
 
@@ -334,7 +341,9 @@ impl PublicKey {
     ) -> Ciphertext {
         let rho = 1 + (rng.next_u64() % u64::from(self.u - 1)); // bias < u/2^64
         let mut acc = Some(c.0.pow_mod(&Nat::from_u64(rho), &self.n));
-        self.tables().h.mul_pow(&mut acc, &self.random_exponent(rng));
+        self.tables()
+            .h
+            .mul_pow(&mut acc, &self.random_exponent(rng));
         Ciphertext(acc.expect("an accumulator was given"))
     }
 }
@@ -397,7 +406,11 @@ fn element_of_order<R: RngCore + CryptoRng + ?Sized>(
 fn crt(a: &Nat, b: &Nat, p: &Nat, q: &Nat, p_inv_q: &Nat) -> Nat {
     // x = a + p·((b − a)·p⁻¹ mod q)
     let a_q = a.rem(q);
-    let diff = if b >= &a_q { b.sub(&a_q) } else { b.add(q).sub(&a_q) };
+    let diff = if b >= &a_q {
+        b.sub(&a_q)
+    } else {
+        b.add(q).sub(&a_q)
+    };
     a.add(&p.mul(&diff.mul_mod(p_inv_q, q)))
 }
 

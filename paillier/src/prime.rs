@@ -35,9 +35,9 @@ fn small_residue(n: &Nat, p: u32) -> u32 {
 /// Whether `n` has no prime factor below 20 000 (other than itself): the cheap first filter of
 /// a primality search.
 pub(crate) fn no_small_factor(n: &Nat) -> bool {
-    small_primes().iter().all(|&p| {
-        small_residue(n, p) != 0 || *n == Nat::from_u64(u64::from(p))
-    })
+    small_primes()
+        .iter()
+        .all(|&p| small_residue(n, p) != 0 || *n == Nat::from_u64(u64::from(p)))
 }
 
 /// Miller–Rabin with `rounds` uniformly random bases; `n` must be odd and > 3.

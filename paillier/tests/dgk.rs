@@ -24,8 +24,8 @@ fn tno_keys() -> Vec<(SecretKey, Value)> {
         .map(|k| {
             let u = k["u"].as_u64().unwrap() as u32;
             let t = k["t"].as_u64().unwrap() as u32;
-            let pk = PublicKey::from_parts(&big(&k["n"]), &big(&k["g"]), &big(&k["h"]), u, t)
-                .unwrap();
+            let pk =
+                PublicKey::from_parts(&big(&k["n"]), &big(&k["g"]), &big(&k["h"]), u, t).unwrap();
             let sk = SecretKey::from_parts(
                 &big(&k["p"]),
                 &big(&k["q"]),
@@ -72,10 +72,7 @@ fn tno_keys_pass_the_consistency_checks_and_ciphertexts_match() {
             assert_eq!(pk.add(&ct, &other).to_biguint(), big(&case["sum"]));
             let k = signed(&case["k"]);
             let product = pk.mul_plain(&ct, k);
-            assert_eq!(
-                sk.decrypt(&product).unwrap(),
-                (m * k).rem_euclid(u) as u32
-            );
+            assert_eq!(sk.decrypt(&product).unwrap(), (m * k).rem_euclid(u) as u32);
             if k >= 0 {
                 // TNO raises to k itself; negative k goes through an inversion there and
                 // through u + k here: the same plaintext, another representative.
@@ -143,7 +140,10 @@ fn blinding_spreads_a_nonzero_value_over_the_units_of_z_u() {
         seen[sk.decrypt(&pk.blind(&c, &mut rng)).unwrap() as usize] += 1;
     }
     assert_eq!(seen[0], 0, "a non-zero value never becomes zero");
-    let (lo, hi) = (seen[1..].iter().min().unwrap(), seen[1..].iter().max().unwrap());
+    let (lo, hi) = (
+        seen[1..].iter().min().unwrap(),
+        seen[1..].iter().max().unwrap(),
+    );
     // 40 expected per residue: a residue outside [10, 80] has probability below 1e-9.
     assert!(*lo >= 10 && *hi <= 80, "residue counts {lo}..{hi}");
 }

@@ -10,7 +10,7 @@ pub struct OpCounter {
     pub randomizers: AtomicU64,
     /// S1: exponentiations with short (ℓ+κ-bit) exponents during unblinding.
     pub short_exps: AtomicU64,
-    /// S1: full-size exponentiations other than randomizers (DGK blinding).
+    /// S1: full-size exponentiations other than randomizers (the range check's blinding).
     pub full_exps: AtomicU64,
     /// S1: modular squarings spent packing slots.
     pub pack_squarings: AtomicU64,
@@ -18,6 +18,12 @@ pub struct OpCounter {
     pub decryptions: AtomicU64,
     /// S2: encryptions.
     pub encryptions: AtomicU64,
+    /// S1: DGK blindings (a short exponentiation by ρ and a re-randomisation, modulo n).
+    pub dgk_blinds: AtomicU64,
+    /// S2: DGK encryptions (of the bits of a blinded value).
+    pub dgk_encryptions: AtomicU64,
+    /// S2: DGK zero tests (one t-bit exponentiation modulo p each).
+    pub zero_tests: AtomicU64,
 }
 
 /// A snapshot of [`OpCounter`].
@@ -35,6 +41,12 @@ pub struct OpCounts {
     pub decryptions: u64,
     /// S2: encryptions.
     pub encryptions: u64,
+    /// S1: DGK blindings.
+    pub dgk_blinds: u64,
+    /// S2: DGK encryptions.
+    pub dgk_encryptions: u64,
+    /// S2: DGK zero tests.
+    pub zero_tests: u64,
 }
 
 impl OpCounter {
@@ -51,6 +63,9 @@ impl OpCounter {
             pack_squarings: g(&self.pack_squarings),
             decryptions: g(&self.decryptions),
             encryptions: g(&self.encryptions),
+            dgk_blinds: g(&self.dgk_blinds),
+            dgk_encryptions: g(&self.dgk_encryptions),
+            zero_tests: g(&self.zero_tests),
         }
     }
 }
@@ -65,6 +80,9 @@ impl OpCounts {
             pack_squarings: self.pack_squarings - e.pack_squarings,
             decryptions: self.decryptions - e.decryptions,
             encryptions: self.encryptions - e.encryptions,
+            dgk_blinds: self.dgk_blinds - e.dgk_blinds,
+            dgk_encryptions: self.dgk_encryptions - e.dgk_encryptions,
+            zero_tests: self.zero_tests - e.zero_tests,
         }
     }
     /// Component-wise sum.
@@ -76,6 +94,9 @@ impl OpCounts {
             pack_squarings: self.pack_squarings + o.pack_squarings,
             decryptions: self.decryptions + o.decryptions,
             encryptions: self.encryptions + o.encryptions,
+            dgk_blinds: self.dgk_blinds + o.dgk_blinds,
+            dgk_encryptions: self.dgk_encryptions + o.dgk_encryptions,
+            zero_tests: self.zero_tests + o.zero_tests,
         }
     }
 }

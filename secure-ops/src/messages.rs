@@ -3,7 +3,7 @@
 use crate::counts::OpCounts;
 use crate::params::SessionParams;
 use paillier::format::bounded;
-use paillier::{BigInt, Ciphertext, Fingerprint};
+use paillier::{dgk, BigInt, Ciphertext, Fingerprint};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Most ciphertexts a message may carry (decoding stops beyond it; S2's policy may set less).
@@ -15,6 +15,10 @@ pub const MAX_WIRE_ITEMS: usize = 64;
 
 fn cts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ciphertext>, D::Error> {
     bounded::vec(d, MAX_WIRE_VALUES, "ciphertexts")
+}
+
+fn dgk_cts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<dgk::Ciphertext>, D::Error> {
+    bounded::vec(d, MAX_WIRE_VALUES, "DGK ciphertexts")
 }
 
 fn jobs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WireJob>, D::Error> {
@@ -29,8 +33,8 @@ fn draws<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u32, BigInt)>, D::Error
     bounded::vec(d, MAX_WIRE_ITEMS, "random-value draws")
 }
 
-/// One zero-test group, decoded with its bound.
-struct Group(Vec<Ciphertext>);
+/// One zero-test group of DGK ciphertexts, decoded with its bound.
+struct Group(Vec<dgk::Ciphertext>);
 
 impl<'de> Deserialize<'de> for Group {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -38,7 +42,7 @@ impl<'de> Deserialize<'de> for Group {
     }
 }
 
-fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<Ciphertext>>, D::Error> {
+fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<dgk::Ciphertext>>, D::Error> {
     let g: Vec<Group> = bounded::vec(d, MAX_WIRE_VALUES / 2, "zero-test groups")?;
     Ok(g.into_iter().map(|g| g.0).collect())
 }
@@ -258,16 +262,18 @@ pub enum Op {
         negate: Vec<bool>,
     },
     /// ⌊u / 2^shift⌋ for every slot u (u ≥ 0 for in-range values). With `carry_bits`, also the
-    /// encrypted bits of 2·(u mod 2^shift) + 1 (DGK, exact truncation).
+    /// DGK-encrypted bits of 2·(u mod 2^shift) + 1 (exact truncation; answered with
+    /// [`Response::Bits`]).
     Divide { shift: u32, carry_bits: bool },
     /// ⌊u / d⌋ for every slot u and a public divisor d ≥ 2. With `carry_bits`, also the
-    /// encrypted bits of 2·(u mod d) + 1 (m + 1 bits, m = bit length of d) for an exact result.
+    /// DGK-encrypted bits of 2·(u mod d) + 1 (m + 1 bits, m = bit length of d) for an exact
+    /// result ([`Response::Bits`]).
     DivideBy { divisor: u64, carry_bits: bool },
     /// Paper-style sign test: slots come in pairs (y, u); S2 returns ⟦β⟧ and, if `with_value`,
     /// ⟦β·u⟧ with β = 1{y > 0}.
     Sign { with_value: bool },
-    /// Strict comparison, first step: for each slot z, ⟦⌊z / 2^bits⌋⟧ and the encrypted bits of
-    /// 2·(z mod 2^bits) + 1.
+    /// Strict comparison, first step: for each slot z, ⟦⌊z / 2^bits⌋⟧ (Paillier) and the
+    /// DGK-encrypted bits of 2·(z mod 2^bits) + 1 ([`Response::Bits`]).
     CompareBits { bits: u32 },
 }
 
@@ -288,10 +294,11 @@ pub enum Request {
         count: u32,
         op: Op,
     },
-    /// DGK zero test: for each group, ⟦1⟧ if some ciphertext decrypts to 0, else ⟦0⟧.
+    /// DGK zero test: for each group of DGK ciphertexts, the Paillier encryption of 1 if one of
+    /// them encrypts 0, else of 0.
     ZeroTest {
         #[serde(deserialize_with = "groups")]
-        groups: Vec<Vec<Ciphertext>>,
+        groups: Vec<Vec<dgk::Ciphertext>>,
     },
     /// Range check: every ciphertext must decrypt to 0; S2 answers with no ciphertexts, or
     /// with `OutOfRange`.
@@ -313,10 +320,19 @@ pub enum Request {
 /// S2 → S1.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Response {
-    /// Handshake accepted.
-    HelloOk,
+    /// Handshake accepted; in a strict session, with S2's DGK public key (the comparisons'
+    /// bits are encrypted under it), which S1 receives over the authenticated channel.
+    HelloOk { dgk: Option<dgk::PublicKey> },
     /// Result ciphertexts, in request order.
     Ciphertexts(#[serde(deserialize_with = "cts")] Vec<Ciphertext>),
+    /// Results of a request with DGK bits (`CompareBits`, exact division): per value, one
+    /// Paillier ciphertext in `values` and its bits, LSB first, side by side in `bits`.
+    Bits {
+        #[serde(deserialize_with = "cts")]
+        values: Vec<Ciphertext>,
+        #[serde(deserialize_with = "dgk_cts")]
+        bits: Vec<dgk::Ciphertext>,
+    },
     /// S2's counters.
     Stats(OpCounts),
     /// A value was out of its declared range.

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the S1–S2 wire protocol; both sides must agree.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: the strict profile's comparison bits and zero tests under DGK, S2's DGK public key in the
+/// handshake's reply.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Security/speed profile of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

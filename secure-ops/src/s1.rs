@@ -8,7 +8,9 @@ use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{SessionParams, Truncation, PROTOCOL_VERSION};
 use num_bigint::{BigInt, Sign};
 use num_traits::{One, Zero};
-use paillier::{Ciphertext, CiphertextPowers, JointPowers, PublicKey, RandomizerPool};
+use paillier::{
+    dgk, Ciphertext, CiphertextPowers, Fingerprint, JointPowers, PublicKey, RandomizerPool,
+};
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -184,6 +186,9 @@ pub struct S1<C: Channel> {
 /// S1's cryptographic state (thread-safe, used from rayon workers).
 struct Engine {
     pk: PublicKey,
+    /// S2's DGK public key, received in the handshake (`Option` only for the error path of a
+    /// session opened without one, which `connect` refuses).
+    dgk: Option<dgk::PublicKey>,
     params: SessionParams,
     counter: Arc<OpCounter>,
     pool: Option<RandomizerPool<PublicKey>>,
@@ -347,6 +352,13 @@ impl Engine {
             .collect()
     }
 
+    /// The session's DGK key (strict sessions only).
+    fn dgk_key(&self) -> Result<&dgk::PublicKey, ProtocolError> {
+        self.dgk
+            .as_ref()
+            .ok_or_else(|| ProtocolError::InvalidRequest("this session has no DGK key".into()))
+    }
+
     fn blind(&self) -> BigInt {
         random_bits(
             self.params.value_bits + self.params.kappa,
@@ -426,18 +438,27 @@ impl<C: Channel> S1<C> {
             fingerprint: pk.fingerprint(),
             params,
         })?;
-        match chan.recv_msg::<Response>()? {
-            Response::HelloOk => {}
+        let dgk = match chan.recv_msg::<Response>()? {
+            Response::HelloOk { dgk } => dgk,
             Response::Error(m) => return Err(ProtocolError::Handshake(m)),
             other => {
                 return Err(ProtocolError::Violation(format!(
                     "unexpected handshake reply {other:?}"
                 )))
             }
-        }
+        };
+        let dgk = match dgk {
+            Some(key) => check_dgk_key(&key, &pk, &params)?,
+            None => {
+                return Err(ProtocolError::Violation(
+                    "S2 accepted the session without a DGK public key".into(),
+                ))
+            }
+        };
         Ok(S1 {
             eng: Engine {
                 pk,
+                dgk: Some(dgk),
                 params,
                 counter: Arc::new(OpCounter::default()),
                 pool: None,
@@ -445,6 +466,16 @@ impl<C: Channel> S1<C> {
             chan,
             session: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// The fingerprint of S2's DGK public key (S1 logs it and keeps it with a job's record).
+    pub fn dgk_fingerprint(&self) -> Option<Fingerprint> {
+        self.eng.dgk.as_ref().map(dgk::PublicKey::fingerprint)
+    }
+
+    /// S2's DGK public key, received in the handshake.
+    pub fn dgk_public_key(&self) -> Option<&dgk::PublicKey> {
+        self.eng.dgk.as_ref()
     }
 
     /// Keeps a pool of precomputed randomizers filled by `workers` background threads.
@@ -529,6 +560,59 @@ impl<C: Channel> S1<C> {
         self.expect_ciphertexts(expect, name)
     }
 
+    /// An `Eval` answered with DGK bits ([`Response::Bits`]): `count` Paillier values, each with
+    /// `bits` DGK bits.
+    fn eval_bits(
+        &mut self,
+        slots: &[Slot<'_>],
+        slot_bits: u32,
+        op: Op,
+        bits: usize,
+        name: SubProtocol,
+    ) -> Result<(Vec<Ciphertext>, Vec<dgk::Ciphertext>), ProtocolError> {
+        let key = self.eng.dgk_key()?.clone();
+        let packs = self.eng.pack(slots, slot_bits, &[])?;
+        let count = u32::try_from(slots.len()).map_err(|_| too_large())?;
+        self.chan.send_msg(&Request::Eval {
+            packs,
+            slot_bits,
+            count,
+            op,
+        })?;
+        let want = slots.len();
+        match self.chan.recv_msg::<Response>()? {
+            Response::Bits { values, bits: b }
+                if values.len() == want && Some(b.len()) == want.checked_mul(bits) =>
+            {
+                for c in &values {
+                    self.eng.pk.validate(c)?;
+                }
+                for c in &b {
+                    key.validate(c)?;
+                }
+                Ok((values, b))
+            }
+            Response::Bits { values, bits: b } => Err(ProtocolError::Violation(format!(
+                "{name}: expected {want} values with {bits} bits each, got {} and {}",
+                values.len(),
+                b.len()
+            ))),
+            other => self.refusal(other, name),
+        }
+    }
+
+    /// The error of a reply that is not the one expected.
+    fn refusal<T>(&self, reply: Response, name: SubProtocol) -> Result<T, ProtocolError> {
+        Err(match reply {
+            Response::OutOfRange(_) => ProtocolError::OutOfRange {
+                op: name,
+                value_bits: self.eng.params.value_bits,
+            },
+            Response::Error(m) => ProtocolError::Peer(m),
+            other => ProtocolError::Violation(format!("{name}: unexpected reply {other:?}")),
+        })
+    }
+
     fn expect_ciphertexts(
         &mut self,
         expect: usize,
@@ -545,14 +629,7 @@ impl<C: Channel> S1<C> {
                 "{name}: expected {expect} ciphertexts, got {}",
                 v.len()
             ))),
-            Response::OutOfRange(_) => Err(ProtocolError::OutOfRange {
-                op: name,
-                value_bits: self.eng.params.value_bits,
-            }),
-            Response::Error(m) => Err(ProtocolError::Peer(m)),
-            other => Err(ProtocolError::Violation(format!(
-                "{name}: unexpected reply {other:?}"
-            ))),
+            other => self.refusal(other, name),
         }
     }
 
@@ -836,98 +913,59 @@ impl<C: Channel> S1<C> {
             })
             .collect();
         let slot_bits = self.eng.params.slot_bits(0);
-        let per = if exact { 1 + (m as usize + 1) } else { 1 };
-        let raw = self.eval(&slots, slot_bits, op, per * xs.len(), name)?;
         let pk = self.eng.pk.clone();
         if !exact {
+            let raw = self.eval(&slots, slot_bits, op, xs.len(), name)?;
             return raw
                 .iter()
                 .zip(&big_r)
                 .map(|(q, r)| Ok(pk.add_plain(q, &-(r / d))?))
                 .collect();
         }
-        let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
+        let nbits = m as usize + 1;
+        let (quotients, dbits) = self.eval_bits(&slots, slot_bits, op, nbits, name)?;
+        let bits: Vec<&[dgk::Ciphertext]> = dbits.chunks(nbits).collect();
         let cs: Vec<BigInt> = big_r.iter().map(|r| r % d).collect();
         let lt = self.dgk_less_than(&bits, &cs, m)?;
-        let one = BigInt::one();
-        raw.chunks(per)
-            .zip(&big_r)
-            .zip(&lt)
-            .map(|((ch, r), c)| {
-                Ok(pk.linear_combination(&[(&ch[0], &one), (c, &-&one)], &-(r / d))?)
-            })
+        quotients
+            .par_iter()
+            .zip(big_r.par_iter())
+            .zip(lt.into_par_iter())
+            .map(|((q, r), lt)| lt.subtract_from(&pk, q, &-(r / d)))
             .collect()
     }
 
-    /// DGK comparison (Veugen 2010 / Bost et al. 2015): for each item, S2 holds d (its encrypted
-    /// bits of d' = 2d + 1 are `dbits`, LSB first, m + 1 of them) and S1 holds c < 2^m;
-    /// returns ⟦1{d < c}⟧. One round trip; S2 sees a fair coin and random non-zero values.
+    /// DGK comparison (Veugen 2010 / Bost et al. 2015): for each item, S2 holds d (the DGK
+    /// encryptions of the bits of d' = 2d + 1 are `dbits`, LSB first, m + 1 of them) and S1 holds
+    /// c < 2^m; returns 1{d < c}, encrypted under Paillier, as a [`LessThan`] (S2's λ and S1's
+    /// coin). One round trip; S2 sees a fair coin and values uniform in Z_u* or one zero.
     fn dgk_less_than(
         &mut self,
-        dbits: &[&[Ciphertext]],
+        dbits: &[&[dgk::Ciphertext]],
         cs: &[BigInt],
         m: u32,
-    ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let pk = &self.eng.pk;
+    ) -> Result<Vec<LessThan>, ProtocolError> {
+        let key = self.eng.dgk_key()?.clone();
         let nbits = m as usize + 1;
-        let one = BigInt::one();
-        let prepared: Vec<(bool, Vec<Ciphertext>)> = dbits
+        let prepared: Vec<(bool, Vec<dgk::Ciphertext>)> = dbits
             .par_iter()
             .zip(cs.par_iter())
-            .map(|(bits, c)| {
-                let mut rng = rand::thread_rng();
-                let s_pos: bool = rng.gen();
-                let s = if s_pos { 1i64 } else { -1 };
-                let c2: BigInt = c << 1u32; // c' = 2c, m + 1 bits
-                let mut suffix = pk.trivial(&BigInt::zero())?; // ⟦3 Σ_{j>i} d'_j ⊕ c'_j⟧
-                let mut es = Vec::with_capacity(nbits);
-                for i in (0..nbits).rev() {
-                    let ci = c2.bit(i as u64);
-                    let di = &bits[i];
-                    // e_i = d'_i − c'_i + s + 3 Σ_{j>i} (d'_j ⊕ c'_j)
-                    let e = pk.add_plain(&pk.add(di, &suffix), &BigInt::from(s - i64::from(ci)))?;
-                    // Blind with a random non-zero exponent, then re-randomise.
-                    let rho =
-                        random_range(&one, &BigInt::from_biguint(Sign::Plus, pk.n()), &mut rng);
-                    let blinded = pk.mul_plain(&e, &rho)?;
-                    let fresh = self.eng.fresh_encryption(&BigInt::zero())?;
-                    OpCounter::add(&self.eng.counter.full_exps, 1);
-                    es.push(pk.add(&blinded, &fresh));
-                    // xor = d'_i if c'_i = 0, else 1 − d'_i
-                    let xor = if ci {
-                        pk.add_plain(&pk.neg(di)?, &one)?
-                    } else {
-                        di.clone()
-                    };
-                    let xor3 = pk.mul_plain(&xor, &BigInt::from(3))?;
-                    suffix = pk.add(&suffix, &xor3);
-                }
-                // Shuffle (Fisher–Yates).
-                for i in (1..es.len()).rev() {
-                    let j = rng.gen_range(0..=i);
-                    es.swap(i, j);
-                }
-                Ok((s_pos, es))
-            })
+            .map(|(bits, c)| dgk_group(&key, bits, c, nbits, &mut rand::thread_rng()))
             .collect::<Result<_, ProtocolError>>()?;
+        OpCounter::add(
+            &self.eng.counter.dgk_blinds,
+            (prepared.len() * nbits) as u64,
+        );
         let coins: Vec<bool> = prepared.iter().map(|(s, _)| *s).collect();
-        let groups: Vec<Vec<Ciphertext>> = prepared.into_iter().map(|(_, es)| es).collect();
+        let groups: Vec<Vec<dgk::Ciphertext>> = prepared.into_iter().map(|(_, es)| es).collect();
         let count = groups.len();
         self.chan.send_msg(&Request::ZeroTest { groups })?;
         let lambdas = self.expect_ciphertexts(count, SubProtocol::ZeroTest)?;
-        let pk = &self.eng.pk;
-        // s = +1: λ = 1{d < c}; s = −1: λ = 1{d > c} = 1 − 1{d < c} (d' ≠ c' always).
-        lambdas
-            .iter()
+        Ok(lambdas
+            .into_iter()
             .zip(coins)
-            .map(|(l, s_pos)| {
-                if s_pos {
-                    Ok(l.clone())
-                } else {
-                    Ok(pk.add_plain(&pk.neg(l)?, &one)?)
-                }
-            })
-            .collect()
+            .map(|(lambda, s_pos)| LessThan { lambda, s_pos })
+            .collect())
     }
 
     // -----------------------------------------------------------------------------------------
@@ -980,9 +1018,12 @@ impl<C: Channel> S1<C> {
     }
 
     /// Range check of the strict comparison: for an x outside |x| < 2^ℓ the DGK result
-    /// ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c} is not a bit. S1 sends ⟦(β² − β)·ρ⟧ for a random non-zero
-    /// ρ, freshly re-randomised; S2 checks that every value decrypts to 0 (it learns nothing else:
-    /// a non-zero value is uniformly random) and reports an out-of-range value otherwise.
+    /// ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c} is not a bit. S1 sends one ciphertext for the whole request,
+    /// ⟦ρ·Σⱼ ρⱼ(βⱼ² − βⱼ)⟧ with ρⱼ uniform in [1, 2^κ) and ρ uniform in [1, n), freshly
+    /// re-randomised; S2 checks that it decrypts to 0 and reports an out-of-range value
+    /// otherwise. If some βⱼ² − βⱼ ≠ 0 (a small non-zero integer, a unit mod n), the sum is 0 for
+    /// at most one of the 2^κ − 1 values of ρⱼ: a probability ≤ 2^−κ of missing it; a non-zero
+    /// sum times ρ is uniform in Z_n*, so S2 learns only "in range" or "not".
     fn assert_bits(
         &mut self,
         bits: &[Ciphertext],
@@ -991,18 +1032,26 @@ impl<C: Channel> S1<C> {
         let pk = self.eng.pk.clone();
         let n = BigInt::from_biguint(Sign::Plus, pk.n());
         let one = BigInt::one();
-        let eng = &self.eng;
-        let blinded: Vec<Ciphertext> = bits
-            .par_iter()
-            .zip(squares.par_iter())
-            .map(|(b, sq)| {
-                let rho = random_range(&one, &n, &mut rand::thread_rng());
-                let e = pk.linear_combination(&[(sq, &rho), (b, &-&rho)], &BigInt::zero())?;
-                OpCounter::add(&eng.counter.full_exps, 2);
-                Ok(pk.add(&e, &eng.fresh_encryption(&BigInt::zero())?))
-            })
-            .collect::<Result<_, ProtocolError>>()?;
-        self.chan.send_msg(&Request::AssertZero { cts: blinded })?;
+        let kappa = self.eng.params.kappa;
+        let mut rng = rand::thread_rng();
+        let rhos: Vec<BigInt> = bits
+            .iter()
+            .map(|_| random_range(&one, &pow2(kappa), &mut rng))
+            .collect();
+        let neg: Vec<BigInt> = rhos.iter().map(|r| -r).collect();
+        let mut terms: Vec<(&Ciphertext, &BigInt)> = Vec::with_capacity(2 * bits.len());
+        for ((b, sq), (r, nr)) in bits.iter().zip(squares).zip(rhos.iter().zip(&neg)) {
+            terms.push((sq, r));
+            terms.push((b, nr));
+        }
+        let sum = pk.linear_combination(&terms, &BigInt::zero())?;
+        OpCounter::add(&self.eng.counter.short_exps, terms.len() as u64);
+        let rho = random_range(&one, &n, &mut rng);
+        let e = pk.mul_plain(&sum, &rho)?;
+        OpCounter::add(&self.eng.counter.full_exps, 1);
+        let blinded = pk.add(&e, &self.eng.fresh_encryption(&BigInt::zero())?);
+        self.chan
+            .send_msg(&Request::AssertZero { cts: vec![blinded] })?;
         self.expect_ciphertexts(0, SubProtocol::RangeCheck)
             .map(drop)
     }
@@ -1122,26 +1171,25 @@ impl<C: Channel> S1<C> {
                 tau: pow2(m) - &one + r,
             })
             .collect();
-        let per = 1 + (m as usize + 1);
+        let nbits = m as usize + 1;
         let slot_bits = self.eng.params.slot_bits(2);
-        let raw = self.eval(
+        let (quotients, dbits) = self.eval_bits(
             &slots,
             slot_bits,
             Op::CompareBits { bits: m },
-            per * xs.len(),
+            nbits,
             SubProtocol::SecCompare,
         )?;
         let mask = pow2(m) - 1;
-        let bits: Vec<&[Ciphertext]> = raw.chunks(per).map(|ch| &ch[1..]).collect();
+        let bits: Vec<&[dgk::Ciphertext]> = dbits.chunks(nbits).collect();
         let cs: Vec<BigInt> = rs.iter().map(|r| r & &mask).collect();
         let lt = self.dgk_less_than(&bits, &cs, m)?;
         // 1{x' ≥ 0} = ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c}
-        raw.chunks(per)
-            .zip(&rs)
-            .zip(&lt)
-            .map(|((ch, r), c)| {
-                Ok(pk.linear_combination(&[(&ch[0], &one), (c, &-&one)], &-(r >> m))?)
-            })
+        quotients
+            .par_iter()
+            .zip(rs.par_iter())
+            .zip(lt.into_par_iter())
+            .map(|((q, r), lt)| lt.subtract_from(&pk, q, &-(r >> m)))
             .collect()
     }
 
@@ -1212,4 +1260,112 @@ impl<C: Channel> S1<C> {
             .map(|(c, _)| it.by_ref().take(*c).collect())
             .collect())
     }
+}
+
+/// ⟦1{d < c}⟧ as S2's zero-test answer ⟦λ⟧ and S1's coin s: λ = 1{d < c} for s = +1 and
+/// 1{d > c} = 1 − 1{d < c} for s = −1 (d' ≠ c' always).
+struct LessThan {
+    lambda: Ciphertext,
+    s_pos: bool,
+}
+
+impl LessThan {
+    /// ⟦q − 1{d < c} + k⟧: q·⟦λ⟧⁻¹·(1 + kn) for s = +1, q·⟦λ⟧·(1 + (k − 1)n) for s = −1.
+    fn subtract_from(
+        self,
+        pk: &PublicKey,
+        q: &Ciphertext,
+        k: &BigInt,
+    ) -> Result<Ciphertext, ProtocolError> {
+        Ok(if self.s_pos {
+            pk.add_plain(&pk.sub(q, &self.lambda)?, k)?
+        } else {
+            pk.add_plain(&pk.add(q, &self.lambda), &(k - 1))?
+        })
+    }
+}
+
+/// One comparison's zero-test group: with a fresh coin s ∈ {±1}, for every bit i (from the top)
+/// eᵢ = d'ᵢ − c'ᵢ + s + 3·Σ_{j>i} (d'ⱼ ⊕ c'ⱼ) under DGK, each blinded by a uniform ρᵢ ∈ Z_u*
+/// and re-randomised, the group shuffled. eᵢ ∈ [−2, 3m + 2] and u > 3ℓ + 5 ≥ 3m + 2, so eᵢ is 0
+/// mod u only if it is 0 — for at most one i, the first bit from the top where d' and c'
+/// differ, and there only if d' < c' (s = +1) or d' > c' (s = −1).
+fn dgk_group<R: rand::RngCore + rand::CryptoRng>(
+    key: &dgk::PublicKey,
+    bits: &[dgk::Ciphertext],
+    c: &BigInt,
+    nbits: usize,
+    rng: &mut R,
+) -> Result<(bool, Vec<dgk::Ciphertext>), ProtocolError> {
+    let s_pos: bool = rng.gen();
+    let s = if s_pos { 1i64 } else { -1 };
+    let c2: BigInt = c << 1u32; // c' = 2c, m + 1 bits
+    let mut suffix: Option<dgk::Ciphertext> = None; // ⟦3 Σ_{j>i} d'ⱼ ⊕ c'ⱼ⟧
+    let mut es = Vec::with_capacity(nbits);
+    for i in (0..nbits).rev() {
+        let ci = c2.bit(i as u64);
+        let di = &bits[i];
+        let e = key.add_plain(di, s - i64::from(ci));
+        let e = match &suffix {
+            Some(sfx) => key.add(&e, sfx),
+            None => e,
+        };
+        es.push(key.blind(&e, rng));
+        if i > 0 {
+            // 3·(d'ᵢ ⊕ c'ᵢ) = 3d'ᵢ if c'ᵢ = 0, else 3 − 3d'ᵢ.
+            let x3 = if ci {
+                key.add_plain(&key.mul_plain(di, -3), 3)
+            } else {
+                key.mul_plain(di, 3)
+            };
+            suffix = Some(match suffix {
+                Some(sfx) => key.add(&sfx, &x3),
+                None => x3,
+            });
+        }
+    }
+    // Shuffle (Fisher–Yates).
+    for i in (1..es.len()).rev() {
+        let j = rng.gen_range(0..=i);
+        es.swap(i, j);
+    }
+    Ok((s_pos, es))
+}
+
+/// Checks S2's DGK public key for a strict session under `pk`: u must exceed 3ℓ + 5 (every
+/// combined value of a comparison is then 0 mod u only if it is 0), the modulus must be as large
+/// as the Paillier key's (up to 2048 bits), and t at least [`dgk::DEFAULT_T`].
+fn check_dgk_key(
+    key: &dgk::PublicKey,
+    pk: &PublicKey,
+    params: &SessionParams,
+) -> Result<dgk::PublicKey, ProtocolError> {
+    let refuse = |why: String| {
+        Err(ProtocolError::Handshake(format!(
+            "S2's DGK key {}: {why}",
+            key.fingerprint()
+        )))
+    };
+    if u64::from(key.u()) <= 3 * u64::from(params.value_bits) + 5 {
+        return refuse(format!(
+            "u = {} is too small for comparisons of {} value bits",
+            key.u(),
+            params.value_bits
+        ));
+    }
+    if key.bits() < pk.bits().min(2048) {
+        return refuse(format!(
+            "a {}-bit modulus is smaller than the Paillier key's {} bits",
+            key.bits(),
+            pk.bits()
+        ));
+    }
+    if key.t() < dgk::DEFAULT_T {
+        return refuse(format!(
+            "subgroups of t = {} bits are below the minimum of {}",
+            key.t(),
+            dgk::DEFAULT_T
+        ));
+    }
+    Ok(key.clone())
 }

@@ -8,9 +8,9 @@ use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
-use paillier::{Ciphertext, RandomizerPool, SecretKey};
+use paillier::{dgk, Ciphertext, RandomizerPool, SecretKey};
 use rayon::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Default largest number of blinded values in one request.
 pub const MAX_REQUEST_VALUES: usize = 1 << 18;
@@ -89,6 +89,11 @@ pub struct S2Options {
     pub pool_workers: usize,
     /// What this S2 serves.
     pub policy: S2Policy,
+    /// The DGK key of the strict profile's comparisons (`None`: S2 generates one on first need,
+    /// [`S2Service::dgk_key`], and keeps it in memory for its lifetime).
+    pub dgk: Option<dgk::SecretKey>,
+    /// Bit length t of the DGK subgroup primes for a generated key.
+    pub dgk_t: u32,
 }
 
 impl Default for S2Options {
@@ -97,8 +102,17 @@ impl Default for S2Options {
             pool_capacity: 4096,
             pool_workers: 1,
             policy: S2Policy::default(),
+            dgk: None,
+            dgk_t: dgk::DEFAULT_T,
         }
     }
+}
+
+/// The smallest DGK plaintext modulus u that serves comparisons of values of up to `value_bits`
+/// bits: the combined values of a comparison of m = ℓ + 1 bits lie in [−2, 3m + 2], so u must
+/// exceed 3ℓ + 5 (then such a value is 0 mod u only if it is 0).
+pub fn dgk_u_for(value_bits: u32) -> Option<u32> {
+    dgk::prime_above(value_bits.checked_mul(3)?.checked_add(5)?)
 }
 
 impl S2Options {
@@ -145,12 +159,13 @@ pub enum S2View<'a> {
         /// The value S2 sees.
         value: &'a BigUint,
     },
-    /// One decryption of a DGK zero test (raw, in [0, n)).
+    /// One DGK ciphertext of a zero test, fully decrypted (S2 only tests it for zero, but could
+    /// decrypt it: this is what it could learn).
     ZeroTest {
         /// Group (comparison) of the request the value belongs to.
         group: usize,
-        /// The value S2 sees.
-        value: &'a BigUint,
+        /// The value S2 sees, in [0, u).
+        value: u32,
     },
 }
 
@@ -164,12 +179,16 @@ pub struct S2Service {
     policy: S2Policy,
     total: OpCounter,
     observer: Option<S2Observer>,
+    dgk: OnceLock<dgk::SecretKey>,
+    dgk_t: u32,
 }
 
 struct Session<'a> {
     svc: &'a S2Service,
     params: SessionParams,
     counter: OpCounter,
+    /// S2's DGK key.
+    dgk: Option<&'a dgk::SecretKey>,
 }
 
 use crate::params::pow2;
@@ -182,20 +201,45 @@ enum Refusal {
     Bad(String),
 }
 
-type Answer = Result<Vec<Ciphertext>, Refusal>;
+type Answer = Result<Response, Refusal>;
 
 impl S2Service {
     /// A service for `sk`.
     pub fn new(sk: SecretKey, opts: S2Options) -> Self {
         let pool = (opts.pool_capacity > 0 && opts.pool_workers > 0)
             .then(|| RandomizerPool::new(&sk, opts.pool_capacity, opts.pool_workers));
+        let dgk = OnceLock::new();
+        if let Some(k) = opts.dgk {
+            let _ = dgk.set(k);
+        }
         S2Service {
             sk,
             pool,
             policy: opts.policy,
             total: OpCounter::default(),
             observer: None,
+            dgk,
+            dgk_t: opts.dgk_t,
         }
+    }
+
+    /// S2's DGK key: the one given in [`S2Options::dgk`], or one generated now on first call
+    /// (a modulus of the Paillier key's size, at least 512 bits; subgroup primes of
+    /// [`S2Options::dgk_t`] bits; u from [`dgk_u_for`] this S2's largest ℓ) and kept in memory
+    /// only. Call it at start-up to pay the generation there and log the fingerprint.
+    pub fn dgk_key(&self) -> Result<&dgk::SecretKey, ProtocolError> {
+        if let Some(k) = self.dgk.get() {
+            return Ok(k);
+        }
+        let u = dgk_u_for(self.policy.max_value_bits).ok_or_else(|| {
+            ProtocolError::InvalidParams(format!(
+                "no DGK plaintext modulus serves ℓ = {}",
+                self.policy.max_value_bits
+            ))
+        })?;
+        let bits = self.sk.public_key().bits().max(512).next_multiple_of(2);
+        let key = dgk::SecretKey::generate(bits, self.dgk_t, u, &mut rand::rngs::OsRng)?;
+        Ok(self.dgk.get_or_init(|| key))
     }
 
     /// Randomizers ready in S2's pool and its capacity (`None` without a pool).
@@ -301,17 +345,34 @@ impl S2Service {
                 )))
             }
         };
+        // Every session gets the DGK key: the strict profile's comparisons and any exact
+        // truncation or division (which a fast session may ask for) need it.
+        let key = self
+            .dgk_key()
+            .map_err(|e| refuse(format!("no DGK key: {e}")))?;
+        let u = key.public_key().u();
+        if u64::from(u) <= 3 * u64::from(params.value_bits) + 5 {
+            return Err(refuse(format!(
+                "this S2's DGK key (u = {u}) serves comparisons of at most {} value bits, the session asks for {}",
+                (u - 6) / 3,
+                params.value_bits
+            )));
+        }
+        let dgk = Some(key);
         let session = Session {
             svc: self,
             params,
             counter: OpCounter::default(),
+            dgk,
         };
         Ok((
             S2Session {
                 session,
                 requests: 0,
             },
-            Response::HelloOk,
+            Response::HelloOk {
+                dgk: dgk.map(|k| k.public_key().clone()),
+            },
         ))
     }
 }
@@ -366,7 +427,7 @@ impl S2Session<'_> {
             Request::AssertZero { cts } => session.assert_zero(&cts),
         };
         match answer {
-            Ok(v) => Step::Reply(Response::Ciphertexts(v)),
+            Ok(r) => Step::Reply(r),
             Err(refusal) => {
                 let (reply, why, out_of_range) = match refusal {
                     Refusal::Range(m) => (Response::OutOfRange(m.clone()), m, true),
@@ -417,7 +478,7 @@ impl Session<'_> {
             .map_err(|e| Refusal::Bad(format!("undecryptable ciphertext: {e}")))
     }
 
-    fn encrypt_all(&self, values: &[BigInt]) -> Answer {
+    fn encrypt_all(&self, values: &[BigInt]) -> Result<Vec<Ciphertext>, Refusal> {
         let n = values.len() as u64;
         OpCounter::add(&self.counter.encryptions, n);
         OpCounter::add(&self.svc.total.encryptions, n);
@@ -606,7 +667,7 @@ impl Session<'_> {
                         outs[start..].iter_mut().for_each(|v| *v = -&*v);
                     }
                 }
-                self.encrypt_all(&outs)
+                self.encrypt_all(&outs).map(Response::Ciphertexts)
             }
             Op::Divide { shift, carry_bits } => {
                 self.divide(&u, &pow2(*shift), *shift, *carry_bits, "truncation")
@@ -639,22 +700,23 @@ impl Session<'_> {
                         outs.push(if beta { ch[1].clone() } else { BigInt::zero() });
                     }
                 }
-                self.encrypt_all(&outs)
+                self.encrypt_all(&outs).map(Response::Ciphertexts)
             }
             Op::CompareBits { bits } => {
                 let m = *bits;
-                let mut outs = Vec::with_capacity(u.len() * (m as usize + 2));
+                let hi = pow2(m + self.params.kappa) + pow2(m + 1);
+                let mut quotients = Vec::with_capacity(u.len());
+                let mut dbits = Vec::with_capacity(u.len() * (m as usize + 1));
                 for z in &u {
-                    if z.sign() == Sign::Minus || z >= &(pow2(m + self.params.kappa) + pow2(m + 1))
-                    {
+                    if z.sign() == Sign::Minus || z >= &hi {
                         return Err(Refusal::Range(
                             "comparison: blinded value out of range".into(),
                         ));
                     }
-                    outs.push(z >> m);
-                    push_bits(&mut outs, z, m);
+                    quotients.push(z >> m);
+                    push_bits(&mut dbits, z, m);
                 }
-                self.encrypt_all(&outs)
+                self.with_bits(&quotients, &dbits)
             }
         }
     }
@@ -664,19 +726,49 @@ impl Session<'_> {
     fn divide(&self, u: &[BigInt], d: &BigInt, m: u32, carry_bits: bool, what: &str) -> Answer {
         let l = self.params.value_bits;
         let hi = pow2(l + self.params.kappa) + pow2(l + 1);
-        let mut outs = Vec::with_capacity(u.len() * if carry_bits { m as usize + 2 } else { 1 });
+        let mut quotients = Vec::with_capacity(u.len());
+        let mut dbits = Vec::with_capacity(if carry_bits {
+            u.len() * (m as usize + 1)
+        } else {
+            0
+        });
         for v in u {
             if v.sign() == Sign::Minus || v >= &hi {
                 return Err(Refusal::Range(format!(
                     "{what}: blinded value out of range"
                 )));
             }
-            outs.push(v / d);
+            quotients.push(v / d);
             if carry_bits {
-                push_bits(&mut outs, &(v % d), m);
+                push_bits(&mut dbits, &(v % d), m);
             }
         }
-        self.encrypt_all(&outs)
+        if carry_bits {
+            self.with_bits(&quotients, &dbits)
+        } else {
+            self.encrypt_all(&quotients).map(Response::Ciphertexts)
+        }
+    }
+
+    /// The Paillier encryptions of `values` and the DGK encryptions of `bits` (0 or 1 each),
+    /// in one [`Response::Bits`].
+    fn with_bits(&self, values: &[BigInt], bits: &[bool]) -> Answer {
+        let key = self.strict_key()?;
+        let values = self.encrypt_all(values)?;
+        let n = bits.len() as u64;
+        OpCounter::add(&self.counter.dgk_encryptions, n);
+        OpCounter::add(&self.svc.total.dgk_encryptions, n);
+        let bits = bits
+            .par_iter()
+            .map(|b| key.encrypt(i64::from(*b), &mut rand::thread_rng()))
+            .collect();
+        Ok(Response::Bits { values, bits })
+    }
+
+    /// The session's DGK key.
+    fn strict_key(&self) -> Result<&dgk::SecretKey, Refusal> {
+        self.dgk
+            .ok_or_else(|| Refusal::Bad("this session has no DGK key".into()))
     }
 
     fn run_job(&self, job: &WireJob, u: &[BigInt], outs: &mut Vec<BigInt>) -> Result<(), Refusal> {
@@ -708,10 +800,11 @@ impl Session<'_> {
                 "SecCompare: a compared value left |x| < 2^ℓ".into(),
             ));
         }
-        Ok(Vec::new())
+        Ok(Response::Ciphertexts(Vec::new()))
     }
 
-    fn zero_test(&self, groups: &[Vec<Ciphertext>]) -> Answer {
+    fn zero_test(&self, groups: &[Vec<dgk::Ciphertext>]) -> Answer {
+        let key = self.strict_key()?;
         // S1 sends one group of m + 1 blinded values per comparison, m + 1 the same for every
         // group of a request and at most ℓ + 2 (comparisons of at most ℓ + 1 bits).
         let size = groups.first().map_or(0, Vec::len);
@@ -728,25 +821,37 @@ impl Session<'_> {
         {
             return Err(Refusal::Bad("zero test of a bad size".into()));
         }
+        // Every ciphertext is checked before any is tested.
+        for c in groups.iter().flatten() {
+            key.public_key()
+                .validate(c)
+                .map_err(|e| Refusal::Bad(format!("zero test: {e}")))?;
+        }
+        let tests = (groups.len() * size) as u64;
+        OpCounter::add(&self.counter.zero_tests, tests);
+        OpCounter::add(&self.svc.total.zero_tests, tests);
         let lambdas: Vec<BigInt> = groups
             .par_iter()
             .enumerate()
             .map(|(group, g)| {
+                // Every value is tested, whatever the first ones give (work independent of data).
                 let mut any = false;
                 for c in g {
-                    let value = self.decrypt(c)?;
+                    let zero = key
+                        .is_zero(c)
+                        .map_err(|e| Refusal::Bad(format!("zero test: {e}")))?;
                     if let Some(obs) = &self.svc.observer {
-                        obs(&S2View::ZeroTest {
-                            group,
-                            value: &value,
-                        });
+                        let value = key
+                            .decrypt(c)
+                            .map_err(|e| Refusal::Bad(format!("zero test: {e}")))?;
+                        obs(&S2View::ZeroTest { group, value });
                     }
-                    any |= value.is_zero();
+                    any |= zero;
                 }
                 Ok(BigInt::from(u8::from(any)))
             })
             .collect::<Result<_, Refusal>>()?;
-        self.encrypt_all(&lambdas)
+        self.encrypt_all(&lambdas).map(Response::Ciphertexts)
     }
 
     fn random(&self, draws: &[(u32, BigInt)]) -> Answer {
@@ -775,7 +880,7 @@ impl Session<'_> {
                 values.push(BigInt::from_biguint(Sign::Plus, v) - bound);
             }
         }
-        self.encrypt_all(&values)
+        self.encrypt_all(&values).map(Response::Ciphertexts)
     }
 }
 
@@ -787,10 +892,10 @@ fn job_shape(job: &WireJob, n: u64) -> Result<(usize, u64), Refusal> {
 }
 
 /// Pushes the bits of d' = 2·(v mod 2^m) + 1, LSB first (m + 1 bits).
-fn push_bits(outs: &mut Vec<BigInt>, v: &BigInt, m: u32) {
+fn push_bits(outs: &mut Vec<bool>, v: &BigInt, m: u32) {
     let d = v & (pow2(m) - 1);
     let d2: BigInt = (d << 1u32) + 1;
     for i in 0..=u64::from(m) {
-        outs.push(BigInt::from(u8::from(d2.bit(i))));
+        outs.push(d2.bit(i));
     }
 }

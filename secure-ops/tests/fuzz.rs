@@ -58,7 +58,7 @@ fn run_session(profile: Profile, frames: Vec<Vec<u8>>, seed: u64) -> Vec<Respons
     .unwrap();
     assert!(matches!(
         c1.recv_msg::<Response>().unwrap(),
-        Response::HelloOk
+        Response::HelloOk { .. }
     ));
     let mut out = Vec::new();
     for f in frames {
@@ -84,6 +84,17 @@ fn run_session(profile: Profile, frames: Vec<Vec<u8>>, seed: u64) -> Vec<Respons
 fn ct(pk: &PublicKey, rng: &mut ChaCha8Rng) -> Ciphertext {
     pk.encrypt(&BigInt::from(rng.gen_range(-1000i64..1000)), rng)
         .unwrap()
+}
+
+/// A DGK "ciphertext" from the hostile side: random bytes of up to 80, sometimes 0 or huge.
+fn dgk_ct(rng: &mut ChaCha8Rng) -> paillier::dgk::Ciphertext {
+    let len = match rng.gen_range(0..6) {
+        0 => 0,
+        1 => 600,
+        _ => rng.gen_range(1..80),
+    };
+    let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+    paillier::dgk::Ciphertext::from_biguint(&num_bigint::BigUint::from_bytes_be(&bytes))
 }
 
 /// A u32 that is usually small, sometimes at an edge.
@@ -157,7 +168,7 @@ fn request(pk: &PublicKey, rng: &mut ChaCha8Rng) -> Request {
     match rng.gen_range(0..8) {
         0 => Request::ZeroTest {
             groups: (0..rng.gen_range(0..4))
-                .map(|_| (0..rng.gen_range(0..50)).map(|_| ct(pk, rng)).collect())
+                .map(|_| (0..rng.gen_range(0..50)).map(|_| dgk_ct(rng)).collect())
                 .collect(),
         },
         1 => Request::AssertZero {

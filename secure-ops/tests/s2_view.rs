@@ -44,14 +44,10 @@ enum Seen {
         index: usize,
         value: BigInt,
     },
-    Zero {
-        group: usize,
-        value: BigUint,
-    },
+    /// A DGK zero-test value, fully decrypted (in [0, u)).
+    Zero { group: usize, value: u32 },
     /// Strict-profile range check: must be 0 for in-range inputs.
-    Range {
-        value: BigUint,
-    },
+    Range { value: BigUint },
 }
 
 /// Everything the S2 observer saw, in order (zero tests in rayon order).
@@ -68,10 +64,7 @@ impl Recorder {
                     index,
                     value: value.clone(),
                 },
-                S2View::ZeroTest { group, value } => Seen::Zero {
-                    group,
-                    value: value.clone(),
-                },
+                S2View::ZeroTest { group, value } => Seen::Zero { group, value },
                 S2View::RangeCheck { value } => Seen::Range {
                     value: value.clone(),
                 },
@@ -283,7 +276,6 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
     const L8: u32 = 8;
     const STRICT_RUNS: usize = 200;
     let pk = key().public_key().clone();
-    let n = pk.n();
     let m = L8 + 1;
     let mut zs_by_x = Vec::new();
     for x in [100i64, -100] {
@@ -292,12 +284,14 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
             frac_bits: 4,
             ..params(Profile::Strict)
         });
+        let u = s1.dgk_public_key().expect("a strict session").u();
         let mut zs = Vec::new();
         let mut with_zero = 0;
+        let mut nonzero = Vec::new();
         for _ in 0..STRICT_RUNS / BATCH {
             let pos = s1.positive(&enc(&pk, &vec![x; BATCH])).unwrap();
             assert_eq!(dec(&pos), vec![i128::from(x > 0); BATCH]);
-            let mut groups: Vec<Vec<BigUint>> = vec![Vec::new(); BATCH];
+            let mut groups: Vec<Vec<u32>> = vec![Vec::new(); BATCH];
             for s in rec.take() {
                 match s {
                     // The range check's SecMul (β·β) sees blinded bits only.
@@ -313,20 +307,41 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
                     Seen::Range { value } => assert!(value.is_zero(), "in-range check not 0"),
                 }
             }
-            let mut nonzero = HashSet::new();
             for g in &groups {
                 assert_eq!(g.len(), m as usize + 1, "one value per bit of d' = 2d + 1");
-                let zeros = g.iter().filter(|v| v.is_zero()).count();
+                let zeros = g.iter().filter(|v| **v == 0).count();
                 assert!(zeros <= 1, "{zeros} zeros in one comparison");
                 with_zero += zeros;
-                for v in g.iter().filter(|v| !v.is_zero()) {
-                    // Uniform in Z_n^*: below 2^(bits(n) − 128) with probability 2^-128.
-                    assert!(v < &n && v.bits() > n.bits() - 128, "small DGK value {v}");
-                    assert!(nonzero.insert(v.clone()), "repeated DGK value");
-                }
+                nonzero.extend(g.iter().copied().filter(|v| *v != 0));
             }
         }
         finish(s1, h);
+        // The non-zero values are uniform in Z_u* = [1, u): every one below u, the upper half as
+        // often as a fair coin says, the mean within 5σ of u/2 (variance u²/12 per value), and
+        // no residue more often than a few times its share.
+        assert!(nonzero.iter().all(|v| *v < u), "DGK value outside Z_u");
+        let upper = nonzero.iter().filter(|v| **v > u / 2).count();
+        assert_fair_coin(
+            upper,
+            nonzero.len(),
+            &format!("upper half of Z_u*, x = {x}"),
+        );
+        let mean = nonzero.iter().map(|v| f64::from(*v)).sum::<f64>() / nonzero.len() as f64;
+        let sd = f64::from(u) / (12.0 * nonzero.len() as f64).sqrt();
+        assert!(
+            (mean - f64::from(u) / 2.0).abs() < 5.0 * sd,
+            "mean of the non-zero DGK values {mean}, u = {u}"
+        );
+        let mut counts = std::collections::HashMap::new();
+        for v in &nonzero {
+            *counts.entry(*v).or_insert(0usize) += 1;
+        }
+        let expect = nonzero.len() as f64 / f64::from(u - 1);
+        let most = *counts.values().max().unwrap() as f64;
+        assert!(
+            most < 8.0 * expect + 10.0,
+            "a residue appeared {most} times ({expect} expected)"
+        );
         assert_eq!(zs.len(), STRICT_RUNS);
         assert_fair_coin(with_zero, STRICT_RUNS, &format!("zero present, x = {x}"));
         // z is odd or even with probability 1/2, and its top blinding bit is a fair coin.
@@ -409,7 +424,6 @@ fn s2_never_sees_an_input_or_a_product() {
         1,
     ];
     let pk = key().public_key().clone();
-    let n = BigInt::from_biguint(Sign::Plus, pk.n());
     let mut forbidden: HashSet<BigInt> = HashSet::new();
     for &a in &SET {
         forbidden.insert(BigInt::from(a));
@@ -466,20 +480,13 @@ fn s2_never_sees_an_input_or_a_product() {
         for s in seen {
             let v = match s {
                 Seen::Slot { value, .. } => value,
-                // The zeros of the DGK test carry S1's coin only; skip them.
-                Seen::Zero { value, .. } if value.is_zero() => continue,
+                // DGK values live in Z_u and are blinded by ρ ∈ Z_u*: a zero carries S1's coin
+                // only, anything else is uniform; neither is a value of the computation.
+                Seen::Zero { .. } => continue,
                 // Range checks of in-range values decrypt to 0.
                 Seen::Range { value } => {
                     assert!(value.is_zero(), "range check not 0 ({profile})");
                     continue;
-                }
-                Seen::Zero { value, .. } => {
-                    let v = BigInt::from_biguint(Sign::Plus, value);
-                    if v > &n >> 1u32 {
-                        v - &n
-                    } else {
-                        v
-                    }
                 }
             };
             assert!(!forbidden.contains(&v), "S2 saw {v} ({profile})");
@@ -499,6 +506,7 @@ fn every_ciphertext_s1_sends_is_fresh() {
         let a = enc(&pk, &[3, -4, 5, 0, 7]);
         let b = enc(&pk, &[2, 2, -1, 9, 1]);
         let mut all: HashSet<Ciphertext> = a.iter().chain(&b).cloned().collect();
+        let mut all_dgk: HashSet<paillier::dgk::Ciphertext> = HashSet::new();
         let mut blinded: Vec<Vec<BigInt>> = Vec::new();
         for _ in 0..2 {
             assert_eq!(dec(&s1.mul(&a, &b).unwrap()), vec![6, -8, -5, 0, 7]);
@@ -517,7 +525,13 @@ fn every_ciphertext_s1_sends_is_fresh() {
         for req in sent.requests() {
             let cts: Vec<Ciphertext> = match req {
                 Request::Eval { packs, .. } => packs,
-                Request::ZeroTest { groups } => groups.into_iter().flatten().collect(),
+                Request::ZeroTest { groups } => {
+                    for c in groups.into_iter().flatten() {
+                        count += 1;
+                        assert!(all_dgk.insert(c), "a DGK ciphertext was sent twice");
+                    }
+                    continue;
+                }
                 Request::AssertZero { cts } => cts,
                 other => panic!("unexpected request {other:?}"),
             };

@@ -126,7 +126,7 @@ fn open_and_handle_refuse_without_a_channel() {
         .open(hello(PROTOCOL_VERSION))
         .map_err(|(r, _)| r)
         .unwrap();
-    assert!(matches!(welcome, Response::HelloOk));
+    assert!(matches!(welcome, Response::HelloOk { dgk: Some(_) }));
     assert!(matches!(
         session.handle(Request::Stats),
         Step::Reply(Response::Stats(_))
