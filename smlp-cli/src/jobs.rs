@@ -349,8 +349,14 @@ impl Runner {
         !self.shutdown.is_shutdown() && abort.get().is_none()
     }
 
-    /// Opens a secure-ops session with S2.
-    fn connect(&self, params: SessionParams, abort: &Abort) -> Result<S1<Guarded>, Outcome> {
+    /// Opens a secure-ops session with S2 for `job`; logs S2's DGK key (received in the
+    /// handshake over TLS) and records its fingerprint in the audit table with the job.
+    fn connect(
+        &self,
+        job: &JobRow,
+        params: SessionParams,
+        abort: &Abort,
+    ) -> Result<S1<Guarded>, Outcome> {
         let link = tls::connect(
             self.s2.addr.as_str(),
             self.s2.name.as_deref(),
@@ -373,6 +379,12 @@ impl Runner {
             },
             e => Outcome::Failed(format!("S2 refused the session: {e}")),
         })?;
+        if let Some(key) = s1.dgk_public_key() {
+            let fp = key.fingerprint().to_string();
+            tracing::info!(job = %job.id, dgk_key = %fp, bits = key.bits(), u = key.u(), t = key.t(), profile = %params.profile, "S2 session opened");
+            self.store
+                .audit(&job.owner, "s2-session", &job.id, &format!("dgk-key {fp}"));
+        }
         Ok(match self.s2.pool {
             (0, _) | (_, 0) => s1,
             (cap, workers) => s1.with_randomizer_pool(cap, workers),
@@ -433,7 +445,7 @@ impl Runner {
             }
             None => None,
         };
-        let mut s1 = self.connect(req.session(), abort)?;
+        let mut s1 = self.connect(job, req.session(), abort)?;
         let _ = self.store.set_note(&job.id, None);
         let save = |m: &EncryptedModel, position: usize| -> Result<(), SecureError> {
             let ck = Checkpoint {
@@ -533,7 +545,7 @@ impl Runner {
         let model: EncryptedModel = open(&MODEL, &body)
             .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?;
         let data = self.load_dataset(&job.owner, &req.data)?;
-        let mut s1 = self.connect(req.session(&model), abort)?;
+        let mut s1 = self.connect(job, req.session(&model), abort)?;
         let _ = self.store.set_note(&job.id, None);
         let start = Instant::now();
         let samples = data.len() as u64;

@@ -65,6 +65,10 @@ pub struct ServeS2Args {
     /// at most the default).
     #[arg(long, default_value_t = secure_ops::MAX_REQUEST_OUTPUTS)]
     pub max_request_outputs: usize,
+    /// Bit length t of the DGK subgroup primes of the comparison key S2 generates at start (160:
+    /// 80-bit security against the best known subgroup attack; 224: 112 bits).
+    #[arg(long, default_value_t = paillier::dgk::DEFAULT_T, value_parser = clap::value_parser!(u32).range(160..=512))]
+    pub dgk_subgroup_bits: u32,
     /// Run even though this build's secret-key arithmetic is not constant time (the num-bigint
     /// backend): timing may leak the secret key to S1.
     #[arg(long)]
@@ -133,11 +137,21 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
             pool_capacity: args.pool_capacity,
             pool_workers: args.pool_workers,
             policy,
+            dgk: None,
+            dgk_t: args.dgk_subgroup_bits,
         },
     ));
+    // The DGK key of the comparisons: generated now, kept in memory only (nothing is ever
+    // stored under it; S1 receives its public half in each session's handshake over TLS).
+    let started = std::time::Instant::now();
+    let dgk = svc.dgk_key()?.public_key().clone();
+    tracing::info!(dgk_key = %dgk.fingerprint(), bits = dgk.bits(), u = dgk.u(), t = dgk.t(), seconds = started.elapsed().as_secs_f64(), "DGK comparison key generated (in memory)");
     let limiter = SessionLimiter::new(args.max_sessions_per_peer);
     tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = %paillier::arith::backend_description(), "S2 (crypto server) listening (TLS, S1 clients only)");
-    println!("S2 listening on {addr} (key {fingerprint}, {bits} bits, TLS)");
+    println!(
+        "S2 listening on {addr} (key {fingerprint}, {bits} bits, DGK key {}, TLS)",
+        dgk.fingerprint()
+    );
     write_ready(args.server.ready_file.as_deref(), addr)?;
     let summary = server.run_with(
         TlsAcceptor(tls_config),
@@ -156,6 +170,8 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
                         requests = s.requests,
                         decryptions = s.counts.decryptions,
                         encryptions = s.counts.encryptions,
+                        zero_tests = s.counts.zero_tests,
+                        dgk_encryptions = s.counts.dgk_encryptions,
                         params = ?s.params,
                         "S2 session with S1 finished"
                     );

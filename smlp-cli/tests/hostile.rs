@@ -54,7 +54,7 @@ fn hello(chan: &mut impl Channel, pk: &PublicKey) {
     .unwrap();
     assert!(matches!(
         chan.recv_msg::<Response>().unwrap(),
-        Response::HelloOk
+        Response::HelloOk { .. }
     ));
 }
 

@@ -392,7 +392,7 @@ fn s2_server_survives_misbehaving_clients() {
         chan.send_msg(&hello(&pk2, params)).unwrap();
         assert!(matches!(
             chan.recv_msg::<Response>().unwrap(),
-            Response::HelloOk
+            Response::HelloOk { .. }
         ));
         chan.send_frame(&[0xff; 8]).unwrap();
         match chan.recv_msg::<Response>().unwrap() {
@@ -408,7 +408,7 @@ fn s2_server_survives_misbehaving_clients() {
         chan.send_msg(&hello(&pk3, params)).unwrap();
         assert!(matches!(
             chan.recv_msg::<Response>().unwrap(),
-            Response::HelloOk
+            Response::HelloOk { .. }
         ));
         chan.send_msg(&Request::Eval {
             packs: Vec::new(),

@@ -1,8 +1,10 @@
-//! `cargo xtask speed`: seconds per encrypted training sample and per classified sample, with both
-//! servers on loopback over mutually authenticated TLS (`--link tcp`: plain TCP, to measure what TLS
-//! costs; the harness of `repro`), and operation counts per sample. `--with-baseline` also times
-//! mini-batches of 8 and runs the python-paillier peer (`../shared/peers/phe_smlp.py`) right after,
-//! on the same machine, key size and network, and prints the table of ratios.
+//! `cargo xtask speed`: seconds per encrypted training sample (one at a time and in mini-batches)
+//! and per classified sample, with both servers on loopback over mutually authenticated TLS
+//! (`--link tcp`: plain TCP, to measure what TLS costs; the harness of `repro`), and operation
+//! counts per sample, for the strict profile, the fast one or both in the same run (then with the
+//! strict/fast ratios). `--with-baseline` also runs the python-paillier peer
+//! (`../shared/peers/phe_smlp.py`) right after, on the same machine, key size and network, and
+//! prints the table of ratios.
 
 use crate::baseline::{self, Outcome};
 use crate::harness::{self, median, Servers};
@@ -32,9 +34,14 @@ pub struct SpeedArgs {
     /// Mini-batch size.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Protocol profile: fast or strict.
-    #[arg(long, default_value_t = Profile::Fast)]
-    pub profile: Profile,
+    /// Protocol profile: strict, fast or both (measured one after the other in this run, with
+    /// the strict/fast ratios).
+    #[arg(long, value_enum, default_value_t = Profiles::Both)]
+    pub profile: Profiles,
+    /// Mini-batch size of the second training measurement (two mini-batches are timed; 16 is
+    /// `smlp train`'s default; 0 skips it).
+    #[arg(long, default_value_t = 16)]
+    pub minibatch: usize,
     /// Seed of the split and the initial weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -51,6 +58,36 @@ pub struct SpeedArgs {
     /// Training samples the peer times (at B = 1; each takes about a minute at 2048 bits).
     #[arg(long, default_value_t = 2)]
     pub baseline_samples: usize,
+}
+
+/// The profiles a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profiles {
+    /// The strict profile only.
+    Strict,
+    /// The fast profile only.
+    Fast,
+    /// Both, strict first.
+    Both,
+}
+
+impl Profiles {
+    fn list(self) -> Vec<Profile> {
+        match self {
+            Profiles::Strict => vec![Profile::Strict],
+            Profiles::Fast => vec![Profile::Fast],
+            Profiles::Both => vec![Profile::Strict, Profile::Fast],
+        }
+    }
+}
+
+/// One profile's medians.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    profile: Profile,
+    train_s: f64,
+    minibatch_s: Option<f64>,
+    classify_s: f64,
 }
 
 /// Seconds per sample of each batch of `train` (a fresh model from `init`).
@@ -86,14 +123,18 @@ fn time_training(
 pub fn per_sample_line(c: &Costs, n: usize) -> String {
     let per = |v: u64| v as f64 / n.max(1) as f64;
     format!(
-        "S1 randomizers {:.0}, short exps {:.0}, full exps {:.0}, pack squarings {:.0}; S2 decryptions {:.0}, encryptions {:.0}; \
+        "S1 randomizers {:.0}, short exps {:.0}, full exps {:.0}, pack squarings {:.0}, DGK blindings {:.0}; \
+         S2 decryptions {:.0}, encryptions {:.0}, DGK encryptions {:.0}, zero tests {:.0}; \
          {:.1} KiB sent, {:.1} KiB received, {:.1} round trips",
         per(c.s1.randomizers),
         per(c.s1.short_exps),
         per(c.s1.full_exps),
         per(c.s1.pack_squarings),
+        per(c.s1.dgk_blinds),
         per(c.s2.decryptions),
         per(c.s2.encryptions),
+        per(c.s2.dgk_encryptions),
+        per(c.s2.zero_tests),
         per(c.traffic.bytes_sent) / 1024.0,
         per(c.traffic.bytes_received) / 1024.0,
         per(c.traffic.round_trips),
@@ -119,8 +160,8 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         rayon::current_num_threads()
     );
     let pk = key.sk.public_key().clone();
-    // Mini-batches of 8: two batches (16 samples), timed after the per-sample run.
-    let big = if args.with_baseline { 16 } else { 0 };
+    // Mini-batches: two of them, timed after the per-sample run.
+    let big = 2 * args.minibatch;
     let n_train = args.samples.max(big);
     let data = harness::wdbc(
         Some(n_train),
@@ -136,22 +177,65 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         &fixed,
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed),
     );
-    let mut servers = Servers::start(&key.sk, args.profile, &fixed, args.link)?;
+    let mut results = Vec::new();
+    for profile in args.profile.list() {
+        results.push(measure(
+            args, profile, &key.sk, &shape, &fixed, &init, &train, &test, big,
+        )?);
+    }
+    if let [strict, fast] = results[..] {
+        print!("{}", ratio_table(args, &strict, &fast));
+    }
+    if args.with_baseline {
+        println!(
+            "[baseline] python-paillier peer: {} --bits {} --hidden {} --samples {}",
+            baseline::script_path().display(),
+            args.bits,
+            args.hidden,
+            args.baseline_samples
+        );
+        match baseline::run(args.bits, args.hidden, args.baseline_samples.max(1)) {
+            Outcome::Ran(b) => {
+                for m in &results {
+                    print!("{}", table(args, m, b.train_s, b.classify_s));
+                }
+            }
+            Outcome::Unavailable(why) => println!("  baseline unavailable: {why}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Times training (B = `--batch`, then mini-batches), one-at-a-time and batched classification
+/// in `profile`, with fresh servers.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    args: &SpeedArgs,
+    profile: Profile,
+    sk: &paillier::SecretKey,
+    shape: &Shape,
+    fixed: &FixedParams,
+    init: &smlp::Params<i128>,
+    train: &EncryptedDataset,
+    test: &EncryptedDataset,
+    big: usize,
+) -> Result<Measured> {
+    let pk = sk.public_key().clone();
+    let mut servers = Servers::start(sk, profile, fixed, args.link)?;
     let warm = Duration::from_secs(30);
     println!(
-        "randomizer pools of S1 and S2 filled in {:.1} s before timing (as in a running server)",
+        "[{profile}] randomizer pools of S1 and S2 filled in {:.1} s before timing (as in a running server)",
         servers.warm_up(warm)
     );
     let first = &train.samples[..args.samples.min(train.len())];
-    let (times, c) = time_training(&mut servers.s1, &shape, &fixed, &init, first, args.batch)?;
+    let (times, c) = time_training(&mut servers.s1, shape, fixed, init, first, args.batch)?;
     let (lo, hi) = times
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
     let train_s = median(&times);
     println!(
-        "30-{}-1 {} batch {} over {:?}: training s/sample median {train_s:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
+        "30-{}-1 {profile} batch {} over {:?}: training s/sample median {train_s:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
         args.hidden,
-        args.profile,
         args.batch,
         args.link,
         first.len()
@@ -160,18 +244,19 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         "  per training sample: {}",
         per_sample_line(&c, first.len())
     );
-    let batch8_s = if big > 0 {
+    let minibatch_s = if big > 0 {
         servers.warm_up(warm);
         let (times, c) = time_training(
             &mut servers.s1,
-            &shape,
-            &fixed,
-            &init,
+            shape,
+            fixed,
+            init,
             &train.samples[..big],
-            8,
+            args.minibatch,
         )?;
         println!(
-            "  training s/sample with mini-batches of 8 ({big} samples): {:.3}; per sample: {}",
+            "  training s/sample with mini-batches of {} ({big} samples): {:.3}; per sample: {}",
+            args.minibatch,
             median(&times),
             per_sample_line(&c, big)
         );
@@ -182,11 +267,11 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     let model = smlp::encrypted::EncryptedModel {
         fingerprint: pk.fingerprint(),
         shape: shape.clone(),
-        fixed,
-        profile: args.profile,
+        fixed: *fixed,
+        profile,
         classes: 2,
         epochs_trained: 0,
-        params: encrypt_params(&pk, &init)?,
+        params: encrypt_params(&pk, init)?,
     };
 
     let subset = |n: usize| EncryptedDataset {
@@ -209,13 +294,13 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         "  per classified sample: {}",
         per_sample_line(&c, few.len())
     );
-    let test = subset(args.classify);
-    let n = test.len();
+    let batch = subset(args.classify);
+    let n = batch.len();
     servers.warm_up(warm);
     let s1 = &mut servers.s1;
     let before = costs(s1)?;
     let t = Instant::now();
-    classify(s1, &model, &test, CLASSIFY_CHUNK, |_| {})?;
+    classify(s1, &model, &batch, CLASSIFY_CHUNK, |_| {})?;
     let classify_s = t.elapsed().as_secs_f64() / n as f64;
     let c = costs(s1)?.since(&before);
     println!(
@@ -226,34 +311,45 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
         per_sample_line(&c, n)
     );
     servers.close()?;
-    if args.with_baseline {
-        println!(
-            "[baseline] python-paillier peer: {} --bits {} --hidden {} --samples {}",
-            baseline::script_path().display(),
-            args.bits,
-            args.hidden,
-            args.baseline_samples
-        );
-        match baseline::run(args.bits, args.hidden, args.baseline_samples.max(1)) {
-            Outcome::Ran(b) => print!(
-                "{}",
-                table(args, train_s, batch8_s, classify_s, b.train_s, b.classify_s)
-            ),
-            Outcome::Unavailable(why) => println!("  baseline unavailable: {why}"),
-        }
+    Ok(Measured {
+        profile,
+        train_s,
+        minibatch_s,
+        classify_s,
+    })
+}
+
+/// Strict against fast, measured in the same run (markdown).
+fn ratio_table(args: &SpeedArgs, strict: &Measured, fast: &Measured) -> String {
+    let row = |name: String, s: f64, f: f64| {
+        format!("| {name} | {s:.3} s | {f:.3} s | {:.2}× |\n", s / f)
+    };
+    let mut t = format!(
+        "\n30→{}→1, {} bits, S1 and S2 over {:?} on loopback; marginal seconds per sample, medians\n\n\
+         | | strict | fast | strict / fast |\n|---|---:|---:|---:|\n",
+        args.hidden, args.bits, args.link
+    );
+    t += &row(
+        format!("training, B = {}", args.batch),
+        strict.train_s,
+        fast.train_s,
+    );
+    if let (Some(s), Some(f)) = (strict.minibatch_s, fast.minibatch_s) {
+        t += &row(format!("training, B = {}", args.minibatch), s, f);
     }
-    Ok(ExitCode::SUCCESS)
+    t += &row(
+        format!(
+            "classification, {} samples in batches of {CLASSIFY_CHUNK}",
+            args.classify
+        ),
+        strict.classify_s,
+        fast.classify_s,
+    );
+    t
 }
 
 /// The side-by-side table (markdown), with ratios peer / smlp.
-fn table(
-    args: &SpeedArgs,
-    train_s: f64,
-    batch8_s: Option<f64>,
-    classify_s: f64,
-    peer_train_s: f64,
-    peer_classify_s: f64,
-) -> String {
+fn table(args: &SpeedArgs, m: &Measured, peer_train_s: f64, peer_classify_s: f64) -> String {
     let row = |name: String, ours: f64, peer: f64| {
         format!(
             "| {name} | {ours:.3} s | {peer:.2} s | {:.1}× |\n",
@@ -263,17 +359,20 @@ fn table(
     let mut t = format!(
         "\n30→{}→1, {} bits, {} profile, S1 and S2 over {:?} on loopback; marginal seconds per \
          sample, medians\n\n| | smlp | python-paillier | ratio |\n|---|---:|---:|---:|\n",
-        args.hidden, args.bits, args.profile, args.link
+        args.hidden, args.bits, m.profile, args.link
     );
     t += &row(
         format!("training, B = {}", args.batch),
-        train_s,
+        m.train_s,
         peer_train_s,
     );
-    if let Some(b8) = batch8_s {
+    if let Some(b) = m.minibatch_s {
         t += &row(
-            "training, mini-batches of 8 (the peer has no mini-batches: B = 1)".into(),
-            b8,
+            format!(
+                "training, mini-batches of {} (the peer has no mini-batches: B = 1)",
+                args.minibatch
+            ),
+            b,
             peer_train_s,
         );
     }
@@ -282,7 +381,7 @@ fn table(
             "classification, {} samples in batches of {CLASSIFY_CHUNK}",
             args.classify
         ),
-        classify_s,
+        m.classify_s,
         peer_classify_s,
     );
     t
@@ -298,8 +397,14 @@ mod tests {
             #[command(flatten)]
             s: super::SpeedArgs,
         }
-        let a = A::parse_from(["x", "--samples", "4", "--classify", "4"]);
-        let t = super::table(&a.s, 2.0, Some(0.5), 1.0, 60.0, 10.0);
+        let a = A::parse_from(["x", "--samples", "4", "--classify", "4", "--minibatch", "8"]);
+        let m = super::Measured {
+            profile: secure_ops::Profile::Fast,
+            train_s: 2.0,
+            minibatch_s: Some(0.5),
+            classify_s: 1.0,
+        };
+        let t = super::table(&a.s, &m, 60.0, 10.0);
         assert!(
             t.contains("| training, B = 1 | 2.000 s | 60.00 s | 30.0× |"),
             "{t}"
@@ -310,6 +415,21 @@ mod tests {
                 "| classification, 4 samples in batches of 32 | 1.000 s | 10.00 s | 10.0× |"
             ),
             "{t}"
+        );
+        let strict = super::Measured {
+            profile: secure_ops::Profile::Strict,
+            train_s: 3.0,
+            minibatch_s: Some(0.75),
+            classify_s: 1.5,
+        };
+        let r = super::ratio_table(&a.s, &strict, &m);
+        assert!(
+            r.contains("| training, B = 1 | 3.000 s | 2.000 s | 1.50× |"),
+            "{r}"
+        );
+        assert!(
+            r.contains("| training, B = 8 | 0.750 s | 0.500 s | 1.50× |"),
+            "{r}"
         );
     }
 }
