@@ -947,17 +947,29 @@ impl<C: Channel> S1<C> {
     ) -> Result<Vec<LessThan>, ProtocolError> {
         let key = self.eng.dgk_key()?.clone();
         let nbits = m as usize + 1;
-        let prepared: Vec<(bool, Vec<dgk::Ciphertext>)> = dbits
+        // The combined values of every comparison (cheap), then their blinding (the expensive
+        // part) spread over every core bit by bit, then each group shuffled.
+        let combined: Vec<(bool, Vec<dgk::Ciphertext>)> = dbits
             .par_iter()
             .zip(cs.par_iter())
-            .map(|(bits, c)| dgk_group(&key, bits, c, nbits, &mut rand::thread_rng()))
-            .collect::<Result<_, ProtocolError>>()?;
-        OpCounter::add(
-            &self.eng.counter.dgk_blinds,
-            (prepared.len() * nbits) as u64,
-        );
-        let coins: Vec<bool> = prepared.iter().map(|(s, _)| *s).collect();
-        let groups: Vec<Vec<dgk::Ciphertext>> = prepared.into_iter().map(|(_, es)| es).collect();
+            .map(|(bits, c)| dgk_combine(&key, bits, c, nbits, &mut rand::thread_rng()))
+            .collect();
+        let coins: Vec<bool> = combined.iter().map(|(s, _)| *s).collect();
+        let mut groups: Vec<Vec<dgk::Ciphertext>> =
+            combined.into_iter().map(|(_, es)| es).collect();
+        groups
+            .par_iter_mut()
+            .flat_map(|g| g.par_iter_mut())
+            .for_each(|e| *e = key.blind(e, &mut rand::thread_rng()));
+        OpCounter::add(&self.eng.counter.dgk_blinds, (groups.len() * nbits) as u64);
+        let mut rng = rand::thread_rng();
+        for g in &mut groups {
+            // Fisher–Yates.
+            for i in (1..g.len()).rev() {
+                let j = rng.gen_range(0..=i);
+                g.swap(i, j);
+            }
+        }
         let count = groups.len();
         self.chan.send_msg(&Request::ZeroTest { groups })?;
         let lambdas = self.expect_ciphertexts(count, SubProtocol::ZeroTest)?;
@@ -972,10 +984,23 @@ impl<C: Channel> S1<C> {
     // SecReLU and comparison
 
     /// SecReLU: (⟦max(xᵢ, 0)⟧, ⟦1{xᵢ > 0}⟧), exact (no approximation). Fast profile: one round
-    /// trip; strict profile: DGK comparison then a SecMul (three round trips).
+    /// trip; strict profile: DGK comparison, a SecMul and the range check (four round trips).
     pub fn relu(
         &mut self,
         xs: &[Ciphertext],
+    ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
+        let l = self.eng.params.value_bits;
+        self.relu_within(xs, l)
+    }
+
+    /// [`relu`](Self::relu) of values known to satisfy |xᵢ| < 2^`bits` (`bits` ≤ ℓ), e.g. the
+    /// result of a truncation by 2^k of an in-range value (`bits` = ℓ − k + 1): the strict
+    /// comparison then works on `bits` + 1 bits instead of ℓ + 1 — one DGK value per bit. A value
+    /// outside the bound fails the range check like any out-of-range value.
+    pub fn relu_within(
+        &mut self,
+        xs: &[Ciphertext],
+        bits: u32,
     ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
         if xs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
@@ -983,10 +1008,10 @@ impl<C: Channel> S1<C> {
         match self.eng.params.profile {
             crate::Profile::Fast => self.sign_fast(xs, true),
             crate::Profile::Strict => {
-                let bits = self.positive_strict(xs)?;
+                let bits_enc = self.positive_strict(xs, bits)?;
                 // One round: ReLU = β·x, and β·β for the range check.
                 let mut res = self.products(
-                    &[&bits, xs],
+                    &[&bits_enc, xs],
                     &[
                         Job::Elementwise { a: 0, b: 1 },
                         Job::Elementwise { a: 0, b: 0 },
@@ -995,24 +1020,35 @@ impl<C: Channel> S1<C> {
                 )?;
                 let squares = res.pop().expect("two jobs");
                 let values = res.pop().expect("two jobs");
-                self.assert_bits(&bits, &squares)?;
-                Ok((values, bits))
+                self.assert_bits(&bits_enc, &squares)?;
+                Ok((values, bits_enc))
             }
         }
     }
 
     /// ⟦1{xᵢ > 0}⟧ (SecCompare against zero; compare x − t with a threshold t).
     pub fn positive(&mut self, xs: &[Ciphertext]) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let l = self.eng.params.value_bits;
+        self.positive_within(xs, l)
+    }
+
+    /// [`positive`](Self::positive) of values known to satisfy |xᵢ| < 2^`bits` (`bits` ≤ ℓ; see
+    /// [`relu_within`](Self::relu_within)).
+    pub fn positive_within(
+        &mut self,
+        xs: &[Ciphertext],
+        bits: u32,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
         if xs.is_empty() {
             return Ok(Vec::new());
         }
         match self.eng.params.profile {
             crate::Profile::Fast => Ok(self.sign_fast(xs, false)?.1),
             crate::Profile::Strict => {
-                let bits = self.positive_strict(xs)?;
-                let squares = self.mul(&bits, &bits)?;
-                self.assert_bits(&bits, &squares)?;
-                Ok(bits)
+                let bits_enc = self.positive_strict(xs, bits)?;
+                let squares = self.mul(&bits_enc, &bits_enc)?;
+                self.assert_bits(&bits_enc, &squares)?;
+                Ok(bits_enc)
             }
         }
     }
@@ -1151,10 +1187,20 @@ impl<C: Channel> S1<C> {
         Ok(results.into_iter().unzip())
     }
 
-    /// Strict comparison: ⟦1{x > 0}⟧ via DGK on x' = 2x − 1 (m = ℓ + 1 bits); S2 learns
-    /// nothing beyond κ.
-    fn positive_strict(&mut self, xs: &[Ciphertext]) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let m = self.eng.params.value_bits + 1;
+    /// Strict comparison: ⟦1{x > 0}⟧ via DGK on x' = 2x − 1 (m = `bits` + 1 bits for
+    /// |x| < 2^`bits`); S2 learns nothing beyond κ.
+    fn positive_strict(
+        &mut self,
+        xs: &[Ciphertext],
+        bits: u32,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let l = self.eng.params.value_bits;
+        if bits == 0 || bits > l {
+            return Err(ProtocolError::InvalidRequest(format!(
+                "comparison of values below 2^{bits}: the bound must be in 1..=ℓ ({l})"
+            )));
+        }
+        let m = bits + 1;
         let pk = self.eng.pk.clone();
         let one = BigInt::one();
         // z = x' + 2^m + r with x' = 2x − 1: ciphertext ⟦x⟧², plaintext part 2^m − 1 + r.
@@ -1199,6 +1245,18 @@ impl<C: Channel> S1<C> {
         &mut self,
         scores: &[Vec<Ciphertext>],
     ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        let l = self.eng.params.value_bits;
+        self.argmax_within(scores, l - 1)
+    }
+
+    /// [`argmax`](Self::argmax) of scores known to satisfy |s| < 2^`bits` (`bits` < ℓ): the
+    /// pairwise differences are compared on `bits` + 2 bits and the win tallies on a few.
+    pub fn argmax_within(
+        &mut self,
+        scores: &[Vec<Ciphertext>],
+        bits: u32,
+    ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        let l = self.eng.params.value_bits;
         let pk = self.eng.pk.clone();
         let one = BigInt::one();
         let mut diffs = Vec::new();
@@ -1218,7 +1276,8 @@ impl<C: Channel> S1<C> {
                 }
             }
         }
-        let wins = self.positive(&diffs)?;
+        // |sᵢ − sⱼ + 1| ≤ 2^(bits+1).
+        let wins = self.positive_within(&diffs, (bits + 2).min(l))?;
         // For each class, the number of duels won; it wins iff that count is k − 1.
         let mut tallies: Vec<Vec<Ciphertext>> = scores
             .iter()
@@ -1236,7 +1295,10 @@ impl<C: Channel> S1<C> {
                 flat.push(pk.add_plain(c, &BigInt::from(2 - k))?);
             }
         }
-        let hot = self.positive(&flat)?;
+        // wins − k + 2 ∈ [2 − k, 1]: |·| < 2^(bits of k).
+        let kmax = scores.iter().map(Vec::len).max().unwrap_or(2) as u64;
+        let tally_bits = (64 - kmax.leading_zeros()).min(l);
+        let hot = self.positive_within(&flat, tally_bits)?;
         let mut it = hot.into_iter();
         Ok(scores
             .iter()
@@ -1285,18 +1347,18 @@ impl LessThan {
     }
 }
 
-/// One comparison's zero-test group: with a fresh coin s ∈ {±1}, for every bit i (from the top)
-/// eᵢ = d'ᵢ − c'ᵢ + s + 3·Σ_{j>i} (d'ⱼ ⊕ c'ⱼ) under DGK, each blinded by a uniform ρᵢ ∈ Z_u*
-/// and re-randomised, the group shuffled. eᵢ ∈ [−2, 3m + 2] and u > 3ℓ + 5 ≥ 3m + 2, so eᵢ is 0
-/// mod u only if it is 0 — for at most one i, the first bit from the top where d' and c'
-/// differ, and there only if d' < c' (s = +1) or d' > c' (s = −1).
-fn dgk_group<R: rand::RngCore + rand::CryptoRng>(
+/// One comparison's zero-test values before blinding: with a fresh coin s ∈ {±1}, for every bit
+/// i (from the top) eᵢ = d'ᵢ − c'ᵢ + s + 3·Σ_{j>i} (d'ⱼ ⊕ c'ⱼ) under DGK. eᵢ ∈ [−2, 3m + 2] and
+/// u > 3ℓ + 5 ≥ 3m + 2, so eᵢ is 0 mod u only if it is 0 — for at most one i, the first bit from
+/// the top where d' and c' differ, and there only if d' < c' (s = +1) or d' > c' (s = −1). The
+/// caller blinds each by ρᵢ ∈ Z_u* with fresh randomness and shuffles the group.
+fn dgk_combine<R: rand::RngCore + rand::CryptoRng>(
     key: &dgk::PublicKey,
     bits: &[dgk::Ciphertext],
     c: &BigInt,
     nbits: usize,
     rng: &mut R,
-) -> Result<(bool, Vec<dgk::Ciphertext>), ProtocolError> {
+) -> (bool, Vec<dgk::Ciphertext>) {
     let s_pos: bool = rng.gen();
     let s = if s_pos { 1i64 } else { -1 };
     let c2: BigInt = c << 1u32; // c' = 2c, m + 1 bits
@@ -1306,11 +1368,10 @@ fn dgk_group<R: rand::RngCore + rand::CryptoRng>(
         let ci = c2.bit(i as u64);
         let di = &bits[i];
         let e = key.add_plain(di, s - i64::from(ci));
-        let e = match &suffix {
+        es.push(match &suffix {
             Some(sfx) => key.add(&e, sfx),
             None => e,
-        };
-        es.push(key.blind(&e, rng));
+        });
         if i > 0 {
             // 3·(d'ᵢ ⊕ c'ᵢ) = 3d'ᵢ if c'ᵢ = 0, else 3 − 3d'ᵢ.
             let x3 = if ci {
@@ -1324,12 +1385,7 @@ fn dgk_group<R: rand::RngCore + rand::CryptoRng>(
             });
         }
     }
-    // Shuffle (Fisher–Yates).
-    for i in (1..es.len()).rev() {
-        let j = rng.gen_range(0..=i);
-        es.swap(i, j);
-    }
-    Ok((s_pos, es))
+    (s_pos, es)
 }
 
 /// Checks S2's DGK public key for a strict session under `pk`: u must exceed 3ℓ + 5 (every

@@ -830,27 +830,29 @@ impl Session<'_> {
         let tests = (groups.len() * size) as u64;
         OpCounter::add(&self.counter.zero_tests, tests);
         OpCounter::add(&self.svc.total.zero_tests, tests);
-        let lambdas: Vec<BigInt> = groups
+        // Every value is tested, whatever the others give (work independent of the data), each
+        // on any core.
+        let zeros: Vec<bool> = groups
             .par_iter()
             .enumerate()
-            .map(|(group, g)| {
-                // Every value is tested, whatever the first ones give (work independent of data).
-                let mut any = false;
-                for c in g {
-                    let zero = key
-                        .is_zero(c)
+            .flat_map(|(group, g)| g.par_iter().map(move |c| (group, c)))
+            .map(|(group, c)| {
+                let zero = key
+                    .is_zero(c)
+                    .map_err(|e| Refusal::Bad(format!("zero test: {e}")))?;
+                if let Some(obs) = &self.svc.observer {
+                    let value = key
+                        .decrypt(c)
                         .map_err(|e| Refusal::Bad(format!("zero test: {e}")))?;
-                    if let Some(obs) = &self.svc.observer {
-                        let value = key
-                            .decrypt(c)
-                            .map_err(|e| Refusal::Bad(format!("zero test: {e}")))?;
-                        obs(&S2View::ZeroTest { group, value });
-                    }
-                    any |= zero;
+                    obs(&S2View::ZeroTest { group, value });
                 }
-                Ok(BigInt::from(u8::from(any)))
+                Ok(zero)
             })
             .collect::<Result<_, Refusal>>()?;
+        let lambdas: Vec<BigInt> = zeros
+            .chunks(size)
+            .map(|g| BigInt::from(u8::from(g.iter().any(|z| *z))))
+            .collect();
         self.encrypt_all(&lambdas).map(Response::Ciphertexts)
     }
 

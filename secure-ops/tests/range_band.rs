@@ -220,3 +220,85 @@ fn strict_comparison_reports_values_outside_the_bound() {
     s1.close().unwrap();
     h.join().unwrap().unwrap();
 }
+
+/// A comparison of values promised below 2^bits (`relu_within`, `positive_within`: ℓ − k + 1
+/// bits after a truncation by 2^k) works on bits + 1 DGK bits. In range it is right; a value
+/// far beyond the promise is reported by the range check, and one just beyond is reported or
+/// right (its result is still a bit exactly when it is the correct one).
+#[test]
+fn bounded_strict_comparison_is_right_in_range_and_reports_far_beyond() {
+    let strict = SessionParams {
+        profile: Profile::Strict,
+        ..fast()
+    };
+    const B: u32 = 12;
+    for v in [pow2(B + 5), -pow2(B + 5), pow2(L - 1), -(pow2(L) - 1u32)] {
+        assert!(
+            is_out_of_range(&fresh(strict, |s1| s1.positive_within(&[enc_big(&v)], B))),
+            "positive_within, x = {v}"
+        );
+        assert!(
+            is_out_of_range(&fresh(strict, |s1| s1.relu_within(&[enc_big(&v)], B))),
+            "relu_within, x = {v}"
+        );
+    }
+    for v in [pow2(B), pow2(B) + 1000u32, -pow2(B) - 1u32, -pow2(B + 1)] {
+        match fresh(strict, |s1| s1.relu_within(&[enc_big(&v)], B)) {
+            Ok((value, deriv)) => {
+                let positive = v > BigInt::from(0);
+                assert_eq!(
+                    dec_big(&deriv[0]),
+                    BigInt::from(u8::from(positive)),
+                    "x = {v}"
+                );
+                assert_eq!(
+                    dec_big(&value[0]),
+                    if positive { v.clone() } else { BigInt::from(0) }
+                );
+            }
+            Err(e) => assert!(
+                matches!(e, ProtocolError::OutOfRange { .. }),
+                "x = {v}: {e}"
+            ),
+        }
+    }
+    // In range, one session answers everything correctly, with B + 2 DGK values per comparison.
+    let (mut s1, h) = session(strict);
+    let vals = [
+        pow2(B) - 1u32,
+        -(pow2(B) - 1u32),
+        BigInt::from(0),
+        BigInt::one(),
+        BigInt::from(-1),
+    ];
+    let before = s1.counts();
+    let cts: Vec<Ciphertext> = vals.iter().map(enc_big).collect();
+    let (value, deriv) = s1.relu_within(&cts, B).unwrap();
+    assert_eq!(
+        s1.counts().since(&before).dgk_blinds,
+        (B as u64 + 2) * vals.len() as u64
+    );
+    for ((v, val), d) in vals.iter().zip(&value).zip(&deriv) {
+        let positive = v > &BigInt::from(0);
+        assert_eq!(dec_big(d), BigInt::from(u8::from(positive)));
+        assert_eq!(
+            dec_big(val),
+            if positive { v.clone() } else { BigInt::from(0) }
+        );
+    }
+    let pos = s1.positive_within(&cts, B).unwrap();
+    for (v, p) in vals.iter().zip(&pos) {
+        assert_eq!(dec_big(p), BigInt::from(u8::from(v > &BigInt::from(0))));
+    }
+    // A bound of 0 or above ℓ is the caller's error, not S2's.
+    assert!(matches!(
+        s1.relu_within(&cts, 0),
+        Err(ProtocolError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        s1.positive_within(&cts, L + 1),
+        Err(ProtocolError::InvalidRequest(_))
+    ));
+    s1.close().unwrap();
+    h.join().unwrap().unwrap();
+}

@@ -541,7 +541,8 @@ fn forward<C: Channel>(
             .collect();
         let z = s1.truncate(&s, fw)?;
         if idx + 1 < nl {
-            let (a_next, d) = s1.relu(&z)?;
+            // |s| < 2^ℓ, so |z| ≤ 2^(ℓ − F_w): a strict comparison of ℓ − F_w + 1 bits.
+            let (a_next, d) = s1.relu_within(&z, truncated_bits(s1, fw))?;
             acts.push(a_next);
             derivs.push(d);
         } else {
@@ -554,6 +555,13 @@ fn forward<C: Channel>(
         }
     }
     unreachable!("a network has at least one layer")
+}
+
+/// A bound on the bits of ⌊s / 2^k⌋ for an in-range s (|s| < 2^ℓ): |⌊s / 2^k⌋| ≤ 2^(ℓ − k) <
+/// 2^(ℓ − k + 1) (at most ℓ) — what a strict comparison of a truncated value needs.
+fn truncated_bits<C: Channel>(s1: &S1<C>, k: u32) -> u32 {
+    let l = s1.params().value_bits;
+    (l.saturating_sub(k) + 1).min(l)
 }
 
 /// One SGD step on a mini-batch (all samples use the same weights; gradients of `loss` are
@@ -581,7 +589,9 @@ pub fn train_batch<C: Channel>(
             for o in &trace.out {
                 z.push(pk.add_plain(o, &minus_one)?);
             }
-            let (r, _) = s1.relu(&z)?;
+            // |o| ≤ 2^(ℓ − F_w) and |o − 2^f| < that + 2^f.
+            let bound = truncated_bits(s1, fw).max(f) + 1;
+            let (r, _) = s1.relu_within(&z, bound.min(s1.params().value_bits))?;
             let (low, high) = r.split_at(trace.out.len());
             low.par_iter()
                 .zip(high)
@@ -847,9 +857,20 @@ pub fn classify<C: Channel>(
                 .iter()
                 .map(|o| pk.add_plain(o, &half))
                 .collect::<Result<_, _>>()?;
-            classes_enc.extend(s1.positive(&shifted)?.into_iter().map(|b| vec![b]));
+            // |o| ≤ 2^(ℓ − F_w) and 2^(f−1) < 2^f.
+            let fw = model.fixed.weight_frac_bits();
+            let bound =
+                (truncated_bits(s1, fw).max(model.fixed.frac_bits) + 1).min(s1.params().value_bits);
+            classes_enc.extend(
+                s1.positive_within(&shifted, bound)?
+                    .into_iter()
+                    .map(|b| vec![b]),
+            );
         } else {
-            classes_enc.extend(s1.argmax(&per)?);
+            // |o| ≤ 2^(ℓ − F_w).
+            let fw = model.fixed.weight_frac_bits();
+            let bound = truncated_bits(s1, fw).min(s1.params().value_bits - 1);
+            classes_enc.extend(s1.argmax_within(&per, bound)?);
         }
         scores.extend(per);
         progress(&Progress {

@@ -62,11 +62,10 @@ impl Proto {
             Proto::Argmax3 => "argmax3_fast",
         }
     }
-    /// DGK-based protocols cost ~ℓ full exponentiations per value: small batches only.
+    /// Batches of one and of 64 values (exact truncation also 8, the size of a hidden layer).
     fn batches(self) -> &'static [usize] {
         match self {
-            Proto::TruncExact => &[1, 8],
-            Proto::PositiveStrict => &[1],
+            Proto::TruncExact => &[1, 8, 64],
             _ => &[1, 64],
         }
     }
@@ -199,8 +198,10 @@ fn cost_table(bed: &mut Bed, inputs: &[(usize, Inputs)]) {
     println!(
         "\n### Cost of one call, {KEY_BITS}-bit key, ℓ = 72, κ = 80 (per value = per input value)\n"
     );
-    println!("| protocol | batch | S1 randomizers | S1 full exps | S1 short exps | S1 pack squarings | S2 decryptions | S2 encryptions | bytes S1→S2 | bytes S2→S1 | bytes/value | rounds | ms (one run) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| protocol | batch | S1 randomizers | S1 full exps | S1 short exps | S1 pack squarings | S1 DGK blindings | S2 decryptions | S2 encryptions | S2 DGK encryptions | S2 zero tests | bytes S1→S2 | bytes S2→S1 | bytes/value | rounds | ms (one run) | ms/value |");
+    println!(
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for profile in [Profile::Fast, Profile::Strict] {
         let mut s1 = bed.session("memory", profile);
         for proto in PROTOS.iter().filter(|p| p.profile() == profile) {
@@ -214,18 +215,22 @@ fn cost_table(bed: &mut Bed, inputs: &[(usize, Inputs)]) {
                 let (c, t) = (s1.counts().since(&c0), s1.traffic_snapshot().since(&t0));
                 let s2: OpCounts = s1.s2_counts().unwrap().since(&s2_before);
                 println!(
-                    "| {} | {batch} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ms:.0} |",
+                    "| {} | {batch} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ms:.0} | {:.1} |",
                     proto.name(),
                     c.randomizers,
                     c.full_exps,
                     c.short_exps,
                     c.pack_squarings,
+                    c.dgk_blinds,
                     s2.decryptions,
                     s2.encryptions,
+                    s2.dgk_encryptions,
+                    s2.zero_tests,
                     t.bytes_sent,
                     t.bytes_received,
                     per(t.bytes_sent + t.bytes_received, batch),
                     t.round_trips,
+                    ms / batch as f64,
                 );
             }
         }
