@@ -32,8 +32,11 @@
 //! let (relu, deriv) = s1.relu(&x).unwrap();    // ⟦0⟧, ⟦5⟧ and ⟦0⟧, ⟦1⟧
 //! s1.close().unwrap();
 //! let summary = s2.join().unwrap().unwrap();
-//! // S2 decrypted twice: each round's blinded values fit in one packed ciphertext.
-//! assert_eq!(summary.counts.decryptions, 2);
+//! // The default, strict profile: S2 decrypted one packed ciphertext for the products, one for the
+//! // comparison's blinded values, one for ReLU's products and one range check, and zero-tested
+//! // ℓ + 2 = 34 DGK values per compared value, each uniform in Z_u* or a coin-flip zero.
+//! assert_eq!(summary.counts.decryptions, 4);
+//! assert_eq!(summary.counts.zero_tests, 2 * 34);
 //!
 //! // Only the owner of the secret key can look: the products and the exact ReLU.
 //! let dec = |cs: &[paillier::Ciphertext]| -> Vec<i64> {

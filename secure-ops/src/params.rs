@@ -12,10 +12,10 @@ pub const PROTOCOL_VERSION: u16 = 2;
 pub enum Profile {
     /// Paper-style one-round SecReLU (S2 learns roughly the bit-length of each tested value) and
     /// stochastic truncation (S2 learns nothing beyond κ).
-    #[default]
     Fast,
-    /// DGK-style comparisons for ReLU and exact truncation: S2 learns nothing beyond κ, and the
-    /// encrypted computation equals floor arithmetic in the clear bit for bit.
+    /// DGK comparisons for ReLU and exact truncation: S2 learns nothing beyond κ, and the
+    /// encrypted computation equals floor arithmetic in the clear bit for bit. The default.
+    #[default]
     Strict,
 }
 
@@ -70,7 +70,7 @@ impl Default for SessionParams {
             value_bits: 72,
             kappa: 80,
             frac_bits: 16,
-            profile: Profile::Fast,
+            profile: Profile::Strict,
         }
     }
 }

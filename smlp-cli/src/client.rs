@@ -49,6 +49,14 @@ impl From<ProfileArg> for Profile {
     }
 }
 
+/// The one line said wherever the fast profile is chosen.
+pub const FAST_WARNING: &str = "warning: the fast profile lets S2 learn the bit-length of every value it compares (each pre-activation of each sample) and, in k-class argmax, a good guess of the predicted class; the strict profile (the default) lets it learn nothing beyond 2^-κ";
+
+/// Prints [`FAST_WARNING`] to standard error.
+pub fn warn_fast() {
+    eprintln!("{FAST_WARNING}");
+}
+
 /// The training loss (see `smlp::Loss`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LossArg {
@@ -180,7 +188,8 @@ pub struct TrainArgs {
     /// ℓ: every value in a sub-protocol must satisfy |v| < 2^ℓ [default: 72].
     #[arg(long)]
     pub value_bits: Option<u32>,
-    /// Protocol profile [default: fast].
+    /// Protocol profile [default: strict]. `fast` lets S2 learn the bit-length of every value it
+    /// compares (a warning says so).
     #[arg(long, value_enum)]
     pub profile: Option<ProfileArg>,
     /// Statistical security parameter κ of the blinding (at least 40).
@@ -666,9 +675,12 @@ fn spec_of(args: &TrainArgs, ckpt: Option<&Checkpoint>) -> CliResult<TrainSpec> 
     let profile = from_ckpt(
         &args.profile.map(Profile::from),
         cm.map(|m| m.profile),
-        Profile::Fast,
+        Profile::Strict,
         "profile",
     )?;
+    if profile == Profile::Fast {
+        warn_fast();
+    }
     Ok(TrainSpec {
         hidden,
         epochs,
@@ -1068,6 +1080,9 @@ pub fn classify(args: &ClassifyArgs) -> CliResult<Option<JobSummary>> {
                 d.features
             );
         }
+    }
+    if args.profile == Some(ProfileArg::Fast) {
+        warn_fast();
     }
     let mut c = Client::connect(conn)?;
     let model = model.store(&mut c, &args.model, conn.quiet)?;

@@ -488,7 +488,7 @@ fn demo_runs_the_whole_flow_and_stops_its_servers() {
         "fixed-point reference (floor rounding)",
         "encrypted (S1 + S2, strict profile)",
         "agree with the fixed-point reference on 12/12 (100.0 %)",
-        "largest weight difference, encrypted vs fixed-point reference: 0.000e0",
+        "largest weight difference, encrypted vs fixed-point reference: 0\n",
         "encrypted training (10 samples × 1 epoch(s))",
         "encrypted classification (12 samples)",
         "total",

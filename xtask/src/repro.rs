@@ -71,7 +71,7 @@ pub struct ReproArgs {
     pub batch: usize,
     /// Protocol profile: fast (stochastic truncation; reference with stochastic rounding) or
     /// strict (exact; equals the floor reference bit for bit).
-    #[arg(long, default_value_t = Profile::Fast)]
+    #[arg(long, default_value_t = Profile::Strict)]
     pub profile: Profile,
     /// Seed of the split, the subsets, the initial weights and the sample order.
     #[arg(long, default_value_t = 1)]

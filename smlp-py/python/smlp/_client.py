@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from fractions import Fraction
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -14,6 +15,18 @@ from ._progress import Progress, ProgressArg
 
 PathLike = Union[str, "os.PathLike[str]"]
 Fetched = Union[EncryptedDataset, EncryptedModel, EncryptedPredictions]
+
+
+FAST_WARNING = (
+    "the fast profile lets S2 learn the bit-length of every value it compares (each "
+    "pre-activation of each sample) and, in k-class argmax, a good guess of the predicted class; "
+    "the strict profile (the default) lets it learn nothing beyond 2^-kappa"
+)
+
+
+def _warn_if_fast(profile: Optional[str]) -> None:
+    if profile == "fast":
+        warnings.warn(FAST_WARNING, UserWarning, stacklevel=3)
 
 
 class JobFailed(SMLPError):
@@ -249,7 +262,7 @@ class Client:
         epochs: int = 1,
         batch: int = 1,
         learning_rate: float = 1 / 64,
-        profile: str = "fast",
+        profile: str = "strict",
         kappa: int = 80,
         seed: int = 1,
         value_bits: int = 72,
@@ -265,6 +278,7 @@ class Client:
         weights here (reproducible runs; default: S1 and S2 draw them, nobody sees them);
         ``loss``: ``"smooth_hinge"`` (error clip(o, 0, 1) - y, bounded: stable at larger rates)
         or ``"squared"`` (error o - y, the paper's)."""
+        _warn_if_fast(profile)
         dataset = self._stored(data)
         num, shift = learning_rate_fraction(learning_rate)
         raw = self._native.train(
@@ -297,6 +311,7 @@ class Client:
         """Classifies encrypted samples with an encrypted model at S1 (each an id, an object or
         a file, uploaded first). Blocks and returns the encrypted predictions, or with
         ``detach=True`` the :class:`Job`."""
+        _warn_if_fast(profile)
         model_id = self._stored(model)
         data_id = self._stored(data)
         raw = self._native.classify(model_id, data_id, chunk, profile, kappa)

@@ -33,8 +33,8 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
 
     ``hidden``: hidden layer sizes; ``learning_rate``: num / 2**shift (1/64 by default);
     ``batch``: mini-batch size (1: per-sample SGD); ``loss``: ``"smooth_hinge"`` (the default:
-    error clip(o, 0, 1) - y) or ``"squared"`` (error o - y, the paper's); ``profile``: ``"fast"`` or ``"strict"``
-    (exact, slower); ``init_seed``: draw the initial weights here (reproducible; default: S1 and
+    error clip(o, 0, 1) - y) or ``"squared"`` (error o - y, the paper's); ``profile``: ``"strict"`` (the default: S2 learns
+    nothing beyond 2^-kappa, bit-exact) or ``"fast"`` (S2 learns bit-lengths; warns); ``init_seed``: draw the initial weights here (reproducible; default: S1 and
     S2 draw them).
     """
 
@@ -45,7 +45,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         batch: int = 1,
         learning_rate: float = 1 / 64,
         loss: str = "smooth_hinge",
-        profile: str = "fast",
+        profile: str = "strict",
         kappa: int = 80,
         seed: int = 1,
         init_seed: Optional[int] = None,
