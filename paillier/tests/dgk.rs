@@ -213,3 +213,30 @@ fn key_generation_refuses_bad_parameters() {
     assert!(SecretKey::generate(256, 160, 227, &mut rng).is_err()); // no room for t
     assert!(SecretKey::generate(512, 16, 227, &mut rng).is_err()); // t too small
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever a DGK key file holds — random bytes, or a valid key with bytes flipped — opening
+    /// it is a value or an error, never a panic.
+    #[test]
+    fn hostile_key_files_are_errors_not_panics(payload in proptest::collection::vec(any::<u8>(), 0..600),
+                                               flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        let sealed = format::seal_payload(&format::DGK_PUBLIC_KEY, &payload);
+        let _ = format::open::<PublicKey>(&format::DGK_PUBLIC_KEY, &sealed);
+        let sealed = format::seal_payload(&format::DGK_SECRET_KEY, &payload);
+        let _ = format::open::<SecretKey>(&format::DGK_SECRET_KEY, &sealed);
+        let mut good = postcard::to_stdvec(small_key()).unwrap();
+        for (at, x) in flips {
+            let i = at % good.len();
+            good[i] ^= x | 1;
+        }
+        let sealed = format::seal_payload(&format::DGK_SECRET_KEY, &good);
+        if let Ok(k) = format::open::<SecretKey>(&format::DGK_SECRET_KEY, &sealed) {
+            // Whatever was accepted passed the consistency checks: it works as a key.
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+            let c = k.public_key().encrypt(1, &mut rng);
+            prop_assert!(!k.is_zero(&c).unwrap());
+        }
+    }
+}

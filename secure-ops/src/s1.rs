@@ -1416,6 +1416,18 @@ fn check_dgk_key(
             pk.bits()
         ));
     }
+    // A hostile S2 must not make S1 build huge tables: u ≤ 4096 (S2 picks the prime above
+    // 3ℓ + 5, at most 1 543 for ℓ ≤ 512) and a modulus at most twice the Paillier key's.
+    if key.u() > 4096 {
+        return refuse(format!("u = {} is larger than 4096", key.u()));
+    }
+    if key.bits() > 2 * pk.bits().max(2048) {
+        return refuse(format!(
+            "a {}-bit modulus is more than twice the Paillier key's {} bits",
+            key.bits(),
+            pk.bits()
+        ));
+    }
     if key.t() < dgk::DEFAULT_T {
         return refuse(format!(
             "subgroups of t = {} bits are below the minimum of {}",

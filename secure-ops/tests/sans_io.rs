@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use secure_ops::messages::{Request, Response};
+use secure_ops::ChannelExt;
 use secure_ops::{
     Channel, ChannelError, Job, Profile, ProtocolError, S2Options, S2Service, S2Session, Step,
     SubProtocol, PROTOCOL_VERSION, S1,
@@ -162,4 +163,62 @@ fn open_and_handle_refuse_without_a_channel() {
     }
     assert_eq!(session.summary().requests, 1);
     assert!(matches!(session.handle(Request::Bye), Step::Close));
+}
+
+/// S1 checks the DGK public key a (hostile) S2 sends in its handshake: none at all, a plaintext
+/// modulus u too small for the session's ℓ (a comparison could wrap to a false zero), one so
+/// large that S1's tables would blow up, subgroups below t = 160, and a modulus smaller than the
+/// Paillier key's are all refused before any data is sent.
+#[test]
+fn s1_refuses_a_dgk_key_unfit_for_the_session() {
+    use paillier::dgk;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let gen = |bits, t, u, rng: &mut rand_chacha::ChaCha20Rng| {
+        dgk::SecretKey::generate(bits, t, u, rng)
+            .unwrap()
+            .public_key()
+            .clone()
+    };
+    let params = small_params(secure_ops::Profile::Strict);
+    let fitting = dgk::prime_above(3 * params.value_bits + 5).unwrap();
+    let cases: Vec<(Option<dgk::PublicKey>, &str)> = vec![
+        (None, "without a DGK public key"),
+        (Some(gen(512, 160, 7, &mut rng)), "u = 7 is too small"),
+        (Some(gen(512, 160, 4099, &mut rng)), "larger than 4096"),
+        (Some(gen(512, 96, fitting, &mut rng)), "t = 96"),
+        (
+            Some(gen(384, 160, fitting, &mut rng)),
+            "smaller than the Paillier key",
+        ),
+    ];
+    for (key, want) in cases {
+        let (c1, mut c2) = pair();
+        let s2 = std::thread::spawn(move || {
+            let _hello: Request = c2.recv_msg().unwrap();
+            c2.send_msg(&Response::HelloOk { dgk: key }).unwrap();
+            // S1 sends nothing more (it may say goodbye or just close).
+            let _ = c2.recv_frame();
+        });
+        let err = S1::connect(key_pk(), c1, params).err().expect("refused");
+        assert!(err.to_string().contains(want), "{want}: {err}");
+        s2.join().unwrap();
+    }
+    // The same S2 with a fitting key is accepted.
+    let (c1, mut c2) = pair();
+    let good = gen(512, 160, fitting, &mut rng);
+    let fp = good.fingerprint();
+    let s2 = std::thread::spawn(move || {
+        let _hello: Request = c2.recv_msg().unwrap();
+        c2.send_msg(&Response::HelloOk { dgk: Some(good) }).unwrap();
+        let _ = c2.recv_frame();
+    });
+    let s1 = S1::connect(key_pk(), c1, params).unwrap();
+    assert_eq!(s1.dgk_fingerprint(), Some(fp));
+    drop(s1);
+    s2.join().unwrap();
+}
+
+fn key_pk() -> paillier::PublicKey {
+    key().public_key().clone()
 }
