@@ -1,6 +1,7 @@
 //! Fuzzing S2's request handler on stable Rust: raw bytes and structure-aware mutations of valid
 //! requests, each fed to a real `S2Service` session after a valid handshake. No input may panic
-//! S2, and each must be answered (or the session ended) within a time bound.
+//! S2, and each must be answered (or the session ended) within a time bound. And the other way:
+//! S1's strict protocols against a hostile S2's random and mutated responses (DGK bits included).
 //!
 //! The loops run a fixed number of cases in CI; `SMLP_FUZZ_SECONDS=N` (set by
 //! `cargo xtask fuzz --seconds N`) keeps them going for N seconds each, and `SMLP_FUZZ_SEED`
@@ -266,4 +267,84 @@ fn s2_survives_structured_and_mutated_requests() {
         "{done} sessions, {answered} requests computed (seed {})",
         budget.seed
     );
+}
+
+/// A hostile S2 answers S1's strict requests (comparison bits, exact truncation, zero tests,
+/// range checks) with random, mis-sized and mutated responses — `Bits` with wrong counts or
+/// out-of-range DGK ciphertexts among them. S1 returns a value or an error, never panics, and
+/// stops within the time bound.
+#[test]
+fn s1_survives_a_hostile_s2_in_strict_sessions() {
+    use paillier::dgk;
+    let budget = Budget::new(40);
+    let mut rng = ChaCha8Rng::seed_from_u64(budget.seed);
+    let pk = key().public_key().clone();
+    let params = small_params(Profile::Strict);
+    let dgk_key = dgk::SecretKey::generate(
+        512,
+        dgk::DEFAULT_T,
+        dgk::prime_above(3 * params.value_bits + 5).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
+    let xs: Vec<Ciphertext> = (0..3).map(|_| ct(&pk, &mut rng)).collect();
+    let mut done = 0;
+    let mut errors = 0;
+    while budget.more(done) {
+        let (c1, mut c2) = pair();
+        let seed: u64 = rng.gen();
+        let (dpk, dsk) = (dgk_key.public_key().clone(), dgk_key.clone());
+        let pk2 = pk.clone();
+        let s2 = std::thread::spawn(move || {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            if c2.recv_frame().is_err() {
+                return;
+            }
+            c2.send_msg(&Response::HelloOk { dgk: Some(dpk) }).unwrap();
+            while c2.recv_frame().is_ok() {
+                let n = rng.gen_range(0..8usize);
+                let reply = match rng.gen_range(0..5) {
+                    0 => Response::Bits {
+                        values: (0..n).map(|_| ct(&pk2, &mut rng)).collect(),
+                        bits: (0..rng.gen_range(0..120))
+                            .map(|_| {
+                                if rng.gen_bool(0.8) {
+                                    dsk.encrypt(rng.gen_range(0..2), &mut rng)
+                                } else {
+                                    dgk_ct(&mut rng)
+                                }
+                            })
+                            .collect(),
+                    },
+                    1 => Response::Ciphertexts((0..n).map(|_| ct(&pk2, &mut rng)).collect()),
+                    2 => Response::OutOfRange("no".into()),
+                    3 => Response::Error("no".into()),
+                    _ => Response::Stats(Default::default()),
+                };
+                let mut bytes = postcard::to_stdvec(&reply).unwrap();
+                if rng.gen_bool(0.3) {
+                    mutate(&mut bytes, &mut rng);
+                }
+                if c2.send_frame(&bytes).is_err() {
+                    return;
+                }
+            }
+        });
+        let start = Instant::now();
+        let mut s1 = secure_ops::S1::connect(pk.clone(), c1, params).unwrap();
+        let r1 = s1.relu(&xs).map(drop);
+        let r2 = s1.truncate(&xs, 8).map(drop);
+        errors += usize::from(r1.is_err()) + usize::from(r2.is_err());
+        drop(s1);
+        assert!(s2.join().is_ok(), "fake S2 thread (seed {})", budget.seed);
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "S1 took {:?} (seed {})",
+            start.elapsed(),
+            budget.seed
+        );
+        done += 1;
+    }
+    // Random answers almost never fit: S1 refused them.
+    assert!(errors as u64 >= done, "{errors} errors in {done} sessions");
 }
