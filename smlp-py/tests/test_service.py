@@ -136,6 +136,16 @@ def test_client_errors_are_clear(cluster, client, owner, tmp_path):
         client.train("ds-000000000000", learning_rate=0.01)
     with pytest.raises(smlp.SMLPError):
         client.train("ds-000000000000")
+    # Private by default: no warning for the strict profile; choosing fast says what S2 learns.
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(smlp.SMLPError):
+            client.train("ds-000000000000")
+    with pytest.warns(UserWarning, match="fast profile lets S2 learn the bit-length"):
+        with pytest.raises(smlp.SMLPError):
+            client.train("ds-000000000000", profile="fast")
+    assert smlp.SMLPClassifier().get_params()["profile"] == "strict"
     other = smlp.keygen(512, insecure_test_key=True)
     foreign = smlp.Owner(other).encrypt(np.eye(2), np.array([0, 1]), progress=False)
     with pytest.raises(smlp.SMLPError, match="key"):
