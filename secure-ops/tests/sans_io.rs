@@ -222,3 +222,12 @@ fn s1_refuses_a_dgk_key_unfit_for_the_session() {
 fn key_pk() -> paillier::PublicKey {
     key().public_key().clone()
 }
+
+/// The DGK plaintext modulus S2 picks for its largest ℓ (docs/protocols.md: 223 for the default
+/// ℓ = 72, 1 543 for ℓ = 512): the smallest prime above 3ℓ + 5, the largest combined value's bound.
+#[test]
+fn dgk_plaintext_modulus_is_the_prime_above_three_ell_plus_five() {
+    assert_eq!(secure_ops::dgk_u_for(72), Some(223));
+    assert_eq!(secure_ops::dgk_u_for(512), Some(1543));
+    assert_eq!(secure_ops::dgk_u_for(40), Some(127));
+}
