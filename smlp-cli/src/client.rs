@@ -1081,7 +1081,9 @@ pub fn classify(args: &ClassifyArgs) -> CliResult<Option<JobSummary>> {
             );
         }
     }
-    if args.profile == Some(ProfileArg::Fast) {
+    // The profile is the flag's, else the model's (known here when the model is a file).
+    let model_fast = matches!(&model, Ref::Model(_, m) if m.profile == Profile::Fast);
+    if args.profile == Some(ProfileArg::Fast) || (args.profile.is_none() && model_fast) {
         warn_fast();
     }
     let mut c = Client::connect(conn)?;

@@ -709,3 +709,32 @@ fn every_command_has_help() {
     let err = run(&["train", "--profile", "turbo"]);
     assert_eq!(err.status.code(), Some(2));
 }
+
+/// Private by default: `train` without `--profile` says nothing about profiles; with
+/// `--profile fast` one warning line on stderr says what S2 then learns (before anything else
+/// fails here: no S1 listens on port 1).
+#[test]
+fn choosing_the_fast_profile_warns_once() {
+    let base = [
+        "train",
+        "--s1",
+        "127.0.0.1:1",
+        "--dataset",
+        "ds-000000000000",
+        "--detach",
+    ];
+    let out = run(&base);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("fast profile"), "{stderr}");
+    let mut fast = base.to_vec();
+    fast.extend(["--profile", "fast"]);
+    let out = run(&fast);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: the fast profile lets S2 learn the bit-length"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+}
