@@ -188,7 +188,7 @@ struct Session<'a> {
     params: SessionParams,
     counter: OpCounter,
     /// S2's DGK key.
-    dgk: Option<&'a dgk::SecretKey>,
+    dgk: &'a dgk::SecretKey,
 }
 
 use crate::params::pow2;
@@ -358,7 +358,7 @@ impl S2Service {
                 params.value_bits
             )));
         }
-        let dgk = Some(key);
+        let dgk = key;
         let session = Session {
             svc: self,
             params,
@@ -371,7 +371,7 @@ impl S2Service {
                 requests: 0,
             },
             Response::HelloOk {
-                dgk: dgk.map(|k| k.public_key().clone()),
+                dgk: Some(dgk.public_key().clone()),
             },
         ))
     }
@@ -753,7 +753,7 @@ impl Session<'_> {
     /// The Paillier encryptions of `values` and the DGK encryptions of `bits` (0 or 1 each),
     /// in one [`Response::Bits`].
     fn with_bits(&self, values: &[BigInt], bits: &[bool]) -> Answer {
-        let key = self.strict_key()?;
+        let key = self.dgk_key();
         let values = self.encrypt_all(values)?;
         let n = bits.len() as u64;
         OpCounter::add(&self.counter.dgk_encryptions, n);
@@ -766,9 +766,8 @@ impl Session<'_> {
     }
 
     /// The session's DGK key.
-    fn strict_key(&self) -> Result<&dgk::SecretKey, Refusal> {
+    fn dgk_key(&self) -> &dgk::SecretKey {
         self.dgk
-            .ok_or_else(|| Refusal::Bad("this session has no DGK key".into()))
     }
 
     fn run_job(&self, job: &WireJob, u: &[BigInt], outs: &mut Vec<BigInt>) -> Result<(), Refusal> {
@@ -804,7 +803,7 @@ impl Session<'_> {
     }
 
     fn zero_test(&self, groups: &[Vec<dgk::Ciphertext>]) -> Answer {
-        let key = self.strict_key()?;
+        let key = self.dgk_key();
         // S1 sends one group of m + 1 blinded values per comparison, m + 1 the same for every
         // group of a request and at most ℓ + 2 (comparisons of at most ℓ + 1 bits).
         let size = groups.first().map_or(0, Vec::len);
