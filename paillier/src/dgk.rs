@@ -286,11 +286,6 @@ impl PublicKey {
         Ciphertext(g.mul_mod(&hr, &self.n))
     }
 
-    /// The encryption of m with no randomness, g^m mod n (a constant to combine with).
-    pub fn trivial(&self, m: i64) -> Ciphertext {
-        Ciphertext(self.g_pow(self.reduce(m)).clone())
-    }
-
     /// E(a + b).
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Ciphertext {
         Ciphertext(a.0.mul_mod(&b.0, &self.n))

@@ -62,7 +62,7 @@ pub use counts::{OpCounter, OpCounts};
 pub use error::ProtocolError;
 pub use messages::SubProtocol;
 pub use params::{
-    pow2, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
+    dgk_u_serves, pow2, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
 };
 pub use s1::{Job, Operand, Reusable, S1};
 pub use s2::{

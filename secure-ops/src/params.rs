@@ -143,6 +143,13 @@ impl SessionParams {
     }
 }
 
+/// Whether a DGK plaintext modulus `u` serves comparisons of values of up to `value_bits` bits:
+/// the combined values of a comparison of m ≤ ℓ + 1 bits lie in [−2, 3m + 2], so u must exceed
+/// 3ℓ + 5 (then such a value is 0 mod u only if it is 0). S2 picks its u by it, S1 checks S2's.
+pub fn dgk_u_serves(u: u32, value_bits: u32) -> bool {
+    u64::from(u) > 3 * u64::from(value_bits) + 5
+}
+
 /// 2^k as a big integer (slot offsets, blinding bounds, truncation divisors).
 pub fn pow2(k: u32) -> num_bigint::BigInt {
     num_bigint::BigInt::from(1u8) << k

@@ -5,12 +5,10 @@ use crate::channel::{Channel, ChannelExt, Metered, Traffic, TrafficSnapshot};
 use crate::counts::{OpCounter, OpCounts};
 use crate::error::ProtocolError;
 use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
-use crate::params::{SessionParams, Truncation, PROTOCOL_VERSION};
+use crate::params::{dgk_u_serves, SessionParams, Truncation, PROTOCOL_VERSION};
 use num_bigint::{BigInt, Sign};
 use num_traits::{One, Zero};
-use paillier::{
-    dgk, Ciphertext, CiphertextPowers, Fingerprint, JointPowers, PublicKey, RandomizerPool,
-};
+use paillier::{dgk, Ciphertext, CiphertextPowers, JointPowers, PublicKey, RandomizerPool};
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -186,9 +184,8 @@ pub struct S1<C: Channel> {
 /// S1's cryptographic state (thread-safe, used from rayon workers).
 struct Engine {
     pk: PublicKey,
-    /// S2's DGK public key, received in the handshake (`Option` only for the error path of a
-    /// session opened without one, which `connect` refuses).
-    dgk: Option<dgk::PublicKey>,
+    /// S2's DGK public key, received (and checked) in the handshake.
+    dgk: dgk::PublicKey,
     params: SessionParams,
     counter: Arc<OpCounter>,
     pool: Option<RandomizerPool<PublicKey>>,
@@ -352,13 +349,6 @@ impl Engine {
             .collect()
     }
 
-    /// The session's DGK key (strict sessions only).
-    fn dgk_key(&self) -> Result<&dgk::PublicKey, ProtocolError> {
-        self.dgk
-            .as_ref()
-            .ok_or_else(|| ProtocolError::InvalidRequest("this session has no DGK key".into()))
-    }
-
     fn blind(&self) -> BigInt {
         random_bits(
             self.params.value_bits + self.params.kappa,
@@ -448,7 +438,7 @@ impl<C: Channel> S1<C> {
             }
         };
         let dgk = match dgk {
-            Some(key) => check_dgk_key(&key, &pk, &params)?,
+            Some(key) => check_dgk_key(key, &pk, &params)?,
             None => {
                 return Err(ProtocolError::Violation(
                     "S2 accepted the session without a DGK public key".into(),
@@ -458,7 +448,7 @@ impl<C: Channel> S1<C> {
         Ok(S1 {
             eng: Engine {
                 pk,
-                dgk: Some(dgk),
+                dgk,
                 params,
                 counter: Arc::new(OpCounter::default()),
                 pool: None,
@@ -468,14 +458,10 @@ impl<C: Channel> S1<C> {
         })
     }
 
-    /// The fingerprint of S2's DGK public key (S1 logs it and keeps it with a job's record).
-    pub fn dgk_fingerprint(&self) -> Option<Fingerprint> {
-        self.eng.dgk.as_ref().map(dgk::PublicKey::fingerprint)
-    }
-
-    /// S2's DGK public key, received in the handshake.
-    pub fn dgk_public_key(&self) -> Option<&dgk::PublicKey> {
-        self.eng.dgk.as_ref()
+    /// S2's DGK public key, received and checked in the handshake (S1 logs its fingerprint and
+    /// keeps it with a job's record).
+    pub fn dgk_public_key(&self) -> &dgk::PublicKey {
+        &self.eng.dgk
     }
 
     /// Keeps a pool of precomputed randomizers filled by `workers` background threads.
@@ -570,7 +556,6 @@ impl<C: Channel> S1<C> {
         bits: usize,
         name: SubProtocol,
     ) -> Result<(Vec<Ciphertext>, Vec<dgk::Ciphertext>), ProtocolError> {
-        let key = self.eng.dgk_key()?.clone();
         let packs = self.eng.pack(slots, slot_bits, &[])?;
         let count = u32::try_from(slots.len()).map_err(|_| too_large())?;
         self.chan.send_msg(&Request::Eval {
@@ -588,7 +573,7 @@ impl<C: Channel> S1<C> {
                     self.eng.pk.validate(c)?;
                 }
                 for c in &b {
-                    key.validate(c)?;
+                    self.eng.dgk.validate(c)?;
                 }
                 Ok((values, b))
             }
@@ -945,14 +930,14 @@ impl<C: Channel> S1<C> {
         cs: &[BigInt],
         m: u32,
     ) -> Result<Vec<LessThan>, ProtocolError> {
-        let key = self.eng.dgk_key()?.clone();
+        let key = &self.eng.dgk;
         let nbits = m as usize + 1;
         // The combined values of every comparison (cheap), then their blinding (the expensive
         // part) spread over every core bit by bit, then each group shuffled.
         let combined: Vec<(bool, Vec<dgk::Ciphertext>)> = dbits
             .par_iter()
             .zip(cs.par_iter())
-            .map(|(bits, c)| dgk_combine(&key, bits, c, nbits, &mut rand::thread_rng()))
+            .map(|(bits, c)| dgk_combine(key, bits, c, nbits, &mut rand::thread_rng()))
             .collect();
         let coins: Vec<bool> = combined.iter().map(|(s, _)| *s).collect();
         let mut groups: Vec<Vec<dgk::Ciphertext>> =
@@ -1392,7 +1377,7 @@ fn dgk_combine<R: rand::RngCore + rand::CryptoRng>(
 /// combined value of a comparison is then 0 mod u only if it is 0), the modulus must be as large
 /// as the Paillier key's (up to 2048 bits), and t at least [`dgk::DEFAULT_T`].
 fn check_dgk_key(
-    key: &dgk::PublicKey,
+    key: dgk::PublicKey,
     pk: &PublicKey,
     params: &SessionParams,
 ) -> Result<dgk::PublicKey, ProtocolError> {
@@ -1402,7 +1387,7 @@ fn check_dgk_key(
             key.fingerprint()
         )))
     };
-    if u64::from(key.u()) <= 3 * u64::from(params.value_bits) + 5 {
+    if !dgk_u_serves(key.u(), params.value_bits) {
         return refuse(format!(
             "u = {} is too small for comparisons of {} value bits",
             key.u(),
@@ -1435,5 +1420,5 @@ fn check_dgk_key(
             dgk::DEFAULT_T
         ));
     }
-    Ok(key.clone())
+    Ok(key)
 }

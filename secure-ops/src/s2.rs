@@ -5,7 +5,7 @@ use crate::channel::{Channel, ChannelError, ChannelExt, MessageError};
 use crate::counts::{OpCounter, OpCounts};
 use crate::error::ProtocolError;
 use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
-use crate::params::{Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
+use crate::params::{dgk_u_serves, Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
 use paillier::{dgk, Ciphertext, RandomizerPool, SecretKey};
@@ -109,8 +109,7 @@ impl Default for S2Options {
 }
 
 /// The smallest DGK plaintext modulus u that serves comparisons of values of up to `value_bits`
-/// bits: the combined values of a comparison of m = ℓ + 1 bits lie in [−2, 3m + 2], so u must
-/// exceed 3ℓ + 5 (then such a value is 0 mod u only if it is 0).
+/// bits ([`dgk_u_serves`]): the prime above 3ℓ + 5.
 pub fn dgk_u_for(value_bits: u32) -> Option<u32> {
     dgk::prime_above(value_bits.checked_mul(3)?.checked_add(5)?)
 }
@@ -351,7 +350,7 @@ impl S2Service {
             .dgk_key()
             .map_err(|e| refuse(format!("no DGK key: {e}")))?;
         let u = key.public_key().u();
-        if u64::from(u) <= 3 * u64::from(params.value_bits) + 5 {
+        if !dgk_u_serves(u, params.value_bits) {
             return Err(refuse(format!(
                 "this S2's DGK key (u = {u}) serves comparisons of at most {} value bits, the session asks for {}",
                 (u - 6) / 3,
@@ -753,7 +752,7 @@ impl Session<'_> {
     /// The Paillier encryptions of `values` and the DGK encryptions of `bits` (0 or 1 each),
     /// in one [`Response::Bits`].
     fn with_bits(&self, values: &[BigInt], bits: &[bool]) -> Answer {
-        let key = self.dgk_key();
+        let key = self.dgk;
         let values = self.encrypt_all(values)?;
         let n = bits.len() as u64;
         OpCounter::add(&self.counter.dgk_encryptions, n);
@@ -763,11 +762,6 @@ impl Session<'_> {
             .map(|b| key.encrypt(i64::from(*b), &mut rand::thread_rng()))
             .collect();
         Ok(Response::Bits { values, bits })
-    }
-
-    /// The session's DGK key.
-    fn dgk_key(&self) -> &dgk::SecretKey {
-        self.dgk
     }
 
     fn run_job(&self, job: &WireJob, u: &[BigInt], outs: &mut Vec<BigInt>) -> Result<(), Refusal> {
@@ -803,7 +797,7 @@ impl Session<'_> {
     }
 
     fn zero_test(&self, groups: &[Vec<dgk::Ciphertext>]) -> Answer {
-        let key = self.dgk_key();
+        let key = self.dgk;
         // S1 sends one group of m + 1 blinded values per comparison, m + 1 the same for every
         // group of a request and at most ℓ + 2 (comparisons of at most ℓ + 1 bits).
         let size = groups.first().map_or(0, Vec::len);

@@ -284,7 +284,7 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
             frac_bits: 4,
             ..params(Profile::Strict)
         });
-        let u = s1.dgk_public_key().expect("a strict session").u();
+        let u = s1.dgk_public_key().u();
         let mut zs = Vec::new();
         let mut with_zero = 0;
         let mut nonzero = Vec::new();

@@ -214,7 +214,7 @@ fn s1_refuses_a_dgk_key_unfit_for_the_session() {
         let _ = c2.recv_frame();
     });
     let s1 = S1::connect(key_pk(), c1, params).unwrap();
-    assert_eq!(s1.dgk_fingerprint(), Some(fp));
+    assert_eq!(s1.dgk_public_key().fingerprint(), fp);
     drop(s1);
     s2.join().unwrap();
 }

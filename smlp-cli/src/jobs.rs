@@ -379,12 +379,11 @@ impl Runner {
             },
             e => Outcome::Failed(format!("S2 refused the session: {e}")),
         })?;
-        if let Some(key) = s1.dgk_public_key() {
-            let fp = key.fingerprint().to_string();
-            tracing::info!(job = %job.id, dgk_key = %fp, bits = key.bits(), u = key.u(), t = key.t(), profile = %params.profile, "S2 session opened");
-            self.store
-                .audit(&job.owner, "s2-session", &job.id, &format!("dgk-key {fp}"));
-        }
+        let key = s1.dgk_public_key();
+        let fp = key.fingerprint().to_string();
+        tracing::info!(job = %job.id, dgk_key = %fp, bits = key.bits(), u = key.u(), t = key.t(), profile = %params.profile, "S2 session opened");
+        self.store
+            .audit(&job.owner, "s2-session", &job.id, &format!("dgk-key {fp}"));
         Ok(match self.s2.pool {
             (0, _) | (_, 0) => s1,
             (cap, workers) => s1.with_randomizer_pool(cap, workers),
