@@ -19,6 +19,12 @@ pub enum Profile {
     Strict,
 }
 
+impl Profile {
+    /// What S2 learns in the fast profile, said wherever it is chosen (the CLI's warning line,
+    /// the Python package's `UserWarning`).
+    pub const FAST_LEAKAGE: &'static str = "the fast profile lets S2 learn the bit-length of every value it compares (each pre-activation of each sample) and, in k-class argmax, a good guess of the predicted class; the strict profile (the default) lets it learn nothing beyond 2^-κ";
+}
+
 impl std::fmt::Display for Profile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

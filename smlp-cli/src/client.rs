@@ -49,12 +49,10 @@ impl From<ProfileArg> for Profile {
     }
 }
 
-/// The one line said wherever the fast profile is chosen.
-pub const FAST_WARNING: &str = "warning: the fast profile lets S2 learn the bit-length of every value it compares (each pre-activation of each sample) and, in k-class argmax, a good guess of the predicted class; the strict profile (the default) lets it learn nothing beyond 2^-κ";
-
-/// Prints [`FAST_WARNING`] to standard error.
+/// Prints the one line said wherever the fast profile is chosen ([`Profile::FAST_LEAKAGE`]) to
+/// standard error.
 pub fn warn_fast() {
-    eprintln!("{FAST_WARNING}");
+    eprintln!("warning: {}", Profile::FAST_LEAKAGE);
 }
 
 /// The training loss (see `smlp::Loss`).

@@ -944,6 +944,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
             "num-bigint"
         },
     )?;
+    m.add("FAST_WARNING", secure_ops::Profile::FAST_LEAKAGE)?;
     m.add_class::<PublicKey>()?;
     m.add_class::<SecretKey>()?;
     m.add_class::<Scaler>()?;

@@ -17,16 +17,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 Fetched = Union[EncryptedDataset, EncryptedModel, EncryptedPredictions]
 
 
-FAST_WARNING = (
-    "the fast profile lets S2 learn the bit-length of every value it compares (each "
-    "pre-activation of each sample) and, in k-class argmax, a good guess of the predicted class; "
-    "the strict profile (the default) lets it learn nothing beyond 2^-kappa"
-)
-
-
 def _warn_if_fast(profile: Optional[str]) -> None:
     if profile == "fast":
-        warnings.warn(FAST_WARNING, UserWarning, stacklevel=3)
+        warnings.warn(_native.FAST_WARNING, UserWarning, stacklevel=3)
 
 
 class JobFailed(SMLPError):

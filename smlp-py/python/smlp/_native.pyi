@@ -7,6 +7,7 @@ PathLike = Union[str, os.PathLike[str]]
 
 __version__: str
 BACKEND: str
+FAST_WARNING: str
 
 class SMLPError(Exception): ...
 
