@@ -46,6 +46,10 @@ fn operations(c: &mut Criterion) {
     g.bench_function("mul_plain_3", |b| {
         b.iter(|| pk.mul_plain(black_box(&ct), 3))
     });
+    g.bench_function("mul_plain_minus_3", |b| {
+        b.iter(|| pk.mul_plain(black_box(&ct), -3))
+    });
+    g.bench_function("neg", |b| b.iter(|| pk.neg(black_box(&ct)).unwrap()));
     g.finish();
 }
 

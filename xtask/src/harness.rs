@@ -184,6 +184,26 @@ impl Servers {
     }
 }
 
+/// CPU seconds this process has used so far (user + system, all threads), from
+/// `/proc/self/stat`; `None` where that file is missing or unreadable (not Linux).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) follow its closing parenthesis;
+    // utime and stime are the 14th and 15th fields, the 12th and 13th after it.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+/// Cores kept busy over a timed section: CPU seconds over wall seconds, formatted, or "?".
+pub fn cores_busy(cpu_before: Option<f64>, wall_s: f64) -> String {
+    match (cpu_before, cpu_seconds()) {
+        (Some(a), Some(b)) if wall_s > 0.0 => format!("{:.2}", (b - a) / wall_s),
+        _ => "?".to_string(),
+    }
+}
+
 /// Progress of a long loop: an indicatif bar on a terminal, plain lines (about every 10 %)
 /// otherwise.
 pub struct Progress {

@@ -246,6 +246,7 @@ fn measure(
     );
     let minibatch_s = if big > 0 {
         servers.warm_up(warm);
+        let (cpu, t) = (harness::cpu_seconds(), Instant::now());
         let (times, c) = time_training(
             &mut servers.s1,
             shape,
@@ -254,8 +255,9 @@ fn measure(
             &train.samples[..big],
             args.minibatch,
         )?;
+        let busy = harness::cores_busy(cpu, t.elapsed().as_secs_f64());
         println!(
-            "  training s/sample with mini-batches of {} ({big} samples): {:.3}; per sample: {}",
+            "  training s/sample with mini-batches of {} ({big} samples): {:.3} ({busy} cores busy, S1 and S2 together); per sample: {}",
             args.minibatch,
             median(&times),
             per_sample_line(&c, big)
@@ -299,12 +301,13 @@ fn measure(
     servers.warm_up(warm);
     let s1 = &mut servers.s1;
     let before = costs(s1)?;
-    let t = Instant::now();
+    let (cpu, t) = (harness::cpu_seconds(), Instant::now());
     classify(s1, &model, &batch, CLASSIFY_CHUNK, |_| {})?;
     let classify_s = t.elapsed().as_secs_f64() / n as f64;
+    let busy = harness::cores_busy(cpu, t.elapsed().as_secs_f64());
     let c = costs(s1)?.since(&before);
     println!(
-        "  classification s/sample ({n} samples in batches of {CLASSIFY_CHUNK}): {classify_s:.3}"
+        "  classification s/sample ({n} samples in batches of {CLASSIFY_CHUNK}): {classify_s:.3} ({busy} cores busy)"
     );
     println!(
         "  per classified sample in the batch: {}",
