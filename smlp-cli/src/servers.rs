@@ -30,9 +30,17 @@ pub struct ServerArgs {
     /// Write the bound address (host:port) to this file once listening (useful with port 0).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
-    /// Most sessions served at once; further connections are refused.
+    /// Most authenticated sessions served at once; further peers are refused after their
+    /// handshake.
     #[arg(long, default_value_t = 64)]
     pub max_sessions: usize,
+    /// Most connections still in their TLS handshake at once (they hold no session slot; each
+    /// has 10 s in all to finish).
+    #[arg(long, default_value_t = 64)]
+    pub max_handshakes: usize,
+    /// Most connections in their TLS handshake at once from one IP address.
+    #[arg(long, default_value_t = 8)]
+    pub max_handshakes_per_address: usize,
     /// After SIGINT/SIGTERM, how long running sessions may take to finish.
     #[arg(long, default_value_t = 10)]
     pub grace_secs: u64,
@@ -59,6 +67,8 @@ impl ServerArgs {
                 .with_read_timeout(Some(Duration::from_secs(self.idle_timeout_secs.max(1)))),
             grace_period: Duration::from_secs(self.grace_secs),
             max_sessions: Some(self.max_sessions.max(1)),
+            max_handshakes: self.max_handshakes.max(1),
+            max_handshakes_per_address: self.max_handshakes_per_address.max(1),
             ..ServerOptions::default()
         }
     }

@@ -12,20 +12,27 @@
 //!   returns a [`ServerSummary`]. Sessions still running after the grace period are left
 //!   detached. Handlers that want to stop early can keep a clone of the handle and poll
 //!   [`ShutdownHandle::is_shutdown`].
-//! * At most [`ServerOptions::max_sessions`] sessions run at once; connections beyond that are
-//!   closed at once (and counted as refused).
+//! * Connections still in their handshake (not yet authenticated) have slots of their own: at
+//!   most [`ServerOptions::max_handshakes`] at once, [`ServerOptions::max_handshakes_per_address`]
+//!   from one IP address, each with a total deadline (`connect_timeout`, checked before every
+//!   read); connections beyond that are closed at once. Unauthenticated peers that connect and
+//!   never finish therefore cannot take an authenticated session's place.
+//! * At most [`ServerOptions::max_sessions`] authenticated sessions run at once; a peer that
+//!   completes its handshake beyond that is closed at once. Both kinds of refusal are logged and
+//!   counted as refused.
 
 use crate::tcp::{TcpChannel, TcpOptions};
 use crate::tls::{self, PeerIdentity, TlsChannel};
 use crate::TransportError;
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::ErrorKind;
 use std::net::TcpStream;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -37,8 +44,12 @@ pub struct ServerOptions {
     pub channel: TcpOptions,
     /// How long [`Server::run`] waits for in-flight sessions after a shutdown. Default 30 s.
     pub grace_period: Duration,
-    /// Most sessions running at once (`None`: no limit). Default 64.
+    /// Most authenticated sessions running at once (`None`: no limit). Default 64.
     pub max_sessions: Option<usize>,
+    /// Most connections in their handshake at once, apart from the sessions. Default 64.
+    pub max_handshakes: usize,
+    /// Most connections in their handshake at once from one IP address. Default 8.
+    pub max_handshakes_per_address: usize,
     /// How often the accept loop checks for shutdown while no connection is pending, and how
     /// often finished sessions are looked for during the grace period. Default 20 ms.
     pub poll_interval: Duration,
@@ -50,6 +61,8 @@ impl Default for ServerOptions {
             channel: TcpOptions::default(),
             grace_period: Duration::from_secs(30),
             max_sessions: Some(64),
+            max_handshakes: 64,
+            max_handshakes_per_address: 8,
             poll_interval: Duration::from_millis(20),
         }
     }
@@ -117,6 +130,75 @@ struct Counters {
     failed: AtomicU64,
     panicked: AtomicU64,
     refused: AtomicU64,
+}
+
+/// Who holds a slot: connections in their handshake (in all and per IP address) and
+/// authenticated sessions.
+#[derive(Default)]
+struct Slots {
+    handshakes: Mutex<HashMap<IpAddr, usize>>,
+    sessions: AtomicUsize,
+}
+
+/// A held slot, given back when dropped (also when a handler panics).
+enum Slot {
+    Handshake(Arc<Slots>, IpAddr),
+    Session(Arc<Slots>),
+}
+
+impl Slots {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // A poisoned map still holds consistent counts (every update is one statement).
+        self.handshakes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handshake slot for `ip`, or why not.
+    fn handshake(self: &Arc<Self>, ip: IpAddr, opts: &ServerOptions) -> Result<Slot, &'static str> {
+        let mut map = self.lock();
+        let total: usize = map.values().sum();
+        if total >= opts.max_handshakes {
+            return Err("handshake limit reached");
+        }
+        let mine = map.entry(ip).or_insert(0);
+        if *mine >= opts.max_handshakes_per_address {
+            return Err("handshake limit for this address reached");
+        }
+        *mine += 1;
+        Ok(Slot::Handshake(Arc::clone(self), ip))
+    }
+
+    /// A session slot, or `None` when `max` sessions run.
+    fn session(self: &Arc<Self>, max: Option<usize>) -> Option<Slot> {
+        let taken = self
+            .sessions
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                max.is_none_or(|m| n < m).then_some(n + 1)
+            });
+        taken.ok().map(|_| Slot::Session(Arc::clone(self)))
+    }
+
+    fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        match self {
+            Slot::Handshake(slots, ip) => {
+                let mut map = slots.lock();
+                if let Some(n) = map.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        map.remove(ip);
+                    }
+                }
+            }
+            Slot::Session(slots) => {
+                slots.sessions.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 /// The peer of a session: its address and, over TLS, its verified identity.
@@ -260,6 +342,7 @@ impl Server {
         let acceptor = Arc::new(acceptor);
         let channel_options = Arc::new(options.channel.clone());
         let counters = Arc::new(Counters::default());
+        let slots = Arc::new(Slots::default());
         let mut sessions: Vec<(u64, SocketAddr, JoinHandle<()>)> = Vec::new();
         let mut summary = ServerSummary::default();
         let mut next_id = 0u64;
@@ -282,24 +365,30 @@ impl Server {
                     continue;
                 }
             };
-            if options
-                .max_sessions
-                .is_some_and(|max| sessions.len() >= max)
-            {
-                tracing::warn!(peer = %addr, active = sessions.len(), "session limit reached, connection refused");
-                summary.refused += 1;
-                continue;
-            }
+            // The handshake slot is taken here and moved to the thread, which gives it back
+            // (or dropped with the closure if the thread cannot start).
+            let handshake = match slots.handshake(addr.ip(), &options) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    tracing::warn!(peer = %addr, "{why}, connection refused");
+                    summary.refused += 1;
+                    continue;
+                }
+            };
             next_id += 1;
             let id = next_id;
             let handler = Arc::clone(&handler);
             let acceptor = Arc::clone(&acceptor);
             let channel_options = Arc::clone(&channel_options);
             let counters = Arc::clone(&counters);
+            let thread_slots = Arc::clone(&slots);
+            let max_sessions = options.max_sessions;
             let spawned = thread::Builder::new()
                 .name(format!("session-{id}"))
                 .spawn(move || {
-                    let (channel, identity) = match acceptor.accept(stream, &channel_options) {
+                    let accepted = acceptor.accept(stream, &channel_options);
+                    drop(handshake);
+                    let (channel, identity) = match accepted {
                         Ok(c) => c,
                         Err(e) => {
                             counters.refused.fetch_add(1, Ordering::SeqCst);
@@ -308,6 +397,11 @@ impl Server {
                         }
                     };
                     let peer = Peer { addr, identity };
+                    let Some(_session) = thread_slots.session(max_sessions) else {
+                        counters.refused.fetch_add(1, Ordering::SeqCst);
+                        tracing::warn!(session = id, %peer, active = thread_slots.sessions(), "session limit reached, connection refused");
+                        return;
+                    };
                     run_session(id, peer, channel, &*handler, &counters)
                 });
             match spawned {

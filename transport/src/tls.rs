@@ -483,25 +483,61 @@ where
     C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
     S: rustls::SideData,
 {
-    let start = Instant::now();
-    let step = Some(limit.max(Duration::from_millis(1)));
-    sock.set_read_timeout(step)?;
-    sock.set_write_timeout(step)?;
-    while conn.is_handshaking() {
-        if start.elapsed() > limit {
+    // The whole handshake has `limit`: before each read or write the socket's timeouts are set
+    // to what is left, so a peer that drips a byte at a time cannot stretch it (a fixed
+    // per-read timeout would restart with every byte).
+    let deadline = Instant::now() + limit;
+    let left = || -> io::Result<Duration> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "TLS handshake not finished in time",
             ));
         }
-        conn.complete_io(sock)?;
+        Ok(left)
+    };
+    while conn.is_handshaking() {
+        let step = Some(left()?);
+        sock.set_read_timeout(step)?;
+        sock.set_write_timeout(step)?;
+        complete_step(conn, sock)?;
     }
     // The client's last flight (its certificate and Finished) must be on the wire before we
     // wait for the server's first frame.
     while conn.wants_write() {
+        sock.set_write_timeout(Some(left()?))?;
         conn.write_tls(sock)?;
     }
     Ok(())
+}
+
+/// One step of a handshake: writes what is pending, or reads and processes one record's worth
+/// (what `complete_io` does, one socket operation at a time so the deadline applies to each).
+fn complete_step<C, S>(conn: &mut C, sock: &mut TcpStream) -> io::Result<()>
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
+    S: rustls::SideData,
+{
+    if conn.wants_write() {
+        conn.write_tls(sock)?;
+        return Ok(());
+    }
+    if conn.wants_read() {
+        if conn.read_tls(sock)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed the connection during the TLS handshake",
+            ));
+        }
+        if let Err(e) = conn.process_new_packets() {
+            // Send the alert that tells the peer why, as complete_io does.
+            let _ = conn.write_tls(sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        return Ok(());
+    }
+    Err(io::Error::other("TLS handshake stalled"))
 }
 
 fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> io::Result<PeerIdentity> {

@@ -38,18 +38,21 @@ impl Drop for Running {
 
 /// An echo server with the S2 role that accepts only S1 clients.
 fn s2_echo(dir: &Path, channel: TcpOptions) -> Running {
-    let server_config = creds(dir, "s2", Role::S2)
-        .server_config(&[Role::S1])
-        .unwrap();
-    let server = Server::bind(
-        "127.0.0.1:0",
+    s2_echo_with(
+        dir,
         ServerOptions {
             channel,
             grace_period: Duration::from_secs(2),
             ..ServerOptions::default()
         },
     )
-    .unwrap();
+}
+
+fn s2_echo_with(dir: &Path, options: ServerOptions) -> Running {
+    let server_config = creds(dir, "s2", Role::S2)
+        .server_config(&[Role::S1])
+        .unwrap();
+    let server = Server::bind("127.0.0.1:0", options).unwrap();
     let addr = server.local_addr();
     let stop = server.shutdown_handle();
     let handled = Arc::new(AtomicUsize::new(0));
@@ -275,4 +278,125 @@ fn a_peer_that_drips_a_frame_is_cut_off_at_the_frame_deadline() {
 fn write_raw(chan: &mut tls::TlsChannel, bytes: &[u8]) -> bool {
     let s = chan.stream_mut();
     s.write_all(bytes).and_then(|()| s.flush()).is_ok()
+}
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.2: another host, as far as
+/// the server's per-address limits can tell).
+fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(to) = to else {
+        panic!("IPv4 loopback expected")
+    };
+    let sockaddr = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor we own; the addresses live across the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let local = sockaddr(from, 0);
+        let remote = sockaddr(to.ip().octets(), to.port());
+        assert_eq!(
+            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        assert_eq!(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// Whether the server closed `sock` within `within` (a read returns end of stream or an error
+/// other than a timeout).
+fn closed_within(sock: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    sock.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an alert or a server hello
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                )
+            }
+        }
+    }
+}
+
+#[test]
+fn connections_that_never_finish_the_handshake_leave_room_for_an_honest_peer() {
+    // The attack of the tenants issue: idle TCP connections, opened from another address,
+    // held the server's session slots and an honest S1 was refused at once. Handshakes now have
+    // slots of their own, limited per address; authenticated sessions keep theirs.
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    let srv = s2_echo_with(
+        dir.path(),
+        ServerOptions {
+            channel: quick(),
+            grace_period: Duration::from_secs(2),
+            max_sessions: Some(2),
+            max_handshakes: 64,
+            max_handshakes_per_address: 4,
+            ..ServerOptions::default()
+        },
+    );
+    let mut idle: Vec<_> = (0..10)
+        .map(|_| connect_from([127, 0, 0, 2], srv.addr))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // Beyond 4 from 127.0.0.2 the server closed them at once; the first 4 are held.
+    let closed: Vec<bool> = idle
+        .iter_mut()
+        .map(|s| closed_within(s, Duration::from_millis(100)))
+        .collect();
+    assert_eq!(closed.iter().filter(|c| **c).count(), 6, "{closed:?}");
+    assert!(closed[..4].iter().all(|c| !c), "{closed:?}");
+    // Ten idle connections, twice the session limit: an honest S1 from 127.0.0.1 gets through
+    // at once, twice (both session slots).
+    for _ in 0..2 {
+        let start = Instant::now();
+        let reply = try_client(dir.path(), "s1", Role::S1, &srv.addr.to_string()).unwrap();
+        assert_eq!(reply, b"S1ping");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn a_peer_that_drips_its_handshake_is_cut_off_at_the_total_deadline() {
+    // One byte every 200 ms, each read well within the per-read timeout: before the total
+    // deadline the handshake lasted as long as the drip (the issue saw 50 s against a 10 s limit).
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    let channel = quick().with_connect_timeout(Duration::from_secs(1));
+    let srv = s2_echo(dir.path(), channel);
+    let mut sock = connect_from([127, 0, 0, 3], srv.addr);
+    let start = Instant::now();
+    // A TLS record header that announces a 16 KiB ClientHello, then its body a byte at a time.
+    let _ = sock.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+    let mut cut = None;
+    while start.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(200));
+        if sock.write_all(&[0x01]).is_err() || closed_within(&mut sock, Duration::from_millis(1)) {
+            cut = Some(start.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("the server kept a dripping handshake open for 6 s");
+    assert!(cut < Duration::from_millis(2500), "{cut:?}");
 }
