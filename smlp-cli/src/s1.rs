@@ -8,7 +8,7 @@ use crate::jobs::Runner;
 use crate::proto::{
     ClassifyRequest, ClientMsg, JobKind, ObjectInfo, ObjectKind, ServerMsg, TrainRequest, VERSION,
 };
-use crate::store::{NewObject, Store};
+use crate::store::{looks_like_id, NewObject, Store};
 use paillier::format::{open, seal};
 use paillier::PublicKey;
 use secure_ops::SessionParams;
@@ -111,10 +111,41 @@ fn action_of(m: &ClientMsg) -> &'static str {
 const MAX_NAME: usize = 200;
 
 fn check_name(name: &str) -> CliResult<()> {
-    if name.len() > MAX_NAME || name.chars().any(char::is_control) {
-        bail!("names are at most {MAX_NAME} bytes without control characters");
+    if name.len() > MAX_NAME || name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        bail!("names are at most {MAX_NAME} bytes without control or bidirectional formatting characters");
     }
     Ok(())
+}
+
+/// Every id a request names has the form of an id of the store (`ds-`, `md-`, `pr-` or `job-`
+/// and 12 hex digits), checked before any other use: a longer or stranger string never reaches
+/// a query, an audit row or a log line (the error shows it escaped and cut).
+fn check_ids(msg: &ClientMsg) -> CliResult<()> {
+    let ids: Vec<&str> = match msg {
+        ClientMsg::Train(r) => vec![&r.dataset],
+        ClientMsg::Classify(r) => vec![&r.model, &r.data],
+        ClientMsg::Watch { job } | ClientMsg::Cancel { job } => vec![job],
+        ClientMsg::Fetch { id, .. } | ClientMsg::Delete { id } => vec![id],
+        ClientMsg::Hello { .. }
+        | ClientMsg::Upload { .. }
+        | ClientMsg::UploadModel { .. }
+        | ClientMsg::Jobs
+        | ClientMsg::List { .. } => vec![],
+    };
+    for id in ids {
+        if !looks_like_id(id) {
+            bail!(
+                "{} is not an id of S1's store (ds-, md-, pr- or job- and 12 hex digits)",
+                crate::util::shown(id, 40)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Unicode's bidirectional formatting characters, which can make a name display as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }
 
 fn handle(
@@ -124,6 +155,7 @@ fn handle(
     msg: ClientMsg,
     peer: &Peer,
 ) -> CliResult<Option<ServerMsg>> {
+    check_ids(&msg)?;
     let pk = &ctx.pk;
     Ok(Some(match msg {
         ClientMsg::Hello { .. } => bail!("protocol violation: second Hello"),

@@ -143,6 +143,7 @@ CREATE TABLE IF NOT EXISTS audit (
     object TEXT NOT NULL,
     outcome TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS audit_owner ON audit (owner);
 ";
 
 /// 2: training requests and checkpoints carry the run's loss (protocol version 3); a version-1
@@ -243,6 +244,9 @@ fn job_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
     })
 }
 
+/// Longest object and outcome text of an audit row, in characters (escaped, then cut).
+pub const MAX_AUDIT_FIELD: usize = 240;
+
 fn audit(
     tx: &Transaction<'_>,
     owner: &str,
@@ -252,14 +256,27 @@ fn audit(
 ) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO audit (at, owner, action, object, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![to_i64(now()), owner, action, object, outcome],
+        params![
+            to_i64(now()),
+            owner,
+            action,
+            crate::util::shown(object, MAX_AUDIT_FIELD),
+            crate::util::shown(outcome, MAX_AUDIT_FIELD)
+        ],
     )?;
     Ok(())
 }
 
+/// What `owner` stores, in bytes: objects, job requests (which may carry initial weights or a
+/// checkpoint), checkpoints and audit rows all count toward the quota.
 fn used_bytes(tx: &Transaction<'_>, owner: &str) -> StoreResult<u64> {
     let used: i64 = tx.query_row(
-        "SELECT COALESCE(SUM(bytes), 0) FROM objects WHERE owner = ?1",
+        "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM objects WHERE owner = ?1)
+              + (SELECT COALESCE(SUM(length(request)), 0) FROM jobs WHERE owner = ?1)
+              + (SELECT COALESCE(SUM(length(c.body)), 0) FROM checkpoints c
+                   JOIN jobs j ON j.id = c.job WHERE j.owner = ?1)
+              + (SELECT COALESCE(SUM(length(object) + length(outcome) + length(action) + 16), 0)
+                   FROM audit WHERE owner = ?1)",
         [owner],
         |r| r.get(0),
     )?;
@@ -445,9 +462,23 @@ impl Store {
     }
 
     /// Records an event that changes nothing else (a refused request, a fetch).
+    /// An audit row of a request (a refusal, a fetch). Rows count toward the owner's quota; an
+    /// owner past it gets no more of these rows (the server log still has the event), so a flood
+    /// of refused requests fills only that owner's share of the store.
     pub fn audit(&self, owner: &str, action: &str, object: &str, outcome: &str) {
-        if let Err(e) = self.tx(|tx| audit(tx, owner, action, object, outcome)) {
-            tracing::warn!(error = %e, "cannot write the audit log");
+        let written = self.tx(|tx| {
+            if used_bytes(tx, owner)? >= self.opts.quota {
+                return Ok(false);
+            }
+            audit(tx, owner, action, object, outcome)?;
+            Ok(true)
+        });
+        match written {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%owner, action, "owner past its quota: audit row not written")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot write the audit log"),
         }
     }
 
@@ -583,6 +614,16 @@ impl Store {
                 if ok.is_none() {
                     return Err(StoreError::NotFound(input.to_string()));
                 }
+            }
+            let used = used_bytes(tx, owner)?;
+            let adding = request.len() as u64;
+            if used.saturating_add(adding) > self.opts.quota {
+                return Err(StoreError::Quota {
+                    owner: owner.to_string(),
+                    used,
+                    adding,
+                    quota: self.opts.quota,
+                });
             }
             tx.execute(
                 "INSERT INTO jobs (id, owner, kind, state, request, epochs, samples, created)
@@ -838,6 +879,41 @@ mod tests {
         }
     }
 
+    /// Job requests and audit rows count toward the owner's quota (the tenants issue: refused
+    /// requests grew the store by megabytes of audit rows outside any quota), and an owner past
+    /// the quota fills no more of the store; another owner is not affected.
+    #[test]
+    fn job_requests_and_audit_rows_count_toward_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path(), 4000);
+        let (ds, _) = st.put_object("alice", obj(&[7u8; 1000])).unwrap();
+        // A 2 KiB request fits (1000 + 2048 < 4000), a second one does not.
+        st.submit("alice", JobKind::Classify, &[1u8; 2048], &[&ds.id], 1, 1)
+            .unwrap();
+        let e = st
+            .submit("alice", JobKind::Classify, &[1u8; 2048], &[&ds.id], 1, 1)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Quota { .. }), "{e}");
+        // Refusal rows: each is cut to MAX_AUDIT_FIELD characters, and they stop at the quota.
+        let huge = "x".repeat(1 << 20);
+        for _ in 0..100 {
+            st.audit("alice", "fetch", &huge, &huge);
+        }
+        let conn = lock(&st.conn);
+        let (rows, longest): (i64, i64) = conn
+            .query_row(
+                "SELECT COUNT(*), MAX(length(object)) FROM audit WHERE owner = 'alice'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        drop(conn);
+        assert!(longest < 300, "{longest}");
+        assert!(rows < 10, "{rows} audit rows past a 4000-byte quota");
+        // Bob's share is his own.
+        st.put_object("bob", obj(&[8u8; 3000])).unwrap();
+    }
+
     /// A store of schema version 1 (protocol 2: no loss in a run's configuration) is upgraded when
     /// opened: its training request and checkpoint read as this version's, with the squared loss
     /// those runs followed; the rest of the job is untouched.
@@ -973,7 +1049,7 @@ mod tests {
     #[test]
     fn owners_are_isolated_and_quota_holds() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path(), 100);
+        let s = store(dir.path(), 200);
         let (a, new) = s.put_object("alice", obj(&[1; 60])).unwrap();
         assert!(new && looks_like_id(&a.id));
         // The same bytes again: reused, not stored twice.
@@ -981,7 +1057,11 @@ mod tests {
         assert!(!new && a2.id == a.id);
         // Over quota: refused, nothing stored.
         let e = s.put_object("alice", obj(&[2; 60])).unwrap_err();
-        assert!(matches!(e, StoreError::Quota { used: 60, .. }), "{e}");
+        // (60 bytes of data and the audit rows of its upload.)
+        assert!(
+            matches!(e, StoreError::Quota { used, .. } if (60..200).contains(&used)),
+            "{e}"
+        );
         assert_eq!(
             s.list_objects("alice", ObjectKind::Dataset).unwrap().len(),
             1

@@ -653,3 +653,59 @@ fn concurrent_sessions_are_limited_per_identity() {
     );
     drop(held);
 }
+
+#[test]
+fn ids_are_checked_before_use_and_cannot_forge_log_lines_or_grow_the_store() {
+    // The attack of the tenants issue: Fetch requests with a 4 MiB id holding newlines grew
+    // s1.sqlite by 4 MiB of audit rows each and wrote a forged line into S1's log.
+    use smlp_cli::proto::{ClientMsg, ServerMsg, VERSION};
+    let env = Env::new();
+    let s1 = env.s1(&closed_port(), &[]);
+    let mut chan = dial(&s1.addr, "owner-owner", Role::Owner, Role::S1).unwrap();
+    chan.send_msg(&ClientMsg::Hello { version: VERSION })
+        .unwrap();
+    assert!(matches!(
+        chan.recv_msg::<ServerMsg>().unwrap(),
+        ServerMsg::Welcome { .. }
+    ));
+    let forged = "\nFAKE LOG LINE level=INFO owner=admin\n";
+    let id = format!("md-{}{forged}", "a".repeat(1 << 20));
+    for request in [
+        ClientMsg::Fetch {
+            id: id.clone(),
+            checkpoint: false,
+        },
+        ClientMsg::Delete { id: id.clone() },
+        ClientMsg::Cancel { job: id.clone() },
+        ClientMsg::Watch {
+            job: format!("job-0123456789ab{forged}"),
+        },
+        ClientMsg::Fetch {
+            id: format!("md-0123456789ab{forged}"),
+            checkpoint: false,
+        },
+    ] {
+        chan.send_msg(&request).unwrap();
+        match chan.recv_msg::<ServerMsg>().unwrap() {
+            ServerMsg::Error(e) => {
+                assert!(e.contains("is not an id of S1's store"), "{e}");
+                assert!(e.len() < 200, "the error is cut: {} bytes", e.len());
+                assert!(!e.contains('\n'), "{e}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    drop(chan);
+    let log = wait_log(&s1, "request refused");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = log + &s1.log_text();
+    assert!(
+        !log.lines().any(|l| l.starts_with("FAKE LOG LINE")),
+        "a forged line reached S1's log:\n{log}"
+    );
+    let db: u64 = std::fs::read_dir(env.path("s1-state"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(db < 1 << 20, "S1's state grew to {db} bytes");
+}
