@@ -50,6 +50,23 @@ impl From<ChannelError> for ProtocolError {
 }
 
 impl ProtocolError {
+    /// Whether this error, ending an S2 session, was the peer's doing in a way that a refusal
+    /// budget counts: a refused request, a message that does not decode (or is over the frame
+    /// limit), an invalid ciphertext or an unexpected message. A closed or silent connection, a
+    /// handshake with parameters S2 does not serve, and S2's own failures are not.
+    pub fn counts_as_refusal(&self) -> bool {
+        match self {
+            ProtocolError::Refused { .. }
+            | ProtocolError::Crypto(_)
+            | ProtocolError::Violation(_)
+            | ProtocolError::Message(MessageError::Decode(_)) => true,
+            ProtocolError::Message(MessageError::Channel(e)) => {
+                matches!(e, ChannelError::FrameTooLarge { .. })
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the peer closed the connection.
     pub fn is_closed(&self) -> bool {
         matches!(

@@ -429,6 +429,8 @@ fn start_servers(
             &path_str(&owner.pki),
             "--kappa",
             &s2_kappa,
+            "--state-dir",
+            &path_str(&at(dir, "s2-state")),
             "--listen",
             "127.0.0.1:0",
             "--ready-file",

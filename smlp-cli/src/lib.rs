@@ -16,6 +16,7 @@ pub mod error;
 pub mod jobs;
 pub mod keys;
 pub mod proto;
+pub mod refusals;
 pub mod s1;
 pub mod s2;
 pub mod servers;
@@ -36,7 +37,7 @@ use std::sync::OnceLock;
 ///   smlp pki      --out pki --s1-host 127.0.0.1 --s2-host 127.0.0.1
 ///   smlp encrypt  --public-key keys/public.key --csv train.csv --out train.enc
 ///   smlp encrypt  --public-key keys/public.key --csv test.csv --scaler train.enc.scaler.json --out test.enc
-///   smlp serve-s2 --secret-key keys/secret.key --pki pki --listen 127.0.0.1:7002 &
+///   smlp serve-s2 --secret-key keys/secret.key --pki pki --state-dir s2-state --listen 127.0.0.1:7002 &
 ///   smlp serve-s1 --public-key keys/public.key --pki pki --s2 127.0.0.1:7002 --state-dir s1-state \
 ///                 --listen 127.0.0.1:7001 &
 ///   smlp upload   --s1 127.0.0.1:7001 --pki pki --data train.enc            # prints ds-…
@@ -66,6 +67,8 @@ pub enum Command {
     Encrypt(encrypt::EncryptArgs),
     /// Run S2, the crypto server holding the secret key.
     ServeS2(s2::ServeS2Args),
+    /// Show S2's refusal book (refusals per S1 identity) or clear a blocked identity.
+    S2Refusals(refusals::S2RefusalsArgs),
     /// Run S1, the cloud server that trains and classifies on ciphertexts.
     ServeS1(servers::ServeS1Args),
     /// Upload an encrypted data set to S1, which keeps it; prints its id.
@@ -140,6 +143,7 @@ where
         Command::Pki(a) => tls::pki(a).map(drop),
         Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
         Command::ServeS2(a) => s2::serve_s2(a),
+        Command::S2Refusals(a) => refusals::s2_refusals(a),
         Command::ServeS1(a) => servers::serve_s1(a),
         Command::Upload(a) => client::upload(a).map(drop),
         Command::Train(a) => client::train(a).map(drop),

@@ -5,6 +5,7 @@
 use crate::bail;
 use crate::error::{describe, CliResult};
 use crate::keys::load_secret;
+use crate::refusals::RefusalBudget;
 use crate::servers::{install_signal_handler, stopped, write_ready, ServerArgs};
 use clap::{Args, ValueEnum};
 use secure_ops::{Profile, ProtocolError, S2Options, S2Policy, S2Service};
@@ -57,6 +58,18 @@ pub struct ServeS2Args {
     /// Most concurrent sessions of one S1 identity.
     #[arg(long, default_value_t = 64)]
     pub max_sessions_per_peer: usize,
+    /// S2's state directory (created 0700): the refusal book, kept across restarts. Without it
+    /// the book is kept in memory only and a restart forgets it.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Refusals (out of range, malformed, over a limit) one S1 identity may cause within an hour;
+    /// once spent, the identity is refused after its handshake until the operator clears it
+    /// (`smlp s2-refusals --clear NAME`).
+    #[arg(long, default_value_t = 4)]
+    pub max_refusals_per_hour: u64,
+    /// Refusals one S1 identity may cause in all (until the operator clears it).
+    #[arg(long, default_value_t = 16)]
+    pub max_refusals: u64,
     /// Most blinded values in one request (a layer's operands: batch × units, weights; at most
     /// the default, the bound of message decoding).
     #[arg(long, default_value_t = secure_ops::MAX_REQUEST_VALUES)]
@@ -147,6 +160,24 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
     let dgk = svc.dgk_key()?.public_key().clone();
     tracing::info!(dgk_key = %dgk.fingerprint(), bits = dgk.bits(), u = dgk.u(), t = dgk.t(), seconds = started.elapsed().as_secs_f64(), "DGK comparison key generated (in memory)");
     let limiter = SessionLimiter::new(args.max_sessions_per_peer);
+    let budget = Arc::new(RefusalBudget::new(
+        args.state_dir.as_deref(),
+        args.max_refusals_per_hour,
+        args.max_refusals,
+    )?);
+    if budget.persistent() {
+        tracing::info!(
+            per_hour = args.max_refusals_per_hour,
+            total = args.max_refusals,
+            "refusal budget per S1 identity (book in the state directory)"
+        );
+    } else {
+        tracing::warn!(
+            per_hour = args.max_refusals_per_hour,
+            total = args.max_refusals,
+            "refusal budget kept in memory only (no --state-dir): a restart forgets it"
+        );
+    }
     tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = %paillier::arith::backend_description(), "S2 (crypto server) listening (TLS, S1 clients only)");
     println!(
         "S2 listening on {addr} (key {fingerprint}, {bits} bits, DGK key {}, TLS)",
@@ -157,11 +188,19 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
         TlsAcceptor(tls_config),
         move |chan, peer| -> Result<(), String> {
             let id = peer.identity.as_ref().map_or_else(String::new, |i| i.name.clone());
+            if let Err(e) = budget.check(&id) {
+                return Err(format!("{peer} refused: {}", e.0));
+            }
             let Some(_slot) = limiter.try_acquire(&id) else {
                 return Err(format!(
                     "{peer} already runs {} sessions; connection closed",
                     limiter.max()
                 ));
+            };
+            let count_refusal = || match budget.record(&id, crate::store::now()) {
+                Ok(true) => tracing::warn!(%peer, "refusal budget spent: this S1 identity is refused until the operator clears it (smlp s2-refusals --clear)"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(%peer, error = %e.0, "cannot record the refusal"),
             };
             match svc.serve(chan) {
                 Ok(s) => {
@@ -184,9 +223,17 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
                 }) => {
                     let op = op.map_or("a request", |o| o.name());
                     tracing::warn!(%peer, op, out_of_range, reason = %why, "request refused, session ended");
+                    count_refusal();
                     Err(format!("refused {op}: {why}"))
                 }
-                Err(e) => Err(describe(&e)),
+                Err(e) => {
+                    // A request that does not decode is a refusal too; a peer that just goes
+                    // away is not.
+                    if e.counts_as_refusal() {
+                        count_refusal();
+                    }
+                    Err(describe(&e))
+                }
             }
         },
     );

@@ -171,3 +171,18 @@ mod one_line_tests {
         assert_eq!(shown("ok", 8), "ok");
     }
 }
+
+/// Creates `dir` if needed and makes it 0700 (an error if that fails: a server's state must not
+/// be readable by other users).
+pub fn private_dir(dir: &std::path::Path) -> crate::error::CliResult<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| crate::error::CliError(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            crate::error::CliError(format!("cannot make {} private (0700): {e}", dir.display()))
+        })?;
+    }
+    Ok(())
+}

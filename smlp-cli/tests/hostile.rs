@@ -28,7 +28,26 @@ fn dial(addr: &str, stem: &str, role: Role, server: Role) -> Result<TlsChannel, 
 }
 
 fn start_s2(env: &Env) -> Server {
-    env.s2(&["--pool-capacity", "0"])
+    // A refusal budget large enough for the tests that send many refused requests (the budget
+    // has its own test).
+    env.s2(&[
+        "--pool-capacity",
+        "0",
+        "--max-refusals-per-hour",
+        "1000",
+        "--max-refusals",
+        "1000",
+    ])
+}
+
+/// Hello; `false` if the session is refused or closed instead.
+fn try_hello(chan: &mut impl Channel, pk: &PublicKey) -> bool {
+    let sent = chan.send_msg(&Request::Hello {
+        version: PROTOCOL_VERSION,
+        fingerprint: pk.fingerprint(),
+        params: params(),
+    });
+    sent.is_ok() && matches!(chan.recv_msg::<Response>(), Ok(Response::HelloOk { .. }))
 }
 
 fn keys(env: &Env) -> (SecretKey, PublicKey) {
@@ -708,4 +727,90 @@ fn ids_are_checked_before_use_and_cannot_forge_log_lines_or_grow_the_store() {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     assert!(db < 1 << 20, "S1's state grew to {db} bytes");
+}
+
+#[test]
+fn reconnecting_after_each_refusal_spends_a_budget_kept_across_restarts() {
+    // The probe of the tenants issue: a new session after each refused request recovered a
+    // 36-bit secret in 36 probes. With the default budget (4 refusals an hour) S2 blocks the
+    // identity after its fourth refusal, across sessions and a restart, until its operator
+    // clears it.
+    let env = Env::new();
+    let state = env.p("s2-state");
+    let args = ["--pool-capacity", "0", "--state-dir", &state];
+    let s2 = env.s2(&args);
+    let (_, pk) = keys(&env);
+    let p = params();
+    let w = p.value_bits + p.kappa + 10;
+    let hi: BigInt =
+        (BigInt::from(1) << (p.value_bits + p.kappa)) + (BigInt::from(1) << p.value_bits);
+    let offset: BigInt = BigInt::from(1) << (w - 2);
+    let secret: u64 = 0xA_5A5A_5A5A;
+    let ct_x = pk
+        .encrypt(&BigInt::from(secret), &mut rand::thread_rng())
+        .unwrap();
+    let (mut lo, mut up) = (0u64, 1u64 << 36);
+    let (mut probes, mut refused, mut blocked) = (0, 0, false);
+    while up - lo > 1 {
+        let mut chan = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+        if !try_hello(&mut chan, &pk) {
+            blocked = true;
+            break;
+        }
+        let m = lo + (up - lo) / 2;
+        let c = &hi - BigInt::from(m) + &offset;
+        let probe: Ciphertext = pk.add_plain(&ct_x, &c).unwrap();
+        chan.send_msg(&Request::Eval {
+            packs: vec![probe],
+            slot_bits: w,
+            count: 1,
+            op: Op::Products {
+                jobs: vec![WireJob::Elementwise { a: 0, b: 0, len: 1 }],
+                negate: vec![false],
+            },
+        })
+        .unwrap();
+        match chan.recv_msg::<Response>().unwrap() {
+            Response::Ciphertexts(_) => up = m,
+            Response::OutOfRange(_) => {
+                lo = m;
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        probes += 1;
+        drop(chan);
+        std::thread::sleep(Duration::from_millis(50)); // S2 records the refusal as the session ends
+    }
+    assert!(blocked, "S2 answered all {probes} probes across sessions");
+    assert_eq!(refused, 4, "the hourly budget");
+    // x = 1010 0101 1…: its fourth one-bit is its eighth bit, so 8 probes, 8 bits learned.
+    assert_eq!(probes, 8);
+    assert!(up - lo >= 1 << 28, "narrowed to [{lo}, {up})");
+    wait_log(&s2, "refusal budget spent");
+    wait_log(&s2, "is blocked: 4 refusals within an hour");
+    // A restart keeps the book: still blocked.
+    drop(s2);
+    let s2 = Server::start(&env.path("."), "s2-again", &{
+        let secret = env.secret();
+        let mut a = vec!["serve-s2", "--secret-key"];
+        a.push(Box::leak(secret.into_boxed_str()));
+        a.extend_from_slice(&args);
+        a
+    });
+    let mut chan = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    assert!(!try_hello(&mut chan, &pk), "blocked after a restart");
+    // The operator looks and clears; S1 is served again.
+    let book = ok(&["s2-refusals", "--state-dir", &state]);
+    assert!(
+        book.contains("S1: 4 refusals") && book.contains("BLOCKED"),
+        "{book}"
+    );
+    let cleared = ok(&["s2-refusals", "--state-dir", &state, "--clear", "S1"]);
+    assert!(cleared.contains("cleared S1 (4 refusals"), "{cleared}");
+    let mut chan = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    assert!(
+        try_hello(&mut chan, &pk),
+        "served after the operator cleared it"
+    );
 }
