@@ -37,16 +37,16 @@ use std::sync::OnceLock;
 ///   smlp pki      --out pki --s1-host 127.0.0.1 --s2-host 127.0.0.1
 ///   smlp encrypt  --public-key keys/public.key --csv train.csv --out train.enc
 ///   smlp encrypt  --public-key keys/public.key --csv test.csv --scaler train.enc.scaler.json --out test.enc
-///   smlp serve-s2 --secret-key keys/secret.key --pki pki --state-dir s2-state --listen 127.0.0.1:7002 &
-///   smlp serve-s1 --public-key keys/public.key --pki pki --s2 127.0.0.1:7002 --state-dir s1-state \
+///   smlp serve-s2 --secret-key keys/secret.key --pki pki/s2 --state-dir s2-state --listen 127.0.0.1:7002 &
+///   smlp serve-s1 --public-key keys/public.key --pki pki/s1 --s2 127.0.0.1:7002 --state-dir s1-state \
 ///                 --listen 127.0.0.1:7001 &
-///   smlp upload   --s1 127.0.0.1:7001 --pki pki --data train.enc            # prints ds-…
-///   smlp train    --s1 127.0.0.1:7001 --pki pki --dataset ds-… --hidden 8 --epochs 2 --detach
-///   smlp jobs     --s1 127.0.0.1:7001 --pki pki                             # go offline, come back
-///   smlp wait     --s1 127.0.0.1:7001 --pki pki job-…
-///   smlp fetch    --s1 127.0.0.1:7001 --pki pki job-… --out model.enc
+///   smlp upload   --s1 127.0.0.1:7001 --pki pki/owner-owner --data train.enc            # prints ds-…
+///   smlp train    --s1 127.0.0.1:7001 --pki pki/owner-owner --dataset ds-… --hidden 8 --epochs 2 --detach
+///   smlp jobs     --s1 127.0.0.1:7001 --pki pki/owner-owner                             # go offline, come back
+///   smlp wait     --s1 127.0.0.1:7001 --pki pki/owner-owner job-…
+///   smlp fetch    --s1 127.0.0.1:7001 --pki pki/owner-owner job-… --out model.enc
 ///   smlp encrypt  --public-key keys/public.key --csv new.csv --no-label --scaler train.enc.scaler.json --out new.enc
-///   smlp classify --s1 127.0.0.1:7001 --pki pki --model model.enc --data new.enc --out pred.enc
+///   smlp classify --s1 127.0.0.1:7001 --pki pki/owner-owner --model model.enc --data new.enc --out pred.enc
 ///   smlp decrypt  --secret-key keys/secret.key --in pred.enc --out pred.csv
 ///
 /// Or run everything at once on the embedded breast-cancer data set: smlp demo

@@ -136,7 +136,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
             secure_ops::MAX_KAPPA
         );
     }
-    let tls = args.server.tls.load("s2", Role::S2)?;
+    let tls = args.server.load_tls("s2", Role::S2)?;
     let tls_config = tls.server_config(&[Role::S1])?;
     let sk = load_secret(&args.secret_key)?;
     let fingerprint = sk.public_key().fingerprint();

@@ -51,11 +51,40 @@ pub struct ServerArgs {
     /// (uploads of encrypted data sets)].
     #[arg(long, value_name = "MIB")]
     pub max_frame_mib: Option<usize>,
+    /// Start even though the directory of this server's TLS files holds the CA's private key
+    /// (`ca.key`): anyone who can read this server's files could then issue certificates of
+    /// any role.
+    #[arg(long)]
+    pub allow_ca_key: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
 
 impl ServerArgs {
+    /// Loads the server's credentials (`stem`, `role`), refusing a directory that also holds the
+    /// CA's private key unless `--allow-ca-key` (then it says so in its log).
+    pub fn load_tls(&self, stem: &str, role: Role) -> CliResult<transport::TlsCredentials> {
+        let files = self.tls.files(stem)?;
+        let dirs = [files.key.parent(), files.cert.parent(), files.ca.parent()];
+        let ca_key = dirs
+            .into_iter()
+            .flatten()
+            .map(|d| d.join("ca.key"))
+            .find(|k| std::fs::File::open(k).is_ok());
+        if let Some(k) = ca_key {
+            let kit = k.with_file_name(stem);
+            if !self.allow_ca_key {
+                bail!(
+                    "{} is readable beside this server's TLS files: whoever reads this server's files can issue a certificate of any role (an S1 certificate that S2 accepts). Give the server its own kit, {} (ca.crt and its own pair, written by `smlp pki`), and keep ca.key offline; --allow-ca-key starts anyway",
+                    k.display(),
+                    kit.display()
+                );
+            }
+            tracing::warn!(ca_key = %k.display(), "the CA's private key is readable beside this server's TLS files (--allow-ca-key): anyone who reads them can issue certificates of any role");
+        }
+        self.tls.load(stem, role)
+    }
+
     pub fn options(&self, default_max_frame_mib: usize) -> ServerOptions {
         let mib = self
             .max_frame_mib
@@ -165,7 +194,7 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
             "--s2-connect-retry-secs must be a non-negative number".into(),
         ));
     }
-    let tls = args.server.tls.load("s1", Role::S1)?;
+    let tls = args.server.load_tls("s1", Role::S1)?;
     let owners_config = tls.server_config(&[Role::Owner])?;
     let s2_config = tls.client_config(Role::S2)?;
     let server = Server::bind(args.listen.as_str(), args.server.options(256))?;

@@ -814,3 +814,71 @@ fn reconnecting_after_each_refusal_spends_a_budget_kept_across_restarts() {
         "served after the operator cleared it"
     );
 }
+
+#[test]
+fn servers_refuse_to_start_beside_the_ca_key_and_run_from_their_kits() {
+    // The tenants issue: the walk-through handed both servers the pki/ directory holding
+    // ca.key, and a certificate minted with it (role s1) was accepted by S2.
+    let env = Env::new();
+    let dir = env.path("pki");
+    ok_pki(&dir);
+    // Each kit holds ca.crt and the party's pair only.
+    for (stem, files) in [
+        ("s1", ["ca.crt", "s1.crt", "s1.key"]),
+        ("s2", ["ca.crt", "s2.crt", "s2.key"]),
+        (
+            "owner-owner",
+            ["ca.crt", "owner-owner.crt", "owner-owner.key"],
+        ),
+    ] {
+        let mut got: Vec<String> = std::fs::read_dir(dir.join(stem))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, files, "{stem}");
+    }
+    let secret = env.secret();
+    let root = s(&dir);
+    let err = fail(&[
+        "serve-s2",
+        "--secret-key",
+        &secret,
+        "--pki",
+        &root,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        err.contains("ca.key is readable beside this server's TLS files")
+            && err.contains("--allow-ca-key"),
+        "{err}"
+    );
+    let public = env.public();
+    let err = fail(&[
+        "serve-s1",
+        "--public-key",
+        &public,
+        "--pki",
+        &root,
+        "--s2",
+        &closed_port(),
+        "--state-dir",
+        &env.p("st"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("ca.key is readable"), "{err}");
+    // From its kit, S2 runs and serves S1's kit.
+    let kit = s(&dir.join("s2"));
+    let s2 = env.s2(&["--pki", &kit]);
+    let creds = TlsCredentials::load(&TlsFiles::in_pki(&dir.join("s1"), "s1"), Role::S1).unwrap();
+    let chan = tls::connect(
+        s2.addr.as_str(),
+        None,
+        creds.client_config(Role::S2).unwrap(),
+        &opts(),
+    )
+    .unwrap();
+    stats(chan).unwrap();
+}

@@ -5,7 +5,11 @@
 //! DIR/s1.crt, DIR/s1.key                    S1: serverAuth + clientAuth, SAN = its host(s)
 //! DIR/s2.crt, DIR/s2.key                    S2: serverAuth, SAN = its host(s)
 //! DIR/owner-NAME.crt, DIR/owner-NAME.key    an owner: clientAuth, common name NAME
+//! DIR/s1/, DIR/s2/, DIR/owner-NAME/         each party's own kit: ca.crt and its pair only
 //! ```
+//!
+//! A party is handed its kit directory (`--pki DIR/s2`), never `DIR` itself, which holds
+//! `ca.key`: whoever reads `ca.key` can issue a certificate of any role.
 //!
 //! Keys are ECDSA P-256 from ring's system CSPRNG, written 0600 through exclusively created
 //! temporary files; certificates are PEM. Each certificate carries its role as the SAN URI of
@@ -178,9 +182,39 @@ fn issue(
     let cert = params.signed_by(&key, ca)?;
     let crt = dir.join(format!("{stem}.crt"));
     let key_path = dir.join(format!("{stem}.key"));
-    write_atomic(&key_path, key.serialize_pem().as_bytes(), true)?;
-    write_atomic(&crt, cert.pem().as_bytes(), false)?;
-    Ok(vec![crt, key_path])
+    let (key_pem, cert_pem) = (key.serialize_pem(), cert.pem());
+    write_atomic(&key_path, key_pem.as_bytes(), true)?;
+    write_atomic(&crt, cert_pem.as_bytes(), false)?;
+    // The party's kit: ca.crt and its own pair, in a directory of its own (0700).
+    let kit = party_dir(dir, stem);
+    std::fs::create_dir_all(&kit).map_err(|source| PkiError::Dir {
+        path: kit.clone(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&kit, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| PkiError::Dir {
+                path: kit.clone(),
+                source,
+            },
+        )?;
+    }
+    let ca_crt = std::fs::read(dir.join("ca.crt")).map_err(|source| PkiError::Dir {
+        path: dir.join("ca.crt"),
+        source,
+    })?;
+    write_atomic(&kit.join("ca.crt"), &ca_crt, false)?;
+    write_atomic(&kit.join(format!("{stem}.key")), key_pem.as_bytes(), true)?;
+    write_atomic(&kit.join(format!("{stem}.crt")), cert_pem.as_bytes(), false)?;
+    Ok(vec![crt, key_path, kit])
+}
+
+/// The kit directory of the party `stem` (`s1`, `s2`, `owner-NAME`) in the PKI `dir`: `ca.crt`
+/// and the party's pair only.
+pub fn party_dir(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(stem)
 }
 
 fn owners_checked(owners: &[String]) -> Result<(), PkiError> {

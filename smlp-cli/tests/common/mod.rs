@@ -193,6 +193,13 @@ impl Server {
         if args.first() == Some(&"serve-s1") && !args.contains(&"--state-dir") {
             extra.extend(["--state-dir".into(), s(&dir.join(format!("{name}-state")))]);
         }
+        // Each server gets its own kit of the test PKI (ca.crt and its pair; the PKI's root
+        // holds ca.key, which servers refuse to start beside).
+        for (cmd, stem) in [("serve-s1", "s1"), ("serve-s2", "s2")] {
+            if args.first() == Some(&cmd) && !args.contains(&"--pki") {
+                extra.extend(["--pki".into(), s(&pki().join(stem))]);
+            }
+        }
         if !args.contains(&"--listen") {
             extra.extend(["--listen".into(), "127.0.0.1:0".into()]);
         }

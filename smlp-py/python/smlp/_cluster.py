@@ -60,13 +60,13 @@ class LocalCluster:
             variable_time = [] if _native.BACKEND == "gmp" else ["--allow-variable-time"]
             self.s2 = self._start(
                 "s2",
-                ["serve-s2", "--secret-key", os.path.join(self.keys, "secret.key"), "--pki", self.pki,
+                ["serve-s2", "--secret-key", os.path.join(self.keys, "secret.key"), "--pki", os.path.join(self.pki, "s2"),
                  "--listen", "127.0.0.1:0", "--grace-secs", "2", *variable_time, *s2_args],
                 startup_timeout,
             )
             self.s1 = self._start(
                 "s1",
-                ["serve-s1", "--public-key", os.path.join(self.keys, "public.key"), "--pki", self.pki,
+                ["serve-s1", "--public-key", os.path.join(self.keys, "public.key"), "--pki", os.path.join(self.pki, "s1"),
                  "--s2", self.s2, "--state-dir", os.path.join(self.dir, "s1-state"),
                  "--listen", "127.0.0.1:0", "--grace-secs", "2", *s1_args],
                 startup_timeout,
