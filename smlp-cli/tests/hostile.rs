@@ -77,6 +77,26 @@ fn hello(chan: &mut impl Channel, pk: &PublicKey) {
     ));
 }
 
+/// The oracle probe of the security review: a SecMul of u = x + (H − m) with itself, which S2
+/// finds in range iff x < m (for the encrypted secret `ct_x`).
+fn range_probe(pk: &PublicKey, ct_x: &Ciphertext, m: u64) -> Request {
+    let p = params();
+    let w = p.value_bits + p.kappa + 10; // the slot width of a SecMul operand
+    let hi: BigInt =
+        (BigInt::from(1) << (p.value_bits + p.kappa)) + (BigInt::from(1) << p.value_bits);
+    let offset: BigInt = BigInt::from(1) << (w - 2);
+    let c = &hi - BigInt::from(m) + &offset;
+    Request::Eval {
+        packs: vec![pk.add_plain(ct_x, &c).unwrap()],
+        slot_bits: w,
+        count: 1,
+        op: Op::Products {
+            jobs: vec![WireJob::Elementwise { a: 0, b: 0, len: 1 }],
+            negate: vec![false],
+        },
+    }
+}
+
 /// Asks for S2's counters: the first exchange after the handshake, where a refused client
 /// certificate shows.
 fn stats(mut c: TlsChannel) -> Result<Vec<u8>, String> {
@@ -209,11 +229,6 @@ fn comparison_oracle_attack_by_an_authenticated_s1_is_cut_off() {
     let env = Env::new();
     let s2 = start_s2(&env);
     let (_, pk) = keys(&env);
-    let p = params();
-    let w = p.value_bits + p.kappa + 10; // the slot width of a SecMul operand
-    let hi: BigInt =
-        (BigInt::from(1) << (p.value_bits + p.kappa)) + (BigInt::from(1) << p.value_bits);
-    let offset: BigInt = BigInt::from(1) << (w - 2);
     let secret: u64 = 0xA_5A5A_5A5A; // 36 bits, unknown to the attacker
     let ct_x = pk
         .encrypt(&BigInt::from(secret), &mut rand::thread_rng())
@@ -227,18 +242,7 @@ fn comparison_oracle_attack_by_an_authenticated_s1_is_cut_off() {
     let mut cut_off = false;
     while up - lo > 1 {
         let m = lo + (up - lo) / 2;
-        // u = x + (H − m): in range iff x < m.
-        let c = &hi - BigInt::from(m) + &offset;
-        let probe: Ciphertext = pk.add_plain(&ct_x, &c).unwrap();
-        let sent = chan.send_msg(&Request::Eval {
-            packs: vec![probe],
-            slot_bits: w,
-            count: 1,
-            op: Op::Products {
-                jobs: vec![WireJob::Elementwise { a: 0, b: 0, len: 1 }],
-                negate: vec![false],
-            },
-        });
+        let sent = chan.send_msg(&range_probe(&pk, &ct_x, m));
         let reply = sent.ok().and_then(|()| chan.recv_msg::<Response>().ok());
         match reply {
             Some(Response::Ciphertexts(_)) => up = m,
@@ -740,11 +744,6 @@ fn reconnecting_after_each_refusal_spends_a_budget_kept_across_restarts() {
     let args = ["--pool-capacity", "0", "--state-dir", &state];
     let s2 = env.s2(&args);
     let (_, pk) = keys(&env);
-    let p = params();
-    let w = p.value_bits + p.kappa + 10;
-    let hi: BigInt =
-        (BigInt::from(1) << (p.value_bits + p.kappa)) + (BigInt::from(1) << p.value_bits);
-    let offset: BigInt = BigInt::from(1) << (w - 2);
     let secret: u64 = 0xA_5A5A_5A5A;
     let ct_x = pk
         .encrypt(&BigInt::from(secret), &mut rand::thread_rng())
@@ -758,18 +757,7 @@ fn reconnecting_after_each_refusal_spends_a_budget_kept_across_restarts() {
             break;
         }
         let m = lo + (up - lo) / 2;
-        let c = &hi - BigInt::from(m) + &offset;
-        let probe: Ciphertext = pk.add_plain(&ct_x, &c).unwrap();
-        chan.send_msg(&Request::Eval {
-            packs: vec![probe],
-            slot_bits: w,
-            count: 1,
-            op: Op::Products {
-                jobs: vec![WireJob::Elementwise { a: 0, b: 0, len: 1 }],
-                negate: vec![false],
-            },
-        })
-        .unwrap();
+        chan.send_msg(&range_probe(&pk, &ct_x, m)).unwrap();
         match chan.recv_msg::<Response>().unwrap() {
             Response::Ciphertexts(_) => up = m,
             Response::OutOfRange(_) => {

@@ -37,9 +37,16 @@ pub fn pki() -> &'static Path {
 }
 
 pub fn run(args: &[&str]) -> Output {
+    // A server reads its own kit (the PKI's root holds ca.key, beside which servers refuse to
+    // start); an explicit --pki wins over the variable.
+    let pki_dir = match args.first() {
+        Some(&"serve-s1") => pki().join("s1"),
+        Some(&"serve-s2") => pki().join("s2"),
+        _ => pki().to_path_buf(),
+    };
     Command::new(BIN)
         .args(args)
-        .env("SMLP_PKI", pki())
+        .env("SMLP_PKI", pki_dir)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
