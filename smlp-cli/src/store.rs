@@ -399,14 +399,25 @@ fn sha256(body: &[u8]) -> String {
 impl Store {
     /// Opens (creating if needed) the store in `dir` (created 0700).
     pub fn open(dir: &Path, opts: StoreOptions) -> StoreResult<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Conflict(format!("cannot create {}: {e}", dir.display())))?;
+        // The directory 0700 (an error if it cannot be made so), the database 0600 before SQLite
+        // opens it: SQLite gives its -wal and -shm files the database's permissions.
+        crate::util::private_dir(dir).map_err(|e| StoreError::Conflict(e.0))?;
+        let path = dir.join("s1.sqlite");
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|_| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                })
+                .map_err(|e| {
+                    StoreError::Conflict(format!("cannot make {} private: {e}", path.display()))
+                })?;
         }
-        let path = dir.join("s1.sqlite");
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -876,6 +887,31 @@ mod tests {
             name: "d",
             summary: "s".into(),
             body,
+        }
+    }
+
+    /// The state directory is 0700 and the database with its WAL files 0600 (the tenants issue
+    /// found them 0644), also when the directory and an old database were made open.
+    #[cfg(unix)]
+    #[test]
+    fn the_store_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(state.join("s1.sqlite"), b"").unwrap();
+        std::fs::set_permissions(
+            state.join("s1.sqlite"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let st = store(&state, 1 << 20);
+        st.put_object("alice", obj(&[1; 10])).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        for f in ["s1.sqlite", "s1.sqlite-wal", "s1.sqlite-shm"] {
+            assert_eq!(mode(&state.join(f)), 0o600, "{f}");
         }
     }
 
