@@ -39,7 +39,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 64)]
     pub max_handshakes: usize,
     /// Most connections in their TLS handshake at once from one IP address.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 32)]
     pub max_handshakes_per_address: usize,
     /// After SIGINT/SIGTERM, how long running sessions may take to finish.
     #[arg(long, default_value_t = 10)]

@@ -48,7 +48,9 @@ pub struct ServerOptions {
     pub max_sessions: Option<usize>,
     /// Most connections in their handshake at once, apart from the sessions. Default 64.
     pub max_handshakes: usize,
-    /// Most connections in their handshake at once from one IP address. Default 8.
+    /// Most connections in their handshake at once from one IP address. Default 32 (half the
+    /// handshake slots: a burst of honest connections from one S1 or one NAT still fits, and one
+    /// address cannot take them all).
     pub max_handshakes_per_address: usize,
     /// How often the accept loop checks for shutdown while no connection is pending, and how
     /// often finished sessions are looked for during the grace period. Default 20 ms.
@@ -62,7 +64,7 @@ impl Default for ServerOptions {
             grace_period: Duration::from_secs(30),
             max_sessions: Some(64),
             max_handshakes: 64,
-            max_handshakes_per_address: 8,
+            max_handshakes_per_address: 32,
             poll_interval: Duration::from_millis(20),
         }
     }
