@@ -72,7 +72,7 @@ impl ServerArgs {
             .map(|d| d.join("ca.key"))
             .find(|k| std::fs::File::open(k).is_ok());
         if let Some(k) = ca_key {
-            let kit = k.with_file_name(stem);
+            let kit = transport::pki::party_dir(k.parent().unwrap_or(Path::new(".")), stem);
             if !self.allow_ca_key {
                 bail!(
                     "{} is readable beside this server's TLS files: whoever reads this server's files can issue a certificate of any role (an S1 certificate that S2 accepts). Give the server its own kit, {} (ca.crt and its own pair, written by `smlp pki`), and keep ca.key offline; --allow-ca-key starts anyway",

@@ -21,18 +21,18 @@
 //!   completes its handshake beyond that is closed at once. Both kinds of refusal are logged and
 //!   counted as refused.
 
+use crate::limits::{SessionGuard, SessionLimiter};
 use crate::tcp::{TcpChannel, TcpOptions};
 use crate::tls::{self, PeerIdentity, TlsChannel};
 use crate::TransportError;
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -134,72 +134,38 @@ struct Counters {
     refused: AtomicU64,
 }
 
-/// Who holds a slot: connections in their handshake (in all and per IP address) and
-/// authenticated sessions.
-#[derive(Default)]
+/// The slots of a server, each a [`SessionLimiter`] (a slot is a guard, given back when dropped,
+/// also when a handler panics): connections in their handshake in all (one key) and per IP
+/// address, and authenticated sessions (one key; `None`: no limit).
 struct Slots {
-    handshakes: Mutex<HashMap<IpAddr, usize>>,
-    sessions: AtomicUsize,
+    handshakes: SessionLimiter,
+    per_address: SessionLimiter,
+    sessions: Option<SessionLimiter>,
 }
 
-/// A held slot, given back when dropped (also when a handler panics).
-enum Slot {
-    Handshake(Arc<Slots>, IpAddr),
-    Session(Arc<Slots>),
-}
+/// The one key of a limiter that counts everything.
+const ALL: &str = "";
 
 impl Slots {
-    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
-        // A poisoned map still holds consistent counts (every update is one statement).
-        self.handshakes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A handshake slot for `ip`, or why not.
-    fn handshake(self: &Arc<Self>, ip: IpAddr, opts: &ServerOptions) -> Result<Slot, &'static str> {
-        let mut map = self.lock();
-        let total: usize = map.values().sum();
-        if total >= opts.max_handshakes {
-            return Err("handshake limit reached");
+    fn new(opts: &ServerOptions) -> Self {
+        Slots {
+            handshakes: SessionLimiter::new(opts.max_handshakes),
+            per_address: SessionLimiter::new(opts.max_handshakes_per_address),
+            sessions: opts.max_sessions.map(SessionLimiter::new),
         }
-        let mine = map.entry(ip).or_insert(0);
-        if *mine >= opts.max_handshakes_per_address {
-            return Err("handshake limit for this address reached");
-        }
-        *mine += 1;
-        Ok(Slot::Handshake(Arc::clone(self), ip))
     }
 
-    /// A session slot, or `None` when `max` sessions run.
-    fn session(self: &Arc<Self>, max: Option<usize>) -> Option<Slot> {
-        let taken = self
-            .sessions
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                max.is_none_or(|m| n < m).then_some(n + 1)
-            });
-        taken.ok().map(|_| Slot::Session(Arc::clone(self)))
-    }
-
-    fn sessions(&self) -> usize {
-        self.sessions.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        match self {
-            Slot::Handshake(slots, ip) => {
-                let mut map = slots.lock();
-                if let Some(n) = map.get_mut(ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        map.remove(ip);
-                    }
-                }
-            }
-            Slot::Session(slots) => {
-                slots.sessions.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+    /// The handshake slots (in all and of `ip`), or why not.
+    fn handshake(&self, ip: IpAddr) -> Result<[SessionGuard; 2], &'static str> {
+        let all = self
+            .handshakes
+            .try_acquire(ALL)
+            .ok_or("handshake limit reached")?;
+        let mine = self
+            .per_address
+            .try_acquire(&ip.to_string())
+            .ok_or("handshake limit for this address reached")?;
+        Ok([all, mine])
     }
 }
 
@@ -344,7 +310,7 @@ impl Server {
         let acceptor = Arc::new(acceptor);
         let channel_options = Arc::new(options.channel.clone());
         let counters = Arc::new(Counters::default());
-        let slots = Arc::new(Slots::default());
+        let slots = Slots::new(&options);
         let mut sessions: Vec<(u64, SocketAddr, JoinHandle<()>)> = Vec::new();
         let mut summary = ServerSummary::default();
         let mut next_id = 0u64;
@@ -369,7 +335,7 @@ impl Server {
             };
             // The handshake slot is taken here and moved to the thread, which gives it back
             // (or dropped with the closure if the thread cannot start).
-            let handshake = match slots.handshake(addr.ip(), &options) {
+            let handshake = match slots.handshake(addr.ip()) {
                 Ok(slot) => slot,
                 Err(why) => {
                     tracing::warn!(peer = %addr, "{why}, connection refused");
@@ -383,8 +349,7 @@ impl Server {
             let acceptor = Arc::clone(&acceptor);
             let channel_options = Arc::clone(&channel_options);
             let counters = Arc::clone(&counters);
-            let thread_slots = Arc::clone(&slots);
-            let max_sessions = options.max_sessions;
+            let session_slots = slots.sessions.clone();
             let spawned = thread::Builder::new()
                 .name(format!("session-{id}"))
                 .spawn(move || {
@@ -399,10 +364,17 @@ impl Server {
                         }
                     };
                     let peer = Peer { addr, identity };
-                    let Some(_session) = thread_slots.session(max_sessions) else {
-                        counters.refused.fetch_add(1, Ordering::SeqCst);
-                        tracing::warn!(session = id, %peer, active = thread_slots.sessions(), "session limit reached, connection refused");
-                        return;
+                    // The session slot, held until the session ends (none without a limit).
+                    let _session = match &session_slots {
+                        Some(limiter) => match limiter.try_acquire(ALL) {
+                            Some(slot) => Some(slot),
+                            None => {
+                                counters.refused.fetch_add(1, Ordering::SeqCst);
+                                tracing::warn!(session = id, %peer, active = limiter.active(ALL), "session limit reached, connection refused");
+                                return;
+                            }
+                        },
+                        None => None,
                     };
                     run_session(id, peer, channel, &*handler, &counters)
                 });
