@@ -8,7 +8,7 @@ use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{dgk_u_serves, Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
-use paillier::{dgk, Ciphertext, RandomizerPool, SecretKey};
+use paillier::{dgk, Ciphertext, Fingerprint, RandomizerPool, SecretKey};
 use rayon::prelude::*;
 use std::sync::{Arc, OnceLock};
 
@@ -267,6 +267,16 @@ impl S2Service {
     pub fn serve<C: Channel>(&self, mut chan: C) -> Result<SessionSummary, ProtocolError> {
         // Not even a hello: nothing is said to whatever sent it.
         let hello = chan.recv_msg::<Request>()?;
+        self.serve_hello(chan, hello)
+    }
+
+    /// [`serve`](Self::serve) after S1's first message, `hello`, was read from `chan` (by a
+    /// server that picks the service by the key the hello names, [`hello_key`]).
+    pub fn serve_hello<C: Channel>(
+        &self,
+        mut chan: C,
+        hello: Request,
+    ) -> Result<SessionSummary, ProtocolError> {
         let (mut session, welcome) = match self.open(hello) {
             Ok(opened) => opened,
             Err((reply, error)) => {
@@ -373,6 +383,36 @@ impl S2Service {
                 dgk: Some(dgk.public_key().clone()),
             },
         ))
+    }
+}
+
+/// The fingerprint of the key an S1 `Hello` names (`None` for any other request): a server
+/// that holds the keys of several tenants picks the [`S2Service`] by it.
+pub fn hello_key(hello: &Request) -> Option<Fingerprint> {
+    match hello {
+        Request::Hello { fingerprint, .. } => Some(*fingerprint),
+        _ => None,
+    }
+}
+
+/// Serves one S1 session with the service of the key its hello names: `pick` returns the
+/// [`S2Service`] of that key, or why S2 does not serve it (told to S1; the session ends with
+/// [`ProtocolError::Handshake`]). For an S2 that holds the keys of several tenants.
+pub fn serve_keyed<C: Channel>(
+    mut chan: C,
+    pick: impl FnOnce(&Fingerprint) -> Result<Arc<S2Service>, String>,
+) -> Result<SessionSummary, ProtocolError> {
+    let hello = chan.recv_msg::<Request>()?;
+    let picked = match hello_key(&hello) {
+        Some(fp) => pick(&fp),
+        None => Err(format!("expected Hello, got {}", request_name(&hello))),
+    };
+    match picked {
+        Ok(svc) => svc.serve_hello(chan, hello),
+        Err(msg) => {
+            let _ = chan.send_msg(&Response::Error(msg.clone()));
+            Err(ProtocolError::Handshake(msg))
+        }
     }
 }
 

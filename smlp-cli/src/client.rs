@@ -100,6 +100,29 @@ pub struct S1Args {
     pub tls: crate::tls::TlsArgs,
 }
 
+/// Registers your public key at S1 (once per key): S1 then accepts your data sets and models
+/// encrypted under it, and runs your jobs under it.
+///
+/// Each owner has its own key pair (`smlp keygen`); a key belongs to the first owner who
+/// registers it. S2 must hold the secret half (`smlp seal-key`, then S2's operator runs
+/// `smlp s2-keys add`) before S1 can train or classify under it.
+#[derive(Args, Debug, Clone)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// Your public key file (KEYDIR/public.key).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: PathBuf,
+}
+
+/// Runs `smlp register`.
+pub fn register(args: &RegisterArgs) -> CliResult<()> {
+    let pk = crate::keys::load_public(&args.public_key)?;
+    let mut c = Client::connect(&args.conn)?;
+    println!("{}", c.register(&pk)?);
+    Ok(())
+}
+
 /// Uploads an encrypted data set to S1, which keeps it; prints its id.
 ///
 /// An identical data set already uploaded by the same owner is not stored twice: its id is
@@ -342,7 +365,7 @@ impl From<Failure> for CliError {
 /// A connection to S1, after Hello/Welcome.
 pub struct Client {
     chan: TlsChannel,
-    pk: PublicKey,
+    keys: Vec<PublicKey>,
     s1: String,
     timeout_secs: u64,
 }
@@ -385,12 +408,9 @@ impl Client {
         chan.send_msg(&ClientMsg::Hello { version: VERSION })
             .map_err(link)?;
         match chan.recv_msg::<ServerMsg>().map_err(link)? {
-            ServerMsg::Welcome {
-                version,
-                public_key,
-            } if version == VERSION => Ok(Client {
+            ServerMsg::Welcome { version, keys } if version == VERSION => Ok(Client {
                 chan,
-                pk: public_key,
+                keys,
                 s1: conn.s1.clone(),
                 timeout_secs: conn.timeout_secs,
             }),
@@ -402,9 +422,34 @@ impl Client {
         }
     }
 
-    /// S1's public key.
-    pub fn public_key(&self) -> &PublicKey {
-        &self.pk
+    /// The public keys this owner registered at S1.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// The registered key `fp` (a data set, model or result under any other key is refused).
+    pub fn key(&self, fp: &paillier::Fingerprint, what: &str) -> CliResult<&PublicKey> {
+        self.keys.iter().find(|k| k.fingerprint() == *fp).ok_or_else(|| {
+            CliError(format!(
+                "the {what} is encrypted under key {fp}, which this owner has not registered at S1 {}: smlp register --public-key KEYDIR/public.key",
+                self.s1
+            ))
+        })
+    }
+
+    /// Registers one of this owner's public keys at S1 (nothing happens if it already is).
+    pub fn register(&mut self, pk: &PublicKey) -> CliResult<String> {
+        match self.request(&ClientMsg::Register {
+            public_key: pk.clone(),
+        })? {
+            ServerMsg::Done(msg) => {
+                if !self.keys.contains(pk) {
+                    self.keys.push(pk.clone());
+                }
+                Ok(msg)
+            }
+            other => Err(self.violation(&other).into()),
+        }
     }
 
     fn link(&self, e: MessageError) -> Failure {
@@ -430,7 +475,7 @@ impl Client {
 
     /// Uploads a data set; S1 keeps it (or an identical one already kept).
     pub fn upload(&mut self, name: &str, data: EncryptedDataset) -> CliResult<ObjectInfo> {
-        check_key(&self.pk, &data.fingerprint, "data set", &self.s1)?;
+        self.key(&data.fingerprint, "data set")?;
         match self.request(&ClientMsg::Upload {
             name: name.to_string(),
             data: Box::new(data),
@@ -442,7 +487,7 @@ impl Client {
 
     /// Uploads a model.
     pub fn upload_model(&mut self, name: &str, model: EncryptedModel) -> CliResult<ObjectInfo> {
-        check_key(&self.pk, &model.fingerprint, "model", &self.s1)?;
+        self.key(&model.fingerprint, "model")?;
         match self.request(&ClientMsg::UploadModel {
             name: name.to_string(),
             model: Box::new(model),
@@ -531,9 +576,10 @@ impl Client {
     }
 
     /// Features, outputs and f of a data set stored at S1.
-    pub fn dataset_dims(&mut self, id: &str) -> CliResult<(usize, usize, u32)> {
+    pub fn dataset_dims(&mut self, id: &str) -> CliResult<((usize, usize, u32), PublicKey)> {
         let (_, body) = self.fetch(id, false)?;
-        Ok(dims(&open(&DATASET, &body)?))
+        let d: EncryptedDataset = open(&DATASET, &body)?;
+        Ok((dims(&d), self.key(&d.fingerprint, "data set")?.clone()))
     }
 }
 
@@ -571,16 +617,6 @@ fn violation(m: &ServerMsg) -> Failure {
     Failure::Refused(CliError(format!(
         "protocol violation by S1: unexpected {name}"
     )))
-}
-
-fn check_key(pk: &PublicKey, fp: &paillier::Fingerprint, what: &str, s1: &str) -> CliResult<()> {
-    if *fp != pk.fingerprint() {
-        bail!(
-            "wrong key: the {what} is encrypted under key {fp}, but S1 at {s1} works under key {}",
-            pk.fingerprint()
-        );
-    }
-    Ok(())
 }
 
 fn file_name(p: &Path) -> String {
@@ -719,26 +755,24 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     let mut c = Client::connect(conn)?;
     // The dimensions and f of the data set (the fixed-point parameters and the initial weights
     // need them here): from the file before it is uploaded, or from the stored copy.
-    let (dataset, (features, outputs, frac_bits)) = match (&args.dataset, local, &args.data) {
-        (Some(id), _, _) => (id.clone(), c.dataset_dims(id)?),
+    let (dataset, (features, outputs, frac_bits), pk) = match (&args.dataset, local, &args.data) {
+        (Some(id), _, _) => {
+            let (dims, pk) = c.dataset_dims(id)?;
+            (id.clone(), dims, pk)
+        }
         (None, Some(d), Some(p)) => {
             let dims = dims(&d);
+            let pk = c.key(&d.fingerprint, "data set")?.clone();
             let info = c.upload(&file_name(p), d)?;
             if !conn.quiet {
                 eprintln!("uploaded {} as {} ({})", p.display(), info.id, info.summary);
             }
-            (info.id, dims)
+            (info.id, dims, pk)
         }
         _ => bail!("give --dataset ID or --data FILE"),
     };
     let (profile, epochs) = (spec.profile, spec.epochs);
-    let req = train_request(
-        c.public_key(),
-        dataset,
-        (features, outputs, frac_bits),
-        spec,
-        ckpt,
-    )?;
+    let req = train_request(&pk, dataset, (features, outputs, frac_bits), spec, ckpt)?;
     let shape = Shape::mlp(features, &req.hidden, outputs)?;
     let Some((summary, out)) = submit(
         conn,
@@ -1131,7 +1165,7 @@ fn fetch_to(c: &mut Client, id: &str, checkpoint: bool, out: &Path) -> CliResult
             }
         }
     };
-    check_key(c.public_key(), &fp, info.kind.noun(), &c.s1.clone())?;
+    c.key(&fp, info.kind.noun())?;
     write_atomic(out, &body, true)?;
     Ok(info)
 }

@@ -5,7 +5,8 @@ use crate::client::{self, ClassifyArgs, JobSummary, LossArg, ProfileArg, S1Args,
 use crate::decrypt::{self, DecryptArgs, Decrypted, ModelJson};
 use crate::encrypt::{self, scaler_path_for, EncryptArgs, EncryptSummary};
 use crate::error::{CliError, CliResult, Context};
-use crate::keys::{self, KeygenArgs, PUBLIC_FILE, SECRET_FILE};
+use crate::keys::{self, KeygenArgs, SECRET_FILE};
+use crate::tenants;
 use crate::util::{bytes, secs};
 use clap::Args;
 use paillier::format::write_atomic;
@@ -349,7 +350,6 @@ fn print_plan(a: &DemoArgs, data: &DemoData, shape: &Shape, dir: &Path) {
 /// (encrypt.rs's summaries), the scaler and the deployment PKI.
 struct OwnerFiles {
     secret: PathBuf,
-    public: PathBuf,
     scaler_file: PathBuf,
     pki: PathBuf,
     t_keygen: Duration,
@@ -392,7 +392,6 @@ fn keys_and_encryption(a: &DemoArgs, dir: &Path, fixed: &FixedParams) -> CliResu
         transport::pki::create(&pki, &transport::pki::PkiSpec::loopback(&["owner"]))?;
     }
     Ok(OwnerFiles {
-        public: at(dir, "keys").join(PUBLIC_FILE),
         secret,
         scaler_file,
         pki,
@@ -416,6 +415,16 @@ fn start_servers(
         .clamp(secure_ops::MIN_KAPPA, secure_ops::MAX_KAPPA)
         .to_string();
     let t = Instant::now();
+    // The tenant's key reaches S2 sealed: S2's operator makes an import key, the owner seals its
+    // secret key to it (smlp seal-key), the operator adds the sealed file (smlp s2-keys add).
+    let s2_state = at(dir, "s2-state");
+    let _ = std::fs::remove_dir_all(&s2_state);
+    let import = tenants::init(&s2_state)?;
+    let sk = keys::load_secret(&owner.secret)?;
+    let sealed = tenants::seal_key(&sk, &import, "owner")?;
+    let (held, _) = tenants::unseal_key(&s2_state, &sealed)?;
+    tenants::add(&s2_state, &held, a.bits < 2048)?;
+    let dgk_bits = a.bits.max(512).to_string();
     let (s2_ready, s1_ready) = (at(dir, "s2.addr"), at(dir, "s1.addr"));
     let _ = std::fs::remove_file(&s2_ready);
     let _ = std::fs::remove_file(&s1_ready);
@@ -423,14 +432,14 @@ fn start_servers(
         "S2",
         &[
             "serve-s2",
-            "--secret-key",
-            &path_str(&owner.secret),
+            "--dgk-bits",
+            &dgk_bits,
             "--pki",
             &path_str(&owner.pki.join("s2")),
             "--kappa",
             &s2_kappa,
             "--state-dir",
-            &path_str(&at(dir, "s2-state")),
+            &path_str(&s2_state),
             "--listen",
             "127.0.0.1:0",
             "--ready-file",
@@ -447,8 +456,6 @@ fn start_servers(
             "serve-s1",
             "--state-dir",
             &path_str(&state),
-            "--public-key",
-            &path_str(&owner.public),
             "--pki",
             &path_str(&owner.pki.join("s1")),
             "--s2",
@@ -478,6 +485,8 @@ fn start_servers(
             ..Default::default()
         },
     };
+    // The owner registers its public key at S1 (once): S1 then accepts its data under it.
+    client::Client::connect(&conn)?.register(sk.public_key())?;
     Ok((conn, t.elapsed()))
 }
 

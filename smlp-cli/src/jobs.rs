@@ -125,7 +125,6 @@ impl From<StoreError> for Outcome {
 /// The job runner.
 pub struct Runner {
     store: Arc<Store>,
-    pk: PublicKey,
     s2: S2Link,
     opts: RunnerOptions,
     shutdown: ShutdownHandle,
@@ -137,14 +136,12 @@ impl Runner {
     /// A runner over `store`; [`Runner::start`] starts its workers.
     pub fn new(
         store: Arc<Store>,
-        pk: PublicKey,
         s2: S2Link,
         opts: RunnerOptions,
         shutdown: ShutdownHandle,
     ) -> Arc<Runner> {
         Arc::new(Runner {
             store,
-            pk,
             s2,
             opts,
             shutdown,
@@ -354,6 +351,7 @@ impl Runner {
     fn connect(
         &self,
         job: &JobRow,
+        pk: PublicKey,
         params: SessionParams,
         abort: &Abort,
     ) -> Result<S1<Guarded>, Outcome> {
@@ -372,7 +370,7 @@ impl Runner {
             abort: abort.clone(),
             shutdown: self.shutdown.clone(),
         };
-        let s1 = S1::connect(self.pk.clone(), chan, params).map_err(|e| match e {
+        let s1 = S1::connect(pk, chan, params).map_err(|e| match e {
             ProtocolError::Message(_) => Outcome::Retry {
                 why: format!("S2's handshake failed: {e}"),
                 progressed: false,
@@ -428,6 +426,16 @@ impl Runner {
         open(&DATASET, &body).map_err(|e| Outcome::Failed(format!("stored data set {id}: {e}")))
     }
 
+    /// The owner's registered key `fp`: the key the job works under (its inputs' key).
+    fn key(&self, job: &JobRow, fp: &paillier::Fingerprint) -> Result<PublicKey, Outcome> {
+        self.store.owner_key(&job.owner, fp)?.ok_or_else(|| {
+            Outcome::Failed(format!(
+                "the job's inputs are under key {fp}, which owner {} has not registered (smlp register)",
+                job.owner
+            ))
+        })
+    }
+
     fn train(&self, job: &JobRow, abort: &Abort) -> Result<JobResult, Outcome> {
         let req: TrainRequest = postcard::from_bytes(&job.request)
             .map_err(|e| Outcome::Failed(format!("stored request: {e}")))?;
@@ -444,7 +452,8 @@ impl Runner {
             }
             None => None,
         };
-        let mut s1 = self.connect(job, req.session(), abort)?;
+        let pk = self.key(job, &data.fingerprint)?;
+        let mut s1 = self.connect(job, pk, req.session(), abort)?;
         let _ = self.store.set_note(&job.id, None);
         let save = |m: &EncryptedModel, position: usize| -> Result<(), SecureError> {
             let ck = Checkpoint {
@@ -544,7 +553,14 @@ impl Runner {
         let model: EncryptedModel = open(&MODEL, &body)
             .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?;
         let data = self.load_dataset(&job.owner, &req.data)?;
-        let mut s1 = self.connect(job, req.session(&model), abort)?;
+        if data.fingerprint != model.fingerprint {
+            return Err(Outcome::Failed(format!(
+                "the data set is under key {}, the model under key {}",
+                data.fingerprint, model.fingerprint
+            )));
+        }
+        let pk = self.key(job, &model.fingerprint)?;
+        let mut s1 = self.connect(job, pk, req.session(&model), abort)?;
         let _ = self.store.set_note(&job.id, None);
         let start = Instant::now();
         let samples = data.len() as u64;

@@ -1,12 +1,13 @@
 //! The library behind the `smlp` command: train a multilayer perceptron on Paillier-encrypted
 //! data with two non-colluding servers. Each module is one command or one role (owner commands:
-//! `keys`, `encrypt`, `decrypt`, `client`; S1: `servers`, `s1`, `jobs`, `store`; S2: `s2`); the
+//! `keys`, `encrypt`, `decrypt`, `client`; S1: `servers`, `s1`, `jobs`, `store`; S2: `s2`,
+//! `tenants`, `refusals`); the
 //! Python package (`smlp-py`) calls the same functions.
 //!
-//! S1 (`serve-s1`, the cloud) holds the public key and the ciphertexts and runs the training;
-//! S2 (`serve-s2`, the crypto server) holds the secret key and only ever sees blinded values.
-//! The data owner generates the keys, encrypts the data, asks S1 to train and classify, and
-//! decrypts the results.
+//! S1 (`serve-s1`, the cloud) holds the owners' public keys and the ciphertexts and runs the
+//! training; S2 (`serve-s2`, the crypto server) holds the tenants' secret keys (`tenants`) and
+//! only ever sees blinded values. Each data owner generates its own keys, seals the secret one
+//! for S2, encrypts the data, asks S1 to train and classify, and decrypts the results.
 
 pub mod client;
 pub mod decrypt;
@@ -21,6 +22,7 @@ pub mod s1;
 pub mod s2;
 pub mod servers;
 pub mod store;
+pub mod tenants;
 pub mod tls;
 pub mod util;
 
@@ -33,13 +35,16 @@ use std::sync::OnceLock;
 ///
 /// Walk-through (each command has its own --help):
 ///
-///   smlp keygen   --bits 2048 --out keys
-///   smlp pki      --out pki --s1-host 127.0.0.1 --s2-host 127.0.0.1
+///   smlp pki      --out pki --s1-host 127.0.0.1 --s2-host 127.0.0.1                # the deployment's CA
+///   smlp s2-keys  --state-dir s2-state init                                          # S2's operator
+///   smlp keygen   --bits 2048 --out keys                                             # the owner's own key
+///   smlp seal-key --secret-key keys/secret.key --to s2-state/import.pub --out owner.sealed
+///   smlp s2-keys  --state-dir s2-state add owner.sealed                              # S2 now holds it
 ///   smlp encrypt  --public-key keys/public.key --csv train.csv --out train.enc
 ///   smlp encrypt  --public-key keys/public.key --csv test.csv --scaler train.enc.scaler.json --out test.enc
-///   smlp serve-s2 --secret-key keys/secret.key --pki pki/s2 --state-dir s2-state --listen 127.0.0.1:7002 &
-///   smlp serve-s1 --public-key keys/public.key --pki pki/s1 --s2 127.0.0.1:7002 --state-dir s1-state \
-///                 --listen 127.0.0.1:7001 &
+///   smlp serve-s2 --pki pki/s2 --state-dir s2-state --listen 127.0.0.1:7002 &
+///   smlp serve-s1 --pki pki/s1 --s2 127.0.0.1:7002 --state-dir s1-state --listen 127.0.0.1:7001 &
+///   smlp register --s1 127.0.0.1:7001 --pki pki/owner-owner --public-key keys/public.key
 ///   smlp upload   --s1 127.0.0.1:7001 --pki pki/owner-owner --data train.enc            # prints ds-…
 ///   smlp train    --s1 127.0.0.1:7001 --pki pki/owner-owner --dataset ds-… --hidden 8 --epochs 2 --detach
 ///   smlp jobs     --s1 127.0.0.1:7001 --pki pki/owner-owner                             # go offline, come back
@@ -67,10 +72,16 @@ pub enum Command {
     Encrypt(encrypt::EncryptArgs),
     /// Run S2, the crypto server holding the secret key.
     ServeS2(s2::ServeS2Args),
+    /// Manage S2's tenant keys: its import key, and the owners' keys it holds (add, list, remove).
+    S2Keys(tenants::S2KeysArgs),
+    /// Seal your secret key for one S2 (its import.pub), to hand to S2's operator.
+    SealKey(tenants::SealKeyArgs),
     /// Show S2's refusal book (refusals per S1 identity) or clear a blocked identity.
     S2Refusals(refusals::S2RefusalsArgs),
     /// Run S1, the cloud server that trains and classifies on ciphertexts.
     ServeS1(servers::ServeS1Args),
+    /// Register your public key at S1 (once per key).
+    Register(client::RegisterArgs),
     /// Upload an encrypted data set to S1, which keeps it; prints its id.
     Upload(client::UploadArgs),
     /// Train a model at S1 (a job that runs without you; waits unless --detach).
@@ -144,7 +155,10 @@ where
         Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
         Command::ServeS2(a) => s2::serve_s2(a),
         Command::S2Refusals(a) => refusals::s2_refusals(a),
+        Command::S2Keys(a) => tenants::s2_keys(a),
+        Command::SealKey(a) => tenants::seal_key_cmd(a),
         Command::ServeS1(a) => servers::serve_s1(a),
+        Command::Register(a) => client::register(a),
         Command::Upload(a) => client::upload(a).map(drop),
         Command::Train(a) => client::train(a).map(drop),
         Command::Jobs(a) => client::jobs(a),

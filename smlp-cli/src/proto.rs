@@ -4,8 +4,9 @@
 //! ```text
 //! client                                   S1
 //!   Hello { version }                  →
-//!                                      ←   Welcome { version, public_key }   (or Error)
+//!                                      ←   Welcome { version, keys }   (or Error)
 //! then any number of requests, each answered before the next:
+//!   Register { public_key }            ←→  Done(message)              the owner's own key
 //!   Upload { name, data }              ←→  Stored(ObjectInfo)         a data set kept at S1
 //!   UploadModel { name, model }        ←→  Stored(ObjectInfo)
 //!   Train(TrainRequest)                ←→  Submitted(JobInfo)         queued; runs without us
@@ -21,9 +22,12 @@
 //! and jobs are the owner's (the identity of its TLS certificate): another owner's id is "not
 //! found", exactly like an unknown one.
 //!
-//! The client learns S1's public key from `Welcome` and checks it against the fingerprint in its
-//! files before uploading anything; it uses the key only to encrypt owner-chosen initial weights
-//! (`--init-seed`).
+//! Every owner works under its own Paillier key (the tenants issue): it registers the public half
+//! once (`smlp register`), and S1 accepts its data sets and models only under a key it registered,
+//! runs each job under the key of its inputs, and never mixes keys in one computation. A key
+//! belongs to the first owner who registers it. `Welcome` lists the owner's registered keys; the
+//! client checks every fetched file against them and uses them only to encrypt owner-chosen
+//! initial weights (`--init-seed`).
 
 use paillier::{Ciphertext, PublicKey};
 use secure_ops::{Profile, SessionParams};
@@ -32,8 +36,9 @@ use smlp::encrypted::{Checkpoint, EncryptedDataset, EncryptedModel, TrainConfig}
 use smlp::{FixedParams, Params};
 
 /// Version of this protocol; both sides must agree. 2: stored objects and jobs; 3: the loss in
-/// a training job's configuration.
-pub const VERSION: u16 = 3;
+/// a training job's configuration; 4: a key per owner (`Register`, the owner's keys in
+/// `Welcome`).
+pub const VERSION: u16 = 4;
 
 /// Messages from the client to S1.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +47,11 @@ pub enum ClientMsg {
     Hello {
         /// [`VERSION`] of the client.
         version: u16,
+    },
+    /// Register one of the owner's public keys (its data sets and models are encrypted under it).
+    Register {
+        /// The public key.
+        public_key: PublicKey,
     },
     /// Keep an encrypted data set at S1 (an identical one of the same owner is reused).
     Upload {
@@ -337,8 +347,8 @@ pub enum ServerMsg {
     Welcome {
         /// [`VERSION`] of S1.
         version: u16,
-        /// The public key S1 works under.
-        public_key: PublicKey,
+        /// The public keys this owner registered, oldest first.
+        keys: Vec<PublicKey>,
     },
     /// An upload was stored (or an identical object reused).
     Stored(ObjectInfo),

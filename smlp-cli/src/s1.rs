@@ -10,7 +10,7 @@ use crate::proto::{
 };
 use crate::store::{looks_like_id, NewObject, Store};
 use paillier::format::{open, seal};
-use paillier::PublicKey;
+use paillier::{Fingerprint, PublicKey};
 use secure_ops::SessionParams;
 use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
 use smlp::Shape;
@@ -22,8 +22,6 @@ use transport::{
 
 /// What every S1 session needs.
 pub struct S1Context {
-    /// The public key S1 works under.
-    pub pk: PublicKey,
     /// Data sets, models, predictions, jobs.
     pub store: Arc<Store>,
     /// The job runner.
@@ -45,7 +43,7 @@ pub fn s1_session(ctx: &S1Context, mut chan: TlsChannel, peer: Peer) -> Result<(
         let _ = chan.send_msg(&ServerMsg::Error(why.clone()));
         return Err(why);
     };
-    if let Err(e) = hello(ctx, &mut chan) {
+    if let Err(e) = hello(ctx, &mut chan, &owner) {
         let _ = chan.send_msg(&ServerMsg::Error(e.0.clone()));
         return Err(e.0);
     }
@@ -76,7 +74,7 @@ pub fn s1_session(ctx: &S1Context, mut chan: TlsChannel, peer: Peer) -> Result<(
     }
 }
 
-fn hello(ctx: &S1Context, chan: &mut TlsChannel) -> CliResult<()> {
+fn hello(ctx: &S1Context, chan: &mut TlsChannel, owner: &str) -> CliResult<()> {
     match chan.recv_msg::<ClientMsg>()? {
         ClientMsg::Hello { version } if version == VERSION => {}
         ClientMsg::Hello { version } => {
@@ -86,7 +84,7 @@ fn hello(ctx: &S1Context, chan: &mut TlsChannel) -> CliResult<()> {
     }
     chan.send_msg(&ServerMsg::Welcome {
         version: VERSION,
-        public_key: ctx.pk.clone(),
+        keys: ctx.store.owner_keys(owner)?,
     })?;
     Ok(())
 }
@@ -94,6 +92,7 @@ fn hello(ctx: &S1Context, chan: &mut TlsChannel) -> CliResult<()> {
 fn action_of(m: &ClientMsg) -> &'static str {
     match m {
         ClientMsg::Hello { .. } => "hello",
+        ClientMsg::Register { .. } => "register",
         ClientMsg::Upload { .. } => "upload",
         ClientMsg::UploadModel { .. } => "upload-model",
         ClientMsg::Train(_) => "train",
@@ -127,6 +126,7 @@ fn check_ids(msg: &ClientMsg) -> CliResult<()> {
         ClientMsg::Watch { job } | ClientMsg::Cancel { job } => vec![job],
         ClientMsg::Fetch { id, .. } | ClientMsg::Delete { id } => vec![id],
         ClientMsg::Hello { .. }
+        | ClientMsg::Register { .. }
         | ClientMsg::Upload { .. }
         | ClientMsg::UploadModel { .. }
         | ClientMsg::Jobs
@@ -156,12 +156,24 @@ fn handle(
     peer: &Peer,
 ) -> CliResult<Option<ServerMsg>> {
     check_ids(&msg)?;
-    let pk = &ctx.pk;
     Ok(Some(match msg {
         ClientMsg::Hello { .. } => bail!("protocol violation: second Hello"),
+        ClientMsg::Register { public_key } => {
+            let fp = public_key.fingerprint();
+            let new = ctx.store.register_key(owner, &public_key)?;
+            tracing::info!(%peer, key = %fp, bits = public_key.bits(), new, "owner key registered");
+            ServerMsg::Done(if new {
+                format!(
+                    "registered key {fp} ({} bits) for owner {owner}",
+                    public_key.bits()
+                )
+            } else {
+                format!("key {fp} was already registered for owner {owner}")
+            })
+        }
         ClientMsg::Upload { name, data } => {
             check_name(&name)?;
-            check_key("data set", &data.fingerprint, pk)?;
+            let pk = &key_of(ctx, owner, &data.fingerprint, "data set")?;
             let labelled = data.samples.first().is_some_and(|s| !s.y.is_empty());
             data.check(pk, labelled)?;
             if data.is_empty() {
@@ -192,7 +204,7 @@ fn handle(
         }
         ClientMsg::UploadModel { name, model } => {
             check_name(&name)?;
-            check_key("model", &model.fingerprint, pk)?;
+            let pk = &key_of(ctx, owner, &model.fingerprint, "model")?;
             model.check(pk)?;
             let body = seal(&MODEL, &*model)?;
             let summary = format!(
@@ -212,6 +224,7 @@ fn handle(
         }
         ClientMsg::Train(req) => {
             let data = dataset(ctx, owner, &req.dataset)?;
+            let pk = &key_of(ctx, owner, &data.fingerprint, "data set")?;
             check_train(pk, &req, &data)?;
             let job = ctx.store.submit(
                 owner,
@@ -317,10 +330,20 @@ fn fetch(
     }
 }
 
-fn check_key(what: &str, fp: &paillier::Fingerprint, pk: &PublicKey) -> CliResult<()> {
+/// The owner's registered key `fp`, under which its `what` is encrypted.
+fn key_of(ctx: &S1Context, owner: &str, fp: &Fingerprint, what: &str) -> CliResult<PublicKey> {
+    match ctx.store.owner_key(owner, fp)? {
+        Some(pk) => Ok(pk),
+        None => bail!(
+            "the {what} is encrypted under key {fp}, which owner {owner} has not registered at S1 (smlp register --public-key KEYDIR/public.key)"
+        ),
+    }
+}
+
+fn check_key(what: &str, fp: &Fingerprint, pk: &PublicKey) -> CliResult<()> {
     if *fp != pk.fingerprint() {
         bail!(
-            "the {what} is encrypted under key {fp}, but S1 works under key {}",
+            "the {what} is encrypted under key {fp}, the training data under key {}: one job never mixes keys",
             pk.fingerprint()
         );
     }
@@ -410,12 +433,20 @@ fn check_classify(
         .get_object(owner, &req.model, Some(ObjectKind::Model))?;
     let model: EncryptedModel = open(&MODEL, &body)?;
     let data = dataset(ctx, owner, &req.data)?;
-    model.check(&ctx.pk)?;
-    data.check(&ctx.pk, false)?;
+    let pk = &key_of(ctx, owner, &model.fingerprint, "model")?;
+    if data.fingerprint != model.fingerprint {
+        bail!(
+            "the data set is encrypted under key {}, the model under key {}: one job never mixes keys",
+            data.fingerprint,
+            model.fingerprint
+        );
+    }
+    model.check(pk)?;
+    data.check(pk, false)?;
     model.check_inputs(&data)?;
     if req.chunk == 0 || req.chunk > MAX_BATCH {
         bail!("chunk must be in 1..={MAX_BATCH}");
     }
-    check_session(&ctx.pk, req.session(&model))?;
+    check_session(pk, req.session(&model))?;
     Ok((model, data))
 }

@@ -4,11 +4,11 @@
 
 use crate::bail;
 use crate::error::{describe, CliResult};
-use crate::keys::load_secret;
 use crate::refusals::RefusalBudget;
 use crate::servers::{install_signal_handler, stopped, write_ready, ServerArgs};
+use crate::tenants::{tenants, KeyRing};
 use clap::{Args, ValueEnum};
-use secure_ops::{Profile, ProtocolError, S2Options, S2Policy, S2Service};
+use secure_ops::{serve_keyed, Profile, ProtocolError, S2Options, S2Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 use transport::{Role, Server, SessionLimiter, TlsAcceptor};
@@ -24,19 +24,18 @@ pub enum ProfilePolicy {
     Strict,
 }
 
-/// Runs S2, the crypto server: holds the secret key and answers S1's blinded requests.
+/// Runs S2, the crypto server: holds the tenants' secret keys and answers S1's blinded requests.
 ///
 /// S2 only ever serves secure-ops sessions with S1: it never receives data, model weights or
-/// predictions, only values that S1 has blinded with random masks of κ extra bits. It accepts
-/// only TLS clients with S1's certificate (DIR/s2.crt and s2.key identify it). A session whose
+/// predictions, only values that S1 has blinded with random masks of κ extra bits. Each session
+/// names the tenant key it works under; S2 serves it with that key from --state-dir's keys/
+/// (`smlp s2-keys`) and refuses a key it does not hold. It accepts only TLS clients with S1's
+/// certificate (DIR/s2.crt and s2.key identify it). A session whose
 /// parameters are outside --profile, --kappa and --max-value-bits is refused in the handshake; a
 /// request beyond the limits, of another profile or with a value out of its range ends the
 /// session and is logged with the peer's identity.
 #[derive(Args, Debug, Clone)]
 pub struct ServeS2Args {
-    /// Secret key file (KEYDIR/secret.key).
-    #[arg(long, value_name = "FILE")]
-    pub secret_key: PathBuf,
     /// Address to listen on (port 0: any free port; see --ready-file).
     #[arg(long, default_value = "127.0.0.1:7002")]
     pub listen: String,
@@ -58,10 +57,10 @@ pub struct ServeS2Args {
     /// Most concurrent sessions of one S1 identity.
     #[arg(long, default_value_t = 64)]
     pub max_sessions_per_peer: usize,
-    /// S2's state directory (created 0700): the refusal book, kept across restarts. Without it
-    /// the book is kept in memory only and a restart forgets it.
+    /// S2's state directory (made 0700): the tenants' secret keys (DIR/keys/, managed with
+    /// `smlp s2-keys` while S2 runs), its import key, and the refusal book, kept across restarts.
     #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    pub state_dir: PathBuf,
     /// Refusals (out of range, malformed, over a limit) one S1 identity may cause within an hour;
     /// once spent, the identity is refused after its handshake until the operator clears it
     /// (`smlp s2-refusals --clear NAME`).
@@ -82,6 +81,10 @@ pub struct ServeS2Args {
     /// 80-bit security against the best known subgroup attack; 224: 112 bits).
     #[arg(long, default_value_t = paillier::dgk::DEFAULT_T, value_parser = clap::value_parser!(u32).range(160..=512))]
     pub dgk_subgroup_bits: u32,
+    /// Modulus size of the DGK comparison key S2 generates at start (kept in memory only; one
+    /// for all tenants: S1 encrypts nothing of a tenant's under it).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(512..=8192))]
+    pub dgk_bits: u32,
     /// Run even though this build's secret-key arithmetic is not constant time (the num-bigint
     /// backend): timing may leak the secret key to S1.
     #[arg(long)]
@@ -138,49 +141,65 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
     }
     let tls = args.server.load_tls("s2", Role::S2)?;
     let tls_config = tls.server_config(&[Role::S1])?;
-    let sk = load_secret(&args.secret_key)?;
-    let fingerprint = sk.public_key().fingerprint();
-    let bits = sk.public_key().bits();
+    crate::util::private_dir(&args.state_dir)?;
+    let held = tenants(&args.state_dir)?;
     let server = Server::bind(args.listen.as_str(), args.server.options(64))?;
     let addr = server.local_addr();
     install_signal_handler(server.shutdown_handle())?;
-    let svc = Arc::new(S2Service::new(
-        sk,
+    // The DGK key of the comparisons: generated now, kept in memory only (nothing is ever
+    // stored under it; S1 receives its public half in each session's handshake over TLS), and
+    // shared by the tenants' services.
+    let started = std::time::Instant::now();
+    let u = secure_ops::dgk_u_for(policy.max_value_bits).ok_or_else(|| {
+        crate::error::CliError(format!(
+            "no DGK plaintext modulus serves ℓ = {}",
+            policy.max_value_bits
+        ))
+    })?;
+    let dgk_key = paillier::dgk::SecretKey::generate(
+        args.dgk_bits,
+        args.dgk_subgroup_bits,
+        u,
+        &mut rand::rngs::OsRng,
+    )?;
+    let dgk = dgk_key.public_key().clone();
+    tracing::info!(dgk_key = %dgk.fingerprint(), bits = dgk.bits(), u = dgk.u(), t = dgk.t(), seconds = started.elapsed().as_secs_f64(), "DGK comparison key generated (in memory)");
+    let ring = Arc::new(KeyRing::new(
+        &args.state_dir,
         S2Options {
             pool_capacity: args.pool_capacity,
             pool_workers: args.pool_workers,
             policy,
-            dgk: None,
+            dgk: Some(dgk_key),
             dgk_t: args.dgk_subgroup_bits,
         },
     ));
-    // The DGK key of the comparisons: generated now, kept in memory only (nothing is ever
-    // stored under it; S1 receives its public half in each session's handshake over TLS).
-    let started = std::time::Instant::now();
-    let dgk = svc.dgk_key()?.public_key().clone();
-    tracing::info!(dgk_key = %dgk.fingerprint(), bits = dgk.bits(), u = dgk.u(), t = dgk.t(), seconds = started.elapsed().as_secs_f64(), "DGK comparison key generated (in memory)");
+    // Load the keys held now (their randomizer pools start filling); later ones load at their
+    // first session.
+    for t in &held {
+        if let Err(e) = ring.service(&t.fingerprint) {
+            tracing::warn!(key = %t.fingerprint, error = %e, "tenant key not loaded");
+        }
+    }
+    if held.is_empty() {
+        tracing::warn!(state = %args.state_dir.display(), "S2 holds no tenant keys yet: add them with `smlp s2-keys add` (no restart needed)");
+    }
     let limiter = SessionLimiter::new(args.max_sessions_per_peer);
     let budget = Arc::new(RefusalBudget::new(
-        args.state_dir.as_deref(),
+        Some(&args.state_dir),
         args.max_refusals_per_hour,
         args.max_refusals,
     )?);
-    if budget.persistent() {
-        tracing::info!(
-            per_hour = args.max_refusals_per_hour,
-            total = args.max_refusals,
-            "refusal budget per S1 identity (book in the state directory)"
-        );
-    } else {
-        tracing::warn!(
-            per_hour = args.max_refusals_per_hour,
-            total = args.max_refusals,
-            "refusal budget kept in memory only (no --state-dir): a restart forgets it"
-        );
-    }
-    tracing::info!(%addr, key = %fingerprint, bits, identity = %tls.identity(), backend = %paillier::arith::backend_description(), "S2 (crypto server) listening (TLS, S1 clients only)");
+    tracing::info!(
+        per_hour = args.max_refusals_per_hour,
+        total = args.max_refusals,
+        "refusal budget per S1 identity (book in the state directory)"
+    );
+    tracing::info!(%addr, tenants = held.len(), identity = %tls.identity(), backend = %paillier::arith::backend_description(), "S2 (crypto server) listening (TLS, S1 clients only)");
     println!(
-        "S2 listening on {addr} (key {fingerprint}, {bits} bits, DGK key {}, TLS)",
+        "S2 listening on {addr} ({} tenant key(s) in {}, DGK key {}, TLS)",
+        held.len(),
+        args.state_dir.join(crate::tenants::KEYS_DIR).display(),
         dgk.fingerprint()
     );
     write_ready(args.server.ready_file.as_deref(), addr)?;
@@ -202,7 +221,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
                 Ok(false) => {}
                 Err(e) => tracing::error!(%peer, error = %e.0, "cannot record the refusal"),
             };
-            match svc.serve(chan) {
+            match serve_keyed(chan, |fp| ring.service(fp)) {
                 Ok(s) => {
                     tracing::info!(
                         %peer,

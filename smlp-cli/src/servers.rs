@@ -10,7 +10,6 @@
 use crate::bail;
 use crate::error::{CliError, CliResult, Context};
 use crate::jobs::{Runner, RunnerOptions, S2Link};
-use crate::keys::load_public;
 use crate::s1::{s1_session, S1Context};
 use crate::store::{Store, StoreOptions};
 use crate::tls::TlsArgs;
@@ -103,17 +102,16 @@ impl ServerArgs {
     }
 }
 
-/// Runs S1, the cloud server: holds the public key, receives encrypted data and models from
-/// clients, and trains or classifies with S2's help.
+/// Runs S1, the cloud server: holds the owners' public keys, receives encrypted data and models
+/// from them, and trains or classifies with S2's help.
 ///
-/// S1 never reads or receives the secret key. For every client request it opens its own session
+/// Each owner registers its own public key (`smlp register`); S1 accepts an owner's data sets
+/// and models only under a key that owner registered and runs each job under its inputs' key.
+/// S1 never reads or receives a secret key. For every client request it opens its own session
 /// with S2 (--s2). It accepts only TLS clients with an owner certificate of the deployment's CA,
 /// at most --max-sessions-per-owner at once per owner.
 #[derive(Args, Debug, Clone)]
 pub struct ServeS1Args {
-    /// Public key file (KEYDIR/public.key).
-    #[arg(long, value_name = "FILE")]
-    pub public_key: PathBuf,
     /// Address of S2.
     #[arg(long, default_value = "127.0.0.1:7002")]
     pub s2: String,
@@ -188,7 +186,6 @@ fn remove_ready(path: Option<&Path>) {
 
 /// Runs `smlp serve-s1` until a signal arrives.
 pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
-    let pk = load_public(&args.public_key)?;
     if !args.s2_connect_retry_secs.is_finite() || args.s2_connect_retry_secs < 0.0 {
         return Err(CliError(
             "--s2-connect-retry-secs must be a non-negative number".into(),
@@ -201,7 +198,6 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     let addr = server.local_addr();
     let shutdown = server.shutdown_handle();
     install_signal_handler(shutdown.clone())?;
-    let fingerprint = pk.fingerprint();
     let secs = |v: f64, name: &str| -> CliResult<Duration> {
         Duration::try_from_secs_f64(v)
             .map_err(|_| CliError(format!("--{name} must be a non-negative number of seconds")))
@@ -230,7 +226,6 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     );
     let runner = Runner::new(
         Arc::clone(&store),
-        pk.clone(),
         S2Link {
             addr: args.s2.clone(),
             name: args.s2_name.clone(),
@@ -253,15 +248,14 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     );
     let workers = runner.start()?;
     let ctx = Arc::new(S1Context {
-        pk,
         store: Arc::clone(&store),
         runner: Arc::clone(&runner),
         shutdown,
         limiter: SessionLimiter::new(args.max_sessions_per_owner),
     });
-    tracing::info!(%addr, s2 = %args.s2, key = %fingerprint, identity = %tls.identity(), store = %store.path().display(), "S1 (cloud server) listening (TLS, owner clients only)");
+    tracing::info!(%addr, s2 = %args.s2, identity = %tls.identity(), store = %store.path().display(), "S1 (cloud server) listening (TLS, owner clients only)");
     println!(
-        "S1 listening on {addr} (S2 at {}, key {fingerprint}, TLS)",
+        "S1 listening on {addr} (S2 at {}, a key per owner, TLS)",
         args.s2
     );
     write_ready(args.server.ready_file.as_deref(), addr)?;

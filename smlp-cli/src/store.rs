@@ -8,6 +8,7 @@
 //! names the owner: another owner's id is "not found", exactly like an unknown one.
 
 use crate::proto::{JobInfo, JobKind, JobState, ObjectInfo, ObjectKind};
+use paillier::PublicKey;
 use rand::Rng;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
@@ -144,7 +145,17 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_owner ON audit (owner);
+CREATE TABLE IF NOT EXISTS owner_keys (
+    fingerprint TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS owner_keys_owner ON owner_keys (owner);
 ";
+
+/// Most public keys one owner registers.
+pub const MAX_KEYS_PER_OWNER: usize = 16;
 
 /// 2: training requests and checkpoints carry the run's loss (protocol version 3); a version-1
 /// store is upgraded in place when it is opened ([`upgrade_1_to_2`]).
@@ -392,6 +403,11 @@ fn reencode(
     Ok(changed)
 }
 
+fn open_key(body: &[u8]) -> StoreResult<PublicKey> {
+    paillier::format::open(&paillier::format::PUBLIC_KEY, body)
+        .map_err(|e| StoreError::Corrupt(format!("a stored public key: {e}")))
+}
+
 fn sha256(body: &[u8]) -> String {
     format!("{:x}", Sha256::digest(body))
 }
@@ -491,6 +507,75 @@ impl Store {
             }
             Err(e) => tracing::warn!(error = %e, "cannot write the audit log"),
         }
+    }
+
+    /// Registers `pk` as a key of `owner` (`Ok(false)`: it already was). A key belongs to the
+    /// owner who registered it first: another owner naming it is refused, so no owner's job
+    /// runs under another owner's key.
+    pub fn register_key(&self, owner: &str, pk: &PublicKey) -> StoreResult<bool> {
+        let fp = pk.fingerprint().to_string();
+        let body = paillier::format::seal(&paillier::format::PUBLIC_KEY, pk)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.tx(|tx| {
+            let holder: Option<String> = tx
+                .query_row(
+                    "SELECT owner FROM owner_keys WHERE fingerprint = ?1",
+                    [&fp],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match holder {
+                Some(h) if h == owner => return Ok(false),
+                Some(_) => {
+                    return Err(StoreError::Conflict(format!(
+                        "key {fp} is registered to another owner; generate your own (smlp keygen)"
+                    )))
+                }
+                None => {}
+            }
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM owner_keys WHERE owner = ?1",
+                [owner],
+                |r| r.get(0),
+            )?;
+            if n as usize >= MAX_KEYS_PER_OWNER {
+                return Err(StoreError::Conflict(format!(
+                    "owner {owner} already has {MAX_KEYS_PER_OWNER} keys registered"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO owner_keys (fingerprint, owner, body, created) VALUES (?1, ?2, ?3, ?4)",
+                params![fp, owner, body, to_i64(now())],
+            )?;
+            audit(tx, owner, "register-key", &fp, "ok")?;
+            Ok(true)
+        })
+    }
+
+    /// The key `fp` if `owner` registered it.
+    pub fn owner_key(
+        &self,
+        owner: &str,
+        fp: &paillier::Fingerprint,
+    ) -> StoreResult<Option<PublicKey>> {
+        let conn = lock(&self.conn);
+        let body: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT body FROM owner_keys WHERE fingerprint = ?1 AND owner = ?2",
+                params![fp.to_string(), owner],
+                |r| r.get(0),
+            )
+            .optional()?;
+        body.map(|b| open_key(&b)).transpose()
+    }
+
+    /// The keys `owner` registered, oldest first.
+    pub fn owner_keys(&self, owner: &str) -> StoreResult<Vec<PublicKey>> {
+        let conn = lock(&self.conn);
+        let mut st =
+            conn.prepare("SELECT body FROM owner_keys WHERE owner = ?1 ORDER BY created, rowid")?;
+        let rows = st.query_map([owner], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|b| open_key(&b?)).collect()
     }
 
     /// Stores an upload of `owner` (quota checked in the same transaction). An identical object

@@ -140,22 +140,8 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     ]);
     assert!(!env.path("test.enc.scaler.json").exists());
 
-    let mut s2 = Server::start(
-        env.dir.path(),
-        "s2",
-        &[
-            "serve-s2",
-            "--secret-key",
-            &env.secret(),
-            "--pool-capacity",
-            "64",
-        ],
-    );
-    let mut s1 = Server::start(
-        env.dir.path(),
-        "s1",
-        &["serve-s1", "--public-key", &env.public(), "--s2", &s2.addr],
-    );
+    let mut s2 = env.s2(&["--pool-capacity", "64"]);
+    let mut s1 = env.s1(&s2.addr, &[]);
 
     // Misbehaving clients: garbage, an oversized frame header, a silent disconnect. Both servers
     // must go on serving.
@@ -578,8 +564,6 @@ fn detached_training_survives_s1_crashes_and_s2_restarts_bit_for_bit() {
     let s1_args = |extra: &[&'static str]| {
         let mut v = vec![
             "serve-s1".to_string(),
-            "--public-key".into(),
-            env.public(),
             "--s2".into(),
             s2_addr.clone(),
             "--checkpoint-every".into(),
@@ -602,6 +586,7 @@ fn detached_training_survives_s1_crashes_and_s2_restarts_bit_for_bit() {
     // The third checkpoint transaction (initial weights, after 2 samples, after 4) aborts S1
     // before its commit.
     let mut s1 = start_s1(&[("SMLP_TEST_CRASH_AT_CHECKPOINT", "3")]);
+    env.register(&s1, "owner");
     let ds = ok(&["upload", "--s1", &s1.addr, "--data", &env.p("train.enc")])
         .trim()
         .to_string();
@@ -663,8 +648,8 @@ fn detached_training_survives_s1_crashes_and_s2_restarts_bit_for_bit() {
         "s2b",
         &[
             "serve-s2",
-            "--secret-key",
-            &env.secret(),
+            "--state-dir",
+            &env.s2_state(),
             "--listen",
             &s2_addr,
         ],
@@ -776,7 +761,25 @@ fn owners_are_isolated_and_quotas_hold() {
     assert!(ok(&v.iter().map(String::as_str).collect::<Vec<_>>()).contains("no data set"));
     let v = alice(&["jobs"]);
     assert!(ok(&v.iter().map(String::as_str).collect::<Vec<_>>()).contains("no jobs"));
-    let v = alice(&["upload", "--data", &env.p("d2.enc")]);
+    // Each owner works under its own key: the owner's data set is refused from alice, and so
+    // is the owner's key; her own key, registered, serves her within her own quota.
+    let err = as_alice(&["upload", "--data", &env.p("d2.enc")]);
+    assert!(err.contains("has not registered"), "{err}");
+    let err = as_alice(&["register", "--public-key", &env.public()]);
+    assert!(err.contains("registered to another owner"), "{err}");
+    ok(&[
+        "keygen",
+        "--bits",
+        "512",
+        "--insecure-test-key",
+        "--out",
+        &env.p("alice-keys"),
+    ]);
+    let alice_public = env.p("alice-keys/public.key");
+    encrypt(&env, &alice_public, "d.csv", "alice.enc");
+    let v = alice(&["register", "--public-key", &alice_public]);
+    ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let v = alice(&["upload", "--data", &env.p("alice.enc")]);
     ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
     // The owner's job and data set are untouched; a data set in use cannot be deleted.
     let err = fail(&["delete", "--s1", &s1.addr, &ds]);

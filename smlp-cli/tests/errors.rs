@@ -40,9 +40,9 @@ fn wrong_key_for_this_file() {
     wdbc_csv(&env, "d.csv", 6, 1);
     encrypt(&env, &env.public(), "d.csv", "mine.enc");
     encrypt(&env, &other_public, "d.csv", "foreign.enc");
-    let (s2, s1) = start_servers(&env);
+    let (_s2, s1) = start_servers(&env);
 
-    // Data under another key than S1's: refused before anything is uploaded.
+    // Data under a key this owner has not registered: refused before anything is uploaded.
     let err = fail(&[
         "train",
         "--s1",
@@ -52,8 +52,8 @@ fn wrong_key_for_this_file() {
         "--out",
         &env.p("m.enc"),
     ]);
-    assert!(err.contains("wrong key: the data set"), "{err}");
-    assert!(err.contains("is encrypted under key"), "{err}");
+    assert!(err.contains("the data set is encrypted under key"), "{err}");
+    assert!(err.contains("has not registered"), "{err}");
 
     // A quick model and predictions under the right key ...
     ok(&[
@@ -120,16 +120,13 @@ fn wrong_key_for_this_file() {
         !env.path("p.csv").exists() && !env.path("m.json").exists() && !env.path("p2.enc").exists()
     );
 
-    // An S1 under the other key paired with this S2: S2 refuses the handshake, S1 reports it.
-    let s1b = Server::start(
-        env.dir.path(),
-        "s1b",
-        &["serve-s1", "--public-key", &other_public, "--s2", &s2.addr],
-    );
+    // The other key registered at S1, but S2 does not hold it: S2 refuses the handshake, S1
+    // reports it.
+    ok(&["register", "--s1", &s1.addr, "--public-key", &other_public]);
     let err = fail(&[
         "train",
         "--s1",
-        &s1b.addr,
+        &s1.addr,
         "--data",
         &env.p("foreign.enc"),
         "--out",
@@ -149,8 +146,6 @@ fn s2_unreachable_is_reported_by_s1() {
         "s1",
         &[
             "serve-s1",
-            "--public-key",
-            &env.public(),
             "--s2",
             &closed_port(),
             "--s2-connect-retry-secs",
@@ -159,6 +154,7 @@ fn s2_unreachable_is_reported_by_s1() {
             "0.5",
         ],
     );
+    env.register(&s1, "owner");
     for _ in 0..2 {
         let err = fail(&[
             "train",
@@ -336,23 +332,24 @@ fn corrupt_truncated_and_foreign_files() {
     ]);
     assert!(err.contains("not a public key file"), "{err}");
     let err = fail(&[
-        "serve-s2",
-        "--secret-key",
+        "s2-keys",
+        "--state-dir",
+        &env.p("s2-state"),
+        "add",
+        "--plain",
         &env.public(),
-        "--listen",
-        "127.0.0.1:0",
     ]);
     assert!(err.contains("not a secret key file"), "{err}");
     let err = fail(&[
-        "serve-s1",
-        "--public-key",
+        "seal-key",
+        "--secret-key",
+        &env.secret(),
+        "--to",
         &env.p("d.enc"),
-        "--state-dir",
-        &env.p("s1-state"),
-        "--listen",
-        "127.0.0.1:0",
+        "--out",
+        &env.p("x.sealed"),
     ]);
-    assert!(err.contains("not a public key file"), "{err}");
+    assert!(err.contains("not a public import key of S2 file"), "{err}");
     let mut key = std::fs::read(env.path("keys/public.key")).unwrap();
     let n = key.len();
     key[n - 20] ^= 1;

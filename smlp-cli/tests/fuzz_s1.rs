@@ -20,7 +20,7 @@ use transport::{
 };
 
 /// `ClientMsg::Hello { version: 3 }` in postcard: variant 0, then the version as a varint.
-const HELLO: [u8; 2] = [0, 3];
+const HELLO: [u8; 2] = [0, 4];
 
 #[test]
 fn hello_is_the_clients_encoding() {

@@ -133,7 +133,8 @@ fn wait_log(server: &Server, text: &str) -> String {
 fn only_the_right_certificates_get_through_the_handshake() {
     let env = Env::new();
     let s2 = start_s2(&env);
-    let s1 = env.s1(&s2.addr, &[]);
+    // No owner has connected to this S1 (nor registered a key).
+    let s1 = Server::start(env.dir.path(), "s1", &["serve-s1", "--s2", &s2.addr]);
     let (_, pk) = keys(&env);
     // S1's certificate is served by S2.
     let mut served = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
@@ -659,7 +660,7 @@ fn concurrent_sessions_are_limited_per_identity() {
     // S1: an owner holding one session (hello sent, request pending) cannot open a second one;
     // another owner can.
     let mut held = dial(&s1.addr, "owner-owner", Role::Owner, Role::S1).unwrap();
-    held.send_frame(&[0, 3]).unwrap(); // ClientMsg::Hello { version: 3 }
+    held.send_frame(&[0, 4]).unwrap(); // ClientMsg::Hello { version: 4 }
     held.recv_frame().unwrap();
     let (data, out) = (env.p("d.enc"), env.p("m.enc"));
     let err = fail(&[
@@ -671,8 +672,8 @@ fn concurrent_sessions_are_limited_per_identity() {
         "20", "--out", &out,
     ]);
     assert!(
-        err.contains("kappa = 20"),
-        "alice is served (and told about her κ): {err}"
+        err.contains("which this owner has not registered"),
+        "alice is served (and told that the data set is not under her key): {err}"
     );
     drop(held);
 }
@@ -780,9 +781,7 @@ fn reconnecting_after_each_refusal_spends_a_budget_kept_across_restarts() {
     // A restart keeps the book: still blocked.
     drop(s2);
     let s2 = Server::start(&env.path("."), "s2-again", &{
-        let secret = env.secret();
-        let mut a = vec!["serve-s2", "--secret-key"];
-        a.push(Box::leak(secret.into_boxed_str()));
+        let mut a = vec!["serve-s2"];
         a.extend_from_slice(&args);
         a
     });
@@ -826,12 +825,11 @@ fn servers_refuse_to_start_beside_the_ca_key_and_run_from_their_kits() {
         got.sort();
         assert_eq!(got, files, "{stem}");
     }
-    let secret = env.secret();
     let root = s(&dir);
     let err = fail(&[
         "serve-s2",
-        "--secret-key",
-        &secret,
+        "--state-dir",
+        &env.p("s2-state"),
         "--pki",
         &root,
         "--listen",
@@ -842,11 +840,8 @@ fn servers_refuse_to_start_beside_the_ca_key_and_run_from_their_kits() {
             && err.contains("--allow-ca-key"),
         "{err}"
     );
-    let public = env.public();
     let err = fail(&[
         "serve-s1",
-        "--public-key",
-        &public,
         "--pki",
         &root,
         "--s2",
@@ -869,4 +864,178 @@ fn servers_refuse_to_start_beside_the_ca_key_and_run_from_their_kits() {
     )
     .unwrap();
     stats(chan).unwrap();
+}
+
+#[test]
+fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
+    // The tenants issue: with one key for the whole deployment, owner bob read alice's data set
+    // and model out of s1.sqlite and decrypted both with his own files. Here the test PKI's
+    // "owner" is the victim and "alice" the attacker; each has a key of its own.
+    use paillier::format::open;
+    use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
+    let env = Env::new();
+    let (victim_sk, _) = keys(&env);
+    ok(&[
+        "keygen",
+        "--bits",
+        "512",
+        "--insecure-test-key",
+        "--out",
+        &env.p("attacker"),
+    ]);
+    let attacker_sk: SecretKey = paillier::format::open(
+        &paillier::format::SECRET_KEY,
+        &std::fs::read(env.path("attacker/secret.key")).unwrap(),
+    )
+    .unwrap();
+    // S2 holds both tenants' keys; the attacker's arrives sealed, as the README says.
+    let state = env.s2_state();
+    ok(&["s2-keys", "--state-dir", &state, "init"]);
+    let import = format!("{state}/import.pub");
+    let sealed = env.p("attacker.sealed");
+    ok(&[
+        "seal-key",
+        "--secret-key",
+        &env.p("attacker/secret.key"),
+        "--to",
+        &import,
+        "--label",
+        "alice",
+        "--out",
+        &sealed,
+    ]);
+    ok(&[
+        "s2-keys",
+        "--state-dir",
+        &state,
+        "add",
+        "--insecure-test-key",
+        &sealed,
+    ]);
+    let s2 = env.s2(&["--pool-capacity", "0"]);
+    let listed = ok(&["s2-keys", "--state-dir", &state, "list"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    let s1 = env.s1(&s2.addr, &[]);
+    let as_attacker = |args: &[&str]| {
+        let mut v = vec![args[0], "--s1", &s1.addr, "--as", "alice"];
+        v.extend_from_slice(&args[1..]);
+        v.iter().map(|x| x.to_string()).collect::<Vec<String>>()
+    };
+    fn argv(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    ok(&argv(&as_attacker(&[
+        "register",
+        "--public-key",
+        &env.p("attacker/public.key"),
+    ])));
+    // The victim trains on its data.
+    let data = small_encrypted(&env);
+    ok(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &data,
+        "--hidden",
+        "2",
+        "--kappa",
+        "40",
+        "--out",
+        &env.p("m.enc"),
+    ]);
+    // The attacker holds S1's whole database (a backup, a disk, an S1 bug) and its own files.
+    let db = rusqlite::Connection::open(env.path("s1-state/s1.sqlite")).unwrap();
+    let blobs: Vec<(String, Vec<u8>)> = db
+        .prepare("SELECT kind, body FROM objects")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(blobs.iter().any(|(k, _)| k == "ds") && blobs.iter().any(|(k, _)| k == "md"));
+    for (i, (kind, body)) in blobs.iter().enumerate() {
+        let f = env.p(&format!("stolen-{i}"));
+        std::fs::write(&f, body).unwrap();
+        // The tool refuses: the file is under another key.
+        let err = fail(&[
+            "decrypt",
+            "--secret-key",
+            &env.p("attacker/secret.key"),
+            "--in",
+            &f,
+            "--out",
+            &env.p("stolen.out"),
+        ]);
+        assert!(err.contains("encrypted under key"), "{kind}: {err}");
+        // And the arithmetic gives nothing: no ciphertext decrypts under the attacker's key to
+        // what the victim's key reads.
+        let cts: Vec<Ciphertext> = match kind.as_str() {
+            "ds" => {
+                let d: EncryptedDataset = open(&DATASET, body).unwrap();
+                d.samples.iter().flat_map(|s| s.x.clone()).collect()
+            }
+            _ => {
+                let m: EncryptedModel = open(&MODEL, body).unwrap();
+                m.params.layers.iter().flat_map(|l| l.w.concat()).collect()
+            }
+        };
+        assert!(!cts.is_empty());
+        let mut same = 0;
+        for c in &cts {
+            let truth = victim_sk.decrypt(c).unwrap();
+            if attacker_sk.decrypt(c).ok() == Some(truth) {
+                same += 1;
+            }
+        }
+        assert_eq!(
+            same,
+            0,
+            "{kind}: the attacker read {same} of {} values",
+            cts.len()
+        );
+        // Nor can the attacker have S1 work on it: the victim's data set is not under a key of
+        // his, and the victim's key is not his to register.
+        if kind == "ds" {
+            let err = fail(&argv(&as_attacker(&["upload", "--data", &f])));
+            assert!(err.contains("has not registered"), "{err}");
+        }
+    }
+    let err = fail(&argv(&as_attacker(&[
+        "register",
+        "--public-key",
+        &env.public(),
+    ])));
+    assert!(err.contains("registered to another owner"), "{err}");
+    // S2 refuses a session under a key it does not hold, and one whose key its operator
+    // removed, without a restart.
+    let third = SecretKey::generate_insecure_for_tests(512, &mut rand::thread_rng()).unwrap();
+    let mut chan = dial(&s2.addr, "s1", Role::S1, Role::S2).unwrap();
+    assert!(!try_hello(&mut chan, third.public_key()));
+    wait_log(
+        &s2,
+        &format!("S2 holds no key {}", third.public_key().fingerprint()),
+    );
+    let victim_fp = victim_sk.public_key().fingerprint().to_string();
+    ok(&["s2-keys", "--state-dir", &state, "remove", &victim_fp]);
+    let err = fail(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &data,
+        "--hidden",
+        "2",
+        "--kappa",
+        "40",
+        "--out",
+        &env.p("m2.enc"),
+    ]);
+    assert!(err.contains("S2 refused the session"), "{err}");
+    assert!(
+        s1.log_text()
+            .contains(&format!("S2 holds no key {victim_fp}")),
+        "{}",
+        s1.log_text()
+    );
 }

@@ -746,10 +746,16 @@ impl Client {
         })
     }
 
-    /// S1's public key (from the handshake).
-    fn public_key(&self, py: Python<'_>) -> PyResult<PublicKey> {
-        let inner = self.with(py, |c| Ok(c.public_key().clone()))?;
-        Ok(PublicKey { inner })
+    /// The public keys this owner registered at S1 (from the handshake).
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<PublicKey>> {
+        let keys = self.with(py, |c| Ok(c.keys().to_vec()))?;
+        Ok(keys.into_iter().map(|inner| PublicKey { inner }).collect())
+    }
+
+    /// Registers one of this owner's public keys at S1 (nothing happens if it already is).
+    fn register(&self, py: Python<'_>, public_key: &PublicKey) -> PyResult<String> {
+        let pk = public_key.inner.clone();
+        self.with(py, |c| c.register(&pk))
     }
 
     /// Uploads a data set; S1 keeps it. ObjectInfo JSON.
@@ -793,7 +799,7 @@ impl Client {
         let loss = parse_loss(loss)?;
         let lr = LearningRate::new(lr_num, lr_shift).map_err(err)?;
         self.with(py, |c| {
-            let dims = c.dataset_dims(&dataset)?;
+            let (dims, pk) = c.dataset_dims(&dataset)?;
             let spec = TrainSpec {
                 hidden,
                 epochs,
@@ -806,7 +812,7 @@ impl Client {
                 kappa,
                 init_seed,
             };
-            let req = train_request(c.public_key(), dataset, dims, spec, None)?;
+            let req = train_request(&pk, dataset, dims, spec, None)?;
             json(&c.submit(ClientMsg::Train(Box::new(req)))?)
         })
     }

@@ -131,19 +131,59 @@ impl Env {
     pub fn secret(&self) -> String {
         self.p("keys/secret.key")
     }
-    /// `serve-s2` with this environment's secret key and `extra` options.
+    /// S2's state directory of this environment (the one `s2` starts with unless `extra` names
+    /// another).
+    pub fn s2_state(&self) -> String {
+        self.p("s2-state")
+    }
+    /// Adds this environment's secret key to the S2 state directory `state` (as S2's operator
+    /// does with `smlp s2-keys add`).
+    pub fn give_key_to_s2(&self, state: &str) {
+        ok(&[
+            "s2-keys",
+            "--state-dir",
+            state,
+            "add",
+            "--plain",
+            "--insecure-test-key",
+            &self.secret(),
+        ]);
+    }
+    /// `serve-s2` holding this environment's secret key (in its state directory) with `extra`
+    /// options.
     pub fn s2(&self, extra: &[&str]) -> Server {
-        let secret = self.secret();
-        let mut args = vec!["serve-s2", "--secret-key", &secret];
+        let state = match extra.iter().position(|a| *a == "--state-dir") {
+            Some(i) => extra[i + 1].to_string(),
+            None => self.s2_state(),
+        };
+        self.give_key_to_s2(&state);
+        let mut args = vec!["serve-s2"];
+        if !extra.contains(&"--state-dir") {
+            args.extend(["--state-dir", &state]);
+        }
         args.extend_from_slice(extra);
         Server::start(self.dir.path(), "s2", &args)
     }
-    /// `serve-s1` with this environment's public key, S2 at `s2` and `extra` options.
+    /// `serve-s1` with S2 at `s2` and `extra` options; this environment's public key is
+    /// registered for the owner "owner".
     pub fn s1(&self, s2: &str, extra: &[&str]) -> Server {
-        let public = self.public();
-        let mut args = vec!["serve-s1", "--public-key", &public, "--s2", s2];
+        let mut args = vec!["serve-s1", "--s2", s2];
         args.extend_from_slice(extra);
-        Server::start(self.dir.path(), "s1", &args)
+        let server = Server::start(self.dir.path(), "s1", &args);
+        self.register(&server, "owner");
+        server
+    }
+    /// Registers this environment's public key at `s1` for `owner`.
+    pub fn register(&self, s1: &Server, owner: &str) {
+        ok(&[
+            "register",
+            "--s1",
+            &s1.addr,
+            "--as",
+            owner,
+            "--public-key",
+            &self.public(),
+        ]);
     }
     /// Files in the directory (not recursive), sorted.
     pub fn files(&self) -> Vec<String> {
@@ -195,6 +235,10 @@ impl Server {
         let mut extra: Vec<String> = vec![];
         if args.first() == Some(&"serve-s2") && !args.contains(&"--kappa") {
             extra.extend(["--kappa".into(), "40".into()]);
+        }
+        // A small DGK key: the tests' Paillier keys are small too.
+        if args.first() == Some(&"serve-s2") && !args.contains(&"--dgk-bits") {
+            extra.extend(["--dgk-bits".into(), "512".into()]);
         }
         // S1 keeps its store in the test directory (one per server name).
         if args.first() == Some(&"serve-s1") && !args.contains(&"--state-dir") {

@@ -130,9 +130,15 @@ class Client:
         self.close()
 
     @property
-    def public_key(self) -> PublicKey:
-        """S1's public key (every upload is checked against it)."""
-        return self._native.public_key()
+    def keys(self) -> List[PublicKey]:
+        """The public keys this owner registered at S1 (every upload must be under one)."""
+        return self._native.keys()
+
+    def register(self, public_key: PublicKey) -> str:
+        """Registers one of this owner's public keys at S1 (once per key; a key belongs to the
+        first owner who registers it). S2 must hold its secret half (``smlp seal-key``, then
+        ``smlp s2-keys add`` by S2's operator) before S1 can train under it."""
+        return self._native.register(public_key)
 
     # -- objects -------------------------------------------------------------------------
 

@@ -25,8 +25,11 @@ class LocalCluster:
     ...     client, owner = cluster.client(), cluster.owner()
 
     ``secret_key`` uses an existing key (else one of ``bits`` bits is generated; 2048 by default,
-    smaller only with ``insecure_test_key``, for tests). ``owners`` are the owner identities
-    that get certificates. ``s1_args``/``s2_args`` add command-line options of the servers.
+    smaller only with ``insecure_test_key``, for tests): the key of the first of ``owners`` (the
+    owner identities that get certificates). The cluster plays S2's operator too: S2 holds that
+    key in its state directory (``smlp s2-keys add``), and :meth:`client` registers it at S1 for
+    that owner. Every other owner brings a key of its own (:meth:`add_key`, then
+    ``Client.register``). ``s1_args``/``s2_args`` add command-line options of the servers.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class LocalCluster:
         keep: bool = False,
     ) -> None:
         self.keep = keep
+        self.owners = list(owners)
         self.dir = directory or tempfile.mkdtemp(prefix="smlp-cluster-")
         self._procs: List[subprocess.Popen] = []
         self._logs: Dict[str, str] = {}
@@ -58,15 +62,18 @@ class LocalCluster:
                 ["pki", "--out", self.pki, "--s1-host", "127.0.0.1", "--s2-host", "127.0.0.1", *owner_args]
             )
             variable_time = [] if _native.BACKEND == "gmp" else ["--allow-variable-time"]
+            self.s2_state = os.path.join(self.dir, "s2-state")
+            self.add_key(self.secret_key)
+            dgk_bits = str(max(512, self.secret_key.public_key.bits))
             self.s2 = self._start(
                 "s2",
-                ["serve-s2", "--secret-key", os.path.join(self.keys, "secret.key"), "--pki", os.path.join(self.pki, "s2"),
+                ["serve-s2", "--state-dir", self.s2_state, "--dgk-bits", dgk_bits, "--pki", os.path.join(self.pki, "s2"),
                  "--listen", "127.0.0.1:0", "--grace-secs", "2", *variable_time, *s2_args],
                 startup_timeout,
             )
             self.s1 = self._start(
                 "s1",
-                ["serve-s1", "--public-key", os.path.join(self.keys, "public.key"), "--pki", os.path.join(self.pki, "s1"),
+                ["serve-s1", "--pki", os.path.join(self.pki, "s1"),
                  "--s2", self.s2, "--state-dir", os.path.join(self.dir, "s1-state"),
                  "--listen", "127.0.0.1:0", "--grace-secs", "2", *s1_args],
                 startup_timeout,
@@ -120,9 +127,23 @@ class LocalCluster:
     def public_key(self) -> PublicKey:
         return self.secret_key.public_key
 
-    def client(self, owner: str = "owner", **kwargs: Any) -> Client:
-        """A :class:`Client` of S1 as ``owner``."""
-        return Client(self.s1, self.pki, owner, **kwargs)
+    def add_key(self, secret_key: SecretKey) -> None:
+        """Gives S2 a tenant's secret key (as S2's operator does with ``smlp s2-keys add``; S2
+        serves it from its next session, without a restart)."""
+        with tempfile.TemporaryDirectory(prefix="smlp-key-") as tmp:
+            secret_key.save(tmp, True)
+            small = ["--insecure-test-key"] if secret_key.public_key.bits < 2048 else []
+            self._run(["s2-keys", "--state-dir", self.s2_state, "add", "--plain", *small,
+                       os.path.join(tmp, "secret.key")])
+
+    def client(self, owner: Optional[str] = None, **kwargs: Any) -> Client:
+        """A :class:`Client` of S1 as ``owner`` (the first of ``owners`` by default, with the
+        cluster's key registered)."""
+        owner = owner or self.owners[0]
+        client = Client(self.s1, self.pki, owner, **kwargs)
+        if owner == self.owners[0]:
+            client.register(self.secret_key.public_key)
+        return client
 
     def owner(self) -> Owner:
         """An :class:`Owner` with the cluster's secret key."""
