@@ -13,8 +13,8 @@
 //!
 //! The book is a small JSON file, `DIR/refusals.json` (0600, written through an exclusive
 //! temporary file), read and written under an exclusive lock of `DIR/refusals.lock`, so the
-//! operator's `--clear` and a running S2 never overwrite each other. Without `--state-dir` the
-//! book lives in memory only (S2 says so at start): a restart forgets it.
+//! operator's `--clear` and a running S2 never overwrite each other (`serve-s2` always has a state
+//! directory; the library can keep a book in memory only, which a restart forgets).
 
 use crate::bail;
 use crate::error::{CliError, CliResult, Context};
