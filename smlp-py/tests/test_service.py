@@ -111,6 +111,13 @@ def test_detached_jobs_wait_fetch_and_owners_are_isolated(cluster, client, owner
     assert bob.list("datasets") == [] and bob.jobs() == []
     with pytest.raises(smlp.SMLPError, match="not found|unknown|no "):
         bob.fetch(job.id)
+    # Each owner works under a key of its own: bob cannot take the owner's key, nor upload
+    # under it.
+    with pytest.raises(smlp.SMLPError, match="registered to another owner"):
+        bob.register(owner.public_key)
+    assert bob.keys == [] and client.keys == [owner.public_key]
+    with pytest.raises(smlp.SMLPError, match="has not registered"):
+        bob.upload(owner.encrypt(X[:4], y[:4], progress=False))
     client.delete(job.id)
     assert job.id not in [j["id"] for j in client.jobs()]
 
