@@ -25,6 +25,10 @@ pub struct TlsArgs {
     /// The CA certificate(s) peers must chain to (PEM), with --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_ca: Option<PathBuf>,
+    /// The CA's certificate revocation list (PEM), with --tls-cert (with --pki: the kit's
+    /// ca.crl, if there). Read again whenever it changes.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_crl: Option<PathBuf>,
 }
 
 impl TlsArgs {
@@ -35,6 +39,7 @@ impl TlsArgs {
                 cert: cert.clone(),
                 key: key.clone(),
                 ca: ca.clone(),
+                crl: self.tls_crl.clone(),
             });
         }
         match &self.pki {
@@ -68,14 +73,14 @@ pub struct PkiArgs {
     #[arg(
         long = "s1-host",
         value_name = "NAME",
-        required_unless_present = "add_owner"
+        required_unless_present_any = ["add_owner", "revoke"]
     )]
     pub s1_hosts: Vec<String>,
     /// Host name or IP address under which S1 reaches S2 (repeatable).
     #[arg(
         long = "s2-host",
         value_name = "NAME",
-        required_unless_present = "add_owner"
+        required_unless_present_any = ["add_owner", "revoke"]
     )]
     pub s2_hosts: Vec<String>,
     /// An owner's name (repeatable) [default: one owner named "owner"].
@@ -84,6 +89,11 @@ pub struct PkiArgs {
     /// Add owners to the existing PKI in DIR (repeatable).
     #[arg(long = "add-owner", value_name = "NAME", conflicts_with_all = ["s1_hosts", "s2_hosts"])]
     pub add_owner: Vec<String>,
+    /// Revoke a certificate of the PKI in DIR: `s1`, `s2` or an owner's name (repeatable).
+    /// Writes DIR/ca.crl and a copy into every kit; servers and clients that read their kit's
+    /// ca.crl refuse the certificate from their next handshake on, without a restart.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["s1_hosts", "s2_hosts", "owners", "add_owner"])]
+    pub revoke: Vec<String>,
     /// Validity of the S1, S2 and owner certificates, in days.
     #[arg(long, default_value_t = DEFAULT_DAYS)]
     pub days: i64,
@@ -93,6 +103,29 @@ pub struct PkiArgs {
 pub fn pki(args: &PkiArgs) -> CliResult<Vec<PathBuf>> {
     if !(1..=3650).contains(&args.days) {
         bail!("--days must be in 1..=3650");
+    }
+    if !args.revoke.is_empty() {
+        let mut written = vec![];
+        for name in &args.revoke {
+            let stem = match name.as_str() {
+                "s1" | "s2" => name.clone(),
+                owner => {
+                    pki::check_owner_name(owner)?;
+                    format!("owner-{owner}")
+                }
+            };
+            let (files, already) = pki::revoke(&args.out, &stem)?;
+            println!(
+                "{} {stem}: its certificate is refused from the next handshake of every party that reads its kit's {}",
+                if already { "already revoked" } else { "revoked" },
+                pki::CRL_FILE
+            );
+            written = files;
+        }
+        for p in &written {
+            println!("wrote {}", p.display());
+        }
+        return Ok(written);
     }
     let written = if args.add_owner.is_empty() {
         let owners = if args.owners.is_empty() {

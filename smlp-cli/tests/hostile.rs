@@ -1039,3 +1039,57 @@ fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
         s1.log_text()
     );
 }
+
+#[test]
+fn a_revoked_owner_is_refused_by_the_running_s1_and_the_others_are_served() {
+    // The tenants issue: a lost owner certificate could only be stopped by replacing the CA.
+    let env = Env::new();
+    let dir = env.path("pki");
+    ok(&[
+        "pki",
+        "--out",
+        &s(&dir),
+        "--s1-host",
+        "127.0.0.1",
+        "--s2-host",
+        "127.0.0.1",
+        "--owner",
+        "owner",
+        "--owner",
+        "bob",
+    ]);
+    let s1 = Server::start(
+        env.dir.path(),
+        "s1",
+        &[
+            "serve-s1",
+            "--s2",
+            &closed_port(),
+            "--pki",
+            &s(&dir.join("s1")),
+        ],
+    );
+    let as_party = |owner: &str| {
+        run(&[
+            "jobs",
+            "--s1",
+            &s1.addr,
+            "--as",
+            owner,
+            "--pki",
+            &s(&dir.join(format!("owner-{owner}"))),
+        ])
+    };
+    assert!(as_party("owner").status.success());
+    assert!(as_party("bob").status.success());
+    let out = ok(&["pki", "--out", &s(&dir), "--revoke", "bob"]);
+    assert!(out.contains("revoked owner-bob"), "{out}");
+    // S1 was not restarted: bob is refused in the handshake, the owner still served.
+    let refused = as_party("bob");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(err.contains("revoked"), "{err}");
+    assert!(as_party("owner").status.success());
+    let log = wait_log(&s1, "certificate revocation list loaded");
+    assert!(log.to_lowercase().contains("revoked"), "{log}");
+}

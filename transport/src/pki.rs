@@ -18,9 +18,11 @@
 use crate::tls::Role;
 use paillier::format::{write_atomic, FileError};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SanType, SerialNumber,
 };
+use rustls::pki_types::pem::PemObject;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -267,10 +269,8 @@ pub fn create(dir: &Path, spec: &PkiSpec) -> Result<Vec<PathBuf>, PkiError> {
     Ok(written)
 }
 
-/// Issues certificates for more owners with the CA of an existing PKI in `dir`. An owner whose
-/// certificate exists already is refused.
-pub fn add_owners(dir: &Path, owners: &[String], days: i64) -> Result<Vec<PathBuf>, PkiError> {
-    owners_checked(owners)?;
+/// The CA of an existing PKI in `dir` (its `ca.key` and `ca.crt`).
+fn load_ca(dir: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
     let ca_err = |why: String| PkiError::Ca {
         dir: dir.to_path_buf(),
         why,
@@ -280,8 +280,102 @@ pub fn add_owners(dir: &Path, owners: &[String], days: i64) -> Result<Vec<PathBu
     let cert_pem =
         std::fs::read_to_string(dir.join("ca.crt")).map_err(|e| ca_err(format!("ca.crt: {e}")))?;
     let key = KeyPair::from_pem(&key_pem).map_err(|e| ca_err(format!("ca.key: {e}")))?;
-    let ca =
-        Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| ca_err(format!("ca.crt: {e}")))?;
+    Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| ca_err(format!("ca.crt: {e}")))
+}
+
+/// File name of the deployment's certificate revocation list, in the PKI directory and in every
+/// party's kit (where servers and clients read it, at each handshake when it has changed).
+pub const CRL_FILE: &str = "ca.crl";
+
+/// Largest CRL file read.
+pub const MAX_CRL_BYTES: u64 = 16 << 20;
+
+/// Revokes the certificate of the party `stem` (`s1`, `s2`, `owner-NAME`) of the PKI in `dir`:
+/// adds its serial number to the CA's revocation list, signs the list again (its CRL number one
+/// more) and writes it to `dir/ca.crl` and into every party's kit. Returns the files written and
+/// whether the certificate was already revoked.
+pub fn revoke(dir: &Path, stem: &str) -> Result<(Vec<PathBuf>, bool), PkiError> {
+    let ca = load_ca(dir)?;
+    let ca_err = |why: String| PkiError::Ca {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    let crt = dir.join(format!("{stem}.crt"));
+    let pem = std::fs::read(&crt)
+        .map_err(|e| PkiError::Name(format!("no certificate {} to revoke: {e}", crt.display())))?;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem)
+        .map_err(|e| PkiError::Name(format!("{}: {e}", crt.display())))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| PkiError::Name(format!("{}: {e}", crt.display())))?;
+    let serial = cert.raw_serial().to_vec();
+    // What the current list holds.
+    let path = dir.join(CRL_FILE);
+    let mut revoked: Vec<RevokedCertParams> = Vec::new();
+    let mut number = 0u64;
+    let mut already = false;
+    if path.exists() {
+        let bytes = std::fs::read(&path).map_err(|e| ca_err(format!("{CRL_FILE}: {e}")))?;
+        let der = rustls::pki_types::CertificateRevocationListDer::from_pem_slice(&bytes)
+            .map_err(|e| ca_err(format!("{CRL_FILE}: {e}")))?;
+        let (_, crl) =
+            x509_parser::parse_x509_crl(&der).map_err(|e| ca_err(format!("{CRL_FILE}: {e}")))?;
+        number = crl
+            .crl_number()
+            .and_then(|n| u64::try_from(n.clone()).ok())
+            .unwrap_or(0);
+        for r in crl.iter_revoked_certificates() {
+            already |= r.raw_serial() == serial.as_slice();
+            revoked.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(r.raw_serial()),
+                revocation_time: time::OffsetDateTime::from_unix_timestamp(
+                    r.revocation_date.timestamp(),
+                )
+                .unwrap_or_else(|_| now()),
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
+    }
+    if !already {
+        revoked.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(&serial),
+            revocation_time: now(),
+            reason_code: Some(RevocationReason::Unspecified),
+            invalidity_date: None,
+        });
+    }
+    let crl = CertificateRevocationListParams {
+        this_update: now() - time::Duration::minutes(5),
+        next_update: now() + time::Duration::days(CA_DAYS),
+        crl_number: SerialNumber::from(number + 1),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca)?;
+    let pem = crl.pem()?;
+    write_atomic(&path, pem.as_bytes(), false)?;
+    let mut written = vec![path];
+    // Every kit gets the new list: a kit is a directory of DIR holding ca.crt.
+    let entries = std::fs::read_dir(dir).map_err(|source| PkiError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for e in entries.flatten() {
+        let kit = e.path();
+        if kit.is_dir() && kit.join("ca.crt").is_file() {
+            write_atomic(&kit.join(CRL_FILE), pem.as_bytes(), false)?;
+            written.push(kit.join(CRL_FILE));
+        }
+    }
+    Ok((written, already))
+}
+
+/// Issues certificates for more owners with the CA of an existing PKI in `dir`. An owner whose
+/// certificate exists already is refused.
+pub fn add_owners(dir: &Path, owners: &[String], days: i64) -> Result<Vec<PathBuf>, PkiError> {
+    owners_checked(owners)?;
+    let ca = load_ca(dir)?;
     let mut written = Vec::new();
     for o in owners {
         let stem = format!("owner-{o}");

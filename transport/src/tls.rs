@@ -15,7 +15,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
@@ -126,6 +128,11 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// The CA certificate(s) that peers' certificates must chain to (PEM).
     pub ca: PathBuf,
+    /// The CA's certificate revocation list (PEM), if any: read when the credentials are loaded,
+    /// and again at a handshake whenever the file has changed (or appeared), so a new list takes
+    /// effect without a restart. A peer whose certificate it lists is refused in the handshake;
+    /// a list that cannot be read refuses every peer until it can (fail closed).
+    pub crl: Option<PathBuf>,
 }
 
 impl TlsFiles {
@@ -135,6 +142,7 @@ impl TlsFiles {
             cert: dir.join(format!("{stem}.crt")),
             key: dir.join(format!("{stem}.key")),
             ca: dir.join("ca.crt"),
+            crl: Some(dir.join(crate::pki::CRL_FILE)),
         }
     }
 }
@@ -145,6 +153,7 @@ pub struct TlsCredentials {
     key: PrivateKeyDer<'static>,
     roots: Arc<RootCertStore>,
     identity: PeerIdentity,
+    crl: Option<PathBuf>,
 }
 
 impl fmt::Debug for TlsCredentials {
@@ -260,8 +269,10 @@ impl TlsCredentials {
             key,
             roots: Arc::new(roots),
             identity,
+            crl: files.crl.clone(),
         };
-        // Fails now, not at the first connection, if the key does not match the certificate.
+        // Fails now, not at the first connection, if the key does not match the certificate or
+        // the revocation list cannot be read.
         creds.client_config(Role::S1)?;
         Ok(creds)
     }
@@ -274,32 +285,59 @@ impl TlsCredentials {
     /// A TLS 1.3 server configuration that requires a client certificate of our CA with one of
     /// the roles in `accept`.
     pub fn server_config(&self, accept: &[Role]) -> Result<Arc<ServerConfig>, TlsError> {
-        let inner = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
-            .build()
-            .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
+        let roots = self.roots.clone();
+        let build = move |crls: Vec<CertificateRevocationListDer<'static>>| {
+            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+                .with_crls(crls)
+                .only_check_end_entity_revocation()
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let watched = Watched::new(self.crl.clone(), Box::new(build))?;
         let verifier = Arc::new(RoleClientVerifier {
-            inner,
+            inner: watched.first.clone(),
             accept: accept.to_vec(),
+            watched,
         });
         let config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        // No session resumption: a resumed session skips certificate verification, so a client
+        // revoked after its first session could resume it. Every connection is a full handshake
+        // (one ECDSA signature per side, negligible next to the Paillier work).
+        let mut config = config;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
     }
 
     /// A TLS 1.3 client configuration that presents our certificate and accepts only a server
     /// certificate of our CA with role `expect`.
     pub fn client_config(&self, expect: Role) -> Result<Arc<ClientConfig>, TlsError> {
-        let inner = WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
-            .build()
-            .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
-        let verifier = Arc::new(RoleServerVerifier { inner, expect });
+        let roots = self.roots.clone();
+        let build = move |crls: Vec<CertificateRevocationListDer<'static>>| {
+            WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
+                .with_crls(crls)
+                .only_check_end_entity_revocation()
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let watched = Watched::new(self.crl.clone(), Box::new(build))?;
+        let verifier = Arc::new(RoleServerVerifier {
+            inner: watched.first.clone(),
+            expect,
+            watched,
+        });
         let config = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        // No session resumption (see `server_config`): the server's certificate is verified,
+        // against the current revocation list, at every connection.
+        let mut config = config;
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(Arc::new(config))
     }
 }
@@ -360,10 +398,109 @@ macro_rules! delegate_signatures {
     };
 }
 
+/// When a revocation list file last changed: its modification time and size (`None`: no file).
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len()))
+}
+
+/// Reads a PEM file of CRLs (none if the file does not exist).
+fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e.to_string()),
+    };
+    if meta.len() > crate::pki::MAX_CRL_BYTES {
+        return Err(format!(
+            "{} bytes, more than the {} accepted",
+            meta.len(),
+            crate::pki::MAX_CRL_BYTES
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if crls.is_empty() {
+        return Err("no X509 CRL in the file".into());
+    }
+    Ok(crls)
+}
+
+type Build<V> =
+    Box<dyn Fn(Vec<CertificateRevocationListDer<'static>>) -> Result<Arc<V>, String> + Send + Sync>;
+
+/// A WebPKI verifier built with the CRLs of a file, built again when the file changes.
+struct Watched<V: ?Sized> {
+    path: Option<PathBuf>,
+    build: Build<V>,
+    current: std::sync::Mutex<(Stamp, Arc<V>)>,
+    /// The verifier built at start (signatures and root hints do not depend on the CRLs).
+    first: Arc<V>,
+}
+
+impl<V: ?Sized> fmt::Debug for Watched<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Watched({:?})", self.path)
+    }
+}
+
+impl<V: ?Sized> Watched<V> {
+    fn new(path: Option<PathBuf>, build: Build<V>) -> Result<Self, TlsError> {
+        let (st, crls) = match &path {
+            Some(p) => (
+                stamp(p),
+                read_crls(p).map_err(|e| TlsError::Load {
+                    what: "certificate revocation list",
+                    path: p.clone(),
+                    why: e,
+                })?,
+            ),
+            None => (None, vec![]),
+        };
+        let first = build(crls).map_err(|e| TlsError::Config(rustls::Error::General(e)))?;
+        Ok(Watched {
+            path,
+            build,
+            current: std::sync::Mutex::new((st, first.clone())),
+            first,
+        })
+    }
+
+    /// The verifier of the list as it is now (read again if the file changed). A list that
+    /// cannot be read refuses the peer.
+    fn get(&self) -> Result<Arc<V>, rustls::Error> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = &self.path {
+            let now = stamp(p);
+            if now != cur.0 {
+                let fail = |e: String| {
+                    tracing::error!(path = %p.display(), error = %e, "cannot read the certificate revocation list: refusing peers until it can be read");
+                    rustls::Error::General(format!(
+                        "the certificate revocation list {}: {e}",
+                        p.display()
+                    ))
+                };
+                let crls = read_crls(p).map_err(fail)?;
+                let n = crls.len();
+                let v = (self.build)(crls).map_err(fail)?;
+                tracing::info!(path = %p.display(), lists = n, "certificate revocation list loaded");
+                *cur = (now, v);
+            }
+        }
+        Ok(cur.1.clone())
+    }
+}
+
 #[derive(Debug)]
 struct RoleClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     accept: Vec<Role>,
+    watched: Watched<dyn ClientCertVerifier>,
 }
 
 impl ClientCertVerifier for RoleClientVerifier {
@@ -380,7 +517,8 @@ impl ClientCertVerifier for RoleClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let ok = self
-            .inner
+            .watched
+            .get()?
             .verify_client_cert(end_entity, intermediates, now)?;
         check_role(end_entity, &self.accept)?;
         Ok(ok)
@@ -392,6 +530,7 @@ impl ClientCertVerifier for RoleClientVerifier {
 struct RoleServerVerifier {
     inner: Arc<WebPkiServerVerifier>,
     expect: Role,
+    watched: Watched<WebPkiServerVerifier>,
 }
 
 impl ServerCertVerifier for RoleServerVerifier {
@@ -403,7 +542,7 @@ impl ServerCertVerifier for RoleServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let ok = self.inner.verify_server_cert(
+        let ok = self.watched.get()?.verify_server_cert(
             end_entity,
             intermediates,
             server_name,

@@ -400,3 +400,70 @@ fn a_peer_that_drips_its_handshake_is_cut_off_at_the_total_deadline() {
     let cut = cut.expect("the server kept a dripping handshake open for 6 s");
     assert!(cut < Duration::from_millis(2500), "{cut:?}");
 }
+
+#[test]
+fn a_revoked_certificate_is_refused_from_the_next_handshake_without_a_restart() {
+    // The tenants issue: a lost owner or S1 certificate could only be stopped by replacing the
+    // CA. Here the running server and a running client read the CA's new list at their next
+    // handshake.
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    let srv = s2_echo(dir.path(), quick());
+    let addr = srv.addr.to_string();
+    let s1 = creds(dir.path(), "s1", Role::S1);
+    ping(
+        tls::connect(
+            addr.as_str(),
+            None,
+            s1.client_config(Role::S2).unwrap(),
+            &quick(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (written, already) = pki::revoke(dir.path(), "s1").unwrap();
+    assert!(!already);
+    // The list went to the PKI and to every kit.
+    for kit in ["s1", "s2", "owner-alice"] {
+        assert!(
+            written.contains(&dir.path().join(kit).join(pki::CRL_FILE)),
+            "{kit}"
+        );
+    }
+    let r = tls::connect(
+        addr.as_str(),
+        None,
+        s1.client_config(Role::S2).unwrap(),
+        &quick(),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(ping);
+    let err = r.unwrap_err();
+    assert!(err.to_lowercase().contains("revoked"), "{err}");
+    assert!(pki::revoke(dir.path(), "s1").unwrap().1, "already revoked");
+
+    // The client side: S1 (a running client whose config was built before) refuses a revoked
+    // S2 at its next connection.
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    let srv = s2_echo(dir.path(), quick());
+    let addr = srv.addr.to_string();
+    let config = creds(dir.path(), "s1", Role::S1)
+        .client_config(Role::S2)
+        .unwrap();
+    ping(tls::connect(addr.as_str(), None, config.clone(), &quick()).unwrap()).unwrap();
+    // A list that cannot be read refuses every peer (fail closed) until it can be read.
+    std::fs::write(dir.path().join(pki::CRL_FILE), b"not a CRL").unwrap();
+    assert!(tls::connect(addr.as_str(), None, config.clone(), &quick())
+        .map_err(|e| e.to_string())
+        .and_then(ping)
+        .is_err());
+    std::fs::remove_file(dir.path().join(pki::CRL_FILE)).unwrap();
+    ping(tls::connect(addr.as_str(), None, config.clone(), &quick()).unwrap()).unwrap();
+    pki::revoke(dir.path(), "s2").unwrap();
+    let err = tls::connect(addr.as_str(), None, config, &quick())
+        .map_err(|e| e.to_string())
+        .and_then(ping)
+        .unwrap_err();
+    assert!(err.to_lowercase().contains("revoked"), "{err}");
+}
