@@ -125,9 +125,19 @@ pub struct ServeS1Args {
     /// audit log). Created 0700 if missing; keep it on a disk that survives restarts.
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
-    /// Jobs running at once (the others wait in order; jobs share the same cores).
+    /// Jobs running at once (the others wait, taken round robin between owners; jobs share
+    /// the same cores).
     #[arg(long, default_value_t = 1)]
     pub max_running_jobs: usize,
+    /// Jobs one owner may have queued or running at once (more are refused at submission).
+    #[arg(long, default_value_t = 16)]
+    pub max_jobs_per_owner: u64,
+    /// Jobs of one owner that run at once (with --max-running-jobs above 1).
+    #[arg(long, default_value_t = 1)]
+    pub max_running_per_owner: u64,
+    /// Largest work of one job, in sample passes: epochs × samples (1 × samples to classify).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_job_work: u64,
     /// Checkpoint a training job every N samples [default: after about --checkpoint-secs of
     /// work], and always at the end of an epoch.
     #[arg(long, value_name = "N")]
@@ -220,6 +230,9 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
                 crash_at_checkpoint: std::env::var("SMLP_TEST_CRASH_AT_CHECKPOINT")
                     .ok()
                     .and_then(|v| v.parse().ok()),
+                max_jobs_per_owner: args.max_jobs_per_owner.max(1),
+                max_running_per_owner: args.max_running_per_owner.max(1),
+                max_job_work: args.max_job_work.max(1),
             },
         )
         .with_context(|| format!("cannot open S1's store in {}", args.state_dir.display()))?,

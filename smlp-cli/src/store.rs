@@ -43,6 +43,9 @@ pub enum StoreError {
     /// The request conflicts with the state of an object (in use by a job, not ended, ...).
     #[error("{0}")]
     Conflict(String),
+    /// A per-owner limit of S1's operator (jobs queued or running, work of one job).
+    #[error("{0}")]
+    Limit(String),
     /// A stored row does not decode (the database was edited or damaged).
     #[error("the store is damaged: {0}")]
     Corrupt(String),
@@ -152,6 +155,10 @@ CREATE TABLE IF NOT EXISTS owner_keys (
     created INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS owner_keys_owner ON owner_keys (owner);
+CREATE TABLE IF NOT EXISTS owner_turns (
+    owner TEXT PRIMARY KEY,
+    turn INTEGER NOT NULL
+);
 ";
 
 /// Most public keys one owner registers.
@@ -171,6 +178,25 @@ pub struct StoreOptions {
     /// Test-only fault injection: abort the process inside the Nth checkpoint transaction, after
     /// its write and before its commit.
     pub crash_at_checkpoint: Option<u64>,
+    /// Jobs one owner may have queued or running at once.
+    pub max_jobs_per_owner: u64,
+    /// Jobs of one owner that run at once (the others wait while other owners' jobs run).
+    pub max_running_per_owner: u64,
+    /// Largest work of one job: epochs × samples (sample passes; 1 × samples to classify).
+    pub max_job_work: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            quota: 1 << 30,
+            max_bytes: None,
+            crash_at_checkpoint: None,
+            max_jobs_per_owner: 16,
+            max_running_per_owner: 1,
+            max_job_work: 10_000_000,
+        }
+    }
 }
 
 /// The store (one connection behind a mutex: SQLite serialises writers anyway).
@@ -698,7 +724,24 @@ impl Store {
         samples: u64,
     ) -> StoreResult<JobInfo> {
         let id = new_id("job");
+        let work = epochs.saturating_mul(samples);
+        if work > self.opts.max_job_work {
+            return Err(StoreError::Limit(format!(
+                "the job's work, {epochs} epoch(s) × {samples} samples = {work} sample passes, is above this S1's limit of {} (--max-job-work)",
+                self.opts.max_job_work
+            )));
+        }
         self.tx(|tx| {
+            let open: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE owner = ?1 AND state IN ('queued', 'running')",
+                [owner],
+                |r| r.get(0),
+            )?;
+            if to_u64(open) >= self.opts.max_jobs_per_owner {
+                return Err(StoreError::Limit(format!(
+                    "owner {owner} already has {open} jobs queued or running, this S1's limit (--max-jobs-per-owner); wait for one to end or cancel one"
+                )));
+            }
             for input in inputs {
                 let ok: Option<i64> = tx
                     .query_row(
@@ -784,11 +827,17 @@ impl Store {
     /// Takes the oldest queued job and marks it running.
     pub fn claim_next(&self) -> StoreResult<Option<JobRow>> {
         self.tx(|tx| {
+            // Round robin between owners: the oldest queued job of the owner whose turn came
+            // longest ago (or never), among owners below their running limit.
             let row = tx
                 .query_row(
-                    "SELECT id, owner, kind, request FROM jobs WHERE state = 'queued'
-                     ORDER BY seq LIMIT 1",
-                    [],
+                    "SELECT j.id, j.owner, j.kind, j.request FROM jobs j
+                     LEFT JOIN owner_turns t ON t.owner = j.owner
+                     WHERE j.state = 'queued'
+                       AND (SELECT COUNT(*) FROM jobs r
+                            WHERE r.owner = j.owner AND r.state = 'running') < ?1
+                     ORDER BY COALESCE(t.turn, 0), j.seq LIMIT 1",
+                    [to_i64(self.opts.max_running_per_owner)],
                     |r| {
                         Ok((
                             r.get::<_, String>(0)?,
@@ -806,6 +855,12 @@ impl Store {
                 "UPDATE jobs SET state = 'running', runs = runs + 1,
                  started = COALESCE(started, ?2) WHERE id = ?1",
                 params![id, to_i64(now())],
+            )?;
+            tx.execute(
+                "INSERT INTO owner_turns (owner, turn)
+                 VALUES (?1, (SELECT COALESCE(MAX(turn), 0) + 1 FROM owner_turns))
+                 ON CONFLICT (owner) DO UPDATE SET turn = excluded.turn",
+                [&owner],
             )?;
             audit(tx, &owner, "run", &id, "started")?;
             let kind = JobKind::parse(&kind)
@@ -959,8 +1014,7 @@ mod tests {
             dir,
             StoreOptions {
                 quota,
-                max_bytes: None,
-                crash_at_checkpoint: None,
+                ..StoreOptions::default()
             },
         )
         .unwrap()
@@ -1168,6 +1222,57 @@ mod tests {
     }
 
     #[test]
+    fn jobs_are_taken_round_robin_between_owners_within_per_owner_limits() {
+        // The tenants issue: thirty long jobs from alice queued bob's one-epoch job behind them
+        // (one FIFO queue, no per-owner limit).
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(
+            dir.path(),
+            StoreOptions {
+                max_jobs_per_owner: 3,
+                max_running_per_owner: 1,
+                max_job_work: 1000,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let (da, _) = s.put_object("alice", obj(b"alice's")).unwrap();
+        let (db, _) = s.put_object("bob", obj(b"bob's")).unwrap();
+        let submit = |owner: &str, ds: &str, epochs: u64, samples: u64| {
+            s.submit(owner, JobKind::Train, b"req", &[ds], epochs, samples)
+        };
+        let a: Vec<String> = (0..3)
+            .map(|_| submit("alice", &da.id, 10, 100).unwrap().id)
+            .collect();
+        // A fourth job of alice's, and a job above the work bound, are refused.
+        let e = submit("alice", &da.id, 1, 1).unwrap_err();
+        assert!(e.to_string().contains("--max-jobs-per-owner"), "{e}");
+        let e = submit("bob", &db.id, 11, 100).unwrap_err();
+        assert!(e.to_string().contains("1100 sample passes"), "{e}");
+        let b = submit("bob", &db.id, 1, 100).unwrap().id;
+        // Alice queued first and runs first; bob's job is next, ahead of her other two, which
+        // wait for her running one.
+        let first = s.claim_next().unwrap().unwrap();
+        assert_eq!(first.id, a[0]);
+        let second = s.claim_next().unwrap().unwrap();
+        assert_eq!(second.id, b);
+        assert!(
+            s.claim_next().unwrap().is_none(),
+            "one running job per owner"
+        );
+        s.fail(&first, "done with it").unwrap();
+        let third = s.claim_next().unwrap().unwrap();
+        assert_eq!(third.id, a[1]);
+        s.fail(&second, "done with it").unwrap();
+        s.fail(&third, "done with it").unwrap();
+        // Bob queues again, after alice's last job: his last turn is older than hers, so his
+        // job goes first.
+        let b2 = submit("bob", &db.id, 1, 100).unwrap().id;
+        assert_eq!(s.claim_next().unwrap().unwrap().id, b2);
+        assert!(s.claim_next().unwrap().is_some_and(|j| j.id == a[2]));
+    }
+
+    #[test]
     fn owners_are_isolated_and_quota_holds() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), 200);
@@ -1310,7 +1415,7 @@ mod tests {
             StoreOptions {
                 quota: u64::MAX,
                 max_bytes: Some(256 << 10),
-                crash_at_checkpoint: None,
+                ..StoreOptions::default()
             },
         )
         .unwrap();
