@@ -81,7 +81,7 @@ impl Serialize for Ciphertext {
 }
 impl<'de> Deserialize<'de> for Ciphertext {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        serde_nat::deserialize(d).map(Ciphertext)
+        serde_nat::deserialize_ciphertext(d).map(Ciphertext)
     }
 }
 

@@ -19,6 +19,12 @@ pub const MIN_SECURE_BITS: u32 = 2048;
 pub const MIN_TEST_BITS: u32 = 256;
 /// Largest modulus accepted.
 pub const MAX_BITS: u32 = 8192;
+/// Shortest binary encoding of a ciphertext that decoding accepts: 32 bytes. A ciphertext of a
+/// key of at least [`MIN_TEST_BITS`] bits (Paillier: an element of Z*_{n²}, n² ≥ 2^510; DGK:
+/// of Z*_n with n ≥ 2^511) is shorter with probability below 2^-254; shorter ones are refused
+/// while decoding, so every ciphertext costs a peer at least 32 wire bytes (about half of
+/// what it then takes in memory).
+pub const MIN_CIPHERTEXT_BYTES: usize = 32;
 
 /// Short public-key fingerprint: the first 8 bytes of SHA-256 over the modulus, shown in hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -977,6 +983,33 @@ pub(crate) mod serde_nat {
         }
     }
 
+    /// A ciphertext (Paillier or DGK): as [`deserialize`], and in the binary encoding at least
+    /// [`MIN_CIPHERTEXT_BYTES`](crate::MIN_CIPHERTEXT_BYTES) long, refused while decoding. A
+    /// valid ciphertext is an element of Z*_{n²} (Paillier) or of Z_n's subgroup (DGK) for a
+    /// modulus of at least 256 bits, shorter than that with probability below 2^-254; a
+    /// message of empty or tiny "ciphertexts" would otherwise cost about 50 times its size in
+    /// memory while it is decoded (the tenants issue). The key's own range check follows once
+    /// the key is known.
+    pub fn deserialize_ciphertext<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Nat, D::Error> {
+        if d.is_human_readable() {
+            return deserialize(d);
+        }
+        let b: serde_bytes_compat::ByteBuf = Deserialize::deserialize(d)?;
+        if b.0.len() > 4096 {
+            return Err(D::Error::custom("integer too large"));
+        }
+        if b.0.len() < crate::MIN_CIPHERTEXT_BYTES {
+            return Err(D::Error::custom(format_args!(
+                "a ciphertext of {} bytes: a valid one has at least {}",
+                b.0.len(),
+                crate::MIN_CIPHERTEXT_BYTES
+            )));
+        }
+        Ok(Nat::from_bytes_be(&b.0))
+    }
+
     /// Minimal byte-buffer visitor (accepts bytes or a sequence of u8).
     pub mod serde_bytes_compat {
         use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
@@ -1020,7 +1053,7 @@ impl Serialize for Ciphertext {
 }
 impl<'de> Deserialize<'de> for Ciphertext {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        serde_nat::deserialize(d).map(Ciphertext)
+        serde_nat::deserialize_ciphertext(d).map(Ciphertext)
     }
 }
 

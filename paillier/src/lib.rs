@@ -39,7 +39,7 @@ pub use encoding::FixedPoint;
 pub use error::{Error, Result};
 pub use keys::{
     Ciphertext, CiphertextPowers, Encrypt, Fingerprint, JointPowers, PublicKey, Randomizer,
-    SecretKey, MAX_BITS, MIN_SECURE_BITS, MIN_TEST_BITS,
+    SecretKey, MAX_BITS, MIN_CIPHERTEXT_BYTES, MIN_SECURE_BITS, MIN_TEST_BITS,
 };
 pub use num_bigint::{BigInt, BigUint};
 pub use pool::RandomizerPool;

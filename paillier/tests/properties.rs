@@ -1342,3 +1342,31 @@ fn joint_powers_are_bounded() {
     let eight = pk.joint_powers(&nine[1..]).unwrap();
     assert_eq!(eight.len(), 8);
 }
+
+#[test]
+fn ciphertexts_shorter_than_32_bytes_are_refused_while_decoding() {
+    // The tenants issue: "ciphertexts" of one wire byte cost about 50 times their size in memory.
+    for len in [0usize, 1, 16, 31] {
+        let bytes = postcard::to_stdvec(&vec![0x55u8; len]).unwrap();
+        assert!(
+            postcard::from_bytes::<paillier::Ciphertext>(&bytes).is_err(),
+            "{len}"
+        );
+        assert!(
+            postcard::from_bytes::<paillier::dgk::Ciphertext>(&bytes).is_err(),
+            "{len}"
+        );
+    }
+    let bytes = postcard::to_stdvec(&vec![0x55u8; paillier::MIN_CIPHERTEXT_BYTES]).unwrap();
+    postcard::from_bytes::<paillier::Ciphertext>(&bytes).unwrap();
+    postcard::from_bytes::<paillier::dgk::Ciphertext>(&bytes).unwrap();
+    // Real ciphertexts of the smallest test key round-trip.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let sk = SecretKey::generate_insecure_for_tests(paillier::MIN_TEST_BITS, &mut rng).unwrap();
+    for m in [0i64, 1, -1, 12345] {
+        let c = sk.public_key().encrypt(&BigInt::from(m), &mut rng).unwrap();
+        let back: paillier::Ciphertext =
+            postcard::from_bytes(&postcard::to_stdvec(&c).unwrap()).unwrap();
+        assert_eq!(sk.decrypt(&back).unwrap(), BigInt::from(m));
+    }
+}

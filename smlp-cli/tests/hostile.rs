@@ -1093,3 +1093,106 @@ fn a_revoked_owner_is_refused_by_the_running_s1_and_the_others_are_served() {
     let log = wait_log(&s1, "certificate revocation list loaded");
     assert!(log.to_lowercase().contains("revoked"), "{log}");
 }
+
+/// What `ClientMsg::Upload` looks like on the wire, with ciphertexts as raw bytes (postcard
+/// encodes a byte vector exactly as the ciphertext's big-endian bytes).
+#[derive(serde::Serialize)]
+enum RawClientMsg {
+    #[allow(dead_code)]
+    Hello {
+        version: u16,
+    },
+    #[allow(dead_code)]
+    Register {
+        public_key: PublicKey,
+    },
+    Upload {
+        name: String,
+        data: RawDataset,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct RawDataset {
+    fingerprint: paillier::Fingerprint,
+    frac_bits: u32,
+    classes: usize,
+    features: usize,
+    samples: Vec<RawSample>,
+}
+
+#[derive(serde::Serialize)]
+struct RawSample {
+    x: Vec<Vec<u8>>,
+    y: Vec<Vec<u8>>,
+}
+
+#[test]
+fn an_upload_costs_s1_a_small_multiple_of_its_frame_and_empty_ciphertexts_are_refused() {
+    // The tenants issue: an upload of samples of empty ciphertexts (one wire byte each) took
+    // S1's peak memory from 45 MB to 818 MB for a 15.9 MiB frame.
+    use smlp_cli::proto::{ClientMsg, ServerMsg, VERSION};
+    let env = Env::new();
+    let s1 = env.s1(&closed_port(), &[]);
+    let (_, pk) = keys(&env);
+    let upload = |samples: usize, features: usize, ct: &dyn Fn(usize) -> Vec<u8>| {
+        let mut chan = dial(&s1.addr, "owner-owner", Role::Owner, Role::S1).unwrap();
+        chan.send_msg(&ClientMsg::Hello { version: VERSION })
+            .unwrap();
+        assert!(matches!(
+            chan.recv_msg::<ServerMsg>().unwrap(),
+            ServerMsg::Welcome { .. }
+        ));
+        let msg = RawClientMsg::Upload {
+            name: "big".into(),
+            data: RawDataset {
+                fingerprint: pk.fingerprint(),
+                frac_bits: 16,
+                classes: 2,
+                features,
+                samples: (0..samples)
+                    .map(|i| RawSample {
+                        x: (0..features).map(|j| ct(i * features + j)).collect(),
+                        y: vec![ct(usize::MAX - i)],
+                    })
+                    .collect(),
+            },
+        };
+        let frame = postcard::to_stdvec(&msg).unwrap();
+        chan.send_frame(&frame).unwrap();
+        let reply = chan.recv_msg::<ServerMsg>().unwrap();
+        (frame.len(), reply)
+    };
+    // Empty ciphertexts: refused while decoding.
+    let before = peak_rss_kib(s1.pid());
+    let (bytes, reply) = upload(64, 4096, &|_| Vec::new());
+    match reply {
+        // (postcard keeps no decoder message: the error says only that the request is malformed.)
+        ServerMsg::Error(e) => assert!(e.contains("malformed message"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let grown = peak_rss_kib(s1.pid()).saturating_sub(before);
+    assert!(
+        grown * 1024 < 4 * bytes as u64,
+        "{grown} KiB for a {bytes}-byte frame"
+    );
+    // A 16 MiB frame of well-formed ciphertexts (random values below n², 32 bytes each, the
+    // shortest accepted): decoded, checked under the key, sealed and stored.
+    let mut rng = rand::thread_rng();
+    let cts: Vec<Vec<u8>> = (0..1024)
+        .map(|_| {
+            let mut b = vec![0u8; 32];
+            rand::RngCore::fill_bytes(&mut rng, &mut b);
+            b[0] |= 0x80;
+            b
+        })
+        .collect();
+    let before = peak_rss_kib(s1.pid());
+    let (bytes, reply) = upload(4000, 127, &|i| cts[i % cts.len()].clone());
+    assert!(bytes > 16 << 20, "{bytes}");
+    assert!(matches!(reply, ServerMsg::Stored(_)), "{reply:?}");
+    let grown = peak_rss_kib(s1.pid()).saturating_sub(before) * 1024;
+    let ratio = grown as f64 / bytes as f64;
+    eprintln!("S1's peak memory grew by {grown} bytes for a {bytes}-byte frame: {ratio:.2}×");
+    assert!(ratio < 8.0, "{ratio:.2}× the frame");
+}
