@@ -67,5 +67,6 @@ pub use params::{
 pub use s1::{Job, Operand, Reusable, S1};
 pub use s2::{
     dgk_u_for, hello_key, serve_keyed, S2Observer, S2Options, S2Policy, S2Service, S2Session,
-    S2View, SessionSummary, Step, MAX_REQUEST_OUTPUTS, MAX_REQUEST_VALUES, MAX_REQUEST_WORK,
+    S2View, SessionSummary, Step, TenantKeys, MAX_REQUEST_OUTPUTS, MAX_REQUEST_VALUES,
+    MAX_REQUEST_WORK,
 };

@@ -226,6 +226,9 @@ pub enum SubProtocol {
     ZeroTest,
     /// Random values drawn by S2 (secret initial weights).
     RandomValues,
+    /// Key switching: a value under the session's key re-encrypted, blinded, under another
+    /// tenant's key S2 holds (a model shared with another owner).
+    KeySwitch,
 }
 
 impl SubProtocol {
@@ -240,6 +243,7 @@ impl SubProtocol {
             SubProtocol::RangeCheck => "SecCompare range check",
             SubProtocol::ZeroTest => "DGK zero test",
             SubProtocol::RandomValues => "random values",
+            SubProtocol::KeySwitch => "key switch",
         }
     }
 }
@@ -275,6 +279,9 @@ pub enum Op {
     /// Strict comparison, first step: for each slot z, ⟦⌊z / 2^bits⌋⟧ (Paillier) and the
     /// DGK-encrypted bits of 2·(z mod 2^bits) + 1 ([`Response::Bits`]).
     CompareBits { bits: u32 },
+    /// Key switching: every slot u = x + r encrypted under the tenant key `to` (which S2 must
+    /// hold) instead of the session's key.
+    Reencrypt { to: Fingerprint },
 }
 
 /// S1 → S2.
@@ -350,6 +357,7 @@ impl Op {
             Op::DivideBy { .. } => SubProtocol::Division,
             Op::Sign { .. } => SubProtocol::SecReLU,
             Op::CompareBits { .. } => SubProtocol::SecCompare,
+            Op::Reencrypt { .. } => SubProtocol::KeySwitch,
         }
     }
 }

@@ -603,10 +603,22 @@ impl<C: Channel> S1<C> {
         expect: usize,
         name: SubProtocol,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let pk = self.eng.pk.clone();
+        self.expect_ciphertexts_under(expect, name, &pk)
+    }
+
+    /// [`expect_ciphertexts`](Self::expect_ciphertexts) under the key `pk` (a key switch's
+    /// target).
+    fn expect_ciphertexts_under(
+        &mut self,
+        expect: usize,
+        name: SubProtocol,
+        pk: &PublicKey,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
         match self.chan.recv_msg::<Response>()? {
             Response::Ciphertexts(v) if v.len() == expect => {
                 for c in &v {
-                    self.eng.pk.validate(c)?;
+                    pk.validate(c)?;
                 }
                 Ok(v)
             }
@@ -872,6 +884,48 @@ impl<C: Channel> S1<C> {
             carry_bits: exact,
         };
         self.divide_blinded(xs, &BigInt::from(d), m, op, exact, SubProtocol::Division)
+    }
+
+    /// Key switching: ⟦xᵢ⟧ under the session's key to ⟦xᵢ⟧ under `to`, another tenant's key
+    /// that S2 holds (|xᵢ| < 2^ℓ). S2 decrypts uᵢ = xᵢ + rᵢ (rᵢ of ℓ + κ bits: statistically
+    /// hiding) and encrypts it under `to`; S1 subtracts rᵢ under `to`. One round; S2 learns
+    /// nothing beyond 2^(1−κ) per value, and refuses a target key it does not hold.
+    pub fn switch_key(
+        &mut self,
+        xs: &[Ciphertext],
+        to: &PublicKey,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        if xs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.eng.params.validate(to.bits()).map_err(|e| {
+            ProtocolError::InvalidRequest(format!("the target key {}: {e}", to.fingerprint()))
+        })?;
+        let rs: Vec<BigInt> = xs.iter().map(|_| self.eng.blind()).collect();
+        let slots: Vec<Slot<'_>> = xs
+            .iter()
+            .zip(&rs)
+            .map(|(c, r)| Slot {
+                ct: Some(c),
+                tau: r.clone(),
+            })
+            .collect();
+        let slot_bits = self.eng.params.slot_bits(0);
+        let packs = self.eng.pack(&slots, slot_bits, &[])?;
+        let count = u32::try_from(xs.len()).map_err(|_| too_large())?;
+        self.chan.send_msg(&Request::Eval {
+            packs,
+            slot_bits,
+            count,
+            op: Op::Reencrypt {
+                to: to.fingerprint(),
+            },
+        })?;
+        let raw = self.expect_ciphertexts_under(xs.len(), SubProtocol::KeySwitch, to)?;
+        raw.iter()
+            .zip(&rs)
+            .map(|(q, r)| Ok(to.add_plain(q, &-r)?))
+            .collect()
     }
 
     /// The division protocol behind [`truncate_with`](Self::truncate_with) and

@@ -8,7 +8,7 @@ use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
 use crate::params::{dgk_u_serves, Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
-use paillier::{dgk, Ciphertext, Fingerprint, RandomizerPool, SecretKey};
+use paillier::{dgk, Ciphertext, Encrypt, Fingerprint, RandomizerPool, SecretKey};
 use rayon::prelude::*;
 use std::sync::{Arc, OnceLock};
 
@@ -80,6 +80,20 @@ impl S2Policy {
     }
 }
 
+/// The public keys of the other tenants this S2 serves, by fingerprint: the keys a key switch
+/// may re-encrypt to ([`Op::Reencrypt`]). A server holding several tenants' keys provides it.
+#[derive(Clone)]
+pub struct TenantKeys(pub Arc<TenantKeyFn>);
+
+/// Looks up a tenant's public key by fingerprint.
+pub type TenantKeyFn = dyn Fn(&Fingerprint) -> Option<paillier::PublicKey> + Send + Sync;
+
+impl std::fmt::Debug for TenantKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TenantKeys(..)")
+    }
+}
+
 /// Options of the S2 service.
 #[derive(Clone, Debug)]
 pub struct S2Options {
@@ -94,6 +108,9 @@ pub struct S2Options {
     pub dgk: Option<dgk::SecretKey>,
     /// Bit length t of the DGK subgroup primes for a generated key.
     pub dgk_t: u32,
+    /// The other tenants' public keys a key switch may re-encrypt to (`None`: key switching is
+    /// refused).
+    pub tenants: Option<TenantKeys>,
 }
 
 impl Default for S2Options {
@@ -104,6 +121,7 @@ impl Default for S2Options {
             policy: S2Policy::default(),
             dgk: None,
             dgk_t: dgk::DEFAULT_T,
+            tenants: None,
         }
     }
 }
@@ -180,6 +198,7 @@ pub struct S2Service {
     observer: Option<S2Observer>,
     dgk: OnceLock<dgk::SecretKey>,
     dgk_t: u32,
+    tenants: Option<TenantKeys>,
 }
 
 struct Session<'a> {
@@ -219,7 +238,13 @@ impl S2Service {
             observer: None,
             dgk,
             dgk_t: opts.dgk_t,
+            tenants: opts.tenants,
         }
+    }
+
+    /// The public key of another tenant this S2 holds (a key switch's target).
+    fn tenant_key(&self, fp: &Fingerprint) -> Option<paillier::PublicKey> {
+        self.tenants.as_ref().and_then(|t| (t.0)(fp))
     }
 
     /// S2's DGK key: the one given in [`S2Options::dgk`], or one generated now on first call
@@ -550,7 +575,10 @@ impl Session<'_> {
         let l = self.params.value_bits;
         let strict = self.params.profile == Profile::Strict;
         let extra = match op {
-            Op::Products { .. } | Op::Divide { .. } | Op::DivideBy { .. } => 0,
+            Op::Products { .. }
+            | Op::Divide { .. }
+            | Op::DivideBy { .. }
+            | Op::Reencrypt { .. } => 0,
             Op::Sign { .. } | Op::CompareBits { .. } => 2,
         };
         if slot_bits != self.params.slot_bits(extra) {
@@ -622,6 +650,12 @@ impl Session<'_> {
                 }
                 let per = *bits as usize + 2;
                 (count.checked_mul(per).ok_or_else(too_many)?, 0)
+            }
+            Op::Reencrypt { to } => {
+                if self.svc.tenant_key(to).is_none() {
+                    return bad(format!("S2 holds no key {to} to re-encrypt to"));
+                }
+                (count, 0)
             }
         };
         if outputs > policy.max_outputs || work > policy.max_work {
@@ -756,6 +790,26 @@ impl Session<'_> {
                     push_bits(&mut dbits, z, m);
                 }
                 self.with_bits(&quotients, &dbits)
+            }
+            Op::Reencrypt { to } => {
+                for v in &u {
+                    self.check_blinded(v, 0, "key switch operand")?;
+                }
+                let target = self
+                    .svc
+                    .tenant_key(to)
+                    .ok_or_else(|| Refusal::Bad(format!("S2 holds no key {to}")))?;
+                let n = u.len() as u64;
+                OpCounter::add(&self.counter.encryptions, n);
+                OpCounter::add(&self.svc.total.encryptions, n);
+                u.par_iter()
+                    .map(|v| {
+                        target
+                            .encrypt(v, &mut rand::thread_rng())
+                            .map_err(|e| Refusal::Bad(format!("result does not fit: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Response::Ciphertexts)
             }
         }
     }

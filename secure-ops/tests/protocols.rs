@@ -358,3 +358,45 @@ fn handshake_refuses_wrong_key_and_bad_params() {
         .unwrap();
     assert!(e.to_string().contains("need a key of at least"), "{e}");
 }
+
+#[test]
+fn key_switching_moves_values_to_another_tenants_key_exactly_and_only_to_one_s2_holds() {
+    use paillier::SecretKey;
+    use rand::SeedableRng;
+    use secure_ops::{S2Options, S2Service, TenantKeys, S1};
+    use std::sync::Arc;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(31);
+    let other = SecretKey::generate_insecure_for_tests(512, &mut rng).unwrap();
+    let stranger = SecretKey::generate_insecure_for_tests(512, &mut rng).unwrap();
+    let held = other.public_key().clone();
+    let tenants = TenantKeys(Arc::new(move |fp: &paillier::Fingerprint| {
+        (*fp == held.fingerprint()).then(|| held.clone())
+    }));
+    for profile in [Profile::Strict, Profile::Fast] {
+        let params = small_params(profile);
+        let (c1, c2) = pair();
+        let sk = key().clone();
+        let opts = S2Options {
+            tenants: Some(tenants.clone()),
+            ..S2Options::without_pool()
+        };
+        let s2 = std::thread::spawn(move || S2Service::new(sk, opts).serve(c2));
+        let mut s1 = S1::connect(key().public_key().clone(), c1, params).unwrap();
+        let bound = (1i64 << params.value_bits) - 1;
+        let xs: Vec<i64> = vec![0, 1, -1, 12345, -99999, bound, -bound];
+        let moved = s1
+            .switch_key(&enc(key().public_key(), &xs), other.public_key())
+            .unwrap();
+        let back: Vec<i64> = moved
+            .iter()
+            .map(|c| i64::try_from(other.decrypt(c).unwrap()).unwrap())
+            .collect();
+        assert_eq!(back, xs, "{profile}");
+        // A key S2 does not hold is refused (S2 ends the session).
+        let err = s1
+            .switch_key(&enc(key().public_key(), &[5]), stranger.public_key())
+            .unwrap_err();
+        assert!(err.to_string().contains("holds no key"), "{err}");
+        assert!(s2.join().unwrap().is_err());
+    }
+}

@@ -123,6 +123,42 @@ pub fn register(args: &RegisterArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// Lets another owner classify with one of your models, under its own key (or, with
+/// `smlp unshare`, stops it).
+///
+/// The other owner names the model's id in `smlp classify --model ID`. Its samples stay under
+/// its key: S1 switches them to your model's key through S2 (blinded with κ bits), classifies
+/// with your encrypted model, and switches the encrypted results back; your model is never
+/// decrypted and never leaves your key, and the other owner gets only its predictions. It
+/// cannot fetch or list your model. Each of its queries is a query of your model: a model
+/// can be learned from enough answers (share with owners you trust to ask reasonably).
+#[derive(Args, Debug, Clone)]
+pub struct ShareArgs {
+    #[command(flatten)]
+    pub conn: S1Args,
+    /// The model's id at S1 (md-…).
+    pub model: String,
+    /// The other owner's name (its certificate's).
+    #[arg(long, value_name = "NAME")]
+    pub with: String,
+}
+
+/// Runs `smlp share` (`allow`) or `smlp unshare`.
+pub fn share(args: &ShareArgs, allow: bool) -> CliResult<()> {
+    let mut c = Client::connect(&args.conn)?;
+    match c.request(&ClientMsg::Share {
+        model: args.model.clone(),
+        with: args.with.clone(),
+        allow,
+    })? {
+        ServerMsg::Done(msg) => {
+            println!("{msg}");
+            Ok(())
+        }
+        other => Err(c.violation(&other).into()),
+    }
+}
+
 /// Uploads an encrypted data set to S1, which keeps it; prints its id.
 ///
 /// An identical data set already uploaded by the same owner is not stored twice: its id is

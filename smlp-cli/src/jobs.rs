@@ -17,8 +17,8 @@ use paillier::format::{open, seal};
 use paillier::PublicKey;
 use secure_ops::{Channel, ChannelError, ProtocolError, SessionParams, S1};
 use smlp::encrypted::{
-    classify, costs, new_model, train_from, Checkpoint, Costs, EncryptedDataset, EncryptedModel,
-    SecureError, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
+    classify, costs, new_model, switch_dataset, switch_predictions, train_from, Checkpoint, Costs,
+    EncryptedDataset, EncryptedModel, SecureError, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
 };
 use smlp::Shape;
 use std::collections::HashMap;
@@ -547,12 +547,16 @@ impl Runner {
     fn classify(&self, job: &JobRow, abort: &Abort) -> Result<JobResult, Outcome> {
         let req: ClassifyRequest = postcard::from_bytes(&job.request)
             .map_err(|e| Outcome::Failed(format!("stored request: {e}")))?;
-        let (_, body) = self
-            .store
-            .get_object(&job.owner, &req.model, Some(ObjectKind::Model))?;
+        // The owner's model, or one shared with it (the share is checked again now).
+        let (model_owner, body) = self.store.usable_model(&job.owner, &req.model)?;
         let model: EncryptedModel = open(&MODEL, &body)
             .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?;
         let data = self.load_dataset(&job.owner, &req.data)?;
+        let params = req.session(&model);
+        let start = Instant::now();
+        if model_owner != job.owner {
+            return self.classify_shared(job, &req, &model, &model_owner, &data, abort);
+        }
         if data.fingerprint != model.fingerprint {
             return Err(Outcome::Failed(format!(
                 "the data set is under key {}, the model under key {}",
@@ -560,9 +564,8 @@ impl Runner {
             )));
         }
         let pk = self.key(job, &model.fingerprint)?;
-        let mut s1 = self.connect(job, pk, req.session(&model), abort)?;
+        let mut s1 = self.connect(job, pk, params, abort)?;
         let _ = self.store.set_note(&job.id, None);
-        let start = Instant::now();
         let samples = data.len() as u64;
         let predictions = classify(&mut s1, &model, &data, req.chunk.max(1), |p| {
             let rate = p.done as f64 / start.elapsed().as_secs_f64().max(1e-9);
@@ -581,6 +584,62 @@ impl Runner {
             kind: ObjectKind::Predictions,
             name: format!("predictions of {}", job.id),
             summary: format!("{samples} samples, model {}", req.model),
+            body,
+            elapsed_ms: ms(elapsed),
+            costs,
+        })
+    }
+}
+
+impl Runner {
+    /// A classification with another owner's model shared with this job's owner: the samples
+    /// move from the owner's key to the model's through S2 (a session under the owner's key),
+    /// the model classifies them under its own key (a session under it), and the encrypted
+    /// classes and scores move back the same way. The model is never decrypted nor leaves its
+    /// key; S2 sees only values blinded with κ bits; the owner gets predictions under its key.
+    fn classify_shared(
+        &self,
+        job: &JobRow,
+        req: &ClassifyRequest,
+        model: &EncryptedModel,
+        model_owner: &str,
+        data: &EncryptedDataset,
+        abort: &Abort,
+    ) -> Result<JobResult, Outcome> {
+        let model_pk = self
+            .store
+            .owner_key(model_owner, &model.fingerprint)?
+            .ok_or_else(|| Outcome::Failed("the shared model's key is gone".into()))?;
+        let data_pk = self.key(job, &data.fingerprint)?;
+        let params = req.session(model);
+        let start = Instant::now();
+        let samples = data.len() as u64;
+        let mut own = self.connect(job, data_pk.clone(), params, abort)?;
+        let _ = self.store.set_note(&job.id, None);
+        let moved = switch_dataset(&mut own, data, &model_pk)
+            .map_err(|e| self.outcome(e, abort, job, false))?;
+        let mut theirs = self.connect(job, model_pk, params, abort)?;
+        let predictions = classify(&mut theirs, model, &moved, req.chunk.max(1), |p| {
+            let rate = p.done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            self.set_live(&job.id, |l| {
+                l.done = p.done as u64;
+                l.samples = samples;
+                l.rate = rate;
+            });
+        })
+        .map_err(|e| self.outcome(e, abort, job, false))?;
+        let back = switch_predictions(&mut theirs, &predictions, &data_pk)
+            .map_err(|e| self.outcome(e, abort, job, false))?;
+        let elapsed = start.elapsed();
+        let costs = costs(&mut theirs).ok();
+        let _ = theirs.close();
+        let _ = own.close();
+        let body = seal(&PREDICTIONS, &back).map_err(|e| Outcome::Failed(e.to_string()))?;
+        tracing::info!(job = %job.id, model = %req.model, %model_owner, samples, "classified with a shared model (keys switched through S2)");
+        Ok(JobResult {
+            kind: ObjectKind::Predictions,
+            name: format!("predictions of {}", job.id),
+            summary: format!("{samples} samples, model {} of {model_owner}", req.model),
             body,
             elapsed_ms: ms(elapsed),
             costs,

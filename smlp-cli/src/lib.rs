@@ -98,6 +98,10 @@ pub enum Command {
     Classify(client::ClassifyArgs),
     /// List your data sets, models or predictions at S1.
     List(client::ListArgs),
+    /// Let another owner classify with one of your models, under its own key.
+    Share(client::ShareArgs),
+    /// Stop letting another owner classify with one of your models.
+    Unshare(client::ShareArgs),
     /// Delete a data set, model, predictions or ended job at S1.
     Delete(client::DeleteArgs),
     /// Decrypt predictions (→ CSV), a model or checkpoint (→ JSON), or a data set (→ CSV).
@@ -173,6 +177,8 @@ where
         Command::Classify(a) => client::classify(a).map(drop),
         Command::List(a) => client::list(a).map(drop),
         Command::Delete(a) => client::delete(a),
+        Command::Share(a) => client::share(a, true),
+        Command::Unshare(a) => client::share(a, false),
         Command::Decrypt(a) => decrypt::decrypt(a).map(drop),
         Command::Demo(a) => demo::demo(a),
     };

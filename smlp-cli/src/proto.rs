@@ -15,6 +15,7 @@
 //!   Watch { job }                      ←   Status(JobInfo) ... until the job has ended
 //!   Fetch { id, checkpoint }           ←→  Object { info, body }      sealed file bytes
 //!   List { kind }                      ←→  Objects(..)
+//!   Share { model, with, allow }       ←→  Done(message)              another owner may classify
 //!   Cancel { job } / Delete { id }     ←→  Done(message)
 //! ```
 //!
@@ -89,6 +90,16 @@ pub enum ClientMsg {
     List {
         /// Which kind.
         kind: ObjectKind,
+    },
+    /// Let another owner classify with one of our models (under its own key, through S2's key
+    /// switching), or stop letting it.
+    Share {
+        /// Model id.
+        model: String,
+        /// The other owner's name (its certificate's).
+        with: String,
+        /// `false`: end the share.
+        allow: bool,
     },
     /// Cancel a queued or running job.
     Cancel {

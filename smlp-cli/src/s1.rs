@@ -102,6 +102,8 @@ fn action_of(m: &ClientMsg) -> &'static str {
         ClientMsg::Fetch { .. } => "fetch",
         ClientMsg::List { .. } => "list",
         ClientMsg::Cancel { .. } => "cancel",
+        ClientMsg::Share { allow: true, .. } => "share",
+        ClientMsg::Share { allow: false, .. } => "unshare",
         ClientMsg::Delete { .. } => "delete",
     }
 }
@@ -124,6 +126,7 @@ fn check_ids(msg: &ClientMsg) -> CliResult<()> {
         ClientMsg::Train(r) => vec![&r.dataset],
         ClientMsg::Classify(r) => vec![&r.model, &r.data],
         ClientMsg::Watch { job } | ClientMsg::Cancel { job } => vec![job],
+        ClientMsg::Share { model, .. } => vec![model],
         ClientMsg::Fetch { id, .. } | ClientMsg::Delete { id } => vec![id],
         ClientMsg::Hello { .. }
         | ClientMsg::Register { .. }
@@ -239,16 +242,23 @@ fn handle(
             ServerMsg::Submitted(job)
         }
         ClientMsg::Classify(req) => {
-            let (model, data) = check_classify(ctx, owner, &req)?;
+            let (model, model_owner, data) = check_classify(ctx, owner, &req)?;
+            // A shared model stays its owner's: the job holds only the data set (the model is
+            // looked up again, share included, when the job runs).
+            let inputs: Vec<&str> = if model_owner == owner {
+                vec![&req.model, &req.data]
+            } else {
+                vec![&req.data]
+            };
             let job = ctx.store.submit(
                 owner,
                 JobKind::Classify,
                 &postcard::to_stdvec(&*req)?,
-                &[&req.model, &req.data],
+                &inputs,
                 1,
                 data.len() as u64,
             )?;
-            tracing::info!(%peer, job = %job.id, model = %model.shape, samples = data.len(), "classification job queued");
+            tracing::info!(%peer, job = %job.id, model = %model.shape, model_owner = %model_owner, samples = data.len(), "classification job queued");
             ctx.runner.notify();
             ServerMsg::Submitted(job)
         }
@@ -277,6 +287,24 @@ fn handle(
             ServerMsg::Done(msg)
         }
         ClientMsg::Delete { id } => ServerMsg::Done(ctx.store.delete(owner, &id)?),
+        ClientMsg::Share { model, with, allow } => {
+            transport::pki::check_owner_name(&with).map_err(|e| CliError(e.to_string()))?;
+            let msg = if allow {
+                if ctx.store.share(owner, &model, &with)? {
+                    format!("{with} may now classify with {model}, under {with}'s own key (S1 switches keys through S2; the model never leaves your key)")
+                } else {
+                    format!("{model} was already shared with {with}")
+                }
+            } else if ctx.store.unshare(owner, &model, &with)? {
+                format!(
+                    "{model} is no longer shared with {with}; its jobs not yet run will be refused"
+                )
+            } else {
+                format!("{model} was not shared with {with}")
+            };
+            tracing::info!(%peer, %model, %with, allow, "share changed");
+            ServerMsg::Done(msg)
+        }
     }))
 }
 
@@ -423,30 +451,33 @@ fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> C
     Ok(())
 }
 
+/// The model (the owner's, or one shared with it), the model's owner and the data set of a
+/// classification, checked. Under a shared model the data set stays under the owner's own key:
+/// the job switches keys through S2.
 fn check_classify(
     ctx: &S1Context,
     owner: &str,
     req: &ClassifyRequest,
-) -> CliResult<(EncryptedModel, EncryptedDataset)> {
-    let (_, body) = ctx
-        .store
-        .get_object(owner, &req.model, Some(ObjectKind::Model))?;
+) -> CliResult<(EncryptedModel, String, EncryptedDataset)> {
+    let (model_owner, body) = ctx.store.usable_model(owner, &req.model)?;
     let model: EncryptedModel = open(&MODEL, &body)?;
     let data = dataset(ctx, owner, &req.data)?;
-    let pk = &key_of(ctx, owner, &model.fingerprint, "model")?;
-    if data.fingerprint != model.fingerprint {
+    let model_pk = &key_of(ctx, &model_owner, &model.fingerprint, "model")?;
+    let data_pk = &key_of(ctx, owner, &data.fingerprint, "data set")?;
+    if model_owner == owner && data.fingerprint != model.fingerprint {
         bail!(
             "the data set is encrypted under key {}, the model under key {}: one job never mixes keys",
             data.fingerprint,
             model.fingerprint
         );
     }
-    model.check(pk)?;
-    data.check(pk, false)?;
-    model.check_inputs(&data)?;
+    model.check(model_pk)?;
+    data.check(data_pk, false)?;
+    model.check_input_shape(&data)?;
     if req.chunk == 0 || req.chunk > MAX_BATCH {
         bail!("chunk must be in 1..={MAX_BATCH}");
     }
-    check_session(pk, req.session(&model))?;
-    Ok((model, data))
+    check_session(model_pk, req.session(&model))?;
+    check_session(data_pk, req.session(&model))?;
+    Ok((model, model_owner, data))
 }

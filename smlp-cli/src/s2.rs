@@ -6,7 +6,7 @@ use crate::bail;
 use crate::error::{describe, CliResult};
 use crate::refusals::RefusalBudget;
 use crate::servers::{install_signal_handler, stopped, write_ready, ServerArgs};
-use crate::tenants::{tenants, KeyRing};
+use crate::tenants::{tenant_keys, tenants, KeyRing};
 use clap::{Args, ValueEnum};
 use secure_ops::{serve_keyed, Profile, ProtocolError, S2Options, S2Policy};
 use std::path::PathBuf;
@@ -172,6 +172,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
             policy,
             dgk: Some(dgk_key),
             dgk_t: args.dgk_subgroup_bits,
+            tenants: Some(tenant_keys(&args.state_dir)),
         },
     ));
     // Load the keys held now (their randomizer pools start filling); later ones load at their

@@ -155,6 +155,12 @@ CREATE TABLE IF NOT EXISTS owner_keys (
     created INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS owner_keys_owner ON owner_keys (owner);
+CREATE TABLE IF NOT EXISTS shares (
+    model TEXT NOT NULL REFERENCES objects (id) ON DELETE CASCADE,
+    with_owner TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (model, with_owner)
+);
 CREATE TABLE IF NOT EXISTS owner_turns (
     owner TEXT PRIMARY KEY,
     turn INTEGER NOT NULL
@@ -576,6 +582,73 @@ impl Store {
             audit(tx, owner, "register-key", &fp, "ok")?;
             Ok(true)
         })
+    }
+
+    /// Lets `with` classify with `owner`'s model `model` (`Ok(false)`: it already could).
+    pub fn share(&self, owner: &str, model: &str, with: &str) -> StoreResult<bool> {
+        if with == owner {
+            return Err(StoreError::Conflict(
+                "a model is always its owner's to use".into(),
+            ));
+        }
+        self.tx(|tx| {
+            let ok: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM objects WHERE id = ?1 AND owner = ?2 AND kind = 'md'",
+                    params![model, owner],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if ok.is_none() {
+                return Err(StoreError::NotFound(model.to_string()));
+            }
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO shares (model, with_owner, created) VALUES (?1, ?2, ?3)",
+                params![model, with, to_i64(now())],
+            )?;
+            audit(tx, owner, "share", model, &format!("with {with}"))?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Ends a share (`Ok(false)`: there was none). Jobs of `with` not yet run are refused when
+    /// they start.
+    pub fn unshare(&self, owner: &str, model: &str, with: &str) -> StoreResult<bool> {
+        self.tx(|tx| {
+            let n = tx.execute(
+                "DELETE FROM shares WHERE with_owner = ?2 AND model IN
+                 (SELECT id FROM objects WHERE id = ?1 AND owner = ?3)",
+                params![model, with, owner],
+            )?;
+            audit(tx, owner, "unshare", model, &format!("with {with}"))?;
+            Ok(n == 1)
+        })
+    }
+
+    /// The owners `model` (of `owner`) is shared with.
+    pub fn shared_with(&self, owner: &str, model: &str) -> StoreResult<Vec<String>> {
+        let conn = lock(&self.conn);
+        let mut st = conn.prepare(
+            "SELECT s.with_owner FROM shares s JOIN objects o ON o.id = s.model
+             WHERE s.model = ?1 AND o.owner = ?2 ORDER BY s.with_owner",
+        )?;
+        let rows = st.query_map(params![model, owner], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A model `reader` may classify with: its own, or one shared with it. Returns the model's
+    /// owner and its body; any other id is "not found".
+    pub fn usable_model(&self, reader: &str, model: &str) -> StoreResult<(String, Vec<u8>)> {
+        let conn = lock(&self.conn);
+        conn.query_row(
+            "SELECT o.owner, o.body FROM objects o WHERE o.id = ?1 AND o.kind = 'md'
+             AND (o.owner = ?2 OR EXISTS
+                  (SELECT 1 FROM shares s WHERE s.model = o.id AND s.with_owner = ?2))",
+            params![model, reader],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(model.to_string()))
     }
 
     /// The key `fp` if `owner` registered it.

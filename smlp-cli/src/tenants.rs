@@ -25,8 +25,8 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use paillier::format::{open, read_file, seal, write_atomic, FileKind, SECRET_KEY};
-use paillier::{Fingerprint, SecretKey, MIN_SECURE_BITS, MIN_TEST_BITS};
-use secure_ops::{S2Options, S2Service};
+use paillier::{Fingerprint, PublicKey, SecretKey, MIN_SECURE_BITS, MIN_TEST_BITS};
+use secure_ops::{S2Options, S2Service, TenantKeys};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -401,6 +401,32 @@ pub fn add(state: &Path, sk: &SecretKey, insecure_test_key: bool) -> CliResult<F
     let fp = sk.public_key().fingerprint();
     write_atomic(&key_path(state, &fp), &seal(&SECRET_KEY, sk)?, true)?;
     Ok(fp)
+}
+
+/// The public keys of the tenants S2 holds, for key switching (a model shared with another
+/// owner): read from the key file when first asked, then cached; a removed key is refused from
+/// then on, like its sessions.
+pub fn tenant_keys(state: &Path) -> TenantKeys {
+    let state = state.to_path_buf();
+    let cache: Arc<Mutex<HashMap<Fingerprint, PublicKey>>> = Arc::default();
+    TenantKeys(Arc::new(move |fp: &Fingerprint| {
+        let path = key_path(&state, fp);
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if !path.is_file() {
+            cache.remove(fp);
+            return None;
+        }
+        if let Some(pk) = cache.get(fp) {
+            return Some(pk.clone());
+        }
+        let sk: SecretKey = read_file(&SECRET_KEY, &path).ok()?;
+        let pk = sk.public_key().clone();
+        if pk.fingerprint() != *fp {
+            return None;
+        }
+        cache.insert(*fp, pk.clone());
+        Some(pk)
+    }))
 }
 
 /// S2's services, one per tenant key, made when a session first names the key and dropped when

@@ -788,3 +788,168 @@ fn owners_are_isolated_and_quotas_hold() {
     ok(&["delete", "--s1", &s1.addr, &ds]);
     assert!(ok(&["list", "--s1", &s1.addr, "datasets"]).contains("no data set"));
 }
+
+/// A model shared with another owner serves it under that owner's own key: S1 switches the
+/// samples to the model's key through S2, classifies, and switches the results back. The
+/// predictions equal, bit for bit, the model owner's own classification of the same samples
+/// (strict profile), the model never leaves its key, and the share can be ended.
+#[test]
+fn a_shared_model_classifies_another_owners_samples_under_that_owners_key() {
+    let env = Env::new();
+    let data = small_encrypted(&env);
+    ok(&[
+        "keygen",
+        "--bits",
+        "512",
+        "--insecure-test-key",
+        "--out",
+        &env.p("alice-keys"),
+    ]);
+    let s2 = env.s2(&["--pool-capacity", "0"]);
+    ok(&[
+        "s2-keys",
+        "--state-dir",
+        &env.s2_state(),
+        "add",
+        "--plain",
+        "--insecure-test-key",
+        &env.p("alice-keys/secret.key"),
+    ]);
+    let s1 = env.s1(&s2.addr, &[]);
+    let alice = |args: &[&str]| -> Vec<String> {
+        let mut v = vec![args[0], "--s1", &s1.addr, "--as", "alice"];
+        v.extend_from_slice(&args[1..]);
+        v.iter().map(|x| x.to_string()).collect()
+    };
+    fn argv(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    ok(&argv(&alice(&[
+        "register",
+        "--public-key",
+        &env.p("alice-keys/public.key"),
+    ])));
+    // The owner trains a model and shares it with alice.
+    ok(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &data,
+        "--hidden",
+        "2",
+        "--kappa",
+        "40",
+        "--profile",
+        "strict",
+        "--init-seed",
+        "3",
+        "--out",
+        &env.p("m.enc"),
+    ]);
+    let models = ok(&["list", "--s1", &s1.addr, "models"]);
+    let model = models
+        .split_whitespace()
+        .find(|w| w.starts_with("md-"))
+        .unwrap()
+        .to_string();
+    // Before the share, alice cannot name it.
+    wdbc_csv(&env, "q.csv", 5, 9);
+    let scaler = env.p("d.enc.scaler.json");
+    for (key, out) in [
+        (env.public(), "q-owner.enc"),
+        (env.p("alice-keys/public.key"), "q-alice.enc"),
+    ] {
+        ok(&[
+            "encrypt",
+            "--public-key",
+            &key,
+            "--csv",
+            &env.p("q.csv"),
+            "--scaler",
+            &scaler,
+            "--out",
+            &env.p(out),
+        ]);
+    }
+    let classify_as_alice = || {
+        alice(&[
+            "classify",
+            "--model",
+            &model,
+            "--data",
+            &env.p("q-alice.enc"),
+            "--kappa",
+            "40",
+            "--out",
+            &env.p("p-alice.enc"),
+        ])
+    };
+    let err = fail(&argv(&classify_as_alice()));
+    assert!(err.contains("not found"), "{err}");
+    let out = ok(&["share", "--s1", &s1.addr, &model, "--with", "alice"]);
+    assert!(out.contains("alice may now classify"), "{out}");
+    ok(&argv(&classify_as_alice()));
+    assert!(
+        s1.log_text().contains("classified with a shared model"),
+        "{}",
+        s1.log_text()
+    );
+    // The owner's own classification of the same samples under its key.
+    ok(&[
+        "classify",
+        "--s1",
+        &s1.addr,
+        "--model",
+        &env.p("m.enc"),
+        "--data",
+        &env.p("q-owner.enc"),
+        "--kappa",
+        "40",
+        "--out",
+        &env.p("p-owner.enc"),
+    ]);
+    let decrypt = |secret: &str, input: &str, out: &str| {
+        ok(&[
+            "decrypt",
+            "--secret-key",
+            secret,
+            "--in",
+            &env.p(input),
+            "--out",
+            &env.p(out),
+            "--scores",
+        ]);
+        std::fs::read_to_string(env.path(out)).unwrap()
+    };
+    let theirs = decrypt(
+        &env.p("alice-keys/secret.key"),
+        "p-alice.enc",
+        "p-alice.csv",
+    );
+    let mine = decrypt(&env.secret(), "p-owner.enc", "p-owner.csv");
+    assert_eq!(theirs, mine, "alice's predictions differ from the owner's");
+    assert_eq!(theirs.lines().count(), 6, "{theirs}");
+    // The predictions are alice's: the owner's key does not open them.
+    let err = fail(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("p-alice.enc"),
+        "--out",
+        &env.p("x.csv"),
+    ]);
+    assert!(err.contains("encrypted under key"), "{err}");
+    // The model is not alice's to fetch, and after unshare not hers to use.
+    let err = fail(&argv(&alice(&[
+        "fetch",
+        &model,
+        "--out",
+        &env.p("stolen.enc"),
+    ])));
+    assert!(err.contains("not found"), "{err}");
+    ok(&["unshare", "--s1", &s1.addr, &model, "--with", "alice"]);
+    let err = fail(&argv(&classify_as_alice()));
+    assert!(err.contains("not found"), "{err}");
+}

@@ -232,6 +232,12 @@ impl EncryptedModel {
                 data.fingerprint, self.fingerprint
             )));
         }
+        self.check_input_shape(data)
+    }
+
+    /// [`check_inputs`](Self::check_inputs) but the key: the features and f of `data` fit the
+    /// model (a data set under another key, to be switched to the model's).
+    pub fn check_input_shape(&self, data: &EncryptedDataset) -> SecureResult<()> {
         if data.features != self.shape.inputs() {
             return Err(SecureError::Mismatch(format!(
                 "model expects {} features, the data set has {}",
@@ -827,6 +833,83 @@ impl EncryptedPredictions {
 /// speed`): one S2 round trip per layer and chunk; a request holds at most
 /// [`secure_ops::messages::MAX_WIRE_ITEMS`] product jobs, one per sample.
 pub const CLASSIFY_CHUNK: usize = 32;
+
+/// Values per key-switching request (well below S2's default limit of 2^18).
+const SWITCH_CHUNK: usize = 1 << 14;
+
+/// `cts` (under the session's key) under `to`, another tenant's key S2 holds, in requests of at
+/// most [`SWITCH_CHUNK`] values ([`S1::switch_key`]).
+fn switch_all<C: Channel>(
+    s1: &mut S1<C>,
+    cts: &[Ciphertext],
+    to: &PublicKey,
+) -> SecureResult<Vec<Ciphertext>> {
+    let mut out = Vec::with_capacity(cts.len());
+    for part in cts.chunks(SWITCH_CHUNK) {
+        out.extend(s1.switch_key(part, to)?);
+    }
+    Ok(out)
+}
+
+/// A data set's features, moved from the session's key to `to` through S2's key switching
+/// (labels are dropped: this serves classification with another tenant's model). Exact: the
+/// values under `to` are those under the session's key.
+pub fn switch_dataset<C: Channel>(
+    s1: &mut S1<C>,
+    data: &EncryptedDataset,
+    to: &PublicKey,
+) -> SecureResult<EncryptedDataset> {
+    data.check(s1.public_key(), false)?;
+    let flat: Vec<Ciphertext> = data.samples.iter().flat_map(|s| s.x.clone()).collect();
+    let moved = switch_all(s1, &flat, to)?;
+    let mut it = moved.into_iter();
+    let samples = data
+        .samples
+        .iter()
+        .map(|s| EncryptedSample {
+            x: it.by_ref().take(s.x.len()).collect(),
+            y: Vec::new(),
+        })
+        .collect();
+    Ok(EncryptedDataset {
+        fingerprint: to.fingerprint(),
+        frac_bits: data.frac_bits,
+        classes: data.classes,
+        features: data.features,
+        samples,
+    })
+}
+
+/// Predictions moved from the session's key to `to` through S2's key switching (exact).
+pub fn switch_predictions<C: Channel>(
+    s1: &mut S1<C>,
+    p: &EncryptedPredictions,
+    to: &PublicKey,
+) -> SecureResult<EncryptedPredictions> {
+    p.check(s1.public_key())?;
+    let flat: Vec<Ciphertext> = p
+        .classes_enc
+        .iter()
+        .chain(&p.scores)
+        .flat_map(|v| v.clone())
+        .collect();
+    let moved = switch_all(s1, &flat, to)?;
+    let mut it = moved.into_iter();
+    let mut take = |rows: &[Vec<Ciphertext>]| -> Vec<Vec<Ciphertext>> {
+        rows.iter()
+            .map(|r| it.by_ref().take(r.len()).collect())
+            .collect()
+    };
+    let classes_enc = take(&p.classes_enc);
+    let scores = take(&p.scores);
+    Ok(EncryptedPredictions {
+        fingerprint: to.fingerprint(),
+        classes: p.classes,
+        frac_bits: p.frac_bits,
+        classes_enc,
+        scores,
+    })
+}
 
 /// Classifies encrypted samples: forward pass in batches of `chunk`, then SecCompare of the score
 /// with 1/2 (binary) or an encrypted argmax (k classes). Results stay encrypted.
