@@ -425,6 +425,7 @@ fn start_servers(
     let (held, _) = tenants::unseal_key(&s2_state, &sealed)?;
     tenants::add(&s2_state, &held, a.bits < 2048)?;
     let dgk_bits = a.bits.max(512).to_string();
+    let profile_fast = secure_ops::Profile::from(a.profile) == secure_ops::Profile::Fast;
     let (s2_ready, s1_ready) = (at(dir, "s2.addr"), at(dir, "s1.addr"));
     let _ = std::fs::remove_file(&s2_ready);
     let _ = std::fs::remove_file(&s1_ready);
@@ -432,6 +433,8 @@ fn start_servers(
         "S2",
         &[
             "serve-s2",
+            "--profile",
+            if profile_fast { "any" } else { "strict" },
             "--dgk-bits",
             &dgk_bits,
             "--pki",

@@ -45,8 +45,9 @@ pub struct ServeS2Args {
     /// Background threads filling the randomizer pool.
     #[arg(long, default_value_t = 1)]
     pub pool_workers: usize,
-    /// Profiles served.
-    #[arg(long, value_enum, default_value_t = ProfilePolicy::Any)]
+    /// Profiles served. Strict by default: S1 cannot run a session in which S2 learns more
+    /// than κ allows (an owner's `--profile fast` is refused unless S2's operator serves it).
+    #[arg(long, value_enum, default_value_t = ProfilePolicy::Strict)]
     pub profile: ProfilePolicy,
     /// Smallest statistical blinding parameter κ accepted (at least 40; at most 256 is served).
     #[arg(long, default_value_t = 80)]
@@ -264,6 +265,21 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s2_serves_only_the_strict_profile_unless_its_operator_says_otherwise() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut v = vec!["smlp", "serve-s2", "--state-dir", "s2-state"];
+            v.extend_from_slice(extra);
+            match crate::Cli::try_parse_from(v).unwrap().command {
+                crate::Command::ServeS2(a) => a.profile,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(parse(&[]), ProfilePolicy::Strict);
+        assert_eq!(parse(&["--profile", "any"]), ProfilePolicy::Any);
+    }
 
     #[test]
     fn s2_refuses_a_variable_time_backend_unless_allowed() {

@@ -236,6 +236,10 @@ impl Server {
         if args.first() == Some(&"serve-s2") && !args.contains(&"--kappa") {
             extra.extend(["--kappa".into(), "40".into()]);
         }
+        // The tests run both profiles: their S2 serves both unless a test says otherwise.
+        if args.first() == Some(&"serve-s2") && !args.contains(&"--profile") {
+            extra.extend(["--profile".into(), "any".into()]);
+        }
         // A small DGK key: the tests' Paillier keys are small too.
         if args.first() == Some(&"serve-s2") && !args.contains(&"--dgk-bits") {
             extra.extend(["--dgk-bits".into(), "512".into()]);

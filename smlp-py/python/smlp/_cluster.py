@@ -29,7 +29,9 @@ class LocalCluster:
     owner identities that get certificates). The cluster plays S2's operator too: S2 holds that
     key in its state directory (``smlp s2-keys add``), and :meth:`client` registers it at S1 for
     that owner. Every other owner brings a key of its own (:meth:`add_key`, then
-    ``Client.register``). ``s1_args``/``s2_args`` add command-line options of the servers.
+    ``Client.register``). ``s1_args``/``s2_args`` add command-line options of the servers (S2
+serves the strict profile only, as ``serve-s2`` does by default; ``s2_args=("--profile", "any")``
+lets ``profile="fast"`` run).
     """
 
     def __init__(
