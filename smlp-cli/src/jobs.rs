@@ -567,14 +567,13 @@ impl Runner {
         let mut s1 = self.connect(job, pk, params, abort)?;
         let _ = self.store.set_note(&job.id, None);
         let samples = data.len() as u64;
-        let predictions = classify(&mut s1, &model, &data, req.chunk.max(1), |p| {
-            let rate = p.done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            self.set_live(&job.id, |l| {
-                l.done = p.done as u64;
-                l.samples = samples;
-                l.rate = rate;
-            });
-        })
+        let predictions = classify(
+            &mut s1,
+            &model,
+            &data,
+            req.chunk.max(1),
+            self.classify_progress(&job.id, start, samples),
+        )
         .map_err(|e| self.outcome(e, abort, job, false))?;
         let elapsed = start.elapsed();
         let costs = costs(&mut s1).ok();
@@ -592,6 +591,23 @@ impl Runner {
 }
 
 impl Runner {
+    /// What a classification reports as it goes: samples done and the rate since `start`.
+    fn classify_progress<'a>(
+        &'a self,
+        job: &'a str,
+        start: Instant,
+        samples: u64,
+    ) -> impl FnMut(&smlp::encrypted::Progress) + 'a {
+        move |p| {
+            let rate = p.done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            self.set_live(job, |l| {
+                l.done = p.done as u64;
+                l.samples = samples;
+                l.rate = rate;
+            });
+        }
+    }
+
     /// A classification with another owner's model shared with this job's owner: the samples
     /// move from the owner's key to the model's through S2 (a session under the owner's key),
     /// the model classifies them under its own key (a session under it), and the encrypted
@@ -619,14 +635,13 @@ impl Runner {
         let moved = switch_dataset(&mut own, data, &model_pk)
             .map_err(|e| self.outcome(e, abort, job, false))?;
         let mut theirs = self.connect(job, model_pk, params, abort)?;
-        let predictions = classify(&mut theirs, model, &moved, req.chunk.max(1), |p| {
-            let rate = p.done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            self.set_live(&job.id, |l| {
-                l.done = p.done as u64;
-                l.samples = samples;
-                l.rate = rate;
-            });
-        })
+        let predictions = classify(
+            &mut theirs,
+            model,
+            &moved,
+            req.chunk.max(1),
+            self.classify_progress(&job.id, start, samples),
+        )
         .map_err(|e| self.outcome(e, abort, job, false))?;
         let back = switch_predictions(&mut theirs, &predictions, &data_pk)
             .map_err(|e| self.outcome(e, abort, job, false))?;

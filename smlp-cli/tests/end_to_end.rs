@@ -730,11 +730,7 @@ fn owners_are_isolated_and_quotas_hold() {
     .trim()
     .to_string();
     // Alice: her own quota, nothing of the owner's.
-    let alice = |args: &[&str]| {
-        let mut v = vec![args[0], "--s1", &s1.addr, "--as", "alice"];
-        v.extend_from_slice(&args[1..]);
-        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-    };
+    let alice = |args: &[&str]| as_owner(&s1.addr, "alice", args);
     let as_alice = |args: &[&str]| {
         let v = alice(args);
         fail(&v.iter().map(String::as_str).collect::<Vec<_>>())
@@ -767,14 +763,7 @@ fn owners_are_isolated_and_quotas_hold() {
     assert!(err.contains("has not registered"), "{err}");
     let err = as_alice(&["register", "--public-key", &env.public()]);
     assert!(err.contains("registered to another owner"), "{err}");
-    ok(&[
-        "keygen",
-        "--bits",
-        "512",
-        "--insecure-test-key",
-        "--out",
-        &env.p("alice-keys"),
-    ]);
+    env.keygen("alice-keys");
     let alice_public = env.p("alice-keys/public.key");
     encrypt(&env, &alice_public, "d.csv", "alice.enc");
     let v = alice(&["register", "--public-key", &alice_public]);
@@ -797,14 +786,7 @@ fn owners_are_isolated_and_quotas_hold() {
 fn a_shared_model_classifies_another_owners_samples_under_that_owners_key() {
     let env = Env::new();
     let data = small_encrypted(&env);
-    ok(&[
-        "keygen",
-        "--bits",
-        "512",
-        "--insecure-test-key",
-        "--out",
-        &env.p("alice-keys"),
-    ]);
+    env.keygen("alice-keys");
     let s2 = env.s2(&["--pool-capacity", "0"]);
     ok(&[
         "s2-keys",
@@ -816,14 +798,7 @@ fn a_shared_model_classifies_another_owners_samples_under_that_owners_key() {
         &env.p("alice-keys/secret.key"),
     ]);
     let s1 = env.s1(&s2.addr, &[]);
-    let alice = |args: &[&str]| -> Vec<String> {
-        let mut v = vec![args[0], "--s1", &s1.addr, "--as", "alice"];
-        v.extend_from_slice(&args[1..]);
-        v.iter().map(|x| x.to_string()).collect()
-    };
-    fn argv(v: &[String]) -> Vec<&str> {
-        v.iter().map(String::as_str).collect()
-    }
+    let alice = |args: &[&str]| as_owner(&s1.addr, "alice", args);
     ok(&argv(&alice(&[
         "register",
         "--public-key",

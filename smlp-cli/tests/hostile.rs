@@ -875,14 +875,7 @@ fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
     use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
     let env = Env::new();
     let (victim_sk, _) = keys(&env);
-    ok(&[
-        "keygen",
-        "--bits",
-        "512",
-        "--insecure-test-key",
-        "--out",
-        &env.p("attacker"),
-    ]);
+    env.keygen("attacker");
     let attacker_sk: SecretKey = paillier::format::open(
         &paillier::format::SECRET_KEY,
         &std::fs::read(env.path("attacker/secret.key")).unwrap(),
@@ -916,14 +909,7 @@ fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
     let listed = ok(&["s2-keys", "--state-dir", &state, "list"]);
     assert_eq!(listed.lines().count(), 2, "{listed}");
     let s1 = env.s1(&s2.addr, &[]);
-    let as_attacker = |args: &[&str]| {
-        let mut v = vec![args[0], "--s1", &s1.addr, "--as", "alice"];
-        v.extend_from_slice(&args[1..]);
-        v.iter().map(|x| x.to_string()).collect::<Vec<String>>()
-    };
-    fn argv(v: &[String]) -> Vec<&str> {
-        v.iter().map(String::as_str).collect()
-    }
+    let as_attacker = |args: &[&str]| as_owner(&s1.addr, "alice", args);
     ok(&argv(&as_attacker(&[
         "register",
         "--public-key",

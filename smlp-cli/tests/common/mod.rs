@@ -185,6 +185,18 @@ impl Env {
             &self.public(),
         ]);
     }
+    /// Another 512-bit key pair (another owner's), in the directory `dir`; returns its path.
+    pub fn keygen(&self, dir: &str) -> String {
+        ok(&[
+            "keygen",
+            "--bits",
+            "512",
+            "--insecure-test-key",
+            "--out",
+            &self.p(dir),
+        ]);
+        self.p(dir)
+    }
     /// Files in the directory (not recursive), sorted.
     pub fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
@@ -392,4 +404,16 @@ pub fn small_encrypted(env: &Env) -> String {
     wdbc_csv(env, "d.csv", 6, 1);
     encrypt(env, &env.public(), "d.csv", "d.enc");
     env.p("d.enc")
+}
+
+/// `args` (a command, then its options) against S1 at `s1` as the owner `owner`.
+pub fn as_owner(s1: &str, owner: &str, args: &[&str]) -> Vec<String> {
+    let mut v = vec![args[0], "--s1", s1, "--as", owner];
+    v.extend_from_slice(&args[1..]);
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// The `&str`s of an argument vector.
+pub fn argv(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
