@@ -146,17 +146,8 @@ pub struct ShareArgs {
 /// Runs `smlp share` (`allow`) or `smlp unshare`.
 pub fn share(args: &ShareArgs, allow: bool) -> CliResult<()> {
     let mut c = Client::connect(&args.conn)?;
-    match c.request(&ClientMsg::Share {
-        model: args.model.clone(),
-        with: args.with.clone(),
-        allow,
-    })? {
-        ServerMsg::Done(msg) => {
-            println!("{msg}");
-            Ok(())
-        }
-        other => Err(c.violation(&other).into()),
-    }
+    println!("{}", c.share(&args.model, &args.with, allow)?);
+    Ok(())
 }
 
 /// Uploads an encrypted data set to S1, which keeps it; prints its id.
@@ -601,6 +592,16 @@ impl Client {
     /// Deletes an object or an ended job; S1's confirmation.
     pub fn delete(&mut self, id: &str) -> CliResult<String> {
         self.done(ClientMsg::Delete { id: id.to_string() })
+    }
+
+    /// Lets the owner `with` classify with our model `model` (`allow`), or stops it; S1's
+    /// confirmation.
+    pub fn share(&mut self, model: &str, with: &str, allow: bool) -> CliResult<String> {
+        self.done(ClientMsg::Share {
+            model: model.to_string(),
+            with: with.to_string(),
+            allow,
+        })
     }
 
     /// The owner's objects of one kind.

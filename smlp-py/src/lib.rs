@@ -878,6 +878,11 @@ impl Client {
         self.with(py, |c| c.delete(&id))
     }
 
+    /// Lets the owner `with_` classify with our model (`allow`), or stops it; S1's confirmation.
+    fn share(&self, py: Python<'_>, model: String, with_: String, allow: bool) -> PyResult<String> {
+        self.with(py, |c| c.share(&model, &with_, allow))
+    }
+
     /// The owner's "datasets", "models" or "predictions". JSON list of ObjectInfo.
     fn list(&self, py: Python<'_>, what: &str) -> PyResult<String> {
         let kind = match what {

@@ -161,3 +161,30 @@ def test_client_errors_are_clear(cluster, client, owner, tmp_path):
         smlp.Client(cluster.s1, tmp_path, "owner")  # no certificates there
     with pytest.raises(smlp.SMLPError):
         smlp.Client("127.0.0.1:1", cluster.pki, "owner", timeout=2)
+
+
+def test_a_shared_model_serves_another_owner_under_its_own_key(cluster, client, owner, wdbc):
+    X, y = wdbc
+    data = owner.encrypt(X[:12], y[:12], progress=False)
+    job = client.train(data, hidden=(2,), epochs=1, profile="strict", init_seed=5, detach=True)
+    model_id = client.wait(job, progress=False)["result"]
+    assert model_id.startswith("md-")
+    # bob has a key of his own, which S2 holds and S1 knows as his.
+    bob_sk = smlp.keygen(512, insecure_test_key=True)
+    cluster.add_key(bob_sk)
+    bob = cluster.client("bob")
+    bob.register(bob_sk.public_key)
+    bob_owner = smlp.Owner(bob_sk)
+    new = X[30:34]
+    theirs = bob_owner.encrypt(new, None, data.scaler, progress=False)
+    with pytest.raises(smlp.SMLPError, match="not found"):
+        bob.classify(model_id, theirs, progress=False)
+    client.share(model_id, "bob")
+    preds = bob.classify(model_id, theirs, progress=False)
+    assert preds.fingerprint == bob_sk.public_key.fingerprint
+    # Bit for bit the model owner's own classification of the same samples.
+    mine = client.classify(model_id, owner.encrypt(new, None, data.scaler, progress=False), progress=False)
+    assert (bob_owner.decrypt_scores(preds) == owner.decrypt_scores(mine)).all()
+    client.unshare(model_id, "bob")
+    with pytest.raises(smlp.SMLPError, match="not found"):
+        bob.classify(model_id, theirs, progress=False)

@@ -176,6 +176,15 @@ class Client:
         """Deletes an object (not while a job uses it) or an ended job."""
         return self._native.delete(id)
 
+    def share(self, model: str, with_: str) -> str:
+        """Lets the owner ``with_`` classify with our model ``model`` (an id at S1) under its own
+        key, as ``smlp share``: S1 switches keys through S2, the model never leaves our key."""
+        return self._native.share(model, with_, True)
+
+    def unshare(self, model: str, with_: str) -> str:
+        """Stops a :meth:`share`."""
+        return self._native.share(model, with_, False)
+
     # -- jobs ----------------------------------------------------------------------------
 
     def jobs(self) -> List[Dict[str, Any]]:
