@@ -263,6 +263,16 @@ impl Scaler {
     fn to_json(&self) -> String {
         self.inner.to_json()
     }
+    /// Pickles as its JSON text.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        Ok((
+            py.get_type::<Self>().getattr("from_json")?,
+            (self.inner.to_json(),),
+        ))
+    }
     #[getter]
     fn mean(&self) -> Vec<f64> {
         self.inner.mean.clone()
@@ -379,6 +389,16 @@ impl EncryptedDataset {
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         Ok(PyBytes::new(py, &seal(&DATASET, &self.inner).map_err(err)?))
     }
+    /// Pickles as its sealed file bytes (the scaler travels separately: `scaler`).
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        Ok((
+            py.get_type::<Self>().getattr("from_bytes")?,
+            (self.to_bytes(py)?,),
+        ))
+    }
     /// The ciphertexts: (features per sample, targets per sample), big-endian bytes.
     #[allow(clippy::type_complexity)]
     fn ciphertexts(&self) -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
@@ -455,6 +475,20 @@ impl EncryptedModel {
     /// Writes the model file (0600).
     fn save(&self, path: PathBuf) -> PyResult<()> {
         write_file(&MODEL, &path, &self.inner).map_err(err)
+    }
+    /// The sealed model file's bytes.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &seal(&MODEL, &self.inner).map_err(err)?))
+    }
+    /// Pickles as its sealed file bytes: ciphertexts under the owner's key, no secret.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        Ok((
+            py.get_type::<Self>().getattr("from_bytes")?,
+            (self.to_bytes(py)?,),
+        ))
     }
     /// Layer sizes [d, h1, ..., outputs].
     #[getter]

@@ -36,7 +36,21 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
     error clip(o, 0, 1) - y) or ``"squared"`` (error o - y, the paper's); ``profile``: ``"strict"`` (the default: S2 learns
     nothing beyond 2^-kappa, bit-exact) or ``"fast"`` (S2 learns bit-lengths; warns); ``init_seed``: draw the initial weights here (reproducible; default: S1 and
     S2 draw them).
+
+    **Saving.** A fitted estimator pickles (``pickle``, ``joblib.dump``) to its encrypted model
+    (ciphertexts under the owner's key), the scaler, ``classes_``, the settings and the key's
+    fingerprint -- never the ``client`` (a connection) nor the ``owner`` (the secret key). After
+    loading, give them again (``set_params(client=..., owner=...)``) before ``predict``; an owner
+    with another key is refused. As with any pickle, loading one runs code: load only your own.
+
+    **Probabilities.** ``predict_proba`` maps the decrypted scores s to probabilities: for two
+    classes p(classes_[1]) = 1 / (1 + exp(-4 (2 s - 1))), for more a softmax of 4 s. They rank
+    like ``predict`` (the most probable class is the predicted one) but are **not calibrated**:
+    wrap the estimator in ``sklearn.calibration.CalibratedClassifierCV`` for calibrated ones.
     """
+
+    #: The slope of the score-to-probability map of :meth:`predict_proba`.
+    PROBA_SLOPE = 4.0
 
     def __init__(
         self,
@@ -84,9 +98,25 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         if self.client is None or self.owner is None:
             raise ValueError(
                 "SMLPClassifier needs client= (an smlp.Client of S1) and owner= (an smlp.Owner "
-                "with the secret key), e.g. from smlp.LocalCluster()"
+                "with the secret key), e.g. from smlp.LocalCluster(); a loaded estimator gets "
+                "them with set_params(client=..., owner=...)"
             )
         return self.client, self.owner
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        # A connection and a secret key never go into a pickle.
+        state["client"] = None
+        state["owner"] = None
+        # The model's id belongs to the S1 it was uploaded to: predict uploads it again (S1 keeps
+        # one copy of identical uploads).
+        state.pop("model_id_", None)
+        if "model_" in state:
+            state["key_fingerprint_"] = state["model_"].fingerprint
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def fit(self, X: Any, y: Any) -> "SMLPClassifier":
         """Encrypts ``X`` and ``y``, trains at S1 and keeps the encrypted model. Returns self."""
@@ -124,6 +154,15 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         client, owner = self._parts()
         if not hasattr(self, "model_"):
             raise _NotFitted("this SMLPClassifier is not fitted yet: call fit(X, y) first")
+        if self.model_.fingerprint != owner.public_key.fingerprint:
+            from ._native import SMLPError
+
+            raise SMLPError(
+                f"wrong key: the model is encrypted under key {self.model_.fingerprint}, but this "
+                f"owner's key is {owner.public_key.fingerprint}"
+            )
+        if getattr(self, "model_id_", None) is None:
+            self.model_id_ = client.upload(self.model_, "SMLPClassifier.model")
         if np.shape(X)[1] != self.n_features_in_:
             raise ValueError(f"X has {np.shape(X)[1]} features, the model {self.n_features_in_}")
         if getattr(X, "columns", None) is None:
@@ -136,6 +175,20 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         """Classes of ``X``: encrypted here, classified at S1, decrypted here."""
         predictions = self._predictions(X)
         return self.classes_[self._parts()[1].decrypt_predictions(predictions)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities per class, in ``classes_`` order (samples x classes), from the decrypted
+        scores (see the class's docs: they rank like ``predict`` and are not calibrated)."""
+        _, owner = self._parts()
+        scores = owner.decrypt_scores(self._predictions(X))
+        slope = self.PROBA_SLOPE
+        if scores.shape[1] == 1:
+            p1 = 1.0 / (1.0 + np.exp(-slope * (2.0 * scores[:, 0] - 1.0)))
+            return np.column_stack([1.0 - p1, p1])
+        z = slope * scores
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The network's decrypted output scores: one per sample for two classes (the class is
