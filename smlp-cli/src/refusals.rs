@@ -126,10 +126,11 @@ impl RefusalBudget {
 /// Runs `f` on the book of `dir` under its lock, writing it back if `f` changed it.
 fn with_book<T>(dir: &Path, f: impl FnOnce(&mut Book) -> CliResult<T>) -> CliResult<T> {
     let lock_path = dir.join("refusals.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let lock = options
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
     lock.lock()
@@ -258,6 +259,22 @@ mod tests {
             .unwrap_err()
             .0
             .contains("3 refusals (budget 3)"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_book_and_its_lock_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let b = RefusalBudget::new(Some(dir.path()), 2, 3).unwrap();
+        b.record("S1", 1).unwrap();
+        for f in ["refusals.json", "refusals.lock"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
     }
 
     #[test]

@@ -280,7 +280,13 @@ fn handle(
             ctx.store.audit(owner, "fetch", &id, "ok");
             ServerMsg::Object { info, body }
         }
-        ClientMsg::List { kind } => ServerMsg::Objects(ctx.store.list_objects(owner, kind)?),
+        ClientMsg::List { kind } => {
+            let mut objects = ctx.store.list_objects(owner, kind)?;
+            if kind == ObjectKind::Model {
+                objects.extend(ctx.store.shared_models(owner)?);
+            }
+            ServerMsg::Objects(objects)
+        }
         ClientMsg::Cancel { job } => {
             let msg = ctx.runner.cancel(owner, &job)?;
             tracing::info!(%peer, %job, "cancel: {msg}");

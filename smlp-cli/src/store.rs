@@ -636,6 +636,19 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The models other owners shared with `reader`, their summaries naming the owner.
+    pub fn shared_models(&self, reader: &str) -> StoreResult<Vec<ObjectInfo>> {
+        let conn = lock(&self.conn);
+        let mut st = conn.prepare(
+            "SELECT o.id, o.kind, o.name, 'shared by ' || o.owner || ': ' || o.summary AS summary,
+                    o.bytes, o.created
+             FROM objects o JOIN shares s ON s.model = o.id
+             WHERE s.with_owner = ?1 ORDER BY s.created, s.rowid",
+        )?;
+        let rows = st.query_map([reader], object_info)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A model `reader` may classify with: its own, or one shared with it. Returns the model's
     /// owner and its body; any other id is "not found".
     pub fn usable_model(&self, reader: &str, model: &str) -> StoreResult<(String, Vec<u8>)> {

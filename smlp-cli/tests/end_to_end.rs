@@ -864,6 +864,11 @@ fn a_shared_model_classifies_another_owners_samples_under_that_owners_key() {
     assert!(err.contains("not found"), "{err}");
     let out = ok(&["share", "--s1", &s1.addr, &model, "--with", "alice"]);
     assert!(out.contains("alice may now classify"), "{out}");
+    let listed = ok(&argv(&alice(&["list", "models"])));
+    assert!(
+        listed.contains(&model) && listed.contains("shared by owner"),
+        "{listed}"
+    );
     ok(&argv(&classify_as_alice()));
     assert!(
         s1.log_text().contains("classified with a shared model"),

@@ -264,10 +264,7 @@ impl Scaler {
         self.inner.to_json()
     }
     /// Pickles as its JSON text.
-    fn __reduce__<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
         Ok((
             py.get_type::<Self>().getattr("from_json")?,
             (self.inner.to_json(),),
