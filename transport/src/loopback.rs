@@ -1,5 +1,5 @@
 //! S2 on loopback: an [`S2Service`] behind a real [`Server`] on 127.0.0.1, on a thread of its
-//! own — the set-up that the xtask harness, the protocol benches and the TCP tests share.
+//! own — the set-up that the experiment harness (smlp-harness), the protocol benches and the TCP tests share.
 
 use crate::server::{Acceptor, PlainTcp, Server, ServerOptions, ServerSummary, ShutdownHandle};
 use crate::TransportError;

@@ -1,5 +1,6 @@
 //! The design card's layering, checked: `paillier` → `secure-ops` → `transport` → `smlp` →
-//! `smlp-cli` → `smlp-py` (the Python bindings), plus `xtask`; each crate may depend (normal, dev or build dependency) only on crates
+//! `smlp-cli` → `smlp-py` (the Python bindings), plus `smlp-harness` (the experiment harness) and
+//! `xtask` (which depends on no workspace crate); each crate may depend (normal, dev or build dependency) only on crates
 //! before it. A back edge — even a dev-dependency, which cargo allows — fails the test.
 //!
 //! And the roles: S1's code (its side of the sub-protocols, training and classification on
@@ -44,13 +45,14 @@ pub fn role_violations(source: &str) -> Vec<(usize, &'static str)> {
 }
 
 /// The workspace crates in layer order.
-pub const LAYERS: [&str; 7] = [
+pub const LAYERS: [&str; 8] = [
     "paillier",
     "secure-ops",
     "transport",
     "smlp",
     "smlp-cli",
     "smlp-py",
+    "smlp-harness",
     "xtask",
 ];
 

@@ -2,31 +2,23 @@
 //! `.cargo/config.toml`).
 //!
 //! - `cargo xtask test`: the project's test command: `cargo test -p paillier` (pure-Rust backend),
-//!   then `cargo test --workspace` (GMP backend everywhere), failing fast, with a closing
-//!   `xtask test: N passed, M failed` line.
-//! - `cargo xtask repro`: the experiment of Bellafqira et al. (IWDW 2018) on wdbc: the f64
-//!   reference, the fixed-point reference and encrypted training (two servers over TCP on
-//!   loopback) from the same initial weights, epoch by epoch; writes `report.md`, `report.json`
-//!   and the convergence plots.
-//! - `cargo xtask speed`: seconds per encrypted training sample and per classified sample.
+//!   then `cargo test --workspace` (GMP backend everywhere), then the Python package, failing
+//!   fast, with a closing `xtask test: N passed, M failed` line.
 //! - `cargo xtask demo`: the `smlp demo` of the release build.
+//! - `cargo xtask repro|speed|tune`: the experiment harness (`smlp-harness`, in `harness/`),
+//!   built and run in release with GMP.
 //! - `cargo xtask fuzz --seconds N`: the fuzz targets of the test suite, for N seconds each.
 //!
-//! xtask builds without GMP (feature `gmp` off), so it can first check what the GMP build needs
-//! ([`prereqs`]); `repro` and `speed` then run themselves again with `--features gmp`.
+//! xtask depends on no workspace crate: it compiles in seconds, checks what the GMP build needs
+//! ([`prereqs`]) and says what it is about to build before cargo builds it, with cargo's own
+//! progress on the terminal. The workspace is compiled once per profile a command needs.
 
-mod baseline;
 mod fuzz;
-mod harness;
 #[cfg(test)]
 mod layers;
-mod plot;
 mod prereqs;
 mod pytest;
-mod repro;
-mod speed;
 mod testcmd;
-mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -49,13 +41,29 @@ enum Command {
     /// `cargo test --workspace` (GMP backend), failing fast.
     Test(testcmd::TestArgs),
     /// Reproduce the paper's experiment on wdbc (f64 / fixed-point / encrypted training) and
-    /// write a report with convergence plots.
-    Repro(repro::ReproArgs),
-    /// Measure seconds per encrypted training sample and per classified sample.
-    Speed(speed::SpeedArgs),
-    /// Choose training defaults: the fixed-point reference (the encrypted run's arithmetic, in
-    /// the clear) over a grid of batch sizes, learning rates and epochs, several seeds each.
-    Tune(tune::TuneArgs),
+    /// write a report with convergence plots (`cargo xtask repro --help` for its options).
+    #[command(disable_help_flag = true)]
+    Repro {
+        /// Options of the harness's `repro`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Measure seconds per encrypted training sample and per classified sample
+    /// (`cargo xtask speed --help` for its options).
+    #[command(disable_help_flag = true)]
+    Speed {
+        /// Options of the harness's `speed`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Choose training defaults: the fixed-point reference over a grid of batch sizes, learning
+    /// rates and epochs (`cargo xtask tune --help` for its options).
+    #[command(disable_help_flag = true)]
+    Tune {
+        /// Options of the harness's `tune`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run the fuzz targets (file decoders, S2's and S1's request handlers) for longer.
     Fuzz(fuzz::FuzzArgs),
     /// Run `smlp demo` (release build) on the embedded data set; arguments after `--` go to it.
@@ -80,34 +88,41 @@ fn cargo_passthrough(args: &[String]) -> Result<ExitCode> {
     })
 }
 
-/// `repro` and `speed` measure the GMP build: without the feature, check what GMP's build needs
-/// and run this command again with it (same profile, same arguments).
-fn with_gmp(run: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
-    if cfg!(feature = "gmp") {
-        return run();
-    }
+/// Builds and runs the experiment harness in release with GMP: `smlp-harness <command> <args>`.
+fn harness(command: &str, args: Vec<String>) -> Result<ExitCode> {
     prereqs::ensure_gmp_build()?;
-    let mut args: Vec<String> = ["run", "--quiet", "--package", "xtask", "--features", "gmp"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if !cfg!(debug_assertions) {
-        args.push("--release".into());
-    }
-    args.push("--".into());
-    args.extend(std::env::args().skip(1));
-    cargo_passthrough(&args)
+    println!(
+        "==> xtask {command}: building the experiment harness (smlp-harness, release, GMP; the \
+         first build compiles GMP and the workspace: several minutes on 2 cores), then running it"
+    );
+    let mut full: Vec<String> = [
+        "run",
+        "--release",
+        "--package",
+        "smlp-harness",
+        "--",
+        command,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    full.extend(args);
+    cargo_passthrough(&full)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Test(args) => prereqs::ensure_gmp_build().and_then(|()| testcmd::run(&args)),
-        Command::Repro(args) => with_gmp(|| repro::run(&args)),
-        Command::Speed(args) => with_gmp(|| speed::run(&args)),
-        Command::Tune(args) => tune::run(&args),
+        Command::Repro { args } => harness("repro", args),
+        Command::Speed { args } => harness("speed", args),
+        Command::Tune { args } => harness("tune", args),
         Command::Fuzz(args) => prereqs::ensure_gmp_build().and_then(|()| fuzz::run(&args)),
         Command::Demo { args } => prereqs::ensure_gmp_build().and_then(|()| {
+            println!(
+                "==> xtask demo: building smlp (release, GMP; the first build compiles GMP and \
+                 the workspace: several minutes on 2 cores), then running `smlp demo`"
+            );
             let mut full: Vec<String> = ["run", "--release", "--package", "smlp-cli", "--", "demo"]
                 .iter()
                 .map(|s| s.to_string())

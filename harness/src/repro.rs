@@ -11,7 +11,7 @@
 use crate::baseline::{self, Outcome};
 use crate::harness::{self, median, Data, Servers};
 use crate::speed::per_sample_line;
-use crate::testcmd::workspace_root;
+use crate::workspace_root;
 use crate::Result;
 use clap::Args;
 use rand::SeedableRng;

@@ -1,7 +1,7 @@
 //! The python-paillier peer (`../shared/peers/phe_smlp.py`, relative to the workspace root): the
 //! same two-server training written with phe + gmpy2, run on the same machine right after ours.
 
-use crate::testcmd::workspace_root;
+use crate::workspace_root;
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
