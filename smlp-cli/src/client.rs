@@ -249,6 +249,10 @@ pub struct TrainArgs {
     /// Continue the run saved in this checkpoint.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
+    /// Settings chosen by `smlp tune` (hidden sizes, batch, learning rate, epochs, loss): the
+    /// defaults of this run; a flag given explicitly still wins.
+    #[arg(long, value_name = "SETTINGS.json")]
+    pub settings: Option<PathBuf>,
     /// Print the job id and return at once.
     #[arg(long)]
     pub detach: bool,
@@ -700,41 +704,50 @@ fn from_ckpt<T: PartialEq + Clone + std::fmt::Debug>(
 /// is the checkpoint's, and one given must agree with it (`--epochs` is the new total).
 fn spec_of(args: &TrainArgs, ckpt: Option<&Checkpoint>) -> CliResult<TrainSpec> {
     let cm = ckpt.map(|c| &c.model);
+    // The defaults: `smlp tune`'s settings where given, else the built-in ones.
+    let tuned = args
+        .settings
+        .as_deref()
+        .map(crate::tune::load)
+        .transpose()?
+        .map(|t| t.setting);
     let hidden = from_ckpt(
         &args.hidden,
         cm.map(|m| m.shape.sizes()[1..m.shape.sizes().len() - 1].to_vec()),
-        vec![8],
+        tuned.as_ref().map_or_else(|| vec![8], |t| t.hidden.clone()),
         "hidden",
     )?;
     let epochs = from_ckpt(
         &args.epochs,
         None,
-        ckpt.map_or(DEFAULT_EPOCHS, |c| c.config.epochs),
+        ckpt.map_or(tuned.as_ref().map_or(DEFAULT_EPOCHS, |t| t.epochs), |c| {
+            c.config.epochs
+        }),
         "epochs",
     )?;
     let batch = from_ckpt(
         &args.batch,
         ckpt.map(|c| c.config.batch),
-        DEFAULT_BATCH,
+        tuned.as_ref().map_or(DEFAULT_BATCH, |t| t.batch),
         "batch",
     )?;
     let seed = from_ckpt(&args.seed, ckpt.map(|c| c.config.seed), 1, "seed")?;
     let loss = from_ckpt(
         &args.loss.map(Loss::from),
         ckpt.map(|c| c.config.loss),
-        DEFAULT_LOSS,
+        tuned.as_ref().map_or(DEFAULT_LOSS, |t| t.loss),
         "loss",
     )?;
     let lr_shift = from_ckpt(
         &args.lr_shift,
         cm.map(|m| m.fixed.lr.shift),
-        DEFAULT_LR.1,
+        tuned.as_ref().map_or(DEFAULT_LR.1, |t| t.lr_shift),
         "lr-shift",
     )?;
     let lr_num = from_ckpt(
         &args.lr_num,
         cm.map(|m| m.fixed.lr.num),
-        DEFAULT_LR.0,
+        tuned.as_ref().map_or(DEFAULT_LR.0, |t| t.lr_num),
         "lr-num",
     )?;
     let value_bits = from_ckpt(

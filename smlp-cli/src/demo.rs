@@ -528,6 +528,7 @@ fn run_jobs(
         init_seed: Some(a.seed),
         kappa: a.kappa,
         resume: None,
+        settings: None,
         detach: false,
         out: Some(at(dir, "model.enc")),
     })

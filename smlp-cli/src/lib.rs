@@ -24,6 +24,7 @@ pub mod servers;
 pub mod store;
 pub mod tenants;
 pub mod tls;
+pub mod tune;
 pub mod util;
 
 use clap::{Parser, Subcommand};
@@ -68,6 +69,9 @@ pub enum Command {
     Keygen(keys::KeygenArgs),
     /// Make a deployment PKI: a CA and TLS certificates for S1, S2 and the owners.
     Pki(tls::PkiArgs),
+    /// Choose training settings in the clear, before encrypting (cross-validation of the
+    /// fixed-point twin).
+    Tune(tune::TuneArgs),
     /// Encrypt a CSV data set (standardised, fixed point) under a public key.
     Encrypt(encrypt::EncryptArgs),
     /// Run S2, the crypto server holding the secret key.
@@ -157,6 +161,7 @@ where
         Command::Keygen(a) => keys::keygen(a).map(drop),
         Command::Pki(a) => tls::pki(a).map(drop),
         Command::Encrypt(a) => encrypt::encrypt(a).map(drop),
+        Command::Tune(a) => tune::run(a).map(drop),
         Command::ServeS2(a) => s2::serve_s2(a),
         Command::S2Refusals(a) => refusals::s2_refusals(a),
         Command::S2Keys(a) => tenants::s2_keys(a),

@@ -933,3 +933,85 @@ fn a_shared_model_classifies_another_owners_samples_under_that_owners_key() {
     let err = fail(&argv(&classify_as_alice()));
     assert!(err.contains("not found"), "{err}");
 }
+
+/// `smlp tune` chooses settings in the clear and `smlp train --settings` takes them as its
+/// defaults (an explicit flag still wins).
+#[test]
+fn tune_writes_settings_that_train_takes_as_defaults() {
+    let env = Env::new();
+    wdbc_csv(&env, "d.csv", 60, 3);
+    let out = ok(&[
+        "tune",
+        "--csv",
+        &env.p("d.csv"),
+        "--seconds",
+        "30",
+        "--hidden",
+        "3",
+        "--out",
+        &env.p("settings.json"),
+    ]);
+    assert!(
+        out.contains("| smooth-hinge |") && out.contains("chose"),
+        "{out}"
+    );
+    let tuned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("settings.json")).unwrap()).unwrap();
+    assert_eq!(tuned["setting"]["hidden"], serde_json::json!([3]));
+    assert!(tuned["mean"].as_f64().unwrap() >= 0.8, "{tuned}");
+    assert_eq!(tuned["samples"], 60);
+    // A settings file of our own, to see each field used.
+    std::fs::write(
+        env.path("mine.json"),
+        r#"{"source":"test","setting":{"hidden":[5],"batch":4,"lr_num":1,"lr_shift":5,"epochs":1,"loss":"Squared"},"mean":0.9,"worst":0.9,"folds":3,"samples":6}"#,
+    )
+    .unwrap();
+    let data = small_encrypted(&env);
+    let s2 = env.s2(&[]);
+    let s1 = env.s1(&s2.addr, &[]);
+    let trained = ok(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &data,
+        "--kappa",
+        "40",
+        "--settings",
+        &env.p("mine.json"),
+        "--out",
+        &env.p("m.enc"),
+    ]);
+    assert!(
+        trained.contains("30-5-1") && trained.contains("for 1 epoch(s)"),
+        "{trained}"
+    );
+    let trained = ok(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &data,
+        "--kappa",
+        "40",
+        "--settings",
+        &env.p("mine.json"),
+        "--hidden",
+        "2",
+        "--out",
+        &env.p("m2.enc"),
+    ]);
+    assert!(trained.contains("30-2-1"), "{trained}");
+    let err = fail(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &data,
+        "--settings",
+        &data,
+        "--out",
+        &env.p("x"),
+    ]);
+    assert!(err.contains("not a settings file of smlp tune"), "{err}");
+}

@@ -87,6 +87,7 @@ pub mod encrypted;
 pub mod model;
 pub mod owner;
 pub mod reference;
+pub mod tune;
 
 pub use data::{DataError, Dataset, EncodedDataset, Standardizer};
 pub use model::{
