@@ -651,6 +651,35 @@ fn encrypt(
 }
 
 /// Decrypts predictions: (classes, scores); scores are empty when the file holds none.
+/// Cross-validates training settings on plaintext data (`smlp::tune`, as `smlp tune`): `x` rows,
+/// `y` class indices 0..k, `settings` a JSON list of `smlp::tune::Setting`; settings are tried in
+/// order until `seconds` have passed. A JSON list of the scored settings.
+#[pyfunction]
+#[pyo3(signature = (x, y, settings, folds = 3, seconds = 60.0, seed = 1))]
+fn tune(
+    py: Python<'_>,
+    x: Vec<Vec<f64>>,
+    y: Vec<usize>,
+    settings: &str,
+    folds: usize,
+    seconds: f64,
+    seed: u64,
+) -> PyResult<String> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(SMLPError::new_err("seconds must be a positive number"));
+    }
+    let grid: Vec<smlp::tune::Setting> = serde_json::from_str(settings).map_err(err)?;
+    let names = (0..x.first().map_or(0, Vec::len))
+        .map(|i| format!("x{i}"))
+        .collect();
+    let data = smlp::data::Dataset::from_rows(names, x, Some(y), None).map_err(err)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let scored = py
+        .detach(|| smlp::tune::tune(&data, &grid, folds, seed, deadline))
+        .map_err(err)?;
+    serde_json::to_string(&scored).map_err(err)
+}
+
 #[pyfunction]
 fn decrypt_predictions(
     py: Python<'_>,
@@ -996,6 +1025,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_function(wrap_pyfunction!(encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_model, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;

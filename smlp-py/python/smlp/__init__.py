@@ -25,6 +25,7 @@ from ._client import Client, Job, JobFailed, learning_rate_fraction
 from ._cluster import LocalCluster
 from ._estimator import SMLPClassifier
 from ._owner import Owner, keygen
+from ._tune import tune
 
 __all__ = [
     "BACKEND",
@@ -44,4 +45,5 @@ __all__ = [
     "__version__",
     "keygen",
     "learning_rate_fraction",
+    "tune",
 ]

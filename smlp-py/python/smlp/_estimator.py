@@ -31,7 +31,10 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
     Follows scikit-learn's conventions (``get_params``/``set_params``, ``classes_``,
     ``n_features_in_``, ``score``), so it works in ``cross_val_score`` and pipelines.
 
-    ``hidden``: hidden layer sizes; ``learning_rate``: num / 2**shift (1/64 by default);
+    ``hidden``: hidden layer sizes; ``learning_rate``: num / 2**shift, or ``"auto"`` (the default:
+    ``fit`` first cross-validates the fixed-point twin in the clear over 1/8 … 1/128 for the given
+    batch, epochs and loss, ``smlp.tune``, and trains with the best; ``learning_rate_`` and
+    ``tuning_`` say what it chose and why);
     ``batch``: mini-batch size (1: per-sample SGD); ``loss``: ``"smooth_hinge"`` (the default:
     error clip(o, 0, 1) - y) or ``"squared"`` (error o - y, the paper's); ``profile``: ``"strict"`` (the default: S2 learns
     nothing beyond 2^-kappa, bit-exact) or ``"fast"`` (S2 learns bit-lengths; warns); ``init_seed``: draw the initial weights here (reproducible; default: S1 and
@@ -57,7 +60,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         hidden: Sequence[int] = (8,),
         epochs: int = 1,
         batch: int = 1,
-        learning_rate: float = 1 / 64,
+        learning_rate: Any = "auto",
         loss: str = "smooth_hinge",
         profile: str = "strict",
         kappa: int = 80,
@@ -131,6 +134,18 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         self.n_features_in_ = int(np.shape(X)[1])
         if getattr(X, "columns", None) is not None:
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        if isinstance(self.learning_rate, str):
+            if self.learning_rate != "auto":
+                raise ValueError('learning_rate must be a number num / 2**shift or "auto"')
+            from ._tune import tune
+
+            self.tuning_ = tune(np.asarray(X, dtype=np.float64), labels, hidden=tuple(self.hidden),
+                                batch=(self.batch,), epochs=(self.epochs,), loss=self.loss,
+                                seed=self.seed)
+            best = self.tuning_.iloc[0] if hasattr(self.tuning_, "iloc") else self.tuning_[0]
+            self.learning_rate_ = float(best["learning_rate"])
+        else:
+            self.learning_rate_ = self.learning_rate
         data = owner.encrypt(X, labels, classes=len(self.classes_), progress=self.progress)
         self.scaler_ = data.scaler
         self.dataset_id_ = client.upload(data, "SMLPClassifier.fit")
@@ -139,7 +154,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
             hidden=tuple(self.hidden),
             epochs=self.epochs,
             batch=self.batch,
-            learning_rate=self.learning_rate,
+            learning_rate=self.learning_rate_,
             loss=self.loss,
             profile=self.profile,
             kappa=self.kappa,

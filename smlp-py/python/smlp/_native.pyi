@@ -116,6 +116,10 @@ class EncryptedPredictions:
     @property
     def fingerprint(self) -> str: ...
 
+def tune(
+    x: Sequence[Sequence[float]], y: Sequence[int], settings: str, folds: int = 3, seconds: float = 60.0, seed: int = 1
+) -> str: ...
+
 class Client:
     def __init__(
         self, s1: str, pki: PathLike, owner: str = "owner", s1_name: Optional[str] = None, timeout_secs: int = 600
