@@ -5,14 +5,11 @@
 //! seeds (split, initial weights and sample order), and prints the test accuracy of each
 //! setting: mean, worst and best over the seeds. Seconds, not hours: nothing is encrypted.
 
-use crate::harness::INT_BITS;
 use crate::Result;
 use clap::Args;
-use paillier::FixedPoint;
-use rand::SeedableRng;
-use smlp::data::{stratified_split, Dataset, EncodedDataset, Standardizer};
-use smlp::{accuracy, init_fixed, train_fixed, FixedMlp, FixedParams, LearningRate, Loss};
-use smlp::{Shape, TrainOptions};
+use smlp::data::{stratified_split, Dataset};
+use smlp::tune::{holdout_accuracy, Setting};
+use smlp::{LearningRate, Loss};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -40,8 +37,8 @@ pub struct TuneArgs {
     pub seeds: u64,
 }
 
-/// Test accuracy of the fixed-point reference for one setting and seed; `None` where training
-/// left the fixed-point range (it diverged: the encrypted run stops with the same overflow error).
+/// Test accuracy of the fixed-point reference for one setting and seed on an 80/20 stratified
+/// split (`smlp::tune::holdout_accuracy`); `None` where training left the fixed-point range.
 fn run_one(
     data: &Dataset,
     hidden: &[usize],
@@ -52,30 +49,15 @@ fn run_one(
     seed: u64,
 ) -> Result<Option<f64>> {
     let (train, test) = stratified_split(data, 0.2, seed)?;
-    let scaler = Standardizer::fit(&train);
-    let fp = FixedPoint::new(16, INT_BITS)?;
-    let train = EncodedDataset::encode(&scaler.apply(&train)?, &fp)?;
-    let test = EncodedDataset::encode(&scaler.apply(&test)?, &fp)?;
-    let shape = Shape::mlp(data.num_features(), hidden, data.outputs())?;
-    let fixed = FixedParams::new(16, lr, 72)?;
-    let init = init_fixed(
-        &shape,
-        &fixed,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
-    );
-    let mut model = FixedMlp::from_params(init, fixed)?;
-    // From epoch 0, floor rounding (the defaults).
-    let opts = TrainOptions {
-        epochs,
+    let setting = Setting {
+        hidden: hidden.to_vec(),
         batch,
-        seed,
+        lr_num: lr.num,
+        lr_shift: lr.shift,
+        epochs,
         loss,
-        ..TrainOptions::default()
     };
-    if train_fixed(&mut model, &train, &opts, |_, _| {}).is_err() {
-        return Ok(None);
-    }
-    Ok(Some(accuracy(&model, &test.features, &test.labels)?))
+    Ok(holdout_accuracy(&train, &test, &setting, seed)?)
 }
 
 pub fn run(a: &TuneArgs) -> Result<ExitCode> {

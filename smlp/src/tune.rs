@@ -89,8 +89,43 @@ pub fn folds(data: &Dataset, k: usize, seed: u64) -> Vec<Vec<usize>> {
     out
 }
 
-/// Accuracy of `setting` on fold `test` after training on the others (standardiser fitted on
-/// the training folds, as `smlp encrypt` does); `None` if training left the fixed-point range.
+/// Accuracy of `setting` on `held` after training on `train` (standardiser fitted on `train`,
+/// as `smlp encrypt` does; initial weights and sample order from `seed`); `None` if training
+/// left the fixed-point range (the encrypted run stops there with the same overflow error).
+pub fn holdout_accuracy(
+    train: &Dataset,
+    held: &Dataset,
+    setting: &Setting,
+    seed: u64,
+) -> Result<Option<f64>> {
+    let scaler = Standardizer::fit(train);
+    let fp = FixedPoint::new(16, DEFAULT_INT_BITS)?;
+    let train_enc = EncodedDataset::encode(&scaler.apply(train)?, &fp)?;
+    let held = EncodedDataset::encode(&scaler.apply(held)?, &fp)?;
+    let shape = Shape::mlp(train.num_features(), &setting.hidden, train.outputs())?;
+    let lr = LearningRate::new(setting.lr_num, setting.lr_shift)?;
+    let fixed = FixedParams::new(16, lr, 72)?;
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+    );
+    let mut model = FixedMlp::from_params(init, fixed)?;
+    // From epoch 0, floor rounding (the strict profile's).
+    let opts = TrainOptions {
+        epochs: setting.epochs,
+        batch: setting.batch,
+        seed,
+        loss: setting.loss,
+        ..TrainOptions::default()
+    };
+    if train_fixed(&mut model, &train_enc, &opts, |_, _| {}).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(accuracy(&model, &held.features, &held.labels)?))
+}
+
+/// [`holdout_accuracy`] on fold `test`, trained on the other folds.
 fn fold_accuracy(
     data: &Dataset,
     setting: &Setting,
@@ -104,32 +139,12 @@ fn fold_accuracy(
         .filter(|(i, _)| *i != test)
         .flat_map(|(_, f)| f.iter().copied())
         .collect();
-    let train = data.subset(&train_idx);
-    let held = data.subset(&folds[test]);
-    let scaler = Standardizer::fit(&train);
-    let fp = FixedPoint::new(16, DEFAULT_INT_BITS)?;
-    let train = EncodedDataset::encode(&scaler.apply(&train)?, &fp)?;
-    let held = EncodedDataset::encode(&scaler.apply(&held)?, &fp)?;
-    let shape = Shape::mlp(data.num_features(), &setting.hidden, data.outputs())?;
-    let lr = LearningRate::new(setting.lr_num, setting.lr_shift)?;
-    let fixed = FixedParams::new(16, lr, 72)?;
-    let init = init_fixed(
-        &shape,
-        &fixed,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
-    );
-    let mut model = FixedMlp::from_params(init, fixed)?;
-    let opts = TrainOptions {
-        epochs: setting.epochs,
-        batch: setting.batch,
+    holdout_accuracy(
+        &data.subset(&train_idx),
+        &data.subset(&folds[test]),
+        setting,
         seed,
-        loss: setting.loss,
-        ..TrainOptions::default()
-    };
-    if train_fixed(&mut model, &train, &opts, |_, _| {}).is_err() {
-        return Ok(None);
-    }
-    Ok(Some(accuracy(&model, &held.features, &held.labels)?))
+    )
 }
 
 /// `k`-fold cross-validation of `setting` on `data` (folds and initial weights from `seed`).
