@@ -552,8 +552,6 @@ impl Runner {
         let model: EncryptedModel = open(&MODEL, &body)
             .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?;
         let data = self.load_dataset(&job.owner, &req.data)?;
-        let params = req.session(&model);
-        let start = Instant::now();
         if model_owner != job.owner {
             return self.classify_shared(job, &req, &model, &model_owner, &data, abort);
         }
@@ -564,8 +562,10 @@ impl Runner {
             )));
         }
         let pk = self.key(job, &model.fingerprint)?;
-        let mut s1 = self.connect(job, pk, params, abort)?;
+        let mut s1 = self.connect(job, pk, req.session(&model), abort)?;
         let _ = self.store.set_note(&job.id, None);
+        // The work of the run, after the S2 handshake (as `JobInfo::elapsed_ms` says).
+        let start = Instant::now();
         let samples = data.len() as u64;
         let predictions = classify(
             &mut s1,
@@ -578,16 +578,32 @@ impl Runner {
         let elapsed = start.elapsed();
         let costs = costs(&mut s1).ok();
         let _ = s1.close();
-        let body = seal(&PREDICTIONS, &predictions).map_err(|e| Outcome::Failed(e.to_string()))?;
-        Ok(JobResult {
-            kind: ObjectKind::Predictions,
-            name: format!("predictions of {}", job.id),
-            summary: format!("{samples} samples, model {}", req.model),
-            body,
-            elapsed_ms: ms(elapsed),
+        predictions_result(
+            job,
+            &predictions,
+            format!("{samples} samples, model {}", req.model),
+            elapsed,
             costs,
-        })
+        )
     }
+}
+
+/// A classification's result: its predictions sealed, with the job's name and `summary`.
+fn predictions_result(
+    job: &JobRow,
+    predictions: &smlp::encrypted::EncryptedPredictions,
+    summary: String,
+    elapsed: Duration,
+    costs: Option<Costs>,
+) -> Result<JobResult, Outcome> {
+    Ok(JobResult {
+        kind: ObjectKind::Predictions,
+        name: format!("predictions of {}", job.id),
+        summary,
+        body: seal(&PREDICTIONS, predictions).map_err(|e| Outcome::Failed(e.to_string()))?,
+        elapsed_ms: ms(elapsed),
+        costs,
+    })
 }
 
 impl Runner {
@@ -628,10 +644,10 @@ impl Runner {
             .ok_or_else(|| Outcome::Failed("the shared model's key is gone".into()))?;
         let data_pk = self.key(job, &data.fingerprint)?;
         let params = req.session(model);
-        let start = Instant::now();
         let samples = data.len() as u64;
         let mut own = self.connect(job, data_pk.clone(), params, abort)?;
         let _ = self.store.set_note(&job.id, None);
+        let start = Instant::now();
         let moved = switch_dataset(&mut own, data, &model_pk)
             .map_err(|e| self.outcome(e, abort, job, false))?;
         let mut theirs = self.connect(job, model_pk, params, abort)?;
@@ -649,16 +665,14 @@ impl Runner {
         let costs = costs(&mut theirs).ok();
         let _ = theirs.close();
         let _ = own.close();
-        let body = seal(&PREDICTIONS, &back).map_err(|e| Outcome::Failed(e.to_string()))?;
         tracing::info!(job = %job.id, model = %req.model, %model_owner, samples, "classified with a shared model (keys switched through S2)");
-        Ok(JobResult {
-            kind: ObjectKind::Predictions,
-            name: format!("predictions of {}", job.id),
-            summary: format!("{samples} samples, model {} of {model_owner}", req.model),
-            body,
-            elapsed_ms: ms(elapsed),
+        predictions_result(
+            job,
+            &back,
+            format!("{samples} samples, model {} of {model_owner}", req.model),
+            elapsed,
             costs,
-        })
+        )
     }
 }
 
