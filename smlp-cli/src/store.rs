@@ -625,17 +625,6 @@ impl Store {
         })
     }
 
-    /// The owners `model` (of `owner`) is shared with.
-    pub fn shared_with(&self, owner: &str, model: &str) -> StoreResult<Vec<String>> {
-        let conn = lock(&self.conn);
-        let mut st = conn.prepare(
-            "SELECT s.with_owner FROM shares s JOIN objects o ON o.id = s.model
-             WHERE s.model = ?1 AND o.owner = ?2 ORDER BY s.with_owner",
-        )?;
-        let rows = st.query_map(params![model, owner], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// The models other owners shared with `reader`, their summaries naming the owner.
     pub fn shared_models(&self, reader: &str) -> StoreResult<Vec<ObjectInfo>> {
         let conn = lock(&self.conn);

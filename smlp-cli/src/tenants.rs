@@ -403,60 +403,32 @@ pub fn add(state: &Path, sk: &SecretKey, insecure_test_key: bool) -> CliResult<F
     Ok(fp)
 }
 
-/// The public keys of the tenants S2 holds, for key switching (a model shared with another
-/// owner): read from the key file when first asked, then cached; a removed key is refused from
-/// then on, like its sessions.
-pub fn tenant_keys(state: &Path) -> TenantKeys {
-    let state = state.to_path_buf();
-    let cache: Arc<Mutex<HashMap<Fingerprint, PublicKey>>> = Arc::default();
-    TenantKeys(Arc::new(move |fp: &Fingerprint| {
-        let path = key_path(&state, fp);
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if !path.is_file() {
-            cache.remove(fp);
-            return None;
-        }
-        if let Some(pk) = cache.get(fp) {
-            return Some(pk.clone());
-        }
-        let sk: SecretKey = read_file(&SECRET_KEY, &path).ok()?;
-        let pk = sk.public_key().clone();
-        if pk.fingerprint() != *fp {
-            return None;
-        }
-        cache.insert(*fp, pk.clone());
-        Some(pk)
-    }))
-}
-
-/// S2's services, one per tenant key, made when a session first names the key and dropped when
-/// its file is gone.
-pub struct KeyRing {
+/// Values made from the tenant keys in S2's state directory, by fingerprint: made from the key
+/// file when first asked, then kept; dropped, and refused, once the file is gone (the operator's
+/// `smlp s2-keys remove` takes effect at the next lookup).
+struct KeyCache<T> {
     state: PathBuf,
-    options: S2Options,
-    services: Mutex<HashMap<Fingerprint, Arc<S2Service>>>,
+    entries: Mutex<HashMap<Fingerprint, T>>,
 }
 
-impl KeyRing {
-    /// The keys of `state`, each served with `options` (their DGK key shared by all).
-    pub fn new(state: &Path, options: S2Options) -> Self {
-        KeyRing {
+impl<T: Clone> KeyCache<T> {
+    fn new(state: &Path) -> Self {
+        KeyCache {
             state: state.to_path_buf(),
-            options,
-            services: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The service of the key `fp`, if S2 holds it now.
-    pub fn service(&self, fp: &Fingerprint) -> Result<Arc<S2Service>, String> {
+    /// The value of the key `fp`, made with `make` from its secret key on first use.
+    fn get(&self, fp: &Fingerprint, make: impl FnOnce(SecretKey) -> T) -> Result<T, String> {
         let path = key_path(&self.state, fp);
-        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if !path.is_file() {
-            services.remove(fp);
+            entries.remove(fp);
             return Err(format!("S2 holds no key {fp}"));
         }
-        if let Some(s) = services.get(fp) {
-            return Ok(Arc::clone(s));
+        if let Some(v) = entries.get(fp) {
+            return Ok(v.clone());
         }
         let sk: SecretKey = read_file(&SECRET_KEY, &path).map_err(|e| {
             tracing::error!(key = %fp, error = %e, "cannot load a tenant key");
@@ -466,10 +438,43 @@ impl KeyRing {
             tracing::error!(key = %fp, found = %sk.public_key().fingerprint(), "a tenant key file holds another key");
             return Err(format!("S2 cannot load key {fp}"));
         }
-        tracing::info!(key = %fp, bits = sk.public_key().bits(), "tenant key loaded");
-        let svc = Arc::new(S2Service::new(sk, self.options.clone()));
-        services.insert(*fp, Arc::clone(&svc));
-        Ok(svc)
+        let v = make(sk);
+        entries.insert(*fp, v.clone());
+        Ok(v)
+    }
+}
+
+/// The public keys of the tenants S2 holds, for key switching (a model shared with another
+/// owner), from S2's key directory like its sessions' keys ([`KeyRing`]).
+pub fn tenant_keys(state: &Path) -> TenantKeys {
+    let cache: KeyCache<PublicKey> = KeyCache::new(state);
+    TenantKeys(Arc::new(move |fp: &Fingerprint| {
+        cache.get(fp, |sk| sk.public_key().clone()).ok()
+    }))
+}
+
+/// S2's services, one per tenant key, made when a session first names the key and dropped when
+/// its file is gone.
+pub struct KeyRing {
+    options: S2Options,
+    services: KeyCache<Arc<S2Service>>,
+}
+
+impl KeyRing {
+    /// The keys of `state`, each served with `options` (their DGK key shared by all).
+    pub fn new(state: &Path, options: S2Options) -> Self {
+        KeyRing {
+            options,
+            services: KeyCache::new(state),
+        }
+    }
+
+    /// The service of the key `fp`, if S2 holds it now.
+    pub fn service(&self, fp: &Fingerprint) -> Result<Arc<S2Service>, String> {
+        self.services.get(fp, |sk| {
+            tracing::info!(key = %fp, bits = sk.public_key().bits(), "tenant key loaded");
+            Arc::new(S2Service::new(sk, self.options.clone()))
+        })
     }
 }
 
