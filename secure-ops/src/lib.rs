@@ -66,7 +66,7 @@ pub use params::{
 };
 pub use s1::{Job, Operand, Reusable, S1};
 pub use s2::{
-    dgk_u_for, hello_key, serve_keyed, S2Observer, S2Options, S2Policy, S2Service, S2Session,
-    S2View, SessionSummary, Step, TenantKeys, MAX_REQUEST_OUTPUTS, MAX_REQUEST_VALUES,
-    MAX_REQUEST_WORK,
+    dgk_u_for, generate_dgk_key, hello_key, serve_keyed, S2Observer, S2Options, S2Policy,
+    S2Service, S2Session, S2View, SessionSummary, Step, TenantKeys, MAX_REQUEST_OUTPUTS,
+    MAX_REQUEST_VALUES, MAX_REQUEST_WORK,
 };

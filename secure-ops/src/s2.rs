@@ -255,14 +255,8 @@ impl S2Service {
         if let Some(k) = self.dgk.get() {
             return Ok(k);
         }
-        let u = dgk_u_for(self.policy.max_value_bits).ok_or_else(|| {
-            ProtocolError::InvalidParams(format!(
-                "no DGK plaintext modulus serves ℓ = {}",
-                self.policy.max_value_bits
-            ))
-        })?;
         let bits = self.sk.public_key().bits().max(512).next_multiple_of(2);
-        let key = dgk::SecretKey::generate(bits, self.dgk_t, u, &mut rand::rngs::OsRng)?;
+        let key = generate_dgk_key(bits, self.dgk_t, self.policy.max_value_bits)?;
         Ok(self.dgk.get_or_init(|| key))
     }
 
@@ -409,6 +403,27 @@ impl S2Service {
             },
         ))
     }
+}
+
+/// A fresh DGK comparison key of a `bits`-bit modulus with `t`-bit subgroup primes and the
+/// plaintext modulus u that serves comparisons of up to `max_value_bits` ([`dgk_u_for`]), from
+/// the OS's CSPRNG: what an S2 generates at start and keeps in memory only.
+pub fn generate_dgk_key(
+    bits: u32,
+    t: u32,
+    max_value_bits: u32,
+) -> Result<dgk::SecretKey, ProtocolError> {
+    let u = dgk_u_for(max_value_bits).ok_or_else(|| {
+        ProtocolError::InvalidParams(format!(
+            "no DGK plaintext modulus serves ℓ = {max_value_bits}"
+        ))
+    })?;
+    Ok(dgk::SecretKey::generate(
+        bits,
+        t,
+        u,
+        &mut rand::rngs::OsRng,
+    )?)
 }
 
 /// The fingerprint of the key an S1 `Hello` names (`None` for any other request): a server

@@ -151,18 +151,8 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
     // stored under it; S1 receives its public half in each session's handshake over TLS), and
     // shared by the tenants' services.
     let started = std::time::Instant::now();
-    let u = secure_ops::dgk_u_for(policy.max_value_bits).ok_or_else(|| {
-        crate::error::CliError(format!(
-            "no DGK plaintext modulus serves ℓ = {}",
-            policy.max_value_bits
-        ))
-    })?;
-    let dgk_key = paillier::dgk::SecretKey::generate(
-        args.dgk_bits,
-        args.dgk_subgroup_bits,
-        u,
-        &mut rand::rngs::OsRng,
-    )?;
+    let dgk_key =
+        secure_ops::generate_dgk_key(args.dgk_bits, args.dgk_subgroup_bits, policy.max_value_bits)?;
     let dgk = dgk_key.public_key().clone();
     tracing::info!(dgk_key = %dgk.fingerprint(), bits = dgk.bits(), u = dgk.u(), t = dgk.t(), seconds = started.elapsed().as_secs_f64(), "DGK comparison key generated (in memory)");
     let ring = Arc::new(KeyRing::new(
