@@ -295,7 +295,6 @@ impl TlsCredentials {
         };
         let watched = Watched::new(self.crl.clone(), Box::new(build))?;
         let verifier = Arc::new(RoleClientVerifier {
-            inner: watched.first.clone(),
             accept: accept.to_vec(),
             watched,
         });
@@ -324,11 +323,7 @@ impl TlsCredentials {
                 .map_err(|e| e.to_string())
         };
         let watched = Watched::new(self.crl.clone(), Box::new(build))?;
-        let verifier = Arc::new(RoleServerVerifier {
-            inner: watched.first.clone(),
-            expect,
-            watched,
-        });
+        let verifier = Arc::new(RoleServerVerifier { expect, watched });
         let config = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
@@ -373,7 +368,8 @@ fn check_role(end_entity: &CertificateDer<'_>, allowed: &[Role]) -> Result<(), r
     }
 }
 
-/// A role verifier checks signatures exactly as the WebPKI verifier it wraps (`self.inner`).
+/// A role verifier checks signatures exactly as the WebPKI verifier it wraps (the one built at
+/// start, `self.watched.first`: signatures do not depend on the revocation list).
 macro_rules! delegate_signatures {
     () => {
         fn verify_tls12_signature(
@@ -382,7 +378,9 @@ macro_rules! delegate_signatures {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls12_signature(message, cert, dss)
+            self.watched
+                .first
+                .verify_tls12_signature(message, cert, dss)
         }
         fn verify_tls13_signature(
             &self,
@@ -390,10 +388,12 @@ macro_rules! delegate_signatures {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls13_signature(message, cert, dss)
+            self.watched
+                .first
+                .verify_tls13_signature(message, cert, dss)
         }
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.inner.supported_verify_schemes()
+            self.watched.first.supported_verify_schemes()
         }
     };
 }
@@ -498,7 +498,6 @@ impl<V: ?Sized> Watched<V> {
 
 #[derive(Debug)]
 struct RoleClientVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
     accept: Vec<Role>,
     watched: Watched<dyn ClientCertVerifier>,
 }
@@ -508,7 +507,7 @@ impl ClientCertVerifier for RoleClientVerifier {
         true
     }
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        self.watched.first.root_hint_subjects()
     }
     fn verify_client_cert(
         &self,
@@ -528,7 +527,6 @@ impl ClientCertVerifier for RoleClientVerifier {
 
 #[derive(Debug)]
 struct RoleServerVerifier {
-    inner: Arc<WebPkiServerVerifier>,
     expect: Role,
     watched: Watched<WebPkiServerVerifier>,
 }
