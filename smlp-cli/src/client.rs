@@ -130,7 +130,7 @@ pub fn register(args: &RegisterArgs) -> CliResult<()> {
 /// its key: S1 switches them to your model's key through S2 (blinded with κ bits), classifies
 /// with your encrypted model, and switches the encrypted results back; your model is never
 /// decrypted and never leaves your key, and the other owner gets only its predictions. It
-/// cannot fetch or list your model. Each of its queries is a query of your model: a model
+/// cannot fetch your model (its `smlp list models` shows it as shared by you). Each of its queries is a query of your model: a model
 /// can be learned from enough answers (share with owners you trust to ask reasonably).
 #[derive(Args, Debug, Clone)]
 pub struct ShareArgs {
