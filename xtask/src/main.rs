@@ -7,6 +7,8 @@
 //! - `cargo xtask demo`: the `smlp demo` of the release build.
 //! - `cargo xtask repro|speed|tune`: the experiment harness (`smlp-harness`, in `harness/`),
 //!   built and run in release with GMP.
+//! - `cargo xtask wheel [--check]`: the Python package as an abi3 manylinux wheel with GMP inside;
+//!   `--check` installs it where no toolchain is in reach and runs the README's Python example.
 //! - `cargo xtask fuzz --seconds N`: the fuzz targets of the test suite, for N seconds each.
 //!
 //! xtask depends on no workspace crate: it compiles in seconds, checks what the GMP build needs
@@ -19,6 +21,7 @@ mod layers;
 mod prereqs;
 mod pytest;
 mod testcmd;
+mod wheel;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -64,6 +67,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the Python package as one abi3 manylinux wheel with GMP inside (maturin, release);
+    /// `--check` installs it in a new virtual environment with no toolchain on PATH and runs
+    /// the README's Python example there.
+    Wheel(wheel::WheelArgs),
     /// Run the fuzz targets (file decoders, S2's and S1's request handlers) for longer.
     Fuzz(fuzz::FuzzArgs),
     /// Run `smlp demo` (release build) on the embedded data set; arguments after `--` go to it.
@@ -117,6 +124,7 @@ fn main() -> ExitCode {
         Command::Repro { args } => harness("repro", args),
         Command::Speed { args } => harness("speed", args),
         Command::Tune { args } => harness("tune", args),
+        Command::Wheel(args) => prereqs::ensure_gmp_build().and_then(|()| wheel::run_cmd(&args)),
         Command::Fuzz(args) => prereqs::ensure_gmp_build().and_then(|()| fuzz::run(&args)),
         Command::Demo { args } => prereqs::ensure_gmp_build().and_then(|()| {
             println!(

@@ -26,14 +26,14 @@ const PACKAGES: &[(&str, &str)] = &[
     ("phe", "phe==1.5.0"),
 ];
 
-fn ok(cmd: &mut Command) -> bool {
+pub(crate) fn ok(cmd: &mut Command) -> bool {
     cmd.stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd
         .status()
         .map_err(|e| format!("cannot run {what}: {e}"))?;
@@ -45,7 +45,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
 }
 
 /// A Python with `venv`, installing Debian's packages where they are missing and we are root.
-fn python() -> Result<String> {
+pub(crate) fn python() -> Result<String> {
     let python = std::env::var("SMLP_PYTHON").unwrap_or_else(|_| "python3".into());
     let usable = |p: &str| ok(Command::new(p).args(["-c", "import venv, ensurepip"]));
     if usable(&python) {
@@ -81,6 +81,13 @@ fn python() -> Result<String> {
 /// The virtual environment with the test dependencies, made if missing.
 fn venv(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target").join("py-venv");
+    ensure_venv(&dir, PACKAGES)?;
+    Ok(dir)
+}
+
+/// Makes the virtual environment `dir` if it has no Python, then installs into it from PyPI
+/// those of `packages` (import name, requirement) that it cannot import.
+pub(crate) fn ensure_venv(dir: &Path, packages: &[(&str, &str)]) -> Result<()> {
     let bin = dir.join("bin");
     if !bin.join("python").exists() {
         let python = python()?;
@@ -89,11 +96,11 @@ fn venv(root: &Path) -> Result<PathBuf> {
             dir.display()
         );
         run(
-            Command::new(&python).arg("-m").arg("venv").arg(&dir),
+            Command::new(&python).arg("-m").arg("venv").arg(dir),
             "python3 -m venv",
         )?;
     }
-    let missing: Vec<&str> = PACKAGES
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(module, _)| {
             !ok(Command::new(bin.join("python")).args(["-c", &format!("import {module}")]))
@@ -109,7 +116,7 @@ fn venv(root: &Path) -> Result<PathBuf> {
             "pip install",
         )?;
     }
-    Ok(dir)
+    Ok(())
 }
 
 /// The feature that makes smlp-py an extension module; steps 2 and 3 both select it with the

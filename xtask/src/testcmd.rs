@@ -8,6 +8,9 @@
 //!    here gives step 3 the same feature resolution, so nothing is compiled twice).
 //! 3. The Python package: the extension built by cargo with step 2's resolution, pytest in
 //!    `target/py-venv` (`pytest.rs`); `--no-python` skips it.
+//! 4. The wheel (`wheel.rs`): built by maturin in release, installed in a new virtual environment
+//!    with no toolchain on `PATH`, the README's Python example run on it (counted as one test);
+//!    `--no-wheel` (or `--no-python`) skips it.
 //!
 //! Output of cargo and the test binaries is streamed as it comes; the `test result:` lines are
 //! added up into a closing `xtask test: N passed, M failed` line. The first failing step stops the
@@ -27,6 +30,9 @@ pub struct TestArgs {
     /// Skip step 3, the Python package's tests (they need python3 with venv and PyPI).
     #[arg(long)]
     pub no_python: bool,
+    /// Skip step 4, building the wheel in release and checking it in a clean virtual environment.
+    #[arg(long)]
+    pub no_wheel: bool,
 }
 
 /// Passed and failed counts summed over `test result:` lines.
@@ -182,7 +188,8 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     ];
     let mut total = Tally::default();
     let n = steps.len();
-    let all = n + usize::from(!args.no_python);
+    let wheel = !args.no_python && !args.no_wheel;
+    let all = n + usize::from(!args.no_python) + usize::from(wheel);
     for (i, (name, cargo_args, what)) in steps.iter().enumerate() {
         println!("==> xtask test [{}/{all}]: {name}", i + 1);
         println!("    {what}");
@@ -215,7 +222,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
         println!("==> xtask test: the Python package's tests skipped (--no-python)");
     } else {
         let name = "pytest smlp-py/tests";
-        println!("==> xtask test [{all}/{all}]: {name}");
+        println!("==> xtask test [{}/{all}]: {name}", n + 1);
         println!(
             "    the Python package (smlp-py, built with maturin into target/py-venv) with pytest"
         );
@@ -233,6 +240,31 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
             );
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)));
         }
+    }
+    if wheel {
+        let name = "cargo xtask wheel --check";
+        println!("==> xtask test [{all}/{all}]: {name}");
+        println!(
+            "    the wheel (maturin, release) installed in a new virtual environment with no \
+             toolchain on PATH; the README's Python example on it (one test)"
+        );
+        let root = workspace_root();
+        let result = crate::wheel::build(&root, &root.join("target").join("wheels"))
+            .and_then(|w| crate::wheel::check(&root, &w));
+        match result {
+            Ok(()) => total.passed += 1,
+            Err(e) => {
+                println!("==> {name} FAILED: {e}");
+                println!(
+                    "xtask test: {} passed, {} failed",
+                    total.passed,
+                    total.failed + 1
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else if !args.no_python {
+        println!("==> xtask test: the wheel's check skipped (--no-wheel)");
     }
     println!(
         "xtask test: {} passed, {} failed",
