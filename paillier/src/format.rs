@@ -148,11 +148,49 @@ pub fn read_file<T: DeserializeOwned>(
     kind: &FileKind,
     path: &Path,
 ) -> std::result::Result<T, FileError> {
-    let bytes = std::fs::read(path).map_err(|e| FileError::Io {
+    let bytes = read_bytes(path)?;
+    open(kind, &bytes).map_err(|e| FileError::Format {
         path: path.display().to_string(),
         source: e,
-    })?;
-    open(kind, &bytes).map_err(|e| FileError::Format {
+    })
+}
+
+/// Opens a sealed container of `kind` written at this build's version, or at the older version
+/// `old`, whose payload `Old` is converted with `upgrade` (a file format that grew a field).
+pub fn open_upgrading<T: DeserializeOwned, Old: DeserializeOwned>(
+    kind: &FileKind,
+    old: u16,
+    bytes: &[u8],
+    upgrade: impl FnOnce(Old) -> T,
+) -> Result<T> {
+    match open(kind, bytes) {
+        Err(Error::UnsupportedVersion { found, .. }) if found == old => {
+            let old_kind = FileKind {
+                version: old,
+                ..*kind
+            };
+            open::<Old>(&old_kind, bytes).map(upgrade)
+        }
+        r => r,
+    }
+}
+
+fn read_bytes(path: &Path) -> std::result::Result<Vec<u8>, FileError> {
+    std::fs::read(path).map_err(|e| FileError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
+/// [`read_file`] with [`open_upgrading`].
+pub fn read_file_upgrading<T: DeserializeOwned, Old: DeserializeOwned>(
+    kind: &FileKind,
+    old: u16,
+    path: &Path,
+    upgrade: impl FnOnce(Old) -> T,
+) -> std::result::Result<T, FileError> {
+    let bytes = read_bytes(path)?;
+    open_upgrading(kind, old, &bytes, upgrade).map_err(|e| FileError::Format {
         path: path.display().to_string(),
         source: e,
     })

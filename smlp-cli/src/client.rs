@@ -22,8 +22,10 @@ use rand::SeedableRng;
 use secure_ops::Profile;
 use smlp::encrypted::{
     encrypt_params, Checkpoint, Costs, EncryptedDataset, EncryptedModel, EncryptedPredictions,
-    TrainConfig, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
+    TrainConfig, CHECKPOINT, MODEL, PREDICTIONS,
 };
+use smlp::encrypted::{open_dataset, read_dataset};
+use smlp::tune::Tuned;
 use smlp::{init_fixed, FixedParams, LearningRate, Loss, Shape};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -181,21 +183,6 @@ pub struct UploadArgs {
 /// weights. With --resume CKPT (from `smlp fetch JOB --checkpoint`), the network, parameters,
 /// batch and seed default to the checkpoint's and must match it; --epochs is the total, counting
 /// the checkpoint's epochs.
-/// Default epochs, mini-batch size, learning rate (num, shift) and loss of `smlp train`: chosen
-/// with `cargo xtask tune` (the fixed-point twin of the encrypted run, 16 seeds: split, initial
-/// weights and order). The smoothed hinge loss in mini-batches of 16 with η = 1/2^4 never
-/// diverged and gave 95.8 % mean test accuracy after two epochs on wdbc (95.4 % after one; worst
-/// seed 92.9 %), 93.3 % after five on iris. The squared loss (the paper's) follows large errors in
-/// full and diverges at such rates: at its best it reached 94.9 % after two epochs (mini-batches
-/// of 4, η = 5/2^7), and the former defaults (mini-batches of 8, η = 9/2^8) diverged on 2 of the
-/// 16 seeds.
-pub const DEFAULT_EPOCHS: u64 = 2;
-/// See [`DEFAULT_EPOCHS`].
-pub const DEFAULT_BATCH: usize = 16;
-/// See [`DEFAULT_EPOCHS`].
-pub const DEFAULT_LR: (u32, u32) = (1, 4);
-/// See [`DEFAULT_EPOCHS`].
-pub const DEFAULT_LOSS: Loss = Loss::SmoothHinge;
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -212,25 +199,28 @@ pub struct TrainArgs {
     /// Encrypted training data (from `smlp encrypt`), uploaded first.
     #[arg(long, value_name = "TRAIN.enc")]
     pub data: Option<PathBuf>,
-    /// Hidden layer sizes, e.g. 8 or 16,8 [default: 8].
+    /// Hidden layer sizes, e.g. 8 or 16,8 [default: the data set's recorded settings, else 8].
     #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
     pub hidden: Option<Vec<usize>>,
-    /// Epochs to train in total [default: 2].
+    /// Epochs to train in total [default: the data set's recorded settings, else 2].
     #[arg(long)]
     pub epochs: Option<u64>,
-    /// Mini-batch size (1 = per-sample SGD; the batch's gradients are summed) [default: 16].
+    /// Mini-batch size (1 = per-sample SGD; the batch's gradients are summed) [default: the data
+    /// set's recorded settings, else 16].
     #[arg(long)]
     pub batch: Option<usize>,
     /// Seed of the (public) sample order [default: 1].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Learning rate η = lr-num / 2^lr-shift [default: 4].
+    /// Learning rate η = lr-num / 2^lr-shift [default: the data set's recorded settings (`smlp
+    /// encrypt` chooses η for the data), else 4].
     #[arg(long)]
     pub lr_shift: Option<u32>,
     /// Learning-rate numerator [default: 1].
     #[arg(long)]
     pub lr_num: Option<u32>,
-    /// The loss whose gradient training follows [default: smooth-hinge].
+    /// The loss whose gradient training follows [default: the data set's recorded settings, else
+    /// smooth-hinge].
     #[arg(long, value_enum)]
     pub loss: Option<LossArg>,
     /// ℓ: every value in a sub-protocol must satisfy |v| < 2^ℓ [default: 72].
@@ -617,10 +607,15 @@ impl Client {
     }
 
     /// Features, outputs and f of a data set stored at S1.
-    pub fn dataset_dims(&mut self, id: &str) -> CliResult<((usize, usize, u32), PublicKey)> {
+    pub fn dataset_dims(&mut self, id: &str) -> CliResult<StoredDataset> {
         let (_, body) = self.fetch(id, false)?;
-        let d: EncryptedDataset = open(&DATASET, &body)?;
-        Ok((dims(&d), self.key(&d.fingerprint, "data set")?.clone()))
+        let d: EncryptedDataset = open_dataset(&body)?;
+        let pk = self.key(&d.fingerprint, "data set")?.clone();
+        if let Some(t) = &d.settings {
+            t.validate()
+                .map_err(|e| CliError(format!("the settings recorded in data set {id}: {e}")))?;
+        }
+        Ok((dims(&d), pk, d.settings))
     }
 }
 
@@ -669,7 +664,7 @@ fn file_name(p: &Path) -> String {
 
 /// Runs `smlp upload`.
 pub fn upload(args: &UploadArgs) -> CliResult<ObjectInfo> {
-    let data: EncryptedDataset = read_file(&DATASET, &args.data)?;
+    let data: EncryptedDataset = read_dataset(&args.data)?;
     let mut c = Client::connect(&args.conn)?;
     let name = args.name.clone().unwrap_or_else(|| file_name(&args.data));
     let info = c.upload(&name, data)?;
@@ -700,72 +695,155 @@ fn from_ckpt<T: PartialEq + Clone + std::fmt::Debug>(
     }
 }
 
-/// The job's settings from the arguments; with a checkpoint to resume, each setting not given
-/// is the checkpoint's, and one given must agree with it (`--epochs` is the new total).
-fn spec_of(args: &TrainArgs, ckpt: Option<&Checkpoint>) -> CliResult<TrainSpec> {
-    let cm = ckpt.map(|c| &c.model);
-    // The defaults: `smlp tune`'s settings where given, else the built-in ones.
-    let tuned = args
+/// A training job's settings as asked for: `None` takes the next source in [`resolve_spec`]'s order.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOverrides {
+    /// Hidden layer sizes.
+    pub hidden: Option<Vec<usize>>,
+    /// Epochs in total.
+    pub epochs: Option<u64>,
+    /// Mini-batch size.
+    pub batch: Option<usize>,
+    /// Seed of the public sample order.
+    pub seed: Option<u64>,
+    /// The loss.
+    pub loss: Option<Loss>,
+    /// Learning-rate numerator.
+    pub lr_num: Option<u32>,
+    /// Learning-rate shift.
+    pub lr_shift: Option<u32>,
+    /// ℓ.
+    pub value_bits: Option<u32>,
+    /// Protocol profile.
+    pub profile: Option<Profile>,
+    /// Statistical security parameter κ.
+    pub kappa: u32,
+    /// Draw the initial weights here from this seed.
+    pub init_seed: Option<u64>,
+}
+
+impl From<&TrainArgs> for TrainOverrides {
+    fn from(a: &TrainArgs) -> Self {
+        TrainOverrides {
+            hidden: a.hidden.clone(),
+            epochs: a.epochs,
+            batch: a.batch,
+            seed: a.seed,
+            loss: a.loss.map(Loss::from),
+            lr_num: a.lr_num,
+            lr_shift: a.lr_shift,
+            value_bits: a.value_bits,
+            profile: a.profile.map(Profile::from),
+            kappa: a.kappa,
+            init_seed: a.init_seed,
+        }
+    }
+}
+
+/// The job's settings from `smlp train`'s arguments ([`resolve_spec`] with `--settings FILE`), with
+/// the fast profile's warning.
+fn spec_of(
+    args: &TrainArgs,
+    ckpt: Option<&Checkpoint>,
+    recorded: Option<&Tuned>,
+) -> CliResult<(TrainSpec, String)> {
+    let file = args
         .settings
         .as_deref()
         .map(crate::tune::load)
-        .transpose()?
-        .map(|t| t.setting);
-    let hidden = from_ckpt(
-        &args.hidden,
-        cm.map(|m| m.shape.sizes()[1..m.shape.sizes().len() - 1].to_vec()),
-        tuned.as_ref().map_or_else(|| vec![8], |t| t.hidden.clone()),
-        "hidden",
-    )?;
+        .transpose()?;
+    let resolved = resolve_spec(&TrainOverrides::from(args), ckpt, file.as_ref(), recorded)?;
+    if resolved.0.profile == Profile::Fast {
+        warn_fast();
+    }
+    Ok(resolved)
+}
+
+/// A job's settings, each from the first of: `given`; the checkpoint being resumed (a value
+/// given must agree with it; epochs are the new total); `file` (`smlp tune`'s settings); the
+/// settings `recorded` in the data set (`smlp encrypt`); the defaults ([`smlp::defaults`]).
+/// The one place the CLI and the Python package resolve training settings. Returns them with a
+/// line saying where they came from.
+pub fn resolve_spec(
+    given: &TrainOverrides,
+    ckpt: Option<&Checkpoint>,
+    file: Option<&Tuned>,
+    recorded: Option<&Tuned>,
+) -> CliResult<(TrainSpec, String)> {
+    let args = given;
+    let cm = ckpt.map(|c| &c.model);
+    // The settings below the given values and the checkpoint, and their origin.
+    let (base, base_origin) = match (file, recorded) {
+        (Some(t), _) => (t.setting.clone(), "--settings"),
+        (None, Some(t)) => (t.setting.clone(), "the data set"),
+        (None, None) => (smlp::defaults::setting(None), "the defaults"),
+    };
+    let mut origins: Vec<(&str, &str)> = Vec::new();
+    let mut note = |name: &'static str, flag: bool, from_ckpt: bool| {
+        let origin = if flag {
+            "the request"
+        } else if from_ckpt {
+            "the checkpoint"
+        } else {
+            base_origin
+        };
+        origins.push((name, origin));
+    };
+    let hidden_ckpt = cm.map(|m| m.shape.sizes()[1..m.shape.sizes().len() - 1].to_vec());
+    note("hidden", args.hidden.is_some(), hidden_ckpt.is_some());
+    let hidden = from_ckpt(&args.hidden, hidden_ckpt, base.hidden.clone(), "hidden")?;
+    note("epochs", args.epochs.is_some(), ckpt.is_some());
     let epochs = from_ckpt(
         &args.epochs,
         None,
-        ckpt.map_or(tuned.as_ref().map_or(DEFAULT_EPOCHS, |t| t.epochs), |c| {
-            c.config.epochs
-        }),
+        ckpt.map_or(base.epochs, |c| c.config.epochs),
         "epochs",
     )?;
+    note("batch", args.batch.is_some(), ckpt.is_some());
     let batch = from_ckpt(
         &args.batch,
         ckpt.map(|c| c.config.batch),
-        tuned.as_ref().map_or(DEFAULT_BATCH, |t| t.batch),
+        base.batch,
         "batch",
     )?;
-    let seed = from_ckpt(&args.seed, ckpt.map(|c| c.config.seed), 1, "seed")?;
-    let loss = from_ckpt(
-        &args.loss.map(Loss::from),
-        ckpt.map(|c| c.config.loss),
-        tuned.as_ref().map_or(DEFAULT_LOSS, |t| t.loss),
-        "loss",
+    let seed = from_ckpt(
+        &args.seed,
+        ckpt.map(|c| c.config.seed),
+        smlp::defaults::SEED,
+        "seed",
     )?;
+    note("loss", args.loss.is_some(), ckpt.is_some());
+    let loss = from_ckpt(&args.loss, ckpt.map(|c| c.config.loss), base.loss, "loss")?;
+    note(
+        "η",
+        args.lr_shift.is_some() || args.lr_num.is_some(),
+        cm.is_some(),
+    );
     let lr_shift = from_ckpt(
         &args.lr_shift,
         cm.map(|m| m.fixed.lr.shift),
-        tuned.as_ref().map_or(DEFAULT_LR.1, |t| t.lr_shift),
+        base.lr_shift,
         "lr-shift",
     )?;
     let lr_num = from_ckpt(
         &args.lr_num,
         cm.map(|m| m.fixed.lr.num),
-        tuned.as_ref().map_or(DEFAULT_LR.0, |t| t.lr_num),
+        base.lr_num,
         "lr-num",
     )?;
     let value_bits = from_ckpt(
         &args.value_bits,
         cm.map(|m| m.fixed.value_bits),
-        72,
+        smlp::defaults::VALUE_BITS,
         "value-bits",
     )?;
     let profile = from_ckpt(
-        &args.profile.map(Profile::from),
+        &args.profile,
         cm.map(|m| m.profile),
         Profile::Strict,
         "profile",
     )?;
-    if profile == Profile::Fast {
-        warn_fast();
-    }
-    Ok(TrainSpec {
+    let spec = TrainSpec {
         hidden,
         epochs,
         batch,
@@ -776,7 +854,50 @@ fn spec_of(args: &TrainArgs, ckpt: Option<&Checkpoint>) -> CliResult<TrainSpec> 
         profile,
         kappa: args.kappa,
         init_seed: args.init_seed,
-    })
+    };
+    Ok((
+        spec.clone(),
+        describe_origins(&spec, &origins, file.or(recorded)),
+    ))
+}
+
+/// `hidden 8, batch 16, η 1/2^5, 2 epoch(s), smooth-hinge loss — η, batch … from the data set
+/// (auto: …); hidden from flags`.
+fn describe_origins(spec: &TrainSpec, origins: &[(&str, &str)], base: Option<&Tuned>) -> String {
+    let values = Tuned {
+        source: String::new(),
+        setting: smlp::tune::Setting {
+            hidden: spec.hidden.clone(),
+            batch: spec.batch,
+            lr_num: spec.lr.num,
+            lr_shift: spec.lr.shift,
+            epochs: spec.epochs,
+            loss: spec.loss,
+        },
+        mean: 0.0,
+        worst: 0.0,
+        folds: 0,
+        samples: 0,
+    }
+    .describe();
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, origin) in origins {
+        match groups.iter_mut().find(|(o, _)| o == origin) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((origin, vec![name])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(origin, names)| {
+            let why = match (*origin, base) {
+                ("the data set" | "--settings", Some(t)) => format!(" ({})", t.source),
+                _ => String::new(),
+            };
+            format!("{} from {origin}{why}", names.join(", "))
+        })
+        .collect();
+    format!("{values} — {}", parts.join("; "))
 }
 
 /// Runs `smlp train`.
@@ -787,10 +908,9 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
         None => None,
     };
     let local: Option<EncryptedDataset> = match &args.data {
-        Some(p) => Some(read_file(&DATASET, p)?),
+        Some(p) => Some(read_dataset(p)?),
         None => None,
     };
-    let spec = spec_of(args, ckpt.as_ref())?;
     if let Some(d) = &local {
         if d.is_empty() {
             bail!(
@@ -805,22 +925,28 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
     let mut c = Client::connect(conn)?;
     // The dimensions and f of the data set (the fixed-point parameters and the initial weights
     // need them here): from the file before it is uploaded, or from the stored copy.
-    let (dataset, (features, outputs, frac_bits), pk) = match (&args.dataset, local, &args.data) {
-        (Some(id), _, _) => {
-            let (dims, pk) = c.dataset_dims(id)?;
-            (id.clone(), dims, pk)
-        }
-        (None, Some(d), Some(p)) => {
-            let dims = dims(&d);
-            let pk = c.key(&d.fingerprint, "data set")?.clone();
-            let info = c.upload(&file_name(p), d)?;
-            if !conn.quiet {
-                eprintln!("uploaded {} as {} ({})", p.display(), info.id, info.summary);
+    let (dataset, (features, outputs, frac_bits), pk, recorded) =
+        match (&args.dataset, local, &args.data) {
+            (Some(id), _, _) => {
+                let (dims, pk, recorded) = c.dataset_dims(id)?;
+                (id.clone(), dims, pk, recorded)
             }
-            (info.id, dims, pk)
-        }
-        _ => bail!("give --dataset ID or --data FILE"),
-    };
+            (None, Some(d), Some(p)) => {
+                let dims = dims(&d);
+                let pk = c.key(&d.fingerprint, "data set")?.clone();
+                let recorded = d.settings.clone();
+                let info = c.upload(&file_name(p), d)?;
+                if !conn.quiet {
+                    eprintln!("uploaded {} as {} ({})", p.display(), info.id, info.summary);
+                }
+                (info.id, dims, pk, recorded)
+            }
+            _ => bail!("give --dataset ID or --data FILE"),
+        };
+    let (spec, origins) = spec_of(args, ckpt.as_ref(), recorded.as_ref())?;
+    if !conn.quiet {
+        eprintln!("settings: {origins}");
+    }
     let (profile, epochs) = (spec.profile, spec.epochs);
     let req = train_request(&pk, dataset, (features, outputs, frac_bits), spec, ckpt)?;
     let shape = Shape::mlp(features, &req.hidden, outputs)?;
@@ -926,6 +1052,9 @@ pub fn train_request(
         resume,
     })
 }
+
+/// A stored data set's dimensions ([`dims`]), key and recorded settings.
+pub type StoredDataset = ((usize, usize, u32), PublicKey, Option<Tuned>);
 
 /// Features, outputs and f of a data set.
 pub fn dims(d: &EncryptedDataset) -> (usize, usize, u32) {
@@ -1114,7 +1243,7 @@ fn resolve(arg: &str, kind: ObjectKind) -> CliResult<Ref> {
     Ok(match kind {
         ObjectKind::Model => Ref::Model(file_name(path), Box::new(read_file(&MODEL, path)?)),
         _ => {
-            let d: EncryptedDataset = read_file(&DATASET, path)?;
+            let d: EncryptedDataset = read_dataset(path)?;
             if d.is_empty() {
                 bail!("{arg} holds no samples");
             }
@@ -1208,7 +1337,7 @@ fn fetch_to(c: &mut Client, id: &str, checkpoint: bool, out: &Path) -> CliResult
         open::<Checkpoint>(&CHECKPOINT, &body)?.model.fingerprint
     } else {
         match info.kind {
-            ObjectKind::Dataset => open::<EncryptedDataset>(&DATASET, &body)?.fingerprint,
+            ObjectKind::Dataset => open_dataset(&body)?.fingerprint,
             ObjectKind::Model => open::<EncryptedModel>(&MODEL, &body)?.fingerprint,
             ObjectKind::Predictions => {
                 open::<EncryptedPredictions>(&PREDICTIONS, &body)?.fingerprint

@@ -7,6 +7,7 @@ use clap::Args;
 use paillier::format::{open, write_atomic, MAGIC, PUBLIC_KEY, SECRET_KEY};
 use paillier::SecretKey;
 use serde::{Deserialize, Serialize};
+use smlp::encrypted::open_dataset;
 use smlp::encrypted::{
     Checkpoint, EncryptedDataset, EncryptedModel, EncryptedPredictions, CHECKPOINT, DATASET, MODEL,
     PREDICTIONS,
@@ -151,7 +152,7 @@ pub fn decrypt(args: &DecryptArgs) -> CliResult<Decrypted> {
             Ok(Decrypted::Model(Box::new(json)))
         }
         t if *t == DATASET.tag => {
-            let d: EncryptedDataset = open(&DATASET, &bytes).with_context(ctx)?;
+            let d: EncryptedDataset = open_dataset(&bytes).with_context(ctx)?;
             decrypt_dataset(&sk, &d, &args.out).with_context(ctx)?;
             Ok(Decrypted::Dataset)
         }

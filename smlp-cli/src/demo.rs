@@ -61,13 +61,13 @@ pub struct DemoArgs {
     #[arg(long, value_delimiter = ',', default_value = "8")]
     pub hidden: Vec<usize>,
     /// Learning rate η = lr-num / 2^lr-shift.
-    #[arg(long, default_value_t = client::DEFAULT_LR.1)]
+    #[arg(long, default_value_t = smlp::defaults::LEARNING_RATE.shift)]
     pub lr_shift: u32,
     /// Learning-rate numerator.
-    #[arg(long, default_value_t = client::DEFAULT_LR.0)]
+    #[arg(long, default_value_t = smlp::defaults::LEARNING_RATE.num)]
     pub lr_num: u32,
     /// Mini-batch size.
-    #[arg(long, default_value_t = client::DEFAULT_BATCH)]
+    #[arg(long, default_value_t = smlp::defaults::BATCH)]
     pub batch: usize,
     /// The loss whose gradient training follows.
     #[arg(long, value_enum, default_value = "smooth-hinge")]
@@ -382,6 +382,11 @@ fn keys_and_encryption(a: &DemoArgs, dir: &Path, fixed: &FixedParams) -> CliResu
             classes: None,
             out: at(dir, out),
             quiet: a.quiet,
+            // The demo trains with its own (the default) settings, given explicitly.
+            tune: false,
+            no_tune: true,
+            tune_seconds: 60.0,
+            hidden: None,
         })
     };
     let train = enc("train.csv", "train.enc", None)?;

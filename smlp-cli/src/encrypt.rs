@@ -9,6 +9,7 @@ use paillier::format::{write_atomic, write_file};
 use paillier::{FixedPoint, PublicKey, SecretKey};
 use smlp::data::{Dataset, EncodedDataset, Labels, Standardizer, DEFAULT_INT_BITS};
 use smlp::encrypted::{EncryptedDataset, DATASET};
+use smlp::tune::{auto, best, default_grid, tune, Tuned};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +24,14 @@ use std::time::{Duration, Instant};
 /// Without --scaler, the standardiser is fitted on this file and written next to the output as
 /// OUT.scaler.json; encrypt test files with the training file's scaler (--scaler
 /// TRAIN.enc.scaler.json) so that both are scaled alike.
+///
+/// A labelled file encrypted with a standardiser fitted on it (a training set) gets training
+/// settings recorded in it, which `smlp train` takes as its defaults (flags still win): by
+/// default the defaults with the learning rate chosen by 3-fold cross-validation of the
+/// fixed-point twin over η = 2^-3 … 2^-7 (seconds, in the clear, the same encrypted cost as the
+/// defaults); with --tune, the best of `smlp tune`'s grid (batch, η, epochs) within
+/// --tune-seconds; with --no-tune, none (the defaults). They are public, like the data set's
+/// shape: S1 trains with them anyway.
 ///
 /// New samples to classify have no label: --no-label reads every column as a feature; the columns
 /// must be the training file's features, in order (checked against the scaler, which is then
@@ -63,6 +72,19 @@ pub struct EncryptArgs {
     /// Output file (encrypted data set).
     #[arg(long, value_name = "DATA.enc")]
     pub out: PathBuf,
+    /// Record the best setting of `smlp tune`'s grid (batch, learning rate, epochs) instead of
+    /// the defaults with a learning rate chosen for this data (the default).
+    #[arg(long, conflicts_with = "no_tune")]
+    pub tune: bool,
+    /// Record no settings: `smlp train` then uses the defaults.
+    #[arg(long)]
+    pub no_tune: bool,
+    /// Time budget of --tune in seconds.
+    #[arg(long, default_value_t = 60.0, requires = "tune")]
+    pub tune_seconds: f64,
+    /// Hidden layer sizes the settings are chosen for (recorded with them) [default: 8].
+    #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
+    pub hidden: Option<Vec<usize>>,
     /// Do not show a progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -106,6 +128,11 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
         None => None,
     };
     let fitted = scaler.is_none();
+    let settings = if args.no_label || args.no_tune || !(fitted || args.tune) {
+        None
+    } else {
+        choose_settings(args, &data)?
+    };
     let start = Instant::now();
     let bar = sample_bar(data.len() as u64, args.quiet);
     bar.set_prefix("encrypting");
@@ -120,6 +147,8 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
     )
     .with_context(|| args.csv.display().to_string())?;
     bar.finish_and_clear();
+    let mut ds = ds;
+    ds.settings = settings;
     let elapsed = start.elapsed();
     let scaler_written = save_dataset(&args.out, &ds, fitted.then_some(&scaler))?;
     println!(
@@ -136,10 +165,74 @@ pub fn encrypt(args: &EncryptArgs) -> CliResult<EncryptSummary> {
     if let Some(p) = &scaler_written {
         println!("  standardiser fitted on this file: {}", p.display());
     }
+    if let Some(t) = &ds.settings {
+        println!(
+            "  training settings recorded in it (smlp train's defaults): {}\n    {}{}",
+            t.describe(),
+            t.source,
+            if t.folds > 0 {
+                format!(
+                    "; cross-validated accuracy {:.1} % (worst fold {:.1} %)",
+                    100.0 * t.mean,
+                    100.0 * t.worst
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(EncryptSummary {
         samples: ds.len(),
         elapsed,
     })
+}
+
+/// The settings `smlp encrypt` records for `data`: `smlp::tune::auto`, or the best of the grid
+/// with --tune; `None` (with a note) when the file is too small to cross-validate.
+fn choose_settings(args: &EncryptArgs, data: &Dataset) -> CliResult<Option<Tuned>> {
+    let folds = smlp::tune::AUTO_FOLDS;
+    let per_class = (0..data.classes)
+        .map(|c| data.labels.iter().filter(|&&l| l == c).count())
+        .min()
+        .unwrap_or(0);
+    if data.len() < 2 * folds || per_class == 0 {
+        println!(
+            "  no training settings recorded: {} samples are too few to cross-validate (smlp train \
+             will use the defaults)",
+            data.len()
+        );
+        return Ok(None);
+    }
+    let hidden = args.hidden.as_deref();
+    let start = Instant::now();
+    let tuned = if args.tune {
+        if !(args.tune_seconds.is_finite() && args.tune_seconds > 0.0) {
+            bail!("--tune-seconds must be a positive number");
+        }
+        let grid = default_grid(hidden.unwrap_or(smlp::defaults::HIDDEN));
+        let deadline = start + Duration::from_secs_f64(args.tune_seconds);
+        let scored = tune(data, &grid, folds, 1, deadline)?;
+        let Some(chosen) = best(&scored) else {
+            bail!("no setting was tried");
+        };
+        Tuned {
+            source: format!(
+                "smlp encrypt --tune: best of {} settings of smlp tune's grid by {folds}-fold \
+                 cross-validation of the fixed-point twin on {} samples",
+                scored.len(),
+                data.len()
+            ),
+            setting: chosen.setting.clone(),
+            mean: chosen.mean,
+            worst: chosen.worst,
+            folds,
+            samples: data.len(),
+        }
+    } else {
+        auto(data, hidden, folds, 1)?
+    };
+    tracing::debug!(secs = start.elapsed().as_secs_f64(), "settings chosen");
+    Ok(Some(tuned))
 }
 
 /// Standardises `data` (with `scaler`, or one fitted on it), encodes it in fixed point with

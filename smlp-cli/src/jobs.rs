@@ -16,9 +16,10 @@ use crate::store::{JobRow, NewObject, Store, StoreError};
 use paillier::format::{open, seal};
 use paillier::PublicKey;
 use secure_ops::{Channel, ChannelError, ProtocolError, SessionParams, S1};
+use smlp::encrypted::open_dataset;
 use smlp::encrypted::{
     classify, costs, new_model, switch_dataset, switch_predictions, train_from, Checkpoint, Costs,
-    EncryptedDataset, EncryptedModel, SecureError, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
+    EncryptedDataset, EncryptedModel, SecureError, CHECKPOINT, MODEL, PREDICTIONS,
 };
 use smlp::Shape;
 use std::collections::HashMap;
@@ -423,7 +424,7 @@ impl Runner {
         let (_, body) = self
             .store
             .get_object(owner, id, Some(ObjectKind::Dataset))?;
-        open(&DATASET, &body).map_err(|e| Outcome::Failed(format!("stored data set {id}: {e}")))
+        open_dataset(&body).map_err(|e| Outcome::Failed(format!("stored data set {id}: {e}")))
     }
 
     /// The owner's registered key `fp`: the key the job works under (its inputs' key).

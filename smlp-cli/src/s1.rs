@@ -12,6 +12,7 @@ use crate::store::{looks_like_id, NewObject, Store};
 use paillier::format::{open, seal};
 use paillier::{Fingerprint, PublicKey};
 use secure_ops::SessionParams;
+use smlp::encrypted::open_dataset;
 use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
 use smlp::Shape;
 use std::sync::Arc;
@@ -316,7 +317,7 @@ fn handle(
 
 fn dataset(ctx: &S1Context, owner: &str, id: &str) -> CliResult<EncryptedDataset> {
     let (_, body) = ctx.store.get_object(owner, id, Some(ObjectKind::Dataset))?;
-    Ok(open(&DATASET, &body)?)
+    Ok(open_dataset(&body)?)
 }
 
 fn fetch(

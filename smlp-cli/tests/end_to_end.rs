@@ -79,8 +79,14 @@ fn reference(
     let scaler = Standardizer::load(&env.path("train.enc.scaler.json")).unwrap();
     let fp = FixedPoint::new(16, 20).unwrap();
     let enc = EncodedDataset::encode(&scaler.apply(train).unwrap(), &fp).unwrap();
-    // `smlp train`'s default learning rate (the CLI run below does not set one).
-    let (num, shift) = smlp_cli::client::DEFAULT_LR;
+    // The CLI runs set no learning rate and no loss: `smlp train` takes those `smlp encrypt`
+    // recorded in the data set (the defaults with η chosen for the data by cross-validation).
+    let recorded = smlp::encrypted::read_dataset(&env.path("train.enc"))
+        .unwrap()
+        .settings
+        .expect("smlp encrypt records settings in a training set");
+    assert!(recorded.source.starts_with("auto:"), "{recorded:?}");
+    let (num, shift) = (recorded.setting.lr_num, recorded.setting.lr_shift);
     let fixed = FixedParams::new(16, LearningRate::new(num, shift).unwrap(), 72).unwrap();
     let shape = Shape::new(vec![30, 3, 1]).unwrap();
     let init = init_fixed(
@@ -93,8 +99,7 @@ fn reference(
         epochs,
         batch,
         seed,
-        // `smlp train`'s default loss.
-        loss: smlp_cli::client::DEFAULT_LOSS,
+        loss: recorded.setting.loss,
         start_epoch: 0,
         rounding: Rounding::Floor,
     };
@@ -221,7 +226,7 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     let m = read_json(&env.path("model.json"));
     assert_eq!(m.shape, vec![30, 3, 1]);
     // Weights at scale 2^(2f + s) for the default η = num/2^s.
-    let fw = 2 * 16 + smlp_cli::client::DEFAULT_LR.1;
+    let fw = 2 * 16 + smlp::defaults::LEARNING_RATE.shift;
     assert_eq!(
         (m.epochs_trained, m.profile.as_str(), m.weight_frac_bits),
         (1, "strict", fw)
@@ -1014,4 +1019,116 @@ fn tune_writes_settings_that_train_takes_as_defaults() {
         &env.p("x"),
     ]);
     assert!(err.contains("not a settings file of smlp tune"), "{err}");
+}
+
+/// `smlp encrypt` records settings in a training set: by default the defaults with the learning
+/// rate that cross-validation of the fixed-point twin prefers (checked here against the
+/// library's cross-validation of each candidate on the same CSV), none with --no-tune or in a
+/// file scaled with another file's standardiser, the grid's best with --tune. `smlp train`
+/// trains with them when no flag says otherwise, and says where each setting came from.
+#[test]
+fn encrypt_records_settings_that_train_takes_as_defaults() {
+    use smlp::tune::{cross_validate, Setting, AUTO_FOLDS, AUTO_LR_SHIFTS};
+    let env = Env::new();
+    wdbc_csv(&env, "d.csv", 40, 5);
+    let enc = |extra: &[&str], out: &str| {
+        let key = env.public();
+        let mut a = vec!["encrypt", "--public-key", &key];
+        let csv = env.p("d.csv");
+        let out = env.p(out);
+        a.extend(["--csv", &csv, "--out", &out]);
+        a.extend(extra);
+        ok(&a)
+    };
+    let printed = enc(&[], "d.enc");
+    assert!(
+        printed.contains("training settings recorded in it"),
+        "{printed}"
+    );
+    let recorded = smlp::encrypted::read_dataset(&env.path("d.enc"))
+        .unwrap()
+        .settings
+        .unwrap();
+    // The candidates, cross-validated here: the recorded one has the best mean.
+    let data = Dataset::load_csv(&env.path("d.csv"), Some("malignant")).unwrap();
+    let scores: Vec<(u32, f64)> = AUTO_LR_SHIFTS
+        .iter()
+        .map(|&lr_shift| {
+            let s = Setting {
+                lr_shift,
+                ..smlp::defaults::setting(None)
+            };
+            (
+                lr_shift,
+                cross_validate(&data, &s, AUTO_FOLDS, 1).unwrap().mean,
+            )
+        })
+        .collect();
+    let top = scores.iter().map(|s| s.1).fold(f64::MIN, f64::max);
+    let chosen = scores
+        .iter()
+        .find(|s| s.0 == recorded.setting.lr_shift)
+        .unwrap();
+    assert_eq!(chosen.1, top, "{scores:?} {recorded:?}");
+    assert_eq!(recorded.mean, top);
+    assert_eq!(
+        Setting {
+            lr_shift: smlp::defaults::LEARNING_RATE.shift,
+            ..recorded.setting.clone()
+        },
+        smlp::defaults::setting(None),
+        "only η adapts"
+    );
+    assert_eq!(recorded.samples, 40);
+
+    enc(&["--no-tune"], "plain.enc");
+    assert!(smlp::encrypted::read_dataset(&env.path("plain.enc"))
+        .unwrap()
+        .settings
+        .is_none());
+    enc(&["--scaler", &env.p("d.enc.scaler.json")], "test.enc");
+    assert!(smlp::encrypted::read_dataset(&env.path("test.enc"))
+        .unwrap()
+        .settings
+        .is_none());
+    let printed = enc(
+        &["--tune", "--tune-seconds", "5", "--hidden", "3"],
+        "grid.enc",
+    );
+    assert!(printed.contains("smlp encrypt --tune"), "{printed}");
+    let grid = smlp::encrypted::read_dataset(&env.path("grid.enc"))
+        .unwrap()
+        .settings
+        .unwrap();
+    assert_eq!(grid.setting.hidden, vec![3]);
+
+    // Train: the recorded η and loss; hidden and epochs from flags (a small, quick run).
+    let s2 = env.s2(&[]);
+    let s1 = env.s1(&s2.addr, &[]);
+    let out = run(&[
+        "train",
+        "--s1",
+        &s1.addr,
+        "--data",
+        &env.p("d.enc"),
+        "--hidden",
+        "2",
+        "--epochs",
+        "1",
+        "--kappa",
+        "40",
+        "--out",
+        &env.p("m.enc"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("η 1/2^{}", recorded.setting.lr_shift))
+            && stderr.contains("hidden, epochs from the request")
+            && stderr.contains("batch, loss, η from the data set (auto:"),
+        "{stderr}"
+    );
+    let model: smlp::encrypted::EncryptedModel =
+        paillier::format::read_file(&smlp::encrypted::MODEL, &env.path("m.enc")).unwrap();
+    assert_eq!(model.fixed.lr.shift, recorded.setting.lr_shift);
 }

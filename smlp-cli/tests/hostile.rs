@@ -872,7 +872,7 @@ fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
     // and model out of s1.sqlite and decrypted both with his own files. Here the test PKI's
     // "owner" is the victim and "alice" the attacker; each has a key of its own.
     use paillier::format::open;
-    use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
+    use smlp::encrypted::{EncryptedDataset, EncryptedModel, MODEL};
     let env = Env::new();
     let (victim_sk, _) = keys(&env);
     env.keygen("attacker");
@@ -958,7 +958,7 @@ fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
         // what the victim's key reads.
         let cts: Vec<Ciphertext> = match kind.as_str() {
             "ds" => {
-                let d: EncryptedDataset = open(&DATASET, body).unwrap();
+                let d: EncryptedDataset = smlp::encrypted::open_dataset(body).unwrap();
                 d.samples.iter().flat_map(|s| s.x.clone()).collect()
             }
             _ => {

@@ -16,12 +16,13 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use smlp::data::{Dataset, Standardizer, DEFAULT_INT_BITS};
+use smlp::encrypted::{open_dataset, read_dataset};
 use smlp::encrypted::{
     Checkpoint, EncryptedDataset as Dataset_, EncryptedModel as Model_,
     EncryptedPredictions as Predictions_, EncryptedSample, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
 };
-use smlp::{LearningRate, Loss};
-use smlp_cli::client::{train_request, Client as Client_, S1Args, TrainSpec};
+use smlp::Loss;
+use smlp_cli::client::{resolve_spec, train_request, Client as Client_, S1Args, TrainOverrides};
 use smlp_cli::error::CliError;
 use smlp_cli::proto::{ClassifyRequest, ClientMsg, ObjectKind};
 use smlp_cli::tls::TlsArgs;
@@ -311,14 +312,12 @@ impl EncryptedDataset {
     /// Reads a data set file.
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
-        Ok(EncryptedDataset::new(
-            read_file(&DATASET, &path).map_err(err)?,
-        ))
+        Ok(EncryptedDataset::new(read_dataset(&path).map_err(err)?))
     }
     /// Parses the sealed bytes of a data set file.
     #[staticmethod]
     fn from_bytes(bytes: &[u8]) -> PyResult<Self> {
-        Ok(EncryptedDataset::new(open(&DATASET, bytes).map_err(err)?))
+        Ok(EncryptedDataset::new(open_dataset(bytes).map_err(err)?))
     }
     /// A data set of ciphertexts made elsewhere (e.g. by python-paillier): features `x` and
     /// targets `y` (one per sample, or none) per sample, as big-endian bytes, at scale 2^f.
@@ -366,10 +365,20 @@ impl EncryptedDataset {
             classes,
             features: x.first().map_or(0, Vec::len),
             samples,
+            settings: None,
         };
         py.detach(|| inner.check(&public_key.inner, labelled))
             .map_err(err)?;
         Ok(EncryptedDataset::new(inner))
+    }
+    /// The training settings recorded in the data set (JSON of `smlp::tune::Tuned`), or None.
+    #[getter]
+    fn settings(&self) -> PyResult<Option<String>> {
+        self.inner
+            .settings
+            .as_ref()
+            .map(|t| serde_json::to_string(t).map_err(err))
+            .transpose()
     }
     /// Writes the data set file (0600) and, when the scaler was fitted on this data,
     /// `PATH.scaler.json`, as `smlp encrypt` does; returns the scaler's path.
@@ -587,7 +596,7 @@ const CHUNK: usize = 32;
 /// `progress(done, total)` is called between chunks.
 #[pyfunction]
 #[pyo3(signature = (key, features, feature_names, labels = None, classes = None, scaler = None,
-                    frac_bits = 16, int_bits = DEFAULT_INT_BITS, progress = None))]
+                    frac_bits = 16, int_bits = DEFAULT_INT_BITS, progress = None, tune = "auto"))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt(
     py: Python<'_>,
@@ -600,6 +609,7 @@ fn encrypt(
     frac_bits: u32,
     int_bits: u32,
     progress: Option<Py<PyAny>>,
+    tune: Option<&str>,
 ) -> PyResult<EncryptedDataset> {
     let (pk, sk): (paillier::PublicKey, Option<Bound<'_, SecretKey>>) =
         if let Ok(sk) = key.cast::<SecretKey>() {
@@ -642,7 +652,21 @@ fn encrypt(
         }
         py.check_signals()?;
     }
-    let inner = out.ok_or_else(|| SMLPError::new_err("no samples to encrypt"))?;
+    let mut inner = out.ok_or_else(|| SMLPError::new_err("no samples to encrypt"))?;
+    // Training settings recorded in a training set (as `smlp encrypt`): "auto" (the defaults
+    // with η chosen for the data), None (no settings: the defaults).
+    inner.settings = match tune {
+        Some("auto") if labelled && fitted && data.len() >= 2 * smlp::tune::AUTO_FOLDS => Some(
+            py.detach(|| smlp::tune::auto(&data, None, smlp::tune::AUTO_FOLDS, 1))
+                .map_err(err)?,
+        ),
+        Some("auto") | None => None,
+        Some(other) => {
+            return Err(SMLPError::new_err(format!(
+                "tune {other:?}: expected \"auto\" or None"
+            )))
+        }
+    };
     Ok(EncryptedDataset {
         inner,
         scaler: Some(scaler),
@@ -835,45 +859,47 @@ impl Client {
         self.with(py, |c| json(&c.upload_model(&name, m)?))
     }
 
-    /// Submits a training job on the stored data set `dataset`. JobInfo JSON.
-    #[pyo3(signature = (dataset, hidden, epochs, batch, seed, lr_num, lr_shift, value_bits,
-                        profile, kappa, init_seed = None, loss = "smooth_hinge"))]
+    /// Submits a training job on the stored data set `dataset`. Each setting left `None` is the
+    /// data set's recorded one, else the default (`smlp_cli::client::resolve_spec`, as `smlp
+    /// train`). (JobInfo JSON, the line saying where the settings came from.)
+    #[pyo3(signature = (dataset, hidden = None, epochs = None, batch = None, seed = None,
+                        lr_num = None, lr_shift = None, value_bits = None, profile = "strict",
+                        kappa = 80, init_seed = None, loss = None))]
     #[allow(clippy::too_many_arguments)]
     fn train(
         &self,
         py: Python<'_>,
         dataset: String,
-        hidden: Vec<usize>,
-        epochs: u64,
-        batch: usize,
-        seed: u64,
-        lr_num: u32,
-        lr_shift: u32,
-        value_bits: u32,
+        hidden: Option<Vec<usize>>,
+        epochs: Option<u64>,
+        batch: Option<usize>,
+        seed: Option<u64>,
+        lr_num: Option<u32>,
+        lr_shift: Option<u32>,
+        value_bits: Option<u32>,
         profile: &str,
         kappa: u32,
         init_seed: Option<u64>,
-        loss: &str,
-    ) -> PyResult<String> {
-        let profile = parse_profile(profile)?;
-        let loss = parse_loss(loss)?;
-        let lr = LearningRate::new(lr_num, lr_shift).map_err(err)?;
+        loss: Option<&str>,
+    ) -> PyResult<(String, String)> {
+        let given = TrainOverrides {
+            hidden,
+            epochs,
+            batch,
+            seed,
+            loss: loss.map(parse_loss).transpose()?,
+            lr_num,
+            lr_shift,
+            value_bits,
+            profile: Some(parse_profile(profile)?),
+            kappa,
+            init_seed,
+        };
         self.with(py, |c| {
-            let (dims, pk) = c.dataset_dims(&dataset)?;
-            let spec = TrainSpec {
-                hidden,
-                epochs,
-                batch,
-                seed,
-                loss,
-                lr,
-                value_bits,
-                profile,
-                kappa,
-                init_seed,
-            };
+            let (dims, pk, recorded) = c.dataset_dims(&dataset)?;
+            let (spec, origins) = resolve_spec(&given, None, None, recorded.as_ref())?;
             let req = train_request(&pk, dataset, dims, spec, None)?;
-            json(&c.submit(ClientMsg::Train(Box::new(req)))?)
+            Ok((json(&c.submit(ClientMsg::Train(Box::new(req)))?)?, origins))
         })
     }
 
@@ -1016,6 +1042,22 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         },
     )?;
     m.add("FAST_WARNING", secure_ops::Profile::FAST_LEAKAGE)?;
+    // The training defaults (smlp::defaults), for the Python package's signatures.
+    let defaults = pyo3::types::PyDict::new(m.py());
+    defaults.set_item("hidden", smlp::defaults::HIDDEN.to_vec())?;
+    defaults.set_item("epochs", smlp::defaults::EPOCHS)?;
+    defaults.set_item("batch", smlp::defaults::BATCH)?;
+    defaults.set_item("learning_rate", smlp::defaults::LEARNING_RATE.value())?;
+    defaults.set_item(
+        "loss",
+        match smlp::defaults::LOSS {
+            Loss::SmoothHinge => "smooth_hinge",
+            Loss::Squared => "squared",
+        },
+    )?;
+    defaults.set_item("seed", smlp::defaults::SEED)?;
+    defaults.set_item("value_bits", smlp::defaults::VALUE_BITS)?;
+    m.add("DEFAULTS", defaults)?;
     m.add_class::<PublicKey>()?;
     m.add_class::<SecretKey>()?;
     m.add_class::<Scaler>()?;

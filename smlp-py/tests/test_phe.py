@@ -71,7 +71,7 @@ def test_a_python_paillier_data_set_trains_to_the_same_model_bit_for_bit(phe_key
             classes=2,
             encoding="fixed",
         )
-        settings = dict(hidden=(2,), epochs=1, profile="strict", init_seed=11, progress=False)
+        settings = dict(hidden=(2,), epochs=1, learning_rate=1 / 16, profile="strict", init_seed=11, progress=False)
         model_a = client.train(mine, **settings)
         model_b = client.train(theirs, **settings)
         a, b = owner.decrypt_model(model_a), owner.decrypt_model(model_b)

@@ -59,8 +59,10 @@ def test_estimator_follows_scikit_learn_conventions(client, owner, wdbc):
     clf = smlp.SMLPClassifier(hidden=(3,), client=client, owner=owner)
     params = clf.get_params()
     assert params["hidden"] == (3,) and params["client"] is client
-    twin = clone(clf).set_params(epochs=2)
-    assert twin.epochs == 2 and clf.epochs == 1 and twin.client is client
+    twin = clone(clf).set_params(epochs=3)
+    # The defaults are the library's and the CLI's (smlp::defaults).
+    assert clf.epochs == smlp.DEFAULTS["epochs"] == 2 and clf.batch == smlp.DEFAULTS["batch"] == 16
+    assert twin.epochs == 3 and twin.client is client
     with pytest.raises(AttributeError, match="not fitted"):
         clone(clf).predict(wdbc[0][:2])
     # Three classes, inside cross_val_score (3 folds over 24 iris samples).

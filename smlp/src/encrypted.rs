@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub const DATASET: FileKind = FileKind {
     tag: *b"DSET",
     name: "encrypted data set",
-    version: 1,
+    version: 2,
 };
 /// An encrypted model file.
 pub const MODEL: FileKind = FileKind {
@@ -109,6 +109,46 @@ pub struct EncryptedDataset {
     /// The samples.
     #[serde(deserialize_with = "samples")]
     pub samples: Vec<EncryptedSample>,
+    /// Training settings recorded by the owner when encrypting (public, like the shape: S1
+    /// trains with them anyway); `smlp train` takes them as its defaults. `None`: the defaults.
+    pub settings: Option<crate::tune::Tuned>,
+}
+
+/// A data set file of version 1 (before settings were recorded in it).
+#[derive(Deserialize)]
+struct EncryptedDatasetV1 {
+    fingerprint: Fingerprint,
+    frac_bits: u32,
+    classes: usize,
+    features: usize,
+    #[serde(deserialize_with = "samples")]
+    samples: Vec<EncryptedSample>,
+}
+
+impl From<EncryptedDatasetV1> for EncryptedDataset {
+    fn from(d: EncryptedDatasetV1) -> Self {
+        EncryptedDataset {
+            fingerprint: d.fingerprint,
+            frac_bits: d.frac_bits,
+            classes: d.classes,
+            features: d.features,
+            samples: d.samples,
+            settings: None,
+        }
+    }
+}
+
+/// Opens a sealed data set of this version or of version 1 (read with no recorded settings:
+/// files and S1's stored copies from before version 2 keep working).
+pub fn open_dataset(bytes: &[u8]) -> paillier::Result<EncryptedDataset> {
+    paillier::format::open_upgrading(&DATASET, 1, bytes, |d: EncryptedDatasetV1| d.into())
+}
+
+/// Reads a data set file of this version or of version 1 ([`open_dataset`]).
+pub fn read_dataset(
+    path: &std::path::Path,
+) -> Result<EncryptedDataset, paillier::format::FileError> {
+    paillier::format::read_file_upgrading(&DATASET, 1, path, |d: EncryptedDatasetV1| d.into())
 }
 
 impl EncryptedDataset {
@@ -139,6 +179,10 @@ impl EncryptedDataset {
                 "data set declares {} classes",
                 self.classes
             )));
+        }
+        if let Some(t) = &self.settings {
+            t.validate()
+                .map_err(|e| SecureError::Mismatch(format!("the data set's settings: {e}")))?;
         }
         let k = self.outputs();
         for (i, s) in self.samples.iter().enumerate() {
@@ -877,6 +921,7 @@ pub fn switch_dataset<C: Channel>(
         classes: data.classes,
         features: data.features,
         samples,
+        settings: data.settings.clone(),
     })
 }
 

@@ -24,7 +24,8 @@
 //! let train = EncodedDataset::encode(&scaler.apply(&train)?, &fp)?;
 //! let test = EncodedDataset::encode(&scaler.apply(&test)?, &fp)?;
 //!
-//! // 4 → 8 → 3, weights at scale 2^(2f + shift), learning rate 2^-6, per-sample SGD.
+//! // 4 → 8 → 3, weights at scale 2^(2f + shift); the defaults of `smlp::defaults`: η = 2^-4,
+//! // mini-batches of 16 (gradients summed), the smoothed hinge.
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
 //! let mut model = FixedMlp::init(&Shape::new(vec![4, 8, 3])?, FixedParams::default(), &mut rng)?;
 //! let opts = TrainOptions { epochs: 20, ..TrainOptions::default() };
@@ -83,6 +84,7 @@
 //! ```
 
 pub mod data;
+pub mod defaults;
 pub mod encrypted;
 pub mod model;
 pub mod owner;

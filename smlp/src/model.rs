@@ -57,9 +57,9 @@ impl LearningRate {
 }
 
 impl Default for LearningRate {
-    /// η = 2^−6.
+    /// [`crate::defaults::LEARNING_RATE`]: η = 2^−4.
     fn default() -> Self {
-        LearningRate::pow2(6)
+        crate::defaults::LEARNING_RATE
     }
 }
 
@@ -68,7 +68,7 @@ impl Default for LearningRate {
 pub struct FixedParams {
     /// f: fractional bits of inputs, activations, errors and targets (default 16).
     pub frac_bits: u32,
-    /// Learning rate η = num / 2^shift (default 2^−6).
+    /// Learning rate η = num / 2^shift (default 2^−4).
     pub lr: LearningRate,
     /// ℓ: every value entering a sub-protocol must satisfy |v| < 2^ℓ (default 72).
     pub value_bits: u32,
@@ -77,9 +77,9 @@ pub struct FixedParams {
 impl Default for FixedParams {
     fn default() -> Self {
         FixedParams {
-            frac_bits: 16,
+            frac_bits: crate::defaults::FRAC_BITS,
             lr: LearningRate::default(),
-            value_bits: 72,
+            value_bits: crate::defaults::VALUE_BITS,
         }
     }
 }
@@ -896,7 +896,7 @@ mod tests {
     #[test]
     fn fixed_params_validation() {
         assert!(FixedParams::default().validate().is_ok());
-        assert_eq!(FixedParams::default().weight_frac_bits(), 38);
+        assert_eq!(FixedParams::default().weight_frac_bits(), 36);
         assert!(FixedParams::new(16, LearningRate { num: 0, shift: 6 }, 72).is_err());
         assert!(FixedParams::new(16, LearningRate::pow2(6), 54).is_err()); // ℓ ≤ 3f + shift
         assert!(FixedParams::new(16, LearningRate::pow2(6), 55).is_ok());

@@ -59,6 +59,7 @@ impl EncryptedDataset {
             classes: data.classes,
             features: data.features.first().map_or(0, Vec::len),
             samples,
+            settings: None,
         }
     }
 }

@@ -425,7 +425,7 @@ pub struct TrainOptions {
     pub epochs: u64,
     /// Mini-batch size B (1 = per-sample SGD); the last batch of an epoch may be smaller.
     pub batch: usize,
-    /// The loss whose gradient is followed (default: the paper's squared error).
+    /// The loss whose gradient is followed (default: [`crate::defaults::LOSS`], the smoothed hinge).
     pub loss: Loss,
     /// Seed of the sample order ([`epoch_order`]).
     pub seed: u64,
@@ -442,10 +442,10 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
-            epochs: 10,
-            batch: 1,
-            loss: Loss::Squared,
-            seed: 0,
+            epochs: crate::defaults::EPOCHS,
+            batch: crate::defaults::BATCH,
+            loss: crate::defaults::LOSS,
+            seed: crate::defaults::SEED,
             start_epoch: 0,
             rounding: Rounding::Floor,
         }

@@ -45,6 +45,143 @@ pub struct Scored {
     pub diverged: usize,
 }
 
+/// Settings chosen for a data set, and where they came from: what `smlp tune` writes, what
+/// `smlp encrypt` records in the data set (public, like its shape: S1 trains with them anyway),
+/// and what `smlp train` takes as its defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tuned {
+    /// Where they came from, for people (`auto: …`, `smlp tune …`, `defaults`).
+    pub source: String,
+    /// The setting.
+    pub setting: Setting,
+    /// Its mean cross-validated accuracy (0 when not cross-validated).
+    pub mean: f64,
+    /// Its worst fold (0 when not cross-validated).
+    pub worst: f64,
+    /// Folds (0: not cross-validated).
+    pub folds: usize,
+    /// Samples it was chosen on.
+    pub samples: usize,
+}
+
+/// Longest [`Tuned::source`] accepted, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 1024;
+/// Widest hidden layer and most epochs accepted in recorded settings.
+pub const MAX_HIDDEN: usize = 4096;
+/// See [`MAX_HIDDEN`].
+pub const MAX_EPOCHS: u64 = 10_000;
+
+impl Tuned {
+    /// Checks settings read from a file or a peer: at least one hidden layer, each of 1 to
+    /// [`MAX_HIDDEN`] neurons (at most 8 layers), a batch and 1 to [`MAX_EPOCHS`] epochs, a
+    /// learning-rate numerator ≥ 1 and shift ≤ 64, a source of at most [`MAX_SOURCE_BYTES`].
+    pub fn validate(&self) -> Result<()> {
+        let s = &self.setting;
+        let bad = |what: String| Err(Error::InvalidParams(what));
+        if s.hidden.is_empty()
+            || s.hidden.len() > 8
+            || s.hidden.iter().any(|&h| h == 0 || h > MAX_HIDDEN)
+        {
+            return bad(format!(
+                "hidden sizes {:?} (1 to 8 layers of 1 to {MAX_HIDDEN})",
+                s.hidden
+            ));
+        }
+        if s.batch == 0 || s.epochs == 0 || s.epochs > MAX_EPOCHS {
+            return bad(format!("batch {} and {} epochs", s.batch, s.epochs));
+        }
+        if s.lr_num == 0 || s.lr_shift > 64 {
+            return bad(format!("learning rate {}/2^{}", s.lr_num, s.lr_shift));
+        }
+        if self.source.len() > MAX_SOURCE_BYTES {
+            return bad(format!("a source of {} bytes", self.source.len()));
+        }
+        Ok(())
+    }
+
+    /// One line for people: `hidden 8, batch 16, η 1/2^5, 2 epochs, smooth-hinge`.
+    pub fn describe(&self) -> String {
+        let s = &self.setting;
+        let hidden: Vec<String> = s.hidden.iter().map(|h| h.to_string()).collect();
+        format!(
+            "hidden {}, batch {}, η {}/2^{}, {} epoch(s), {} loss",
+            hidden.join(","),
+            s.batch,
+            s.lr_num,
+            s.lr_shift,
+            s.epochs,
+            s.loss
+        )
+    }
+}
+
+/// Learning rates [`auto`] tries: η = 2^-3 … 2^-7, the default first.
+pub const AUTO_LR_SHIFTS: [u32; 5] = [4, 5, 3, 6, 7];
+
+/// Folds of [`auto`]'s cross-validation.
+pub const AUTO_FOLDS: usize = 3;
+
+/// The default settings ([`crate::defaults`]) with the learning rate chosen on `data`: `k`-fold
+/// cross-validation of the fixed-point twin over [`AUTO_LR_SHIFTS`], every core. The batch, the
+/// epochs and the network stay the defaults', so the encrypted run costs what the defaults' would:
+/// only the step adapts (wider inputs and more classes want a smaller one). Milliseconds to
+/// seconds (digits, 1 257 samples, hidden 16: about a second on 2 cores).
+pub fn auto(data: &Dataset, hidden: Option<&[usize]>, k: usize, seed: u64) -> Result<Tuned> {
+    let base = crate::defaults::setting(hidden);
+    let scored = AUTO_LR_SHIFTS
+        .iter()
+        .map(|&lr_shift| {
+            let s = Setting {
+                lr_shift,
+                ..base.clone()
+            };
+            cross_validate(data, &s, k, seed)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let chosen = best(&scored).expect("AUTO_LR_SHIFTS is not empty");
+    Ok(Tuned {
+        source: format!(
+            "auto: learning rate by {k}-fold cross-validation of the fixed-point twin over \
+             η = 2^-3 … 2^-7 on {} samples; the rest the defaults",
+            data.len()
+        ),
+        setting: chosen.setting.clone(),
+        mean: chosen.mean,
+        worst: chosen.worst,
+        folds: k,
+        samples: data.len(),
+    })
+}
+
+/// Measured seconds per training sample of the 30→8→1 network (257 weights), strict profile,
+/// 2048-bit key, on the project's 2-core VM (README, Measured, 2026-12-05): B = 1 and B = 16.
+const SECONDS_PER_SAMPLE_B1: f64 = 0.381;
+/// See [`SECONDS_PER_SAMPLE_B1`].
+const SECONDS_PER_SAMPLE_B16: f64 = 0.159;
+
+/// An estimate of what `setting` costs encrypted on `samples` samples of `features` features and
+/// `outputs` outputs, in seconds on 2 cores (strict, 2048-bit key): the measured per-sample cost
+/// of the 30→8→1 network, interpolated in 1/B between B = 1 and B = 16 and scaled by the number
+/// of weights (the products, truncations and most comparisons are per weight or per neuron),
+/// times epochs × samples. An estimate for choosing, not a promise.
+pub fn estimated_seconds(
+    setting: &Setting,
+    features: usize,
+    outputs: usize,
+    samples: usize,
+) -> f64 {
+    let Ok(shape) = Shape::mlp(features, &setting.hidden, outputs) else {
+        return f64::NAN;
+    };
+    let sizes = shape.sizes();
+    let weights: usize = sizes.windows(2).map(|w| (w[0] + 1) * w[1]).sum();
+    // c(B) = a + b / B through the two measured points.
+    let b = (SECONDS_PER_SAMPLE_B1 - SECONDS_PER_SAMPLE_B16) * 16.0 / 15.0;
+    let a = SECONDS_PER_SAMPLE_B1 - b;
+    let per_sample = a + b / setting.batch.max(1) as f64;
+    per_sample * weights as f64 / 257.0 * setting.epochs as f64 * samples as f64
+}
+
 /// The grid tried by default: mini-batches of 8 and 16, η = 2^-3 … 2^-7, 1 and 2 epochs, the
 /// smoothed hinge loss, the given hidden sizes — 20 settings, in the order they are tried.
 pub fn default_grid(hidden: &[usize]) -> Vec<Setting> {
@@ -90,8 +227,9 @@ pub fn folds(data: &Dataset, k: usize, seed: u64) -> Vec<Vec<usize>> {
 }
 
 /// Accuracy of `setting` on `held` after training on `train` (standardiser fitted on `train`,
-/// as `smlp encrypt` does; initial weights and sample order from `seed`); `None` if training
-/// left the fixed-point range (the encrypted run stops there with the same overflow error).
+/// as `smlp encrypt` does; initial weights and sample order from `seed`); `None` if training, or
+/// classifying the held-out samples, left the fixed-point range (the encrypted run stops there
+/// with the same overflow error).
 pub fn holdout_accuracy(
     train: &Dataset,
     held: &Dataset,
@@ -122,7 +260,9 @@ pub fn holdout_accuracy(
     if train_fixed(&mut model, &train_enc, &opts, |_, _| {}).is_err() {
         return Ok(None);
     }
-    Ok(Some(accuracy(&model, &held.features, &held.labels)?))
+    // Weights that trained within range can still overflow on held-out samples: diverged too
+    // (the encrypted classification would stop there with the same error).
+    Ok(accuracy(&model, &held.features, &held.labels).ok())
 }
 
 /// [`holdout_accuracy`] on fold `test`, trained on the other folds.

@@ -67,6 +67,14 @@ fn valid_files() -> Vec<(FileKind, Vec<u8>)> {
                 y: vec![c(i % 2)],
             })
             .collect(),
+        settings: Some(smlp::tune::Tuned {
+            source: "defaults".into(),
+            setting: smlp::defaults::setting(None),
+            mean: 0.0,
+            worst: 0.0,
+            folds: 0,
+            samples: 3,
+        }),
     };
     let preds = EncryptedPredictions {
         fingerprint: pk.fingerprint(),
@@ -232,4 +240,54 @@ fn decoders_survive_raw_bytes() {
         check_one(kind, &p, seed);
         done += 1;
     }
+}
+
+/// A data set file of version 1 (before settings were recorded in it) still opens, with no
+/// settings and the same samples; the current version round-trips its settings.
+#[test]
+fn a_version_1_data_set_opens_without_settings() {
+    #[derive(serde::Serialize)]
+    struct V1<'a> {
+        fingerprint: &'a paillier::Fingerprint,
+        frac_bits: u32,
+        classes: usize,
+        features: usize,
+        samples: &'a [EncryptedSample],
+    }
+    let (kind, sealed) = valid_files()
+        .into_iter()
+        .find(|(k, _)| k.tag == DATASET.tag)
+        .unwrap();
+    let now: EncryptedDataset = format::open(&kind, &sealed).unwrap();
+    assert!(now.settings.is_some());
+    assert_eq!(
+        smlp::encrypted::open_dataset(&sealed).unwrap().settings,
+        now.settings
+    );
+    let v1 = FileKind {
+        version: 1,
+        ..DATASET
+    };
+    let old = format::seal(
+        &v1,
+        &V1 {
+            fingerprint: &now.fingerprint,
+            frac_bits: now.frac_bits,
+            classes: now.classes,
+            features: now.features,
+            samples: &now.samples,
+        },
+    )
+    .unwrap();
+    // The current decoder alone refuses it; the upgrading one reads it.
+    assert!(format::open::<EncryptedDataset>(&DATASET, &old).is_err());
+    let read = smlp::encrypted::open_dataset(&old).unwrap();
+    assert_eq!(read.settings, None);
+    assert_eq!(read.samples.len(), now.samples.len());
+    assert!(read
+        .samples
+        .iter()
+        .zip(&now.samples)
+        .all(|(a, b)| a.x == b.x && a.y == b.y));
+    assert_eq!((read.features, read.classes), (now.features, now.classes));
 }

@@ -10,6 +10,28 @@ use smlp::{
     LearningRate, Loss, Params, Rounding, Shape, TrainOptions,
 };
 
+/// The paper's training loop these tests were calibrated with: per-sample SGD on the squared
+/// error, 10 epochs, order seed 0 (the library's defaults are mini-batches of 16 and the smoothed
+/// hinge).
+fn paper_options() -> TrainOptions {
+    TrainOptions {
+        epochs: 10,
+        batch: 1,
+        loss: Loss::Squared,
+        seed: 0,
+        ..TrainOptions::default()
+    }
+}
+
+/// The fixed-point parameters these tests were calibrated with: η = 2^-6, a step for per-sample
+/// SGD (the library's default, 2^-4, is chosen for mini-batches of 16).
+fn per_sample() -> FixedParams {
+    FixedParams {
+        lr: LearningRate::pow2(6),
+        ..FixedParams::default()
+    }
+}
+
 /// 2→2→1 with f = 4 (1.0 = 16), η = 2^-2, so F_w = 2·4 + 2 = 10 (weight 1.0 = 1024).
 fn tiny(num: u32) -> FixedMlp {
     let fixed = FixedParams::new(4, LearningRate::new(num, 2).unwrap(), 40).unwrap();
@@ -206,7 +228,7 @@ struct Run {
 fn run_both(p: &Prepared, shape: &[usize], seed: u64, opts: TrainOptions) -> Run {
     let shape = Shape::new(shape.to_vec()).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut fixed = FixedMlp::init(&shape, FixedParams::default(), &mut rng).unwrap();
+    let mut fixed = FixedMlp::init(&shape, per_sample(), &mut rng).unwrap();
     let mut float = FloatMlp::from_fixed(&fixed);
     let opts = TrainOptions { seed, ..opts };
     let hf = train_fixed(&mut fixed, &p.train_enc, &opts, |_, _| {}).unwrap();
@@ -240,7 +262,7 @@ fn agree_over_a_few_steps(loss: Loss) {
     let p = prepare(&Dataset::wdbc(), 0.2, 42);
     let shape = Shape::new(vec![30, 16, 1]).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let mut fixed = FixedMlp::init(&shape, FixedParams::default(), &mut rng).unwrap();
+    let mut fixed = FixedMlp::init(&shape, per_sample(), &mut rng).unwrap();
     let mut float = FloatMlp::from_fixed(&fixed);
     let init = float.params.clone();
     let targets = p.train.float_targets();
@@ -281,12 +303,7 @@ fn agree_over_a_few_steps(loss: Loss) {
 fn stochastic_rounding_stays_close_to_floor() {
     let p = prepare(&Dataset::wdbc(), 0.2, 42);
     let shape = Shape::new(vec![30, 16, 1]).unwrap();
-    let init = FixedMlp::init(
-        &shape,
-        FixedParams::default(),
-        &mut ChaCha8Rng::seed_from_u64(5),
-    )
-    .unwrap();
+    let init = FixedMlp::init(&shape, per_sample(), &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
     let mut a = init.clone();
     let mut b = init.clone();
     let mut floor = Truncator::floor();
@@ -315,17 +332,12 @@ fn stochastic_rounding_stays_close_to_floor() {
 fn resuming_from_a_checkpoint_is_bit_identical() {
     let p = prepare(&Dataset::iris(), 0.2, 3);
     let shape = Shape::new(vec![4, 8, 3]).unwrap();
-    let init = FixedMlp::init(
-        &shape,
-        FixedParams::default(),
-        &mut ChaCha8Rng::seed_from_u64(2),
-    )
-    .unwrap();
+    let init = FixedMlp::init(&shape, per_sample(), &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
     let opts = TrainOptions {
         epochs: 3,
         batch: 4,
         seed: 11,
-        ..TrainOptions::default()
+        ..paper_options()
     };
     let mut whole = init.clone();
     let h = train_fixed(&mut whole, &p.train_enc, &opts, |_, _| {}).unwrap();
@@ -360,20 +372,16 @@ fn resuming_from_a_checkpoint_is_bit_identical() {
 fn training_rejects_mismatched_data() {
     let p = prepare(&Dataset::iris(), 0.2, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut m = FixedMlp::init(
-        &Shape::new(vec![4, 8, 1]).unwrap(),
-        FixedParams::default(),
-        &mut rng,
-    )
-    .unwrap();
-    let e = train_fixed(&mut m, &p.train_enc, &TrainOptions::default(), |_, _| {}).unwrap_err();
+    let mut m =
+        FixedMlp::init(&Shape::new(vec![4, 8, 1]).unwrap(), per_sample(), &mut rng).unwrap();
+    let e = train_fixed(&mut m, &p.train_enc, &paper_options(), |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("expects 4 and 1"), "{e}");
     let e = train_fixed(
         &mut m,
         &p.train_enc,
         &TrainOptions {
             batch: 0,
-            ..TrainOptions::default()
+            ..paper_options()
         },
         |_, _| {},
     )
@@ -434,7 +442,7 @@ fn mean_over_splits(
     let opts = TrainOptions {
         epochs,
         batch: 1,
-        ..TrainOptions::default()
+        ..paper_options()
     };
     let mut accs = Vec::new();
     for split in 0..5 {
@@ -495,7 +503,7 @@ fn survey() {
                     let opts = TrainOptions {
                         epochs: e,
                         batch: 1,
-                        ..TrainOptions::default()
+                        ..paper_options()
                     };
                     let r = run_both(&p, &shape, seed, opts);
                     line.push(format!(

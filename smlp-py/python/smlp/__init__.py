@@ -12,6 +12,7 @@ are the Rust crates', shared with the ``smlp`` command line (also available as `
 
 from ._native import (
     BACKEND,
+    DEFAULTS,
     EncryptedDataset,
     EncryptedModel,
     EncryptedPredictions,
@@ -30,6 +31,7 @@ from ._tune import tune
 __all__ = [
     "BACKEND",
     "Client",
+    "DEFAULTS",
     "EncryptedDataset",
     "EncryptedModel",
     "EncryptedPredictions",

@@ -109,6 +109,8 @@ class Client:
         self.owner = owner
         self.reconnect = reconnect
         self._native = _native.Client(s1, self.pki, owner, s1_name, int(max(1, timeout)))
+        #: What the last :meth:`train` used and where each setting came from.
+        self.last_settings: Optional[str] = None
 
     # sklearn's clone() deep-copies parameters: a client is shared, never copied.
     def __deepcopy__(self, memo: Dict[int, Any]) -> "Client":
@@ -266,38 +268,41 @@ class Client:
         self,
         data: Union[str, EncryptedDataset, PathLike],
         *,
-        hidden: Sequence[int] = (8,),
-        epochs: int = 1,
-        batch: int = 1,
-        learning_rate: float = 1 / 64,
+        hidden: Optional[Sequence[int]] = None,
+        epochs: Optional[int] = None,
+        batch: Optional[int] = None,
+        learning_rate: Optional[float] = None,
         profile: str = "strict",
         kappa: int = 80,
-        seed: int = 1,
-        value_bits: int = 72,
+        seed: Optional[int] = None,
+        value_bits: Optional[int] = None,
         init_seed: Optional[int] = None,
-        loss: str = "smooth_hinge",
+        loss: Optional[str] = None,
         detach: bool = False,
         progress: ProgressArg = True,
     ) -> Union[EncryptedModel, Job]:
         """Trains an MLP at S1 (with S2) on an encrypted data set: an id at S1, an
         :class:`EncryptedDataset` or a file (uploaded first). Blocks and returns the encrypted
         model, or with ``detach=True`` returns the :class:`Job` at once. Ctrl-C while blocked
-        cancels the job. ``learning_rate`` must be num / 2**shift; ``init_seed`` draws the initial
-        weights here (reproducible runs; default: S1 and S2 draw them, nobody sees them);
+        cancels the job. A setting left ``None`` is the one recorded in the data set when it was
+        encrypted (``Owner.encrypt`` chooses the learning rate for the data), else the default
+        (``smlp.DEFAULTS``), as ``smlp train`` does; ``self.last_settings`` says what was used and
+        where it came from. ``learning_rate`` must be num / 2**shift; ``init_seed`` draws the
+        initial weights here (reproducible runs; default: S1 and S2 draw them, nobody sees them);
         ``loss``: ``"smooth_hinge"`` (error clip(o, 0, 1) - y, bounded: stable at larger rates)
         or ``"squared"`` (error o - y, the paper's)."""
         _warn_if_fast(profile)
         dataset = self._stored(data)
-        num, shift = learning_rate_fraction(learning_rate)
-        raw = self._native.train(
+        num, shift = learning_rate_fraction(learning_rate) if learning_rate is not None else (None, None)
+        raw, self.last_settings = self._native.train(
             dataset,
-            [int(h) for h in hidden],
-            int(epochs),
-            int(batch),
-            int(seed),
+            None if hidden is None else [int(h) for h in hidden],
+            None if epochs is None else int(epochs),
+            None if batch is None else int(batch),
+            None if seed is None else int(seed),
             num,
             shift,
-            int(value_bits),
+            None if value_bits is None else int(value_bits),
             profile,
             int(kappa),
             init_seed,

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._client import Client
 from ._owner import Owner
+from ._native import DEFAULTS as _DEFAULTS
 
 try:  # scikit-learn is optional: without it the estimator still has the same API.
     from sklearn.base import BaseEstimator, ClassifierMixin
@@ -57,11 +58,11 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
 
     def __init__(
         self,
-        hidden: Sequence[int] = (8,),
-        epochs: int = 1,
-        batch: int = 1,
+        hidden: Sequence[int] = tuple(_DEFAULTS["hidden"]),
+        epochs: int = _DEFAULTS["epochs"],
+        batch: int = _DEFAULTS["batch"],
         learning_rate: Any = "auto",
-        loss: str = "smooth_hinge",
+        loss: str = _DEFAULTS["loss"],
         profile: str = "strict",
         kappa: int = 80,
         seed: int = 1,
@@ -146,7 +147,8 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
             self.learning_rate_ = float(best["learning_rate"])
         else:
             self.learning_rate_ = self.learning_rate
-        data = owner.encrypt(X, labels, classes=len(self.classes_), progress=self.progress)
+        # The estimator chose its learning rate above (or was given one): nothing to record.
+        data = owner.encrypt(X, labels, classes=len(self.classes_), progress=self.progress, tune=None)
         self.scaler_ = data.scaler
         self.dataset_id_ = client.upload(data, "SMLPClassifier.fit")
         self.model_ = client.train(

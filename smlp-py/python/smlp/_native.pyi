@@ -1,13 +1,14 @@
 """Type stubs of ``smlp._native``, the Rust extension (see ``smlp-py/src/lib.rs``)."""
 
 import os
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 PathLike = Union[str, os.PathLike[str]]
 
 __version__: str
 BACKEND: str
 FAST_WARNING: str
+DEFAULTS: Dict[str, Any]
 
 class SMLPError(Exception): ...
 
@@ -54,6 +55,8 @@ class Scaler:
     def feature_names(self) -> List[str]: ...
 
 class EncryptedDataset:
+    @property
+    def settings(self) -> Optional[str]: ...
     @staticmethod
     def load(path: PathLike) -> EncryptedDataset: ...
     @staticmethod
@@ -131,18 +134,18 @@ class Client:
     def train(
         self,
         dataset: str,
-        hidden: Sequence[int],
-        epochs: int,
-        batch: int,
-        seed: int,
-        lr_num: int,
-        lr_shift: int,
-        value_bits: int,
-        profile: str,
-        kappa: int,
+        hidden: Optional[Sequence[int]] = None,
+        epochs: Optional[int] = None,
+        batch: Optional[int] = None,
+        seed: Optional[int] = None,
+        lr_num: Optional[int] = None,
+        lr_shift: Optional[int] = None,
+        value_bits: Optional[int] = None,
+        profile: str = "strict",
+        kappa: int = 80,
         init_seed: Optional[int] = None,
-        loss: str = "smooth_hinge",
-    ) -> str: ...
+        loss: Optional[str] = None,
+    ) -> Tuple[str, str]: ...
     def classify(
         self, model: str, data: str, chunk: int = 32, profile: Optional[str] = None, kappa: int = 80
     ) -> str: ...
@@ -164,6 +167,7 @@ def encrypt(
     frac_bits: int = 16,
     int_bits: int = ...,
     progress: Optional[Callable[[int, int], Any]] = None,
+    tune: Optional[str] = "auto",
 ) -> EncryptedDataset: ...
 def decrypt_predictions(secret_key: SecretKey, predictions: EncryptedPredictions) -> Tuple[List[int], List[List[float]]]: ...
 def decrypt_model(secret_key: SecretKey, model: EncryptedModel) -> str: ...

@@ -83,6 +83,7 @@ class Owner:
         classes: Optional[int] = None,
         frac_bits: int = 16,
         progress: ProgressArg = True,
+        tune: Optional[str] = "auto",
     ) -> EncryptedDataset:
         """Standardises, encodes in fixed point (2^-``frac_bits``) and encrypts ``X``.
 
@@ -91,6 +92,11 @@ class Owner:
         ``PATH.scaler.json`` by ``ds.save(PATH)``, like ``smlp encrypt``); give the training
         data's scaler for test and new samples. Encryption uses the secret key's CRT (same
         ciphertexts as with the public key, faster).
+
+        Training data (``y`` given, scaler fitted here) gets training settings recorded in it, as
+        ``smlp encrypt`` does: with ``tune="auto"`` the defaults with the learning rate chosen by
+        3-fold cross-validation of the fixed-point twin (in the clear, seconds; ``ds.settings``);
+        ``Client.train`` takes them as its defaults. ``tune=None`` records none.
         """
         if scaler is not None and not isinstance(scaler, Scaler):
             scaler = Scaler.load(os.fspath(scaler))
@@ -114,6 +120,7 @@ class Owner:
                 scaler,
                 frac_bits,
                 progress=bar,
+                tune=tune,
             )
 
     def decrypt_predictions(self, predictions: EncryptedPredictions) -> np.ndarray:

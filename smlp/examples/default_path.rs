@@ -1,0 +1,74 @@
+//! The default path against the best of the grid, in the clear (issue "settings that learn"):
+//! for each CSV (label in the last column) and each of `SPLITS` stratified 70/30 splits, the
+//! held-out accuracy of the fixed-point twin trained with
+//!
+//! - the defaults (`smlp::defaults`),
+//! - the default path: the defaults with the learning rate `smlp::tune::auto` chooses on the
+//!   training part (what `smlp encrypt` records and `smlp train` uses; the same encrypted cost),
+//! - every setting of `smlp tune`'s grid, of which the best on the held-out part (an oracle),
+//!
+//! printed as medians over the splits. `cargo run --release -p smlp --example default_path --
+//! HIDDEN A.csv B.csv …`.
+
+use smlp::data::{stratified_split, Dataset};
+use smlp::tune::{auto, default_grid, holdout_accuracy, AUTO_FOLDS};
+use std::path::Path;
+
+const SPLITS: u64 = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((hidden, files)) = args.split_first() else {
+        return Err("usage: default_path HIDDEN A.csv [B.csv …]".into());
+    };
+    let hidden: Vec<usize> = hidden
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    println!("| data set | samples | defaults | default path (auto η) | best of grid (oracle) | gap | auto's η |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for file in files {
+        let data = Dataset::load_csv(Path::new(file), None)?;
+        let (mut defaults, mut auto_acc, mut best, mut gaps, mut etas) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for split in 0..SPLITS {
+            let (train, test) = stratified_split(&data, 0.3, split)?;
+            let acc = |s: &smlp::tune::Setting| -> Result<f64, smlp::Error> {
+                Ok(holdout_accuracy(&train, &test, s, split)?.unwrap_or(0.0))
+            };
+            let d = acc(&smlp::defaults::setting(Some(&hidden)))?;
+            let chosen = auto(&train, Some(&hidden), AUTO_FOLDS, 1)?;
+            let a = acc(&chosen.setting)?;
+            let mut top: f64 = 0.0;
+            for s in default_grid(&hidden) {
+                top = top.max(acc(&s)?);
+            }
+            defaults.push(d);
+            auto_acc.push(a);
+            best.push(top);
+            gaps.push(top - a);
+            etas.push(format!("2^-{}", chosen.setting.lr_shift));
+        }
+        println!(
+            "| {} | {} | {:.1} % | {:.1} % | {:.1} % | {:.1} points | {} |",
+            Path::new(file).file_stem().unwrap().to_string_lossy(),
+            data.len(),
+            100.0 * median(defaults),
+            100.0 * median(auto_acc),
+            100.0 * median(best),
+            100.0 * median(gaps),
+            etas.join(" ")
+        );
+    }
+    Ok(())
+}
