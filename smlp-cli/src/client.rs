@@ -740,8 +740,7 @@ impl From<&TrainArgs> for TrainOverrides {
     }
 }
 
-/// The job's settings from `smlp train`'s arguments ([`resolve_spec`] with `--settings FILE`), with
-/// the fast profile's warning.
+/// The job's settings from `smlp train`'s arguments ([`resolve_spec`] with `--settings FILE`).
 fn spec_of(
     args: &TrainArgs,
     ckpt: Option<&Checkpoint>,
@@ -752,11 +751,7 @@ fn spec_of(
         .as_deref()
         .map(crate::tune::load)
         .transpose()?;
-    let resolved = resolve_spec(&TrainOverrides::from(args), ckpt, file.as_ref(), recorded)?;
-    if resolved.0.profile == Profile::Fast {
-        warn_fast();
-    }
-    Ok(resolved)
+    resolve_spec(&TrainOverrides::from(args), ckpt, file.as_ref(), recorded)
 }
 
 /// A job's settings, each from the first of: `given`; the checkpoint being resumed (a value
@@ -922,6 +917,16 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
         }
     }
 
+    // The profile comes from the flag or the checkpoint (never from recorded settings): warn
+    // before anything else can fail.
+    if args
+        .profile
+        .map(Profile::from)
+        .or(ckpt.as_ref().map(|c| c.model.profile))
+        == Some(Profile::Fast)
+    {
+        warn_fast();
+    }
     let mut c = Client::connect(conn)?;
     // The dimensions and f of the data set (the fixed-point parameters and the initial weights
     // need them here): from the file before it is uploaded, or from the stored copy.

@@ -1028,7 +1028,7 @@ fn tune_writes_settings_that_train_takes_as_defaults() {
 /// trains with them when no flag says otherwise, and says where each setting came from.
 #[test]
 fn encrypt_records_settings_that_train_takes_as_defaults() {
-    use smlp::tune::{cross_validate, Setting, AUTO_FOLDS, AUTO_LR_SHIFTS};
+    use smlp::tune::{auto_repeats, repeated_cross_validate, Setting, AUTO_FOLDS, AUTO_LR_SHIFTS};
     let env = Env::new();
     wdbc_csv(&env, "d.csv", 40, 5);
     let enc = |extra: &[&str], out: &str| {
@@ -1058,10 +1058,9 @@ fn encrypt_records_settings_that_train_takes_as_defaults() {
                 lr_shift,
                 ..smlp::defaults::setting(None)
             };
-            (
-                lr_shift,
-                cross_validate(&data, &s, AUTO_FOLDS, 1).unwrap().mean,
-            )
+            let repeats = auto_repeats(data.len());
+            let scored = repeated_cross_validate(&data, &s, AUTO_FOLDS, 1, repeats).unwrap();
+            (lr_shift, scored.mean)
         })
         .collect();
     let top = scores.iter().map(|s| s.1).fold(f64::MIN, f64::max);

@@ -122,7 +122,8 @@ pub const AUTO_LR_SHIFTS: [u32; 5] = [4, 5, 3, 6, 7];
 pub const AUTO_FOLDS: usize = 3;
 
 /// The default settings ([`crate::defaults`]) with the learning rate chosen on `data`: `k`-fold
-/// cross-validation of the fixed-point twin over [`AUTO_LR_SHIFTS`], every core. The batch, the
+/// cross-validation of the fixed-point twin over [`AUTO_LR_SHIFTS`], every core, repeated
+/// [`auto_repeats`] times on small sets. The batch, the
 /// epochs and the network stay the defaults', so the encrypted run costs what the defaults' would:
 /// only the step adapts (wider inputs and more classes want a smaller one). Milliseconds to
 /// seconds (digits, 1 257 samples, hidden 16: about a second on 2 cores).
@@ -135,14 +136,15 @@ pub fn auto(data: &Dataset, hidden: Option<&[usize]>, k: usize, seed: u64) -> Re
                 lr_shift,
                 ..base.clone()
             };
-            cross_validate(data, &s, k, seed)
+            repeated_cross_validate(data, &s, k, seed, auto_repeats(data.len()))
         })
         .collect::<Result<Vec<_>>>()?;
     let chosen = best(&scored).expect("AUTO_LR_SHIFTS is not empty");
     Ok(Tuned {
         source: format!(
-            "auto: learning rate by {k}-fold cross-validation of the fixed-point twin over \
-             η = 2^-3 … 2^-7 on {} samples; the rest the defaults",
+            "auto: learning rate by {k}-fold cross-validation ({} time(s)) of the fixed-point \
+             twin over η = 2^-3 … 2^-7 on {} samples; the rest the defaults",
+            auto_repeats(data.len()),
             data.len()
         ),
         setting: chosen.setting.clone(),
@@ -150,6 +152,33 @@ pub fn auto(data: &Dataset, hidden: Option<&[usize]>, k: usize, seed: u64) -> Re
         worst: chosen.worst,
         folds: k,
         samples: data.len(),
+    })
+}
+
+/// Repetitions of [`auto`]'s cross-validation (with folds and initial weights from seeds
+/// `seed`, `seed + 1`, …) for `samples` samples: enough that about 2 000 sample-folds judge each
+/// step (small sets are noisy and cheap), 1 to 8.
+pub fn auto_repeats(samples: usize) -> u64 {
+    (2000 / samples.max(1)).clamp(1, 8) as u64
+}
+
+/// [`cross_validate`] repeated with seeds `seed .. seed + repeats`: the mean of the means, the
+/// worst fold of all, the diverged folds of all.
+pub fn repeated_cross_validate(
+    data: &Dataset,
+    setting: &Setting,
+    k: usize,
+    seed: u64,
+    repeats: u64,
+) -> Result<Scored> {
+    let runs = (seed..seed + repeats.max(1))
+        .map(|s| cross_validate(data, setting, k, s))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Scored {
+        setting: setting.clone(),
+        mean: runs.iter().map(|r| r.mean).sum::<f64>() / runs.len() as f64,
+        worst: runs.iter().map(|r| r.worst).fold(f64::INFINITY, f64::min),
+        diverged: runs.iter().map(|r| r.diverged).sum(),
     })
 }
 
