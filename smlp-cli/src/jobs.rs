@@ -29,8 +29,10 @@ use transport::{tls, ShutdownHandle, TcpOptions, TlsChannel};
 
 /// How S1 reaches S2.
 pub struct S2Link {
-    /// S2's address.
-    pub addr: String,
+    /// The addresses of S2's replicas (one or more), tried round robin.
+    pub addrs: Vec<String>,
+    /// The replica the next session starts trying at.
+    pub next: std::sync::atomic::AtomicUsize,
     /// The name S2's certificate must carry (default: the host of `addr`).
     pub name: Option<String>,
     /// TLS client configuration for S2 (our S1 certificate; S2's role checked).
@@ -347,6 +349,44 @@ impl Runner {
         !self.shutdown.is_shutdown() && abort.get().is_none()
     }
 
+    /// A TLS link to one of S2's replicas: starting at the next in the round robin, each tried
+    /// once in turn (with one replica, with the configured connection retry); the address that
+    /// answered, or `Retry` naming every failure.
+    fn connect_replica(&self) -> Result<(String, TlsChannel), Outcome> {
+        use std::sync::atomic::Ordering;
+        let n = self.s2.addrs.len().max(1);
+        let start = self.s2.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut options = self.s2.options.clone();
+        if n > 1 {
+            // Another replica is the retry: do not wait on a dead one.
+            options = options.with_connect_retry(Duration::ZERO);
+        }
+        let mut failures = Vec::new();
+        for i in 0..n {
+            let Some(addr) = self.s2.addrs.get((start + i) % n) else {
+                continue;
+            };
+            match tls::connect(
+                addr.as_str(),
+                self.s2.name.as_deref(),
+                Arc::clone(&self.s2.tls),
+                &options,
+            ) {
+                Ok(link) => return Ok((addr.clone(), link)),
+                Err(e) => {
+                    if n > 1 {
+                        tracing::warn!(s2 = %addr, error = %e, "S2 replica unreachable; trying the next");
+                    }
+                    failures.push(format!("{addr}: {e}"));
+                }
+            }
+        }
+        Err(Outcome::Retry {
+            why: format!("cannot reach S2 at {}", failures.join("; ")),
+            progressed: false,
+        })
+    }
+
     /// Opens a secure-ops session with S2 for `job`; logs S2's DGK key (received in the
     /// handshake over TLS) and records its fingerprint in the audit table with the job.
     fn connect(
@@ -356,16 +396,7 @@ impl Runner {
         params: SessionParams,
         abort: &Abort,
     ) -> Result<S1<Guarded>, Outcome> {
-        let link = tls::connect(
-            self.s2.addr.as_str(),
-            self.s2.name.as_deref(),
-            Arc::clone(&self.s2.tls),
-            &self.s2.options,
-        )
-        .map_err(|e| Outcome::Retry {
-            why: format!("cannot reach S2 at {}: {e}", self.s2.addr),
-            progressed: false,
-        })?;
+        let (addr, link) = self.connect_replica()?;
         let chan = Guarded {
             inner: link,
             abort: abort.clone(),
@@ -380,7 +411,7 @@ impl Runner {
         })?;
         let key = s1.dgk_public_key();
         let fp = key.fingerprint().to_string();
-        tracing::info!(job = %job.id, dgk_key = %fp, bits = key.bits(), u = key.u(), t = key.t(), profile = %params.profile, "S2 session opened");
+        tracing::info!(job = %job.id, s2 = %addr, dgk_key = %fp, bits = key.bits(), u = key.u(), t = key.t(), profile = %params.profile, "S2 session opened");
         self.store
             .audit(&job.owner, "s2-session", &job.id, &format!("dgk-key {fp}"));
         Ok(match self.s2.pool {

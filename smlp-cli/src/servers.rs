@@ -112,10 +112,18 @@ impl ServerArgs {
 /// at most --max-sessions-per-owner at once per owner.
 #[derive(Args, Debug, Clone)]
 pub struct ServeS1Args {
-    /// Address of S2.
-    #[arg(long, default_value = "127.0.0.1:7002")]
-    pub s2: String,
-    /// Name S2's certificate must carry [default: the host part of --s2].
+    /// Address of S2, or of several S2 replicas (`--s2 A,B` or `--s2 A --s2 B`: `serve-s2`
+    /// processes with the same tenant keys, e.g. the same --state-dir). Jobs' sessions are
+    /// spread over them round robin; a job whose replica fails goes on from its last checkpoint
+    /// with the next one that answers.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7002",
+        value_name = "ADDR[,ADDR...]"
+    )]
+    pub s2: Vec<String>,
+    /// Name S2's certificate must carry [default: the host part of each --s2 address].
     #[arg(long, value_name = "NAME")]
     pub s2_name: Option<String>,
     /// Most concurrent connections of one owner identity.
@@ -196,6 +204,12 @@ fn remove_ready(path: Option<&Path>) {
 
 /// Runs `smlp serve-s1` until a signal arrives.
 pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
+    if args.s2.is_empty() || args.s2.iter().any(|a| a.trim().is_empty()) {
+        bail!("--s2 needs at least one address, and no empty one");
+    }
+    if args.s2.len() > 64 {
+        bail!("--s2: at most 64 replicas");
+    }
     if !args.s2_connect_retry_secs.is_finite() || args.s2_connect_retry_secs < 0.0 {
         return Err(CliError(
             "--s2-connect-retry-secs must be a non-negative number".into(),
@@ -240,7 +254,8 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     let runner = Runner::new(
         Arc::clone(&store),
         S2Link {
-            addr: args.s2.clone(),
+            addrs: args.s2.clone(),
+            next: Default::default(),
             name: args.s2_name.clone(),
             tls: s2_config,
             options: TcpOptions::default()
@@ -266,11 +281,9 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
         shutdown,
         limiter: SessionLimiter::new(args.max_sessions_per_owner),
     });
-    tracing::info!(%addr, s2 = %args.s2, identity = %tls.identity(), store = %store.path().display(), "S1 (cloud server) listening (TLS, owner clients only)");
-    println!(
-        "S1 listening on {addr} (S2 at {}, a key per owner, TLS)",
-        args.s2
-    );
+    let s2_list = args.s2.join(", ");
+    tracing::info!(%addr, s2 = %s2_list, identity = %tls.identity(), store = %store.path().display(), "S1 (cloud server) listening (TLS, owner clients only)");
+    println!("S1 listening on {addr} (S2 at {s2_list}, a key per owner, TLS)");
     write_ready(args.server.ready_file.as_deref(), addr)?;
     let summary = server.run_with(TlsAcceptor(owners_config), move |chan, peer| {
         s1_session(&ctx, chan, peer)

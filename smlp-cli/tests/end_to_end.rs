@@ -1131,3 +1131,122 @@ fn encrypt_records_settings_that_train_takes_as_defaults() {
         paillier::format::read_file(&smlp::encrypted::MODEL, &env.path("m.enc")).unwrap();
     assert_eq!(model.fixed.lr.shift, recorded.setting.lr_shift);
 }
+
+/// S2 replicas: two `serve-s2` processes on one state directory (the same tenant keys, one
+/// refusal book under its lock), S1 given both (`--s2 A,B`). Sessions are spread round robin (two
+/// jobs, two replicas); the replica serving a running job is killed, and the job goes on with
+/// the other from its last checkpoint: the model equals the uninterrupted fixed-point run bit
+/// for bit (strict profile, same initial weights and order).
+#[test]
+fn s2_replicas_share_the_jobs_and_a_dead_one_costs_nothing() {
+    let env = Env::new();
+    let (train_full, _) = stratified_split(&Dataset::wdbc(), 0.2, 5).unwrap();
+    let train = stratified_split(&train_full, 16.0 / train_full.len() as f64, 2)
+        .unwrap()
+        .1;
+    write_csv(&env.path("train.csv"), &train, "malignant");
+    encrypt(&env, &env.public(), "train.csv", "train.enc");
+
+    let state = env.s2_state();
+    env.give_key_to_s2(&state);
+    let mut replicas = vec![
+        Server::start(env.dir.path(), "s2a", &["serve-s2", "--state-dir", &state]),
+        Server::start(env.dir.path(), "s2b", &["serve-s2", "--state-dir", &state]),
+    ];
+    let both = format!("{},{}", replicas[0].addr, replicas[1].addr);
+    let s1 = Server::start(
+        env.dir.path(),
+        "s1",
+        &[
+            "serve-s1",
+            "--s2",
+            &both,
+            "--checkpoint-every",
+            "2",
+            "--s2-connect-retry-secs",
+            "0.2",
+        ],
+    );
+    env.register(&s1, "owner");
+    let ds = ok(&["upload", "--s1", &s1.addr, "--data", &env.p("train.enc")])
+        .trim()
+        .to_string();
+    let train_job = |epochs: &str| {
+        ok(&[
+            "train",
+            "--s1",
+            &s1.addr,
+            "--dataset",
+            &ds,
+            "--hidden",
+            "3",
+            "--epochs",
+            epochs,
+            "--batch",
+            "1",
+            "--seed",
+            "3",
+            "--init-seed",
+            "7",
+            "--profile",
+            "strict",
+            "--kappa",
+            "40",
+            "--detach",
+        ])
+        .trim()
+        .to_string()
+    };
+    // A first, short job, then the long one: each on its own replica.
+    let first = train_job("1");
+    let out = run(&["wait", "--s1", &s1.addr, "--quiet", &first]);
+    assert!(out.status.success(), "{out:?}");
+    let job = train_job("3");
+    jobs_until(&s1.addr, |t| t.contains("epoch 2/3"));
+    let opened = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("S2 session opened"))
+            .filter_map(|l| l.split("s2=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    };
+    let sessions = opened(&s1.log_text());
+    assert_eq!(sessions.len(), 2, "{}", s1.log_text());
+    assert_ne!(sessions[0], sessions[1], "round robin: {sessions:?}");
+    // Kill the replica serving the running job.
+    let serving = replicas
+        .iter()
+        .position(|r| r.addr == sessions[1])
+        .expect("the session's replica is one of ours");
+    let mut dead = replicas.remove(serving);
+    assert!(!dead.signal("KILL").success());
+    let out = run(&["wait", "--s1", &s1.addr, "--quiet", &job]);
+    assert!(out.status.success(), "{out:?}\n{}", s1.log_text());
+    let log = s1.log_text();
+    let sessions = opened(&log);
+    assert!(
+        sessions.len() >= 3 && sessions[2..].iter().all(|a| *a == replicas[0].addr),
+        "the job went on with the live replica: {sessions:?}\n{log}"
+    );
+    assert!(
+        log.contains("S2 link failed; retrying from the last checkpoint"),
+        "{log}"
+    );
+    ok(&[
+        "fetch",
+        "--s1",
+        &s1.addr,
+        &job,
+        "--out",
+        &env.p("model.enc"),
+    ]);
+    decrypt_json(&env, "model.enc", "model.json");
+    let m = read_json(&env.path("model.json"));
+    assert_eq!(m.epochs_trained, 3);
+    assert_eq!(
+        raw_params(&m),
+        reference(&env, &train, 7, 3, 1, 3).params,
+        "the run that lost its replica differs from the uninterrupted reference"
+    );
+}
