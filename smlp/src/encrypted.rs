@@ -615,13 +615,135 @@ fn truncated_bits<C: Channel>(s1: &S1<C>, k: u32) -> u32 {
 }
 
 /// One SGD step on a mini-batch (all samples use the same weights; gradients of `loss` are
-/// summed), exactly as [`crate::FixedMlp::train_batch`] does in the clear.
+/// summed), exactly as [`crate::FixedMlp::train_batch`] does in the clear:
+/// [`batch_gradients`], then [`apply_gradients`].
 pub fn train_batch<C: Channel>(
     s1: &mut S1<C>,
     model: &mut EncryptedModel,
     batch: &[&EncryptedSample],
     loss: Loss,
 ) -> SecureResult<()> {
+    let pk = s1.public_key().clone();
+    let g = batch_gradients(s1, model, batch, loss)?;
+    apply_gradients(&pk, model, &g)
+}
+
+/// The encrypted sums a mini-batch contributes to an SGD step, per layer: −Σ_t δ_t ⊗ a_t (the
+/// negated weight gradient, at the weights' scale, row-major) and Σ_t δ_t (for the biases).
+/// Both are exact integers under encryption, so the sums of two shards of a batch, added
+/// homomorphically ([`Gradients::add`]), are the sums of the whole batch: data-parallel training
+/// over any split of a batch gives the same step bit for bit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Gradients {
+    /// Per layer (first to last): (−Σ δ ⊗ a, Σ δ).
+    pub layers: Vec<(Vec<Ciphertext>, Vec<Ciphertext>)>,
+    /// Samples summed.
+    pub samples: usize,
+}
+
+/// A sealed [`Gradients`] (what a data-parallel worker sends back).
+pub const GRADIENTS: FileKind = FileKind {
+    tag: *b"GRAD",
+    name: "encrypted gradients",
+    version: 1,
+};
+
+impl Gradients {
+    /// Adds `other` (another shard of the same step) homomorphically.
+    pub fn add(&mut self, pk: &PublicKey, other: &Gradients) -> SecureResult<()> {
+        if self.layers.len() != other.layers.len()
+            || self
+                .layers
+                .iter()
+                .zip(&other.layers)
+                .any(|(a, b)| a.0.len() != b.0.len() || a.1.len() != b.1.len())
+        {
+            return Err(SecureError::Mismatch(
+                "the gradients are of different networks".into(),
+            ));
+        }
+        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
+            for (x, y) in a.0.iter_mut().zip(&b.0).chain(a.1.iter_mut().zip(&b.1)) {
+                *x = pk.add(x, y);
+            }
+        }
+        self.samples += other.samples;
+        Ok(())
+    }
+
+    /// Checks the shape against `model` and every ciphertext against `pk` (input from a peer).
+    pub fn check(&self, pk: &PublicKey, model: &EncryptedModel) -> SecureResult<()> {
+        let fits =
+            self.layers.len() == model.params.layers.len()
+                && self.layers.iter().zip(&model.params.layers).all(|(g, l)| {
+                    g.0.len() == l.fan_out() * l.fan_in() && g.1.len() == l.fan_out()
+                });
+        if !fits {
+            return Err(SecureError::Mismatch(format!(
+                "the gradients do not fit the network {}",
+                model.shape
+            )));
+        }
+        for c in self.layers.iter().flat_map(|(w, b)| w.iter().chain(b)) {
+            pk.validate(c)
+                .map_err(|_| SecureError::Mismatch("an invalid gradient ciphertext".into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies one step's summed gradients: W += num·(−ΣΔ) exactly, b −= num·2^f·Σδ.
+pub fn apply_gradients(
+    pk: &PublicKey,
+    model: &mut EncryptedModel,
+    g: &Gradients,
+) -> SecureResult<()> {
+    g.check(pk, model)?;
+    let fixed = model.fixed;
+    let num = BigInt::from(fixed.lr.num);
+    let bias_step = -(&num * pow2(fixed.frac_bits));
+    for (layer, (neg_grad, delta_sum)) in model.params.layers.iter_mut().zip(&g.layers) {
+        let cols = layer.fan_in();
+        let w = flat_weights(layer);
+        let new_w: Vec<Ciphertext> = w
+            .par_iter()
+            .zip(neg_grad.par_iter())
+            .map(|(wc, g)| {
+                if fixed.lr.num == 1 {
+                    Ok(pk.add(wc, g))
+                } else {
+                    Ok(pk.add(wc, &pk.mul_plain(g, &num)?))
+                }
+            })
+            .collect::<Result<_, paillier::Error>>()?;
+        for (row, chunk) in layer.w.iter_mut().zip(new_w.chunks(cols)) {
+            row.clone_from_slice(chunk);
+        }
+        let new_b: Vec<Ciphertext> = layer
+            .b
+            .par_iter()
+            .zip(delta_sum.par_iter())
+            .map(|(b, d)| {
+                let one = BigInt::from(1);
+                pk.linear_combination(&[(b, &one), (d, &bias_step)], &BigInt::from(0))
+            })
+            .collect::<Result<_, _>>()?;
+        layer.b = new_b;
+    }
+    Ok(())
+}
+
+/// The sums `batch` contributes to one SGD step of `model` ([`Gradients`]); `model` is not
+/// changed.
+pub fn batch_gradients<C: Channel>(
+    s1: &mut S1<C>,
+    model: &EncryptedModel,
+    batch: &[&EncryptedSample],
+    loss: Loss,
+) -> SecureResult<Gradients> {
+    if batch.is_empty() {
+        return Err(SecureError::Mismatch("an empty mini-batch".into()));
+    }
     let pk = s1.public_key().clone();
     let fixed = model.fixed;
     let (f, fw) = (fixed.frac_bits, fixed.weight_frac_bits());
@@ -654,8 +776,8 @@ pub fn train_batch<C: Channel>(
         .enumerate()
         .map(|(i, o)| pk.sub(o, &batch[i / k].y[i % k]))
         .collect::<Result<_, _>>()?;
-    let num = BigInt::from(fixed.lr.num);
-    let bias_step = -(&num * pow2(f));
+    let mut grads: Vec<(Vec<Ciphertext>, Vec<Ciphertext>)> =
+        vec![(Vec::new(), Vec::new()); model.params.layers.len()];
     for l in (1..=model.params.layers.len()).rev() {
         let layer = &model.params.layers[l - 1];
         let (rows, cols) = (layer.fan_out(), layer.fan_in());
@@ -697,41 +819,27 @@ pub fn train_batch<C: Channel>(
         let mut res = s1.products_reusing(&operands, &jobs, None)?.0;
         let back: Vec<Ciphertext> = res.drain(1..).flatten().collect();
         let neg_grad = res.pop().expect("gradient");
-        // W −= num·∇W (exact), b −= num·2^f·Σ_t δ_t.
-        let layer = &mut model.params.layers[l - 1];
-        let new_w: Vec<Ciphertext> = w
-            .par_iter()
-            .zip(neg_grad.par_iter())
-            .map(|(wc, g)| {
-                if fixed.lr.num == 1 {
-                    Ok(pk.add(wc, g))
-                } else {
-                    Ok(pk.add(wc, &pk.mul_plain(g, &num)?))
-                }
-            })
-            .collect::<Result<_, paillier::Error>>()?;
-        for (row, chunk) in layer.w.iter_mut().zip(new_w.chunks(cols)) {
-            row.clone_from_slice(chunk);
-        }
-        let new_b: Vec<Ciphertext> = (0..rows)
+        let delta_sum: Vec<Ciphertext> = (0..rows)
             .into_par_iter()
             .map(|j| {
-                let one = BigInt::from(1);
-                let mut t: Vec<(&Ciphertext, &BigInt)> = vec![(&layer.b[j], &one)];
-                for s in 0..bsz {
-                    t.push((&delta[s * rows + j], &bias_step));
+                let mut acc = delta[j].clone();
+                for s in 1..bsz {
+                    acc = pk.add(&acc, &delta[s * rows + j]);
                 }
-                pk.linear_combination(&t, &BigInt::from(0))
+                acc
             })
-            .collect::<Result<_, _>>()?;
-        layer.b = new_b;
+            .collect();
+        grads[l - 1] = (neg_grad, delta_sum);
         if l > 1 {
             // δ_{l−1} = d_{l−1} ⊙ ⌊W^T δ / 2^F_w⌋
             let t = s1.truncate(&back, fw)?;
             delta = s1.mul(&trace.derivs[l - 2], &t)?;
         }
     }
-    Ok(())
+    Ok(Gradients {
+        layers: grads,
+        samples: bsz,
+    })
 }
 
 /// Trains `model` on `data` for the epochs `model.epochs_trained .. config.epochs`, in the order

@@ -601,3 +601,77 @@ fn initial_weights_drawn_jointly_are_in_the_glorot_range() {
     s1.close().unwrap();
     h.join().unwrap().unwrap();
 }
+
+/// Data-parallel steps: the gradient sums of two shards of a mini-batch, computed in two separate
+/// S2 sessions and added homomorphically (in either order), give the same step as the whole
+/// batch, and both equal the plaintext fixed-point step bit for bit (strict profile).
+#[test]
+fn shards_of_a_batch_sum_to_the_whole_batch_step_bit_for_bit() {
+    use smlp::encrypted::{apply_gradients, batch_gradients};
+    let (train_d, _) = data(Dataset::iris(), 6, 1);
+    let pk = key().public_key();
+    let fixed = FixedParams::default();
+    let shape = Shape::new(vec![4, 3, 3]).unwrap();
+    let init = init_fixed(
+        &shape,
+        &fixed,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(8),
+    );
+    let enc = EncryptedDataset::encrypt(pk, &train_d, true);
+    let all: Vec<&smlp::encrypted::EncryptedSample> = enc.samples.iter().collect();
+    let fresh = |s1: &mut S1<Mem>| {
+        new_model(
+            s1,
+            shape.clone(),
+            fixed,
+            3,
+            Some(encrypt_params(pk, &init).unwrap()),
+        )
+        .unwrap()
+    };
+    let (mut s1, h) = session(Profile::Strict, &fixed);
+    let mut whole = fresh(&mut s1);
+    let g = batch_gradients(&mut s1, &whole, &all, Loss::SmoothHinge).unwrap();
+    assert_eq!(g.samples, 6);
+    apply_gradients(pk, &mut whole, &g).unwrap();
+    drop(s1);
+    h.join().unwrap().unwrap();
+    // Two workers, two sessions; the driver adds their sums in the order they arrive.
+    let (mut a, ha) = session(Profile::Strict, &fixed);
+    let (mut b, hb) = session(Profile::Strict, &fixed);
+    let mut sharded = fresh(&mut a);
+    let ga = batch_gradients(&mut a, &sharded, &all[..2], Loss::SmoothHinge).unwrap();
+    let mut gb = batch_gradients(&mut b, &sharded, &all[2..], Loss::SmoothHinge).unwrap();
+    gb.add(pk, &ga).unwrap();
+    apply_gradients(pk, &mut sharded, &gb).unwrap();
+    drop((a, b));
+    ha.join().unwrap().unwrap();
+    hb.join().unwrap().unwrap();
+    let mut reference = FixedMlp::from_params(init.clone(), fixed).unwrap();
+    let opts = TrainOptions {
+        epochs: 1,
+        batch: 6,
+        seed: 0,
+        loss: Loss::SmoothHinge,
+        start_epoch: 0,
+        rounding: Rounding::Floor,
+    };
+    // One epoch of one batch of all six samples (the order within a batch does not matter).
+    smlp::train_fixed(&mut reference, &train_d, &opts, |_, _| {}).unwrap();
+    assert_eq!(whole.decrypt(key()).unwrap(), reference.params);
+    assert_eq!(sharded.decrypt(key()).unwrap(), reference.params);
+    // A shard of another network is refused.
+    let other = Shape::new(vec![4, 2, 3]).unwrap();
+    let mut wrong = whole.clone();
+    wrong.shape = other.clone();
+    wrong.params = encrypt_params(
+        pk,
+        &init_fixed(
+            &other,
+            &fixed,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        ),
+    )
+    .unwrap();
+    assert!(apply_gradients(pk, &mut wrong, &gb).is_err());
+}
