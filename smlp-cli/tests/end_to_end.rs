@@ -225,8 +225,12 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     decrypt_json(&env, "model.enc", "model.json");
     let m = read_json(&env.path("model.json"));
     assert_eq!(m.shape, vec![30, 3, 1]);
-    // Weights at scale 2^(2f + s) for the default η = num/2^s.
-    let fw = 2 * 16 + smlp::defaults::LEARNING_RATE.shift;
+    // Weights at scale 2^(2f + s) for η = num/2^s, the one recorded in the data set.
+    let recorded = smlp::encrypted::read_dataset(&env.path("train.enc"))
+        .unwrap()
+        .settings
+        .unwrap();
+    let fw = 2 * 16 + recorded.setting.lr_shift;
     assert_eq!(
         (m.epochs_trained, m.profile.as_str(), m.weight_frac_bits),
         (1, "strict", fw)

@@ -29,6 +29,8 @@ use smlp_cli::tls::TlsArgs;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+mod worker;
+
 pyo3::create_exception!(
     _native,
     SMLPError,
@@ -1066,6 +1068,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EncryptedPredictions>()?;
     m.add_class::<Client>()?;
     m.add_function(wrap_pyfunction!(encrypt, m)?)?;
+    m.add_class::<worker::S1Worker>()?;
+    m.add_function(wrap_pyfunction!(worker::apply_gradients, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::epoch_order, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::initial_model, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_model, m)?)?;

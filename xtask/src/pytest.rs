@@ -17,6 +17,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Optional test dependencies (import name, requirement): the Ray test needs Ray.
+const OPTIONAL: &[(&str, &str)] = &[("ray", "ray==2.60.0")];
+
 /// What pytest needs in the virtual environment (import name, requirement).
 const PACKAGES: &[(&str, &str)] = &[
     ("numpy", "numpy"),
@@ -82,6 +85,14 @@ pub(crate) fn python() -> Result<String> {
 fn venv(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target").join("py-venv");
     ensure_venv(&dir, PACKAGES)?;
+    // Ray, for the data-parallel test only: where it cannot be installed (no wheel for this
+    // platform or Python), that test is skipped with its reason, and we say so here.
+    if let Err(e) = ensure_venv(&dir, OPTIONAL) {
+        println!(
+            "==> xtask: could not install {} ({e}); smlp-py/tests/test_ray.py will be skipped",
+            OPTIONAL.iter().map(|p| p.1).collect::<Vec<_>>().join(" ")
+        );
+    }
     Ok(dir)
 }
 

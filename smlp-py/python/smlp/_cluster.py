@@ -29,7 +29,9 @@ class LocalCluster:
     owner identities that get certificates). The cluster plays S2's operator too: S2 holds that
     key in its state directory (``smlp s2-keys add``), and :meth:`client` registers it at S1 for
     that owner. Every other owner brings a key of its own (:meth:`add_key`, then
-    ``Client.register``). ``s1_args``/``s2_args`` add command-line options of the servers (S2
+    ``Client.register``). ``s2_replicas`` starts that many S2 processes on one state directory,
+    S1 given them all (``s2_addresses``; :meth:`stop` ends one). ``s1_args``/``s2_args`` add
+    command-line options of the servers (S2
 serves the strict profile only, as ``serve-s2`` does by default; ``s2_args=("--profile", "any")``
 lets ``profile="fast"`` run).
     """
@@ -44,6 +46,7 @@ lets ``profile="fast"`` run).
         directory: Optional[str] = None,
         s1_args: Sequence[str] = (),
         s2_args: Sequence[str] = (),
+        s2_replicas: int = 1,
         startup_timeout: float = 60,
         keep: bool = False,
     ) -> None:
@@ -52,6 +55,7 @@ lets ``profile="fast"`` run).
         self.dir = directory or tempfile.mkdtemp(prefix="smlp-cluster-")
         self._procs: List[subprocess.Popen] = []
         self._logs: Dict[str, str] = {}
+        self._named: Dict[str, subprocess.Popen] = {}
         try:
             self.secret_key = secret_key or keygen(bits, insecure_test_key=insecure_test_key)
             self.keys = os.path.join(self.dir, "keys")
@@ -67,16 +71,25 @@ lets ``profile="fast"`` run).
             self.s2_state = os.path.join(self.dir, "s2-state")
             self.add_key(self.secret_key)
             dgk_bits = str(max(512, self.secret_key.public_key.bits))
-            self.s2 = self._start(
-                "s2",
-                ["serve-s2", "--state-dir", self.s2_state, "--dgk-bits", dgk_bits, "--pki", os.path.join(self.pki, "s2"),
-                 "--listen", "127.0.0.1:0", "--grace-secs", "2", *variable_time, *s2_args],
-                startup_timeout,
-            )
+            # S2 and its replicas: processes on one state directory (the same tenant keys, one
+            # refusal book), S1 given them all.
+            self.s2_addresses: List[str] = [
+                self._start(
+                    "s2" if i == 0 else f"s2-{i}",
+                    ["serve-s2", "--state-dir", self.s2_state, "--dgk-bits", dgk_bits,
+                     "--pki", os.path.join(self.pki, "s2"),
+                     "--listen", "127.0.0.1:0", "--grace-secs", "2", *variable_time, *s2_args],
+                    startup_timeout,
+                )
+                for i in range(max(1, s2_replicas))
+            ]
+            self.s2 = self.s2_addresses[0]
+            #: S1's TLS kit (what S1 workers, e.g. ``smlp.ray``'s, connect to S2 with).
+            self.s1_kit = os.path.join(self.pki, "s1")
             self.s1 = self._start(
                 "s1",
-                ["serve-s1", "--pki", os.path.join(self.pki, "s1"),
-                 "--s2", self.s2, "--state-dir", os.path.join(self.dir, "s1-state"),
+                ["serve-s1", "--pki", self.s1_kit,
+                 "--s2", ",".join(self.s2_addresses), "--state-dir", os.path.join(self.dir, "s1-state"),
                  "--listen", "127.0.0.1:0", "--grace-secs", "2", *s1_args],
                 startup_timeout,
             )
@@ -105,6 +118,7 @@ lets ``profile="fast"`` run).
                 stderr=subprocess.STDOUT,
             )
         self._procs.append(proc)
+        self._named[name] = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if os.path.exists(ready):
@@ -116,6 +130,16 @@ lets ``profile="fast"`` run).
                 raise SMLPError(f"{name.upper()} exited with status {proc.returncode}:\n{self.log(name)}")
             time.sleep(0.05)
         raise SMLPError(f"{name.upper()} did not start within {timeout} s:\n{self.log(name)}")
+
+    def stop(self, name: str, kill: bool = True) -> None:
+        """Ends the server ``name`` (``"s1"``, ``"s2"``, ``"s2-1"`` …): SIGKILL, or SIGTERM with
+        ``kill=False`` (tests of what survives a dead replica)."""
+        proc = self._named.get(name)
+        if proc is None:
+            raise KeyError(name)
+        if proc.poll() is None:
+            proc.kill() if kill else proc.terminate()
+            proc.wait()
 
     def log(self, name: str) -> str:
         """The log of server ``"s1"`` or ``"s2"``."""

@@ -175,3 +175,34 @@ def decrypt_dataset(
     secret_key: SecretKey, dataset: EncryptedDataset
 ) -> Tuple[List[List[float]], Optional[List[List[float]]]]: ...
 def run_cli(argv: Sequence[str], self_command: Sequence[str]) -> int: ...
+
+class S1Worker:
+    def __init__(
+        self,
+        s2: str,
+        pki: PathLike,
+        public_key: PublicKey,
+        frac_bits: int = 16,
+        value_bits: int = 72,
+        kappa: int = 80,
+        profile: str = "strict",
+        s2_name: Optional[str] = None,
+    ) -> None: ...
+    def gradients(self, model: EncryptedModel, data: EncryptedDataset, indices: Sequence[int], loss: str) -> bytes: ...
+
+def apply_gradients(
+    public_key: PublicKey, model: EncryptedModel, shards: Sequence[bytes], end_of_epoch: bool = False
+) -> EncryptedModel: ...
+def epoch_order(n: int, seed: int, epoch: int) -> List[int]: ...
+def initial_model(
+    public_key: PublicKey,
+    features: int,
+    hidden: Sequence[int],
+    classes: int,
+    seed: int,
+    lr_num: int = 1,
+    lr_shift: int = 4,
+    frac_bits: int = 16,
+    value_bits: int = 72,
+    profile: str = "strict",
+) -> EncryptedModel: ...

@@ -1,0 +1,38 @@
+# Throughput of data-parallel encrypted training with smlp.ray against the number of S1 workers,
+# next to S1's own trainer (one process): the demo network (30→8→1, wdbc), mini-batches of 16,
+# strict profile, a 2048-bit key (`--bits 512` for a quick look), S2 replicas on this machine.
+#
+#   python ray_scaling.py [--samples 64] [--workers 1,2,4] [--replicas 2] [--bits 2048]
+import argparse, os, time
+import ray
+import smlp
+import smlp.ray
+from sklearn.datasets import load_breast_cancer
+
+p = argparse.ArgumentParser()
+p.add_argument("--samples", type=int, default=64)
+p.add_argument("--workers", default="1,2,4")
+p.add_argument("--replicas", type=int, default=2)
+p.add_argument("--bits", type=int, default=2048)
+a = p.parse_args()
+X, y = load_breast_cancer(return_X_y=True)
+X, y = X[: a.samples], y[: a.samples]
+print(f"{os.cpu_count()} cores; {a.samples} samples, 30→8→1, batch 16, strict, {a.bits}-bit key, "
+      f"{a.replicas} S2 replica(s)")
+with smlp.LocalCluster(bits=a.bits, insecure_test_key=a.bits < 2048, s2_replicas=a.replicas) as c:
+    owner, client = c.owner(), c.client()
+    data = owner.encrypt(X, y, progress=False, tune=None)
+    settings = dict(hidden=(8,), epochs=1, batch=16, learning_rate=1 / 16, seed=1)
+    t = time.time()
+    want = owner.decrypt_model(client.train(data, init_seed=3, progress=False, **settings))
+    base = time.time() - t
+    print(f"| S1's trainer (one process) | {a.samples / base:.2f} samples/s | {base / a.samples:.3f} s/sample |")
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    for w in [int(v) for v in a.workers.split(",")]:
+        t = time.time()
+        got = smlp.ray.train(data, s2=c.s2_addresses, pki=c.s1_kit, public_key=c.public_key,
+                             init_seed=3, workers=w, **settings)
+        took = time.time() - t
+        same = owner.decrypt_model(got)["layers"][0]["weights_raw"].tolist() == want["layers"][0]["weights_raw"].tolist()
+        print(f"| smlp.ray, {w} worker(s) | {a.samples / took:.2f} samples/s | {took / a.samples:.3f} s/sample | same weights: {same} |")
+    ray.shutdown()

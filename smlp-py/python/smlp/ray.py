@@ -1,0 +1,165 @@
+"""Data-parallel encrypted training on a Ray cluster (``pip install "smlp[ray]"``).
+
+S1's work on a mini-batch splits across Ray actors: each actor is an S1 worker with its own
+mutually authenticated TLS session to an S2 replica (``S1Worker``: the S1 certificate of the
+deployment's kit, e.g. ``PKI/s1``), and returns the encrypted gradient sums of its shard
+(postcard bytes through Ray's object store). The driver adds the shards' sums homomorphically,
+applies the step and broadcasts the new encrypted model. The sums are exact integers under
+encryption, so the result equals single-process training bit for bit (strict profile), whatever
+the number of workers and the order in which their sums arrive.
+
+Ray schedules, moves bytes and restarts what fails; the cryptography and the protocols stay in
+Rust. A worker that dies, or whose S2 replica dies, is replaced (on the next replica) and its
+shard computed again; nothing else is repeated.
+
+>>> model = smlp.ray.train(dataset, s2=["10.0.0.5:7002", "10.0.0.6:7002"], pki="pki/s1",
+...                        public_key=pk, hidden=(8,), workers=8)
+
+The driver holds only public material: the owner's public key, ciphertexts and the S1 kit (as
+S1 does); nobody here can decrypt.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, List, Optional, Sequence, Union
+
+from . import _native
+from ._client import learning_rate_fraction
+from ._native import EncryptedDataset, EncryptedModel, PublicKey, SMLPError
+
+try:  # pragma: no cover - exercised where ray is installed
+    import ray
+except ImportError as e:  # pragma: no cover
+    raise ImportError('smlp.ray needs Ray: pip install "smlp[ray]" (or pip install ray)') from e
+
+__all__ = ["train", "Worker"]
+
+
+class Worker:
+    """One S1 worker (a Ray actor class: ``ray.remote(Worker)``): an S2 session, the data set
+    cached once per training run."""
+
+    def __init__(self, s2: str, pki: str, n: bytes, frac_bits: int, value_bits: int, kappa: int,
+                 profile: str) -> None:
+        self._worker = _native.S1Worker(s2, pki, PublicKey.from_n(n), frac_bits, value_bits, kappa,
+                                        profile)
+        self._data: Optional[EncryptedDataset] = None
+        self._data_token: Optional[str] = None
+
+    def gradients(self, model: bytes, data: List[Any], token: str, indices: List[int],
+                  loss: str) -> bytes:
+        if self._data_token != token:
+            # `data` is [ObjectRef]: fetched from the object store once per run.
+            self._data = EncryptedDataset.from_bytes(ray.get(data[0]))
+            self._data_token = token
+        return self._worker.gradients(EncryptedModel.from_bytes(model), self._data, indices, loss)
+
+
+def _shards(indices: Sequence[int], parts: int) -> List[List[int]]:
+    """`indices` in `parts` contiguous, nearly equal, non-empty shards."""
+    parts = max(1, min(parts, len(indices)))
+    size, extra = divmod(len(indices), parts)
+    out, start = [], 0
+    for p in range(parts):
+        end = start + size + (1 if p < extra else 0)
+        out.append(list(indices[start:end]))
+        start = end
+    return out
+
+
+def train(
+    data: EncryptedDataset,
+    *,
+    s2: Union[str, Sequence[str]],
+    pki: str,
+    public_key: PublicKey,
+    hidden: Sequence[int] = tuple(_native.DEFAULTS["hidden"]),
+    epochs: int = _native.DEFAULTS["epochs"],
+    batch: int = _native.DEFAULTS["batch"],
+    learning_rate: float = _native.DEFAULTS["learning_rate"],
+    loss: str = _native.DEFAULTS["loss"],
+    seed: int = _native.DEFAULTS["seed"],
+    init_seed: int = 1,
+    model: Optional[EncryptedModel] = None,
+    workers: int = 2,
+    profile: str = "strict",
+    kappa: int = 80,
+    value_bits: int = _native.DEFAULTS["value_bits"],
+    retries: int = 3,
+    on_step: Optional[Callable[[int, List[Any]], None]] = None,
+) -> EncryptedModel:
+    """Trains on ``data`` (labelled, encrypted under ``public_key``) with ``workers`` Ray actors,
+    each with an S2 session at one of the replicas ``s2`` (round robin), as S1 with the kit
+    ``pki``. Same order and steps as S1's trainer (``smlp train``): epochs in the order
+    ``epoch_order(n, seed, epoch)``, mini-batches of ``batch`` whose gradients are summed; the
+    initial weights are drawn from ``init_seed`` (as ``smlp train --init-seed``) unless
+    ``model`` continues one. A shard whose worker fails is computed again by a new worker on the
+    next replica, at most ``retries`` times in a row. ``on_step(step, actors)`` is called before
+    each step (progress, tests). Needs ``ray.init()`` first (a local or a cluster's)."""
+    if not ray.is_initialized():
+        raise SMLPError("call ray.init() first (ray.init() for this machine, or a cluster's address)")
+    replicas = [s2] if isinstance(s2, str) else list(s2)
+    if not replicas:
+        raise SMLPError("s2: give at least one S2 address")
+    if batch < 1 or epochs < 1 or workers < 1:
+        raise ValueError("batch, epochs and workers must be at least 1")
+    if data.fingerprint != public_key.fingerprint:
+        raise SMLPError(f"the data set is encrypted under key {data.fingerprint}, not {public_key.fingerprint}")
+    num, shift = learning_rate_fraction(learning_rate)
+    frac_bits = data.frac_bits
+    if model is None:
+        model = _native.initial_model(public_key, data.features, [int(h) for h in hidden], data.classes,
+                                      int(init_seed), num, shift, frac_bits, value_bits, profile)
+    n = len(data)
+    remote = ray.remote(Worker)
+    next_replica = itertools.count()
+
+    def start() -> Any:
+        addr = replicas[next(next_replica) % len(replicas)]
+        return remote.remote(addr, pki, public_key.n_bytes(), frac_bits, value_bits, kappa, profile)
+
+    actors = [start() for _ in range(workers)]
+    data_ref = ray.put(data.to_bytes())
+    token = f"{id(data)}-{n}-{data.fingerprint}"
+    step = 0
+    try:
+        while model.epochs_trained < epochs:
+            epoch = model.epochs_trained
+            order = _native.epoch_order(n, seed, epoch)
+            chunks = [order[i:i + batch] for i in range(0, n, batch)]
+            for c, chunk in enumerate(chunks):
+                if on_step is not None:
+                    on_step(step, actors)
+                model_bytes = ray.put(model.to_bytes())
+                shards = _shards(chunk, len(actors))
+                pending = {i: actors[i].gradients.remote(model_bytes, [data_ref], token, shard, loss)
+                           for i, shard in enumerate(shards)}
+                results: List[bytes] = [b""] * len(shards)
+                failures = 0
+                while pending:
+                    done, _ = ray.wait(list(pending.values()), num_returns=1)
+                    i = next(k for k, v in pending.items() if v == done[0])
+                    try:
+                        results[i] = ray.get(done[0])
+                        del pending[i]
+                    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+                        failures += 1
+                        if failures > retries * len(shards):
+                            raise
+                        try:
+                            ray.kill(actors[i])
+                        except Exception:  # already gone
+                            pass
+                        actors[i] = start()
+                        pending[i] = actors[i].gradients.remote(model_bytes, [data_ref], token, shards[i],
+                                                                loss)
+                model = _native.apply_gradients(public_key, model, results, c == len(chunks) - 1)
+                step += 1
+    finally:
+        for a in actors:
+            try:
+                ray.kill(a)
+            except Exception:  # pragma: no cover
+                pass
+    return model

@@ -1,0 +1,73 @@
+"""Data-parallel training on a local Ray cluster (issue "past one machine"): the same encrypted-
+then-decrypted weights bit for bit as S1's single-process trainer, with 3 workers, with a worker
+killed mid-run and with an S2 replica killed mid-run."""
+
+import pytest
+
+import smlp
+
+ray = pytest.importorskip(
+    "ray", reason="ray is not installed here: `pip install 'smlp[ray]'` (cargo xtask test installs it)"
+)
+import smlp.ray  # noqa: E402
+
+from conftest import BITS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def replicated():
+    """S1 and two S2 replicas (one state directory), and a local Ray instance of 2 CPUs."""
+    with smlp.LocalCluster(bits=BITS, insecure_test_key=True, s2_replicas=2) as c:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            yield c
+        finally:
+            ray.shutdown()
+
+
+def weights(owner, model):
+    d = owner.decrypt_model(model)
+    return d["shape"], [(la["weights_raw"].tolist(), la["biases_raw"].tolist()) for la in d["layers"]]
+
+
+def test_ray_training_equals_s1s_trainer_bit_for_bit_through_worker_and_replica_failures(replicated, wdbc):
+    c = replicated
+    owner, client = c.owner(), c.client()
+    X, y = wdbc[0][:10, :5], wdbc[1][:10]
+    data = owner.encrypt(X, y, progress=False, tune=None)
+    settings = dict(hidden=(3,), epochs=2, batch=4, learning_rate=1 / 16, seed=3, loss="smooth_hinge")
+    # S1's own trainer (the service, one process), the same initial weights.
+    reference = client.train(data, init_seed=7, profile="strict", progress=False, **settings)
+    want = weights(owner, reference)
+    assert want[0] == [5, 3, 1]
+    common = dict(s2=c.s2_addresses, pki=c.s1_kit, public_key=c.public_key, init_seed=7, **settings)
+
+    # Three workers, each batch of 4 split 2/1/1 (the last batch of 2 over two of them).
+    plain = smlp.ray.train(data, workers=3, **common)
+    assert plain.epochs_trained == 2
+    assert weights(owner, plain) == want
+
+    # A worker killed before step 1 and an S2 replica killed before step 3: replaced, shards
+    # computed again, the same weights.
+    events = []
+
+    def havoc(step, actors):
+        if step == 1:
+            ray.kill(actors[0])
+            events.append("worker")
+        if step == 3:
+            c.stop("s2-1")
+            events.append("replica")
+
+    survived = smlp.ray.train(data, workers=2, on_step=havoc, **common)
+    assert events == ["worker", "replica"]
+    assert weights(owner, survived) == want
+
+
+def test_ray_training_needs_ray_init_and_the_right_key(replicated, wdbc):
+    c = replicated
+    owner = c.owner()
+    other = smlp.keygen(BITS, insecure_test_key=True)
+    data = smlp.Owner(other).encrypt(wdbc[0][:4, :3], wdbc[1][:4], progress=False, tune=None)
+    with pytest.raises(smlp.SMLPError, match="encrypted under key"):
+        smlp.ray.train(data, s2=c.s2_addresses, pki=c.s1_kit, public_key=c.public_key)
