@@ -30,9 +30,10 @@ with smlp.LocalCluster(bits=a.bits, insecure_test_key=a.bits < 2048, s2_replicas
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     for w in [int(v) for v in a.workers.split(",")]:
         t = time.time()
+        stats = {}
         got = smlp.ray.train(data, s2=c.s2_addresses, pki=c.s1_kit, public_key=c.public_key,
-                             init_seed=3, workers=w, **settings)
+                             init_seed=3, workers=w, stats=stats, **settings)
         took = time.time() - t
         same = owner.decrypt_model(got)["layers"][0]["weights_raw"].tolist() == want["layers"][0]["weights_raw"].tolist()
-        print(f"| smlp.ray, {w} worker(s) | {a.samples / took:.2f} samples/s | {took / a.samples:.3f} s/sample | same weights: {same} |")
+        print(f"| smlp.ray, {w} worker(s) | {a.samples / took:.2f} samples/s | {took / a.samples:.3f} s/sample | same weights: {same} | driver per step: broadcast {1000 * stats['broadcast'] / stats['steps']:.1f} ms, sum + apply {1000 * stats['apply'] / stats['steps']:.1f} ms |")
     ray.shutdown()

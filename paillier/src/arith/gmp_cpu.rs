@@ -116,7 +116,20 @@ static INSTALLED: OnceLock<bool> = OnceLock::new();
 /// and ADX (see the module documentation), and says whether it did. Runs once; cheap afterwards.
 /// Key constructors call it, before the heavy arithmetic starts.
 pub(crate) fn install() -> bool {
-    *INSTALLED.get_or_init(install_once)
+    let installed = *INSTALLED.get_or_init(install_once);
+    if installed {
+        // SAFETY: as in `install_once`; the table's layout was proven there.
+        unsafe {
+            let v = std::ptr::addr_of_mut!(__gmpn_cpuvec);
+            // GMP's initialiser, entered by another thread's first GMP call before ours finished,
+            // can complete after our writes and put the generic routines back (seen once in a
+            // parallel test run): put ours back. Pointer-sized stores, safe at any time.
+            if (*v).addmul_1 == __gmpn_addmul_1_x86_64 as Fn {
+                patch(v);
+            }
+        }
+    }
+    installed
 }
 
 fn install_once() -> bool {
@@ -146,6 +159,18 @@ fn install_once() -> bool {
         if !generic {
             return false;
         }
+        patch(v);
+    }
+    true
+}
+
+/// Writes the Skylake routines into GMP's table `v`.
+///
+/// # Safety
+/// `v` is GMP's `__gmpn_cpuvec`, whose layout `install_once` checked, on a processor with BMI2
+/// and ADX.
+unsafe fn patch(v: *mut CpuVec) {
+    unsafe {
         (*v).add_n = __gmpn_add_n_coreihwl as Fn;
         (*v).sub_n = __gmpn_sub_n_coreihwl as Fn;
         (*v).addmul_1 = __gmpn_addmul_1_coreibwl as Fn;
@@ -171,7 +196,6 @@ fn install_once() -> bool {
         // middle of a recursion is not). At Paillier's sizes (32 and 64 limbs at 2048 bits) they
         // choose the same algorithms as Skylake's.
     }
-    true
 }
 
 #[cfg(test)]
@@ -187,6 +211,11 @@ mod tests {
     /// module, an Emerald Rapids core ran `__gmpn_addmul_1_x86_64`.)
     #[test]
     fn no_generic_multiplication_on_a_bmi2_adx_core() {
+        install();
+        // Another test thread's first GMP call may be inside GMP's initialiser right now, which
+        // would finish by writing the generic routines back; `install` (which every key
+        // constructor calls) puts ours back once that initialiser has run.
+        std::thread::sleep(std::time::Duration::from_millis(20));
         install();
         if !(std::arch::is_x86_feature_detected!("bmi2")
             && std::arch::is_x86_feature_detected!("adx"))

@@ -88,6 +88,7 @@ def train(
     value_bits: int = _native.DEFAULTS["value_bits"],
     retries: int = 3,
     on_step: Optional[Callable[[int, List[Any]], None]] = None,
+    stats: Optional[dict] = None,
 ) -> EncryptedModel:
     """Trains on ``data`` (labelled, encrypted under ``public_key``) with ``workers`` Ray actors,
     each with an S2 session at one of the replicas ``s2`` (round robin), as S1 with the kit
@@ -96,7 +97,12 @@ def train(
     initial weights are drawn from ``init_seed`` (as ``smlp train --init-seed``) unless
     ``model`` continues one. A shard whose worker fails is computed again by a new worker on the
     next replica, at most ``retries`` times in a row. ``on_step(step, actors)`` is called before
-    each step (progress, tests). Needs ``ray.init()`` first (a local or a cluster's)."""
+    each step (progress, tests). ``stats``, a dict, receives the driver's own seconds per part
+    (``broadcast``: model to the object store, ``apply``: adding the shards and applying) and
+    ``steps``, ``retries``. Needs ``ray.init()`` first (a local or a cluster's)."""
+    import time
+
+    spent = {"broadcast": 0.0, "apply": 0.0, "steps": 0, "retries": 0}
     if not ray.is_initialized():
         raise SMLPError("call ray.init() first (ray.init() for this machine, or a cluster's address)")
     replicas = [s2] if isinstance(s2, str) else list(s2)
@@ -131,7 +137,9 @@ def train(
             for c, chunk in enumerate(chunks):
                 if on_step is not None:
                     on_step(step, actors)
+                t0 = time.perf_counter()
                 model_bytes = ray.put(model.to_bytes())
+                spent["broadcast"] += time.perf_counter() - t0
                 shards = _shards(chunk, len(actors))
                 pending = {i: actors[i].gradients.remote(model_bytes, [data_ref], token, shard, loss)
                            for i, shard in enumerate(shards)}
@@ -145,6 +153,7 @@ def train(
                         del pending[i]
                     except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
                         failures += 1
+                        spent["retries"] += 1
                         if failures > retries * len(shards):
                             raise
                         try:
@@ -154,9 +163,14 @@ def train(
                         actors[i] = start()
                         pending[i] = actors[i].gradients.remote(model_bytes, [data_ref], token, shards[i],
                                                                 loss)
+                t0 = time.perf_counter()
                 model = _native.apply_gradients(public_key, model, results, c == len(chunks) - 1)
+                spent["apply"] += time.perf_counter() - t0
                 step += 1
+                spent["steps"] = step
     finally:
+        if stats is not None:
+            stats.update(spent)
         for a in actors:
             try:
                 ray.kill(a)
