@@ -1105,6 +1105,8 @@ struct RawDataset {
     classes: usize,
     features: usize,
     samples: Vec<RawSample>,
+    /// The recorded training settings (none here).
+    settings: Option<()>,
 }
 
 #[derive(serde::Serialize)]
@@ -1142,6 +1144,7 @@ fn an_upload_costs_s1_a_small_multiple_of_its_frame_and_empty_ciphertexts_are_re
                         y: vec![ct(usize::MAX - i)],
                     })
                     .collect(),
+                settings: None,
             },
         };
         let frame = postcard::to_stdvec(&msg).unwrap();
