@@ -535,6 +535,36 @@ fn demo_runs_the_whole_flow_and_stops_its_servers() {
     }
 }
 
+/// `smlp train` of the stored data set `ds` at `s1`, detached: the network 30→3→1 of
+/// [`reference`]'s runs, `epochs` epochs of per-sample steps, order seed 3, initial weights from
+/// seed 7, strict; returns the job id.
+fn train_detached(s1: &str, ds: &str, epochs: &str) -> String {
+    ok(&[
+        "train",
+        "--s1",
+        s1,
+        "--dataset",
+        ds,
+        "--hidden",
+        "3",
+        "--epochs",
+        epochs,
+        "--batch",
+        "1",
+        "--seed",
+        "3",
+        "--init-seed",
+        "7",
+        "--profile",
+        "strict",
+        "--kappa",
+        "40",
+        "--detach",
+    ])
+    .trim()
+    .to_string()
+}
+
 /// `smlp jobs` until `pred` holds for its output (at most 120 s).
 fn jobs_until(s1: &str, pred: impl Fn(&str) -> bool) -> String {
     let start = std::time::Instant::now();
@@ -603,30 +633,7 @@ fn detached_training_survives_s1_crashes_and_s2_restarts_bit_for_bit() {
     // The same file again: the same stored data set.
     let again = ok(&["upload", "--s1", &s1.addr, "--data", &env.p("train.enc")]);
     assert_eq!(again.trim(), ds);
-    let job = ok(&[
-        "train",
-        "--s1",
-        &s1.addr,
-        "--dataset",
-        &ds,
-        "--hidden",
-        "3",
-        "--epochs",
-        "3",
-        "--batch",
-        "1",
-        "--seed",
-        "3",
-        "--init-seed",
-        "7",
-        "--profile",
-        "strict",
-        "--kappa",
-        "40",
-        "--detach",
-    ])
-    .trim()
-    .to_string();
+    let job = train_detached(&s1.addr, &ds, "3");
     assert!(job.starts_with("job-"), "{job}");
     let st = s1.wait_exit(60);
     assert!(!st.success(), "S1 aborted: {st}");
@@ -1175,32 +1182,7 @@ fn s2_replicas_share_the_jobs_and_a_dead_one_costs_nothing() {
     let ds = ok(&["upload", "--s1", &s1.addr, "--data", &env.p("train.enc")])
         .trim()
         .to_string();
-    let train_job = |epochs: &str| {
-        ok(&[
-            "train",
-            "--s1",
-            &s1.addr,
-            "--dataset",
-            &ds,
-            "--hidden",
-            "3",
-            "--epochs",
-            epochs,
-            "--batch",
-            "1",
-            "--seed",
-            "3",
-            "--init-seed",
-            "7",
-            "--profile",
-            "strict",
-            "--kappa",
-            "40",
-            "--detach",
-        ])
-        .trim()
-        .to_string()
-    };
+    let train_job = |epochs: &str| train_detached(&s1.addr, &ds, epochs);
     // A first, short job, then the long one: each on its own replica.
     let first = train_job("1");
     let out = run(&["wait", "--s1", &s1.addr, "--quiet", &first]);
