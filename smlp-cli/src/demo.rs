@@ -1,13 +1,12 @@
 //! `smlp demo`: the whole flow on the embedded wdbc data set, with S1 and S2 as child processes.
 
-use crate::bail;
 use crate::client::{self, ClassifyArgs, JobSummary, LossArg, ProfileArg, S1Args, TrainArgs};
 use crate::decrypt::{self, DecryptArgs, Decrypted, ModelJson};
 use crate::encrypt::{self, scaler_path_for, EncryptArgs, EncryptSummary};
 use crate::error::{CliError, CliResult, Context};
 use crate::keys::{self, KeygenArgs, SECRET_FILE};
-use crate::tenants;
 use crate::util::{bytes, secs};
+use crate::{seal, tenants};
 use clap::Args;
 use paillier::format::write_atomic;
 use paillier::FixedPoint;
@@ -19,6 +18,7 @@ use smlp::{
     accuracy, init_fixed, train_fixed, train_float, FixedMlp, FixedParams, FloatMlp, LearningRate,
     Loss, Rounding, Shape, TrainOptions,
 };
+use smlp_client::bail;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read;
@@ -426,7 +426,7 @@ fn start_servers(
     let _ = std::fs::remove_dir_all(&s2_state);
     let import = tenants::init(&s2_state)?;
     let sk = keys::load_secret(&owner.secret)?;
-    let sealed = tenants::seal_key(&sk, &import, "owner")?;
+    let sealed = seal::seal_key(&sk, &import, "owner")?;
     let (held, _) = tenants::unseal_key(&s2_state, &sealed)?;
     tenants::add(&s2_state, &held, a.bits < 2048)?;
     let dgk_bits = a.bits.max(512).to_string();

@@ -1,31 +1,19 @@
-//! The library behind the `smlp` command: train a multilayer perceptron on Paillier-encrypted
-//! data with two non-colluding servers. Each module is one command or one role (owner commands:
-//! `keys`, `encrypt`, `decrypt`, `client`; S1: `servers`, `s1`, `jobs`, `store`; S2: `s2`,
-//! `tenants`, `refusals`); the
-//! Python package (`smlp-py`) calls the same functions.
+//! The `smlp` command: train a multilayer perceptron on Paillier-encrypted data with two
+//! non-colluding servers. This crate is the thin layer of flags and dispatch (and the demo,
+//! which runs every role at once); the owner's commands and the owner↔S1 protocol are in
+//! `smlp-client`, the two servers in `smlp-server`. The Python package (`smlp-py`) uses
+//! `smlp-client` for its API and this crate only for its `smlp` entry point, which starts the
+//! servers of `smlp.LocalCluster`.
 //!
 //! S1 (`serve-s1`, the cloud) holds the owners' public keys and the ciphertexts and runs the
 //! training; S2 (`serve-s2`, the crypto server) holds the tenants' secret keys (`tenants`) and
 //! only ever sees blinded values. Each data owner generates its own keys, seals the secret one
 //! for S2, encrypts the data, asks S1 to train and classify, and decrypts the results.
 
-pub mod client;
-pub mod decrypt;
 pub mod demo;
-pub mod encrypt;
-pub mod error;
-pub mod jobs;
-pub mod keys;
-pub mod proto;
-pub mod refusals;
-pub mod s1;
-pub mod s2;
-pub mod servers;
-pub mod store;
-pub mod tenants;
-pub mod tls;
-pub mod tune;
-pub mod util;
+
+pub use smlp_client::{client, decrypt, encrypt, error, keys, proto, seal, tls, tune, util};
+pub use smlp_server::{refusals, s2, servers, tenants};
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -79,7 +67,7 @@ pub enum Command {
     /// Manage S2's tenant keys: its import key, and the owners' keys it holds (add, list, remove).
     S2Keys(tenants::S2KeysArgs),
     /// Seal your secret key for one S2 (its import.pub), to hand to S2's operator.
-    SealKey(tenants::SealKeyArgs),
+    SealKey(seal::SealKeyArgs),
     /// Show S2's refusal book (refusals per S1 identity) or clear a blocked identity.
     S2Refusals(refusals::S2RefusalsArgs),
     /// Run S1, the cloud server that trains and classifies on ciphertexts.
@@ -165,7 +153,7 @@ where
         Command::ServeS2(a) => s2::serve_s2(a),
         Command::S2Refusals(a) => refusals::s2_refusals(a),
         Command::S2Keys(a) => tenants::s2_keys(a),
-        Command::SealKey(a) => tenants::seal_key_cmd(a),
+        Command::SealKey(a) => seal::seal_key_cmd(a),
         Command::ServeS1(a) => servers::serve_s1(a),
         Command::Register(a) => client::register(a),
         Command::Upload(a) => client::upload(a).map(drop),

@@ -1,8 +1,8 @@
 //! `smlp._native`: the Rust side of the `smlp` Python package.
 //!
 //! A thin layer over the workspace: keys and files are `paillier`'s and `smlp`'s types, written
-//! and read by the same functions as the CLI (`smlp_cli::keys`, `smlp_cli::encrypt`, the sealed
-//! file formats), and the service client is `smlp_cli::client::Client` over the same mutually
+//! and read by the same functions as the CLI (`smlp_client::keys`, `smlp_client::encrypt`, the sealed
+//! file formats), and the service client is `smlp_client::client::Client` over the same mutually
 //! authenticated TLS. Nothing here computes on ciphertexts or speaks a sub-protocol; the Python
 //! modules in `python/smlp` add the numpy, scikit-learn and python-paillier conveniences.
 //!
@@ -22,10 +22,10 @@ use smlp::encrypted::{
     EncryptedPredictions as Predictions_, EncryptedSample, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
 };
 use smlp::Loss;
-use smlp_cli::client::{resolve_spec, train_request, Client as Client_, S1Args, TrainOverrides};
-use smlp_cli::error::CliError;
-use smlp_cli::proto::{ClassifyRequest, ClientMsg, ObjectKind};
-use smlp_cli::tls::TlsArgs;
+use smlp_client::client::{resolve_spec, train_request, Client as Client_, S1Args, TrainOverrides};
+use smlp_client::error::CliError;
+use smlp_client::proto::{ClassifyRequest, ClientMsg, ObjectKind};
+use smlp_client::tls::TlsArgs;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -68,7 +68,7 @@ impl PublicKey {
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
         Ok(PublicKey {
-            inner: cli(smlp_cli::keys::load_public(&path))?,
+            inner: cli(smlp_client::keys::load_public(&path))?,
         })
     }
 
@@ -160,7 +160,7 @@ impl SecretKey {
     #[staticmethod]
     #[pyo3(signature = (bits = 2048, insecure_test_key = false))]
     fn generate(py: Python<'_>, bits: u32, insecure_test_key: bool) -> PyResult<Self> {
-        let inner = cli(py.detach(|| smlp_cli::keys::generate_key(bits, insecure_test_key)))?;
+        let inner = cli(py.detach(|| smlp_client::keys::generate_key(bits, insecure_test_key)))?;
         Ok(SecretKey { inner })
     }
 
@@ -168,7 +168,7 @@ impl SecretKey {
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
         Ok(SecretKey {
-            inner: cli(smlp_cli::keys::load_secret(&path))?,
+            inner: cli(smlp_client::keys::load_secret(&path))?,
         })
     }
 
@@ -184,7 +184,7 @@ impl SecretKey {
     /// Writes `dir/public.key` and `dir/secret.key` (0600) exactly as `smlp keygen` does.
     #[pyo3(signature = (dir, force = false))]
     fn save(&self, dir: PathBuf, force: bool) -> PyResult<(PathBuf, PathBuf)> {
-        cli(smlp_cli::keys::write_keys(&dir, &self.inner, force))
+        cli(smlp_client::keys::write_keys(&dir, &self.inner, force))
     }
 
     /// Writes only the secret key file (0600).
@@ -386,7 +386,11 @@ impl EncryptedDataset {
     /// `PATH.scaler.json`, as `smlp encrypt` does; returns the scaler's path.
     fn save(&self, path: PathBuf) -> PyResult<Option<PathBuf>> {
         let fitted = self.scaler.as_ref().filter(|_| self.fitted);
-        cli(smlp_cli::encrypt::save_dataset(&path, &self.inner, fitted))
+        cli(smlp_client::encrypt::save_dataset(
+            &path,
+            &self.inner,
+            fitted,
+        ))
     }
     /// The scaler the features were standardised with (when encrypted here).
     #[getter]
@@ -635,7 +639,7 @@ fn encrypt(
         let rows: Vec<usize> = (start..(start + CHUNK).min(total)).collect();
         let part = data.subset(&rows);
         let (ds, _) = cli(py.detach(|| {
-            smlp_cli::encrypt::encrypt_dataset(
+            smlp_client::encrypt::encrypt_dataset(
                 &pk,
                 sk_ref,
                 &part,
@@ -735,7 +739,7 @@ fn decrypt_model(
     model: &EncryptedModel,
 ) -> PyResult<String> {
     let json =
-        cli(py.detach(|| smlp_cli::decrypt::model_json(&secret_key.inner, &model.inner, None)))?;
+        cli(py.detach(|| smlp_client::decrypt::model_json(&secret_key.inner, &model.inner, None)))?;
     serde_json::to_string(&json).map_err(err)
 }
 
@@ -862,7 +866,7 @@ impl Client {
     }
 
     /// Submits a training job on the stored data set `dataset`. Each setting left `None` is the
-    /// data set's recorded one, else the default (`smlp_cli::client::resolve_spec`, as `smlp
+    /// data set's recorded one, else the default (`smlp_client::client::resolve_spec`, as `smlp
     /// train`). (JobInfo JSON, the line saying where the settings came from.)
     #[pyo3(signature = (dataset, hidden = None, epochs = None, batch = None, seed = None,
                         lr_num = None, lr_shift = None, value_bits = None, profile = "strict",
@@ -1017,7 +1021,8 @@ fn parse_profile(p: &str) -> PyResult<secure_ops::Profile> {
 
 /// Runs the `smlp` command line on `argv` (program name first) and returns its exit status.
 /// `self_command` is how the tool starts itself (the demo's servers), e.g.
-/// `[sys.executable, "-m", "smlp"]`.
+/// `[sys.executable, "-m", "smlp"]`. Only in builds with the `cli` feature (the default).
+#[cfg(feature = "cli")]
 #[pyfunction]
 fn run_cli(py: Python<'_>, argv: Vec<String>, self_command: Vec<String>) -> i32 {
     smlp_cli::set_self_command(self_command.into_iter().map(Into::into).collect());
@@ -1076,6 +1081,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_model, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_dataset, m)?)?;
+    #[cfg(feature = "cli")]
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     Ok(())
 }

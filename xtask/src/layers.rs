@@ -1,7 +1,12 @@
-//! The design card's layering, checked: `paillier` → `secure-ops` → `transport` → `smlp` →
-//! `smlp-cli` → `smlp-py` (the Python bindings), plus `smlp-harness` (the experiment harness) and
-//! `xtask` (which depends on no workspace crate); each crate may depend (normal, dev or build dependency) only on crates
-//! before it. A back edge — even a dev-dependency, which cargo allows — fails the test.
+//! The design card's layering, checked as the graph it is (drawn in `docs/architecture.md`):
+//! `paillier` → `secure-ops` → {`transport`, `smlp`} → `smlp-client` (the owner's room and the
+//! owner↔S1 protocol) → `smlp-server` (S1 and S2) → `smlp-cli` (the thin `smlp` binary); the
+//! Python bindings `smlp-py` sit on `smlp-client` (and on `smlp-cli` only for their `smlp`
+//! entry point, the `cli` feature), never on `smlp-server`; `smlp-harness` (the experiment
+//! harness) on `smlp`; `xtask` on no workspace crate. Each crate may depend only on the crates
+//! [`ALLOWED`] lists for it (normal, dev or build dependency alike; `smlp`'s tests may use
+//! `transport`, [`DEV_ONLY`]). An edge not listed — even a dev-dependency, which cargo allows —
+//! fails the test.
 //!
 //! And the roles: S1's code (its side of the sub-protocols, training and classification on
 //! ciphertexts, the S1 server, its job runner and store) must not name the secret key or reach the
@@ -11,11 +16,11 @@
 pub const S1_SIDE: [&str; 7] = [
     "secure-ops/src/s1.rs",
     "smlp/src/encrypted.rs",
-    "smlp-cli/src/s1.rs",
-    "smlp-cli/src/jobs.rs",
-    "smlp-cli/src/store.rs",
-    "smlp-cli/src/servers.rs",
-    "smlp-cli/src/proto.rs",
+    "smlp-server/src/s1.rs",
+    "smlp-server/src/jobs.rs",
+    "smlp-server/src/store.rs",
+    "smlp-server/src/servers.rs",
+    "smlp-client/src/proto.rs",
 ];
 
 /// What S1's side must not contain: the secret-key type, its file and loader, the owner's and
@@ -44,32 +49,68 @@ pub fn role_violations(source: &str) -> Vec<(usize, &'static str)> {
         .collect()
 }
 
-/// The workspace crates in layer order.
-pub const LAYERS: [&str; 8] = [
-    "paillier",
-    "secure-ops",
-    "transport",
-    "smlp",
-    "smlp-cli",
-    "smlp-py",
-    "smlp-harness",
-    "xtask",
+const BELOW_CLIENT: [&str; 4] = ["paillier", "secure-ops", "transport", "smlp"];
+
+/// Each workspace crate and the workspace crates it may depend on.
+pub const ALLOWED: [(&str, &[&str]); 10] = [
+    ("paillier", &[]),
+    ("secure-ops", &["paillier"]),
+    ("transport", &["paillier", "secure-ops"]),
+    ("smlp", &["paillier", "secure-ops"]),
+    ("smlp-client", &BELOW_CLIENT),
+    (
+        "smlp-server",
+        &["paillier", "secure-ops", "transport", "smlp", "smlp-client"],
+    ),
+    (
+        "smlp-cli",
+        &[
+            "paillier",
+            "secure-ops",
+            "transport",
+            "smlp",
+            "smlp-client",
+            "smlp-server",
+        ],
+    ),
+    (
+        "smlp-py",
+        &[
+            "paillier",
+            "secure-ops",
+            "transport",
+            "smlp",
+            "smlp-client",
+            "smlp-cli",
+        ],
+    ),
+    ("smlp-harness", &BELOW_CLIENT),
+    ("xtask", &[]),
 ];
 
-/// Every (crate, dependency) pair of workspace crates that points up or sideways.
+/// Edges allowed for dev-dependencies only (a test's in-memory or TLS channel).
+pub const DEV_ONLY: [(&str, &str); 1] = [("smlp", "transport")];
+
+/// Every (crate, dependency) pair of workspace crates that [`ALLOWED`] (and, for
+/// dev-dependencies, [`DEV_ONLY`]) does not list; a crate missing from [`ALLOWED`] counts as
+/// allowed nothing.
 pub fn back_edges(metadata: &serde_json::Value) -> Vec<(String, String)> {
-    let rank = |name: &str| LAYERS.iter().position(|l| *l == name);
+    let allowed = |name: &str| ALLOWED.iter().find(|(c, _)| *c == name).map(|(_, a)| *a);
+    let workspace: Vec<&str> = ALLOWED.iter().map(|(c, _)| *c).collect();
     let mut bad = Vec::new();
     for pkg in metadata["packages"].as_array().into_iter().flatten() {
         let name = pkg["name"].as_str().unwrap_or_default();
-        let Some(me) = rank(name) else { continue };
+        let mine = allowed(name).unwrap_or(&[]);
         for dep in pkg["dependencies"].as_array().into_iter().flatten() {
             let dep_name = dep["name"].as_str().unwrap_or_default();
-            if let Some(them) = rank(dep_name) {
-                if them >= me {
-                    bad.push((name.to_string(), dep_name.to_string()));
-                }
+            if !workspace.contains(&dep_name) || mine.contains(&dep_name) {
+                continue;
             }
+            let dev = dep["kind"].as_str() == Some("dev");
+            if dev && DEV_ONLY.contains(&(name, dep_name)) {
+                continue;
+            }
+            bad.push((name.to_string(), dep_name.to_string()));
         }
     }
     bad
@@ -105,8 +146,14 @@ mod tests {
             .iter()
             .filter_map(|p| p["name"].as_str())
             .collect();
-        for l in LAYERS {
+        for (l, _) in ALLOWED {
             assert!(names.contains(&l), "{l} is not in the workspace: {names:?}");
+        }
+        for n in &names {
+            assert!(
+                ALLOWED.iter().any(|(c, _)| c == n),
+                "{n} is a workspace crate the layering does not know: add it to ALLOWED"
+            );
         }
         assert_eq!(
             back_edges(&meta),
@@ -120,6 +167,24 @@ mod tests {
         assert_eq!(
             back_edges(&cycle),
             vec![("secure-ops".to_string(), "transport".to_string())]
+        );
+        // Sideways edges of the new rooms are caught too: the Python bindings on the servers,
+        // the owner's crate on the servers, and `smlp` on `transport` outside its tests.
+        let sideways = serde_json::json!({"packages": [
+            {"name": "smlp-py", "dependencies": [{"name": "smlp-server", "kind": null}]},
+            {"name": "smlp-client", "dependencies": [{"name": "smlp-server", "kind": null}]},
+            {"name": "smlp", "dependencies": [
+                {"name": "transport", "kind": null},
+                {"name": "transport", "kind": "dev"},
+            ]},
+        ]});
+        assert_eq!(
+            back_edges(&sideways),
+            vec![
+                ("smlp-py".to_string(), "smlp-server".to_string()),
+                ("smlp-client".to_string(), "smlp-server".to_string()),
+                ("smlp".to_string(), "transport".to_string()),
+            ]
         );
     }
 

@@ -99,7 +99,17 @@ lets ``profile="fast"`` run).
 
     @staticmethod
     def _command() -> List[str]:
-        return [sys.executable, "-m", "smlp"]
+        # The package's own command line (the default build); a build without it (the `cli`
+        # feature of smlp-py off: the owner's side only) uses the `smlp` binary on PATH.
+        if hasattr(_native, "run_cli"):
+            return [sys.executable, "-m", "smlp"]
+        found = shutil.which("smlp")
+        if found is None:
+            raise SMLPError(
+                "this build of smlp has no command line and no `smlp` binary is on PATH: "
+                "LocalCluster needs one to start S1 and S2"
+            )
+        return [found]
 
     def _run(self, args: List[str]) -> None:
         out = subprocess.run(self._command() + args, capture_output=True, text=True)

@@ -174,6 +174,20 @@ impl ClassifyRequest {
     }
 }
 
+/// The id prefix of a job (`job-…`); objects' prefixes are [`ObjectKind::prefix`].
+pub const JOB_PREFIX: &str = "job";
+
+/// Whether `s` has the form of an id at S1 (`ds-`, `md-`, `pr-`, `job-` and 12 hex digits):
+/// what S1 accepts as an id, and what the client takes for an id rather than a file name.
+pub fn looks_like_id(s: &str) -> bool {
+    let Some((prefix, hex)) = s.split_once('-') else {
+        return false;
+    };
+    (prefix == JOB_PREFIX || ObjectKind::from_prefix(prefix).is_some())
+        && hex.len() == 12
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Kinds of stored objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObjectKind {

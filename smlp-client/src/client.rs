@@ -9,10 +9,9 @@
 use crate::bail;
 use crate::error::{CliError, CliResult};
 use crate::proto::{
-    ClassifyRequest, ClientMsg, JobInfo, JobKind, JobState, ObjectInfo, ObjectKind, ServerMsg,
-    TrainRequest, VERSION,
+    looks_like_id, ClassifyRequest, ClientMsg, JobInfo, JobKind, JobState, ObjectInfo, ObjectKind,
+    ServerMsg, TrainRequest, VERSION,
 };
-use crate::store::looks_like_id;
 use crate::util::{bytes, sample_bar, secs, show_progress};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;

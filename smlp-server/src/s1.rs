@@ -1,20 +1,21 @@
-//! S1's side of the client protocol ([`crate::proto`]): requests from authenticated owners over
+//! S1's side of the client protocol ([`smlp_client::proto`]): requests from authenticated owners over
 //! TLS, answered from the [`Store`] and the job [`Runner`]. Every request is validated here,
 //! once, before anything is stored or queued; what the owner can name is only its own.
 
-use crate::bail;
-use crate::error::{CliError, CliResult};
 use crate::jobs::Runner;
-use crate::proto::{
-    ClassifyRequest, ClientMsg, JobKind, ObjectInfo, ObjectKind, ServerMsg, TrainRequest, VERSION,
-};
-use crate::store::{looks_like_id, NewObject, Store};
+use crate::store::{NewObject, Store};
 use paillier::format::{open, seal};
 use paillier::{Fingerprint, PublicKey};
 use secure_ops::SessionParams;
 use smlp::encrypted::open_dataset;
 use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
 use smlp::Shape;
+use smlp_client::bail;
+use smlp_client::error::{CliError, CliResult};
+use smlp_client::proto::{
+    looks_like_id, ClassifyRequest, ClientMsg, JobKind, ObjectInfo, ObjectKind, ServerMsg,
+    TrainRequest, JOB_PREFIX, VERSION,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use transport::{
@@ -140,7 +141,7 @@ fn check_ids(msg: &ClientMsg) -> CliResult<()> {
         if !looks_like_id(id) {
             bail!(
                 "{} is not an id of S1's store (ds-, md-, pr- or job- and 12 hex digits)",
-                crate::util::shown(id, 40)
+                smlp_client::util::shown(id, 40)
             );
         }
     }
@@ -326,7 +327,7 @@ fn fetch(
     id: &str,
     checkpoint: bool,
 ) -> CliResult<(ObjectInfo, Vec<u8>)> {
-    if !id.starts_with("job-") {
+    if !id.starts_with(JOB_PREFIX) || !id[JOB_PREFIX.len()..].starts_with('-') {
         if checkpoint {
             bail!("--checkpoint applies to training jobs, {id} is not a job");
         }

@@ -7,11 +7,13 @@
 //! consistent and loses no committed object. Every query that reads or changes an owner's object
 //! names the owner: another owner's id is "not found", exactly like an unknown one.
 
-use crate::proto::{JobInfo, JobKind, JobState, ObjectInfo, ObjectKind};
 use paillier::PublicKey;
 use rand::Rng;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
+#[cfg(test)]
+use smlp_client::proto::looks_like_id;
+use smlp_client::proto::{JobInfo, JobKind, JobState, ObjectInfo, ObjectKind, JOB_PREFIX};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -79,16 +81,6 @@ fn new_id(prefix: &str) -> String {
         "{prefix}-{:012x}",
         rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff
     )
-}
-
-/// Whether `s` has the form of an id of this store (`ds-`, `md-`, `pr-`, `job-` and 12 hex).
-pub fn looks_like_id(s: &str) -> bool {
-    let Some((prefix, hex)) = s.split_once('-') else {
-        return false;
-    };
-    matches!(prefix, "ds" | "md" | "pr" | "job")
-        && hex.len() == 12
-        && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 const SCHEMA: &str = "
@@ -221,7 +213,7 @@ pub struct JobRow {
     pub owner: String,
     /// Kind.
     pub kind: JobKind,
-    /// The request (postcard of [`crate::proto::TrainRequest`] or `ClassifyRequest`).
+    /// The request (postcard of [`smlp_client::proto::TrainRequest`] or `ClassifyRequest`).
     pub request: Vec<u8>,
 }
 
@@ -303,8 +295,8 @@ fn audit(
             to_i64(now()),
             owner,
             action,
-            crate::util::shown(object, MAX_AUDIT_FIELD),
-            crate::util::shown(outcome, MAX_AUDIT_FIELD)
+            smlp_client::util::shown(object, MAX_AUDIT_FIELD),
+            smlp_client::util::shown(outcome, MAX_AUDIT_FIELD)
         ],
     )?;
     Ok(())
@@ -392,13 +384,13 @@ fn upgrade_1_to_2(conn: &mut Connection) -> StoreResult<()> {
         &tx,
         "SELECT id, request FROM jobs WHERE kind = 'train'",
         "UPDATE jobs SET request = ?1 WHERE id = ?2",
-        |b| crate::proto::legacy::upgrade_train_request(b).ok(),
+        |b| smlp_client::proto::legacy::upgrade_train_request(b).ok(),
     )?;
     let checkpoints = reencode(
         &tx,
         "SELECT job, body FROM checkpoints",
         "UPDATE checkpoints SET body = ?1 WHERE job = ?2",
-        |b| crate::proto::legacy::upgrade_checkpoint(b).ok(),
+        |b| smlp_client::proto::legacy::upgrade_checkpoint(b).ok(),
     )?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema'",
@@ -449,7 +441,7 @@ impl Store {
     pub fn open(dir: &Path, opts: StoreOptions) -> StoreResult<Store> {
         // The directory 0700 (an error if it cannot be made so), the database 0600 before SQLite
         // opens it: SQLite gives its -wal and -shm files the database's permissions.
-        crate::util::private_dir(dir).map_err(|e| StoreError::Conflict(e.0))?;
+        smlp_client::util::private_dir(dir).map_err(|e| StoreError::Conflict(e.0))?;
         let path = dir.join("s1.sqlite");
         #[cfg(unix)]
         {
@@ -747,7 +739,7 @@ impl Store {
     /// job (with its checkpoint; its results stay).
     pub fn delete(&self, owner: &str, id: &str) -> StoreResult<String> {
         self.tx(|tx| {
-            if id.starts_with("job-") {
+            if id.starts_with(JOB_PREFIX) && id[JOB_PREFIX.len()..].starts_with('-') {
                 let state = owned_job_state(tx, owner, id)?;
                 if !JobState::parse(&state).is_some_and(JobState::ended) {
                     return Err(StoreError::Conflict(format!(
@@ -798,7 +790,7 @@ impl Store {
         epochs: u64,
         samples: u64,
     ) -> StoreResult<JobInfo> {
-        let id = new_id("job");
+        let id = new_id(JOB_PREFIX);
         let work = epochs.saturating_mul(samples);
         if work > self.opts.max_job_work {
             return Err(StoreError::Limit(format!(
@@ -1169,12 +1161,12 @@ mod tests {
     /// those runs followed; the rest of the job is untouched.
     #[test]
     fn schema_1_store_is_upgraded_in_place() {
-        use crate::proto::TrainRequest;
         use paillier::format::{open, seal, FileKind};
         use secure_ops::Profile;
         use serde::Serialize;
         use smlp::encrypted::{Checkpoint, EncryptedModel, CHECKPOINT};
         use smlp::{FixedParams, Loss, Params, Shape};
+        use smlp_client::proto::TrainRequest;
 
         // The layouts of version 2, written as an S1 of that version wrote them.
         #[derive(Serialize)]

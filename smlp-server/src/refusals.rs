@@ -16,10 +16,10 @@
 //! operator's `--clear` and a running S2 never overwrite each other (`serve-s2` always has a state
 //! directory; the library can keep a book in memory only, which a restart forgets).
 
-use crate::bail;
-use crate::error::{CliError, CliResult, Context};
-use crate::util::shown;
 use serde::{Deserialize, Serialize};
+use smlp_client::bail;
+use smlp_client::error::{CliError, CliResult, Context};
+use smlp_client::util::shown;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ impl RefusalBudget {
     /// `dir` (created 0700 if missing) or in memory.
     pub fn new(dir: Option<&Path>, per_hour: u64, total: u64) -> CliResult<Self> {
         if let Some(d) = dir {
-            crate::util::private_dir(d)?;
+            smlp_client::util::private_dir(d)?;
             // Read once now: a damaged book stops S2 at start, not at its first refusal.
             with_book(d, |_| Ok(()))?;
         }

@@ -7,14 +7,14 @@
 //! disconnecting client ends only its own session), and exit with status 0 on SIGINT, SIGTERM or
 //! SIGHUP: the accept loop stops and running sessions get `--grace-secs` to finish.
 
-use crate::bail;
-use crate::error::{CliError, CliResult, Context};
 use crate::jobs::{Runner, RunnerOptions, S2Link};
 use crate::s1::{s1_session, S1Context};
 use crate::store::{Store, StoreOptions};
-use crate::tls::TlsArgs;
 use clap::Args;
 use paillier::format::write_atomic;
+use smlp_client::bail;
+use smlp_client::error::{CliError, CliResult, Context};
+use smlp_client::tls::TlsArgs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -9,52 +9,38 @@
 //!
 //! **Delivery.** The owner never sends its secret key in the clear: `smlp s2-keys init` gives
 //! S2 an import key pair (X25519; `STATE/import.key` 0600 and `STATE/import.pub`, which the
-//! operator hands to owners), and the owner seals its secret key to it with `smlp seal-key`:
-//! HPKE (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305),
-//! with the key's fingerprint, size and label bound as associated data. The sealed file can
+//! operator hands to owners), and the owner seals its secret key to it with `smlp seal-key`
+//! (`smlp_client::seal`: HPKE, RFC 9180, with the key's fingerprint, size and label bound as
+//! associated data); [`unseal_key`] opens it here. The sealed file can
 //! travel by any channel; only the S2 that holds the import key opens it (`smlp s2-keys add`),
 //! and a changed byte, a file sealed for another S2 or a key whose fingerprint does not match
 //! are refused.
 
-use crate::bail;
-use crate::error::{CliError, CliResult, Context};
-use crate::util::{private_dir, shown};
 use clap::{Args, Subcommand};
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, Kem as _, OpModeR, Serializable};
 use paillier::format::{open, read_file, seal, write_atomic, FileKind, SECRET_KEY};
 use paillier::{Fingerprint, PublicKey, SecretKey, MIN_SECURE_BITS, MIN_TEST_BITS};
 use secure_ops::{S2Options, S2Service, TenantKeys};
 use serde::{Deserialize, Serialize};
+use smlp_client::bail;
+use smlp_client::error::{CliError, CliResult, Context};
+use smlp_client::seal::{
+    hex, import_fingerprint, ImportPublic, Kem, SealedKey, IMPORT_PUBLIC, INFO, MAX_LABEL,
+    SEALED_KEY,
+};
+use smlp_client::util::{private_dir, shown};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-type Kem = X25519HkdfSha256;
-
-/// S2's import public key (`STATE/import.pub`): what owners seal their secret keys to.
-pub const IMPORT_PUBLIC: FileKind = FileKind {
-    tag: *b"IMPP",
-    name: "public import key of S2",
-    version: 1,
-};
 /// S2's import secret key (`STATE/import.key`, 0600).
 pub const IMPORT_SECRET: FileKind = FileKind {
     tag: *b"IMPS",
     name: "secret import key of S2",
     version: 1,
 };
-/// A tenant's secret key sealed for one S2 (`smlp seal-key`).
-pub const SEALED_KEY: FileKind = FileKind {
-    tag: *b"SEAL",
-    name: "sealed secret key",
-    version: 1,
-};
-
-/// The HPKE `info` of a sealed key: binds the context (this tool, this purpose, this version).
-const INFO: &[u8] = b"smlp tenant secret key for S2, version 1";
 /// File names in S2's state directory.
 pub const IMPORT_PUBLIC_FILE: &str = "import.pub";
 /// File name of the import secret key.
@@ -65,94 +51,8 @@ pub const KEYS_DIR: &str = "keys";
 pub const MAX_TENANTS: usize = 1024;
 
 #[derive(Serialize, Deserialize)]
-struct ImportPublic {
-    key: [u8; 32],
-}
-
-#[derive(Serialize, Deserialize)]
 struct ImportSecret {
     key: [u8; 32],
-}
-
-/// A secret key sealed for one S2: in the clear, what it is (fingerprint, size, a label) and
-/// which import key it is sealed to; sealed, the secret key file's bytes.
-#[derive(Serialize, Deserialize)]
-pub struct SealedKey {
-    /// Fingerprint of the sealed key's public key.
-    pub fingerprint: Fingerprint,
-    /// Its modulus size.
-    pub bits: u32,
-    /// The owner's label (shown by `smlp s2-keys list`).
-    pub label: String,
-    /// Fingerprint of the import public key it is sealed to.
-    pub import_key: [u8; 8],
-    /// HPKE encapsulated key.
-    pub encapped: Vec<u8>,
-    /// HPKE ciphertext of the secret key file.
-    pub ciphertext: Vec<u8>,
-}
-
-impl SealedKey {
-    /// The associated data: what is in the clear, bound to the ciphertext.
-    fn aad(fingerprint: &Fingerprint, bits: u32, label: &str, import_key: &[u8; 8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(24 + label.len());
-        aad.extend_from_slice(&fingerprint.0);
-        aad.extend_from_slice(&bits.to_be_bytes());
-        aad.extend_from_slice(import_key);
-        aad.extend_from_slice(label.as_bytes());
-        aad
-    }
-}
-
-/// Short fingerprint of an import public key (first 8 bytes of SHA-256).
-fn import_fingerprint(key: &[u8; 32]) -> [u8; 8] {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(key);
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&d[..8]);
-    out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Longest label of a sealed key.
-const MAX_LABEL: usize = 64;
-
-/// Seals `sk` for the S2 whose import public key file is `import_pub`.
-pub fn seal_key(sk: &SecretKey, import_pub: &Path, label: &str) -> CliResult<Vec<u8>> {
-    if label.len() > MAX_LABEL || label.chars().any(|c| c.is_control()) {
-        bail!("the label is at most {MAX_LABEL} bytes without control characters");
-    }
-    let import: ImportPublic = read_file(&IMPORT_PUBLIC, import_pub)?;
-    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(&import.key)
-        .map_err(|e| CliError(format!("{}: not an import key: {e}", import_pub.display())))?;
-    let import_key = import_fingerprint(&import.key);
-    let fingerprint = sk.public_key().fingerprint();
-    let bits = sk.public_key().bits();
-    let plaintext = seal(&SECRET_KEY, sk)?;
-    let aad = SealedKey::aad(&fingerprint, bits, label, &import_key);
-    let (encapped, ciphertext) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
-        &OpModeS::Base,
-        &pk,
-        INFO,
-        &plaintext,
-        &aad,
-        &mut rand::rngs::OsRng,
-    )
-    .map_err(|e| CliError(format!("cannot seal the key: {e}")))?;
-    Ok(seal(
-        &SEALED_KEY,
-        &SealedKey {
-            fingerprint,
-            bits,
-            label: label.to_string(),
-            import_key,
-            encapped: encapped.to_bytes().to_vec(),
-            ciphertext,
-        },
-    )?)
 }
 
 /// Opens a sealed key with S2's import secret key: the secret key inside, checked against the
@@ -478,44 +378,11 @@ impl KeyRing {
     }
 }
 
-/// `smlp seal-key`: seals an owner's secret key for one S2.
-///
-/// Reads KEYDIR/secret.key and S2's import.pub (from S2's operator, `smlp s2-keys init`) and
-/// writes a file that only that S2 can open; send it to S2's operator, who adds it with
-/// `smlp s2-keys add FILE`.
-#[derive(Args, Debug, Clone)]
-pub struct SealKeyArgs {
-    /// Your secret key file (KEYDIR/secret.key).
-    #[arg(long, value_name = "FILE")]
-    pub secret_key: PathBuf,
-    /// S2's import public key (its operator's import.pub).
-    #[arg(long, value_name = "FILE")]
-    pub to: PathBuf,
-    /// A label shown in S2's list (your name, say).
-    #[arg(long, default_value = "")]
-    pub label: String,
-    /// The sealed key file to write.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
-}
-
-/// Runs `smlp seal-key`.
-pub fn seal_key_cmd(args: &SealKeyArgs) -> CliResult<()> {
-    let sk = crate::keys::load_secret(&args.secret_key)?;
-    let bytes = seal_key(&sk, &args.to, &args.label)?;
-    write_atomic(&args.out, &bytes, true)?;
-    println!(
-        "sealed key {} for S2 → {} (only the S2 holding the matching import key can open it)",
-        sk.public_key().fingerprint(),
-        args.out.display()
-    );
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    use smlp_client::seal::seal_key;
 
     fn key(seed: u64) -> SecretKey {
         SecretKey::generate_insecure_for_tests(

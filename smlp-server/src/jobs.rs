@@ -10,8 +10,6 @@
 //! when S2 stayed unreachable for `--s2-retry-deadline-secs` without progress. Classification jobs
 //! restart from the beginning. Only the owner's cancel (or a permanent error) ends a job early.
 
-use crate::error::CliError;
-use crate::proto::{ClassifyRequest, JobInfo, JobKind, JobState, ObjectKind, TrainRequest};
 use crate::store::{JobRow, NewObject, Store, StoreError};
 use paillier::format::{open, seal};
 use paillier::PublicKey;
@@ -22,6 +20,8 @@ use smlp::encrypted::{
     EncryptedDataset, EncryptedModel, SecureError, CHECKPOINT, MODEL, PREDICTIONS,
 };
 use smlp::Shape;
+use smlp_client::error::CliError;
+use smlp_client::proto::{ClassifyRequest, JobInfo, JobKind, JobState, ObjectKind, TrainRequest};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};

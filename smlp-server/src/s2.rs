@@ -2,13 +2,13 @@
 //! It accepts only S1's certificate, serves what its operator's policy allows, and ends a session
 //! at the first refused request.
 
-use crate::bail;
-use crate::error::{describe, CliResult};
 use crate::refusals::RefusalBudget;
 use crate::servers::{install_signal_handler, stopped, write_ready, ServerArgs};
 use crate::tenants::{tenant_keys, tenants, KeyRing};
 use clap::{Args, ValueEnum};
 use secure_ops::{serve_keyed, Profile, ProtocolError, S2Options, S2Policy};
+use smlp_client::bail;
+use smlp_client::error::{describe, CliResult};
 use std::path::PathBuf;
 use std::sync::Arc;
 use transport::{Role, Server, SessionLimiter, TlsAcceptor};
@@ -142,7 +142,7 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
     }
     let tls = args.server.load_tls("s2", Role::S2)?;
     let tls_config = tls.server_config(&[Role::S1])?;
-    crate::util::private_dir(&args.state_dir)?;
+    smlp_client::util::private_dir(&args.state_dir)?;
     let held = tenants(&args.state_dir)?;
     let server = Server::bind(args.listen.as_str(), args.server.options(64))?;
     let addr = server.local_addr();
@@ -259,13 +259,15 @@ mod tests {
     #[test]
     fn s2_serves_only_the_strict_profile_unless_its_operator_says_otherwise() {
         use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            args: ServeS2Args,
+        }
         let parse = |extra: &[&str]| {
-            let mut v = vec!["smlp", "serve-s2", "--state-dir", "s2-state"];
+            let mut v = vec!["serve-s2", "--state-dir", "s2-state"];
             v.extend_from_slice(extra);
-            match crate::Cli::try_parse_from(v).unwrap().command {
-                crate::Command::ServeS2(a) => a.profile,
-                _ => unreachable!(),
-            }
+            Cmd::try_parse_from(v).unwrap().args.profile
         };
         assert_eq!(parse(&[]), ProfilePolicy::Strict);
         assert_eq!(parse(&["--profile", "any"]), ProfilePolicy::Any);
