@@ -64,7 +64,10 @@ pub use messages::SubProtocol;
 pub use params::{
     dgk_u_serves, pow2, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
 };
-pub use s1::{Job, Operand, Reusable, S1};
+pub use s1::{
+    BitsStep, DivideStep, Divided, Job, KeySwitchStep, Operand, ProductsStep, Reusable, S1Core,
+    SignStep, ZeroTestStep, S1,
+};
 pub use s2::{
     dgk_u_for, generate_dgk_key, hello_key, serve_keyed, S2Observer, S2Options, S2Policy,
     S2Service, S2Session, S2View, SessionSummary, Step, TenantKeys, MAX_REQUEST_OUTPUTS,

@@ -12,7 +12,7 @@ use paillier::{dgk, Ciphertext, CiphertextPowers, JointPowers, PublicKey, Random
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A product job over caller operands (indices into the `operands` slice of
 /// [`S1::products`]).
@@ -173,25 +173,662 @@ impl Reusable {
 /// Sessions of this process, to refuse a [`Reusable`] from another session.
 static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// S1's end of a session with S2.
+/// S1's end of a session with S2: an [`S1Core`] (every step of every sub-protocol, without
+/// I/O) and the channel. Each method below is the core's steps with one round trip between
+/// them ([`S1::round`], the only place that sends or receives).
 pub struct S1<C: Channel> {
-    eng: Engine,
+    core: S1Core,
     chan: Metered<C>,
-    /// This session's number in the process (for [`Reusable`]).
-    session: u64,
 }
 
-/// S1's cryptographic state (thread-safe, used from rayon workers).
-struct Engine {
+/// S1's side of a session without I/O: the public key, S2's DGK public key, the session
+/// parameters, the operation counters (per sub-protocol too) and the randomizer pool.
+///
+/// Each sub-protocol is a `prepare_…` method that blinds and packs its inputs and returns the
+/// [`Request`] for S2 with what S1 keeps until the answer (a step value), and that step's
+/// `finish`, which takes S2's [`Response`] and removes the blinds (or returns the next
+/// request, for the strict comparison's two rounds). Nothing here touches a channel: the steps
+/// run against [`S2Session::handle`](crate::S2Session::handle) in a unit test as well as over
+/// TLS through [`S1`]. Thread-safe: the work inside a step is spread over rayon's threads.
+pub struct S1Core {
     pk: PublicKey,
     /// S2's DGK public key, received (and checked) in the handshake.
     dgk: dgk::PublicKey,
     params: SessionParams,
     counter: Arc<OpCounter>,
     pool: Option<RandomizerPool<PublicKey>>,
+    /// This session's number in the process (for [`Reusable`]).
+    session: u64,
+    /// Operation counts per sub-protocol, as attributed by [`S1Core::attribute`].
+    by_protocol: Mutex<(OpCounts, Vec<(SubProtocol, OpCounts)>)>,
 }
 
-impl Engine {
+impl S1Core {
+    /// The handshake's first message, after checking the parameters against the key.
+    pub fn hello(pk: &PublicKey, params: &SessionParams) -> Result<Request, ProtocolError> {
+        params
+            .validate(pk.bits())
+            .map_err(ProtocolError::InvalidParams)?;
+        Ok(Request::Hello {
+            version: PROTOCOL_VERSION,
+            fingerprint: pk.fingerprint(),
+            params: *params,
+        })
+    }
+
+    /// The session, from S2's answer to [`hello`](Self::hello): S2's DGK public key is checked
+    /// against the session (its plaintext space, its size).
+    pub fn accept(
+        pk: PublicKey,
+        params: SessionParams,
+        reply: Response,
+    ) -> Result<Self, ProtocolError> {
+        let dgk = match reply {
+            Response::HelloOk { dgk: Some(key) } => check_dgk_key(key, &pk, &params)?,
+            Response::HelloOk { dgk: None } => {
+                return Err(ProtocolError::Violation(
+                    "S2 accepted the session without a DGK public key".into(),
+                ))
+            }
+            Response::Error(m) => return Err(ProtocolError::Handshake(m)),
+            other => {
+                return Err(ProtocolError::Violation(format!(
+                    "unexpected handshake reply {other:?}"
+                )))
+            }
+        };
+        Ok(S1Core {
+            pk,
+            dgk,
+            params,
+            counter: Arc::new(OpCounter::default()),
+            pool: None,
+            session: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            by_protocol: Mutex::new((OpCounts::default(), Vec::new())),
+        })
+    }
+
+    /// S2's DGK public key, received and checked in the handshake.
+    pub fn dgk_public_key(&self) -> &dgk::PublicKey {
+        &self.dgk
+    }
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.pk
+    }
+    /// The session parameters.
+    pub fn params(&self) -> &SessionParams {
+        &self.params
+    }
+    /// S1's operation counts, all sub-protocols together.
+    pub fn counts(&self) -> OpCounts {
+        self.counter.snapshot()
+    }
+
+    /// Charges the operations counted since the previous call to `name` (the drivers in [`S1`]
+    /// call it after each step's `finish`; so does a caller that drives the steps itself).
+    pub fn attribute(&self, name: SubProtocol) {
+        let now = self.counter.snapshot();
+        let mut g = self.by_protocol.lock().unwrap_or_else(|p| p.into_inner());
+        let delta = now.since(&g.0);
+        g.0 = now;
+        match g.1.iter_mut().find(|(p, _)| *p == name) {
+            Some((_, c)) => *c = c.plus(&delta),
+            None => g.1.push((name, delta)),
+        }
+    }
+
+    /// S1's operation counts per sub-protocol, in the order each first ran.
+    pub fn counts_by_protocol(&self) -> Vec<(SubProtocol, OpCounts)> {
+        self.by_protocol
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SecMul / SecDot
+
+    /// Products of encrypted operands in one request: SecMul (element-wise), SecDot (matrix ×
+    /// vector), vector × matrix and batched outer products. Operands may be [`Reusable`] packs
+    /// of an earlier request of this session; with `keep = Some(k)`, operands `k..` (fresh ones)
+    /// come back from [`ProductsStep::finish`] as a [`Reusable`]. A reused or kept group of
+    /// operands starts and ends on a pack boundary (the gaps are padding slots S2 decrypts and
+    /// no job reads: a blind alone). Every operand value must satisfy |x| < 2^ℓ.
+    pub fn prepare_products<'a>(
+        &self,
+        operands: &[Operand<'a>],
+        signed_jobs: &[(Job, bool)],
+        keep: Option<usize>,
+    ) -> Result<(Request, ProductsStep<'a>), ProtocolError> {
+        let slot_bits = self.params.slot_bits(0);
+        let per = self.per_pack(slot_bits);
+        // The operands side by side (with padding) form the request's slots; each job names slot
+        // ranges. Every slot gets its blind: fresh, or the one it was sent with before.
+        let mut starts = Vec::with_capacity(operands.len());
+        let mut slots: Vec<Slot<'a>> = Vec::new();
+        let mut premade: Vec<Option<&Ciphertext>> = Vec::new();
+        let mut kept_start = None;
+        let pad = |slots: &mut Vec<Slot<'a>>| {
+            while !slots.len().is_multiple_of(per) {
+                slots.push(Slot {
+                    ct: None,
+                    tau: self.blind(),
+                });
+            }
+        };
+        for (i, op) in operands.iter().enumerate() {
+            if keep == Some(i) {
+                pad(&mut slots);
+                kept_start = Some(slots.len());
+            }
+            match op {
+                Operand::Fresh(cts) => {
+                    starts.push(u32::try_from(slots.len()).map_err(|_| too_large())?);
+                    slots.extend(cts.iter().map(|c| Slot {
+                        ct: Some(c),
+                        tau: self.blind(),
+                    }));
+                }
+                Operand::Reused(r) => {
+                    if kept_start.is_some() {
+                        return Err(ProtocolError::InvalidRequest(
+                            "a reused operand cannot be kept again".into(),
+                        ));
+                    }
+                    if r.session != self.session || r.slot_bits != slot_bits {
+                        return Err(ProtocolError::InvalidRequest(
+                            "reused operands from another session".into(),
+                        ));
+                    }
+                    pad(&mut slots);
+                    premade.resize(slots.len() / per, None);
+                    premade.extend(r.packs.iter().map(Some));
+                    starts.push(u32::try_from(slots.len()).map_err(|_| too_large())?);
+                    slots.extend(r.cts.iter().zip(&r.blinds).map(|(c, b)| Slot {
+                        ct: Some(c),
+                        tau: b.clone(),
+                    }));
+                    pad(&mut slots);
+                }
+            }
+        }
+        if kept_start.is_some() {
+            pad(&mut slots);
+        }
+        let op_slices: Vec<&[Ciphertext]> = operands
+            .iter()
+            .map(|o| match o {
+                Operand::Fresh(c) => *c,
+                Operand::Reused(r) => &r.cts[..],
+            })
+            .collect();
+        let slots_len = slots.len() as u64;
+        let mut wire = Vec::with_capacity(signed_jobs.len());
+        let mut out_lens = Vec::with_capacity(signed_jobs.len());
+        for (job, _) in signed_jobs {
+            let w = job.wire(&op_slices, &starts)?;
+            let (n, _) = w.shape(slots_len).ok_or_else(|| {
+                ProtocolError::InvalidRequest(format!("empty or out-of-range product job {job:?}"))
+            })?;
+            wire.push(w);
+            out_lens.push(n);
+        }
+        let negate: Vec<bool> = signed_jobs.iter().map(|(_, n)| *n).collect();
+        let packs = self.pack(&slots, slot_bits, &premade)?;
+        let reusable = kept_start.map(|start| {
+            let kept = || {
+                slots[start..]
+                    .iter()
+                    .filter_map(|s| s.ct.map(|c| (c, &s.tau)))
+            };
+            Reusable {
+                cts: kept().map(|(c, _)| c.clone()).collect(),
+                blinds: kept().map(|(_, t)| t.clone()).collect(),
+                packs: packs[start / per..].to_vec(),
+                slot_bits,
+                session: self.session,
+            }
+        });
+        let request = eval_request(
+            packs,
+            slots.len(),
+            slot_bits,
+            Op::Products {
+                jobs: wire.clone(),
+                negate: negate.clone(),
+            },
+        )?;
+        Ok((
+            request,
+            ProductsStep {
+                slots,
+                wire,
+                out_lens,
+                negate,
+                reusable,
+            },
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Truncation, division and key switching
+
+    /// ⌊xᵢ / 2^k⌋ exactly ([`Truncation::Exact`]: two rounds) or with unbiased stochastic
+    /// rounding (one round).
+    pub fn prepare_truncate(
+        &self,
+        xs: &[Ciphertext],
+        k: u32,
+        mode: Truncation,
+    ) -> Result<(Request, DivideStep), ProtocolError> {
+        if k == 0 || k > self.params.value_bits {
+            return Err(ProtocolError::InvalidRequest(format!(
+                "truncation by 2^{k} outside 1..=ℓ"
+            )));
+        }
+        let exact = mode == Truncation::Exact;
+        let op = Op::Divide {
+            shift: k,
+            carry_bits: exact,
+        };
+        self.prepare_blinded_division(xs, pow2(k), k, op, exact, SubProtocol::Truncation)
+    }
+
+    /// ⌊xᵢ / d⌋ for a public divisor d ≥ 2 (Veugen, "Encrypted integer division", 2010): S2
+    /// divides the blinded x + R, S1 subtracts ⌊R / d⌋; the carry 1{(u mod d) < (R mod d)} is
+    /// subtracted too in [`Truncation::Exact`] (a DGK comparison) and kept in
+    /// [`Truncation::Stochastic`] (then the result is ⌊x/d⌋ + 1 with probability (x mod d)/d).
+    pub fn prepare_divide(
+        &self,
+        xs: &[Ciphertext],
+        d: u64,
+        mode: Truncation,
+    ) -> Result<(Request, DivideStep), ProtocolError> {
+        let l = self.params.value_bits;
+        let m = 64 - d.leading_zeros();
+        if d < 2 || m > l {
+            return Err(ProtocolError::InvalidRequest(format!(
+                "division by {d}: need 2 ≤ d < 2^ℓ"
+            )));
+        }
+        let exact = mode == Truncation::Exact;
+        let op = Op::DivideBy {
+            divisor: d,
+            carry_bits: exact,
+        };
+        self.prepare_blinded_division(xs, BigInt::from(d), m, op, exact, SubProtocol::Division)
+    }
+
+    /// The division protocol behind [`prepare_truncate`](Self::prepare_truncate) and
+    /// [`prepare_divide`](Self::prepare_divide): S2 sees u = x + R with R = 2^ℓ + r (positive,
+    /// statistically hiding x) and returns ⟦⌊u/d⌋⟧ (and, if `exact`, the bits of 2(u mod d) + 1,
+    /// m + 1 of them, for the DGK carry 1{(u mod d) < (R mod d)}); S1 subtracts ⌊R/d⌋ and, if
+    /// exact, the carry.
+    fn prepare_blinded_division(
+        &self,
+        xs: &[Ciphertext],
+        d: BigInt,
+        m: u32,
+        op: Op,
+        exact: bool,
+        name: SubProtocol,
+    ) -> Result<(Request, DivideStep), ProtocolError> {
+        let l = self.params.value_bits;
+        let big_r: Vec<BigInt> = xs.iter().map(|_| pow2(l) + self.blind()).collect();
+        let slots: Vec<Slot<'_>> = xs
+            .iter()
+            .zip(&big_r)
+            .map(|(c, r)| Slot {
+                ct: Some(c),
+                tau: r.clone(),
+            })
+            .collect();
+        let slot_bits = self.params.slot_bits(0);
+        let request = eval_request(self.pack(&slots, slot_bits, &[])?, xs.len(), slot_bits, op)?;
+        let offsets = big_r.iter().map(|r| -(r / &d)).collect();
+        let step = if exact {
+            DivideStep::Exact(BitsStep {
+                cs: big_r.iter().map(|r| r % &d).collect(),
+                offsets,
+                m,
+                name,
+            })
+        } else {
+            DivideStep::Stochastic { offsets, name }
+        };
+        Ok((request, step))
+    }
+
+    /// Key switching: ⟦xᵢ⟧ under the session's key to ⟦xᵢ⟧ under `to`, another tenant's key
+    /// that S2 holds (|xᵢ| < 2^ℓ). S2 decrypts uᵢ = xᵢ + rᵢ (rᵢ of ℓ + κ bits: statistically
+    /// hiding) and encrypts it under `to`; S1 subtracts rᵢ under `to`. One round; S2 learns
+    /// nothing beyond 2^(1−κ) per value, and refuses a target key it does not hold.
+    pub fn prepare_switch_key(
+        &self,
+        xs: &[Ciphertext],
+        to: &PublicKey,
+    ) -> Result<(Request, KeySwitchStep), ProtocolError> {
+        self.params.validate(to.bits()).map_err(|e| {
+            ProtocolError::InvalidRequest(format!("the target key {}: {e}", to.fingerprint()))
+        })?;
+        let rs: Vec<BigInt> = xs.iter().map(|_| self.blind()).collect();
+        let slots: Vec<Slot<'_>> = xs
+            .iter()
+            .zip(&rs)
+            .map(|(c, r)| Slot {
+                ct: Some(c),
+                tau: r.clone(),
+            })
+            .collect();
+        let slot_bits = self.params.slot_bits(0);
+        let request = eval_request(
+            self.pack(&slots, slot_bits, &[])?,
+            xs.len(),
+            slot_bits,
+            Op::Reencrypt {
+                to: to.fingerprint(),
+            },
+        )?;
+        Ok((request, KeySwitchStep { to: to.clone(), rs }))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SecReLU and comparison
+
+    /// The fast profile's one-round sign test (the paper's) on x' = 2x − 1 (never zero; positive
+    /// iff x > 0): S2 sees s(a·x' + b) with a fresh sign s, a ∈ [2^κ, 2^(κ+1)) and b ∈ (−a, a),
+    /// and, `with_value`, x + r; S1 gets ⟦1{x > 0}⟧ and, `with_value`, ⟦max(x, 0)⟧.
+    pub fn prepare_sign<'a>(
+        &self,
+        xs: &'a [Ciphertext],
+        with_value: bool,
+    ) -> Result<(Request, SignStep<'a>), ProtocolError> {
+        let (l, kappa) = (self.params.value_bits, self.params.kappa);
+        let pk = &self.pk;
+        let masks: Vec<SignMask> = xs
+            .par_iter()
+            .map(|x| {
+                let mut rng = rand::thread_rng();
+                let s_pos: bool = rng.gen();
+                let a = pow2(kappa) + random_bits(kappa, &mut rng); // a ∈ [2^κ, 2^(κ+1))
+                                                                    // b ∈ (−a, a), symmetric: |y| = |a·x' + b| then has the same distribution for
+                                                                    // x' and −x' (with b ∈ [0, a) it would lie in [a|x'|, a(|x'|+1)) for x' > 0 but
+                                                                    // in (a(|x'|−1), a|x'|] for x' < 0, and S2 could tell x = 0 from x = 1).
+                                                                    // |b| < a ≤ a|x'| keeps y non-zero with the sign of s·x'.
+                let b = random_range(&(BigInt::one() - &a), &a, &mut rng);
+                let s = if s_pos { BigInt::one() } else { -BigInt::one() };
+                // y = s(a(2x − 1) + b) = (2sa)·x + s(b − a)
+                let y = pk.mul_plain(x, &(&s * &a * 2))?;
+                let r = random_bits(l + kappa, &mut rng);
+                Ok(SignMask {
+                    s_pos,
+                    r,
+                    y,
+                    y_tau: &s * (b - &a),
+                })
+            })
+            .collect::<Result<_, ProtocolError>>()?;
+        OpCounter::add(&self.counter.short_exps, xs.len() as u64);
+        let mut slots = Vec::with_capacity(xs.len() * 2);
+        for (x, m) in xs.iter().zip(&masks) {
+            slots.push(Slot {
+                ct: Some(&m.y),
+                tau: m.y_tau.clone(),
+            });
+            if with_value {
+                slots.push(Slot {
+                    ct: Some(x),
+                    tau: m.r.clone(),
+                });
+            }
+        }
+        let slot_bits = self.params.slot_bits(2);
+        let request = eval_request(
+            self.pack(&slots, slot_bits, &[])?,
+            slots.len(),
+            slot_bits,
+            Op::Sign { with_value },
+        )?;
+        Ok((
+            request,
+            SignStep {
+                xs,
+                masks,
+                with_value,
+            },
+        ))
+    }
+
+    /// The strict comparison's first round: ⟦1{xᵢ > 0}⟧ via DGK on x' = 2x − 1 (m = `bits` + 1
+    /// bits for |x| < 2^`bits`). S2 sees z = x' + 2^m + r (r of m + κ bits) and answers
+    /// ⟦⌊z/2^m⌋⟧ and the DGK bits of z mod 2^m; [`BitsStep::finish`] makes the zero test.
+    pub fn prepare_compare(
+        &self,
+        xs: &[Ciphertext],
+        bits: u32,
+    ) -> Result<(Request, BitsStep), ProtocolError> {
+        let l = self.params.value_bits;
+        if bits == 0 || bits > l {
+            return Err(ProtocolError::InvalidRequest(format!(
+                "comparison of values below 2^{bits}: the bound must be in 1..=ℓ ({l})"
+            )));
+        }
+        let m = bits + 1;
+        let pk = &self.pk;
+        let one = BigInt::one();
+        // z = x' + 2^m + r with x' = 2x − 1: ciphertext ⟦x⟧², plaintext part 2^m − 1 + r.
+        let doubled: Vec<Ciphertext> = xs.iter().map(|x| pk.add(x, x)).collect();
+        let rs: Vec<BigInt> = xs
+            .iter()
+            .map(|_| random_bits(m + self.params.kappa, &mut rand::thread_rng()))
+            .collect();
+        let slots: Vec<Slot<'_>> = doubled
+            .iter()
+            .zip(&rs)
+            .map(|(c, r)| Slot {
+                ct: Some(c),
+                tau: pow2(m) - &one + r,
+            })
+            .collect();
+        let slot_bits = self.params.slot_bits(2);
+        let request = eval_request(
+            self.pack(&slots, slot_bits, &[])?,
+            xs.len(),
+            slot_bits,
+            Op::CompareBits { bits: m },
+        )?;
+        let mask = pow2(m) - 1;
+        // 1{x' ≥ 0} = ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c}
+        Ok((
+            request,
+            BitsStep {
+                cs: rs.iter().map(|r| r & &mask).collect(),
+                offsets: rs.iter().map(|r| -(r >> m)).collect(),
+                m,
+                name: SubProtocol::SecCompare,
+            },
+        ))
+    }
+
+    /// Range check of the strict comparison: for an x outside |x| < 2^ℓ the DGK result
+    /// ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c} is not a bit. S1 sends one ciphertext for the whole request,
+    /// ⟦ρ·Σⱼ ρⱼ(βⱼ² − βⱼ)⟧ with ρⱼ uniform in [1, 2^κ) and ρ uniform in [1, n), freshly
+    /// re-randomised; S2 checks that it decrypts to 0 and reports an out-of-range value
+    /// otherwise. If some βⱼ² − βⱼ ≠ 0 (a small non-zero integer, a unit mod n), the sum is 0 for
+    /// at most one of the 2^κ − 1 values of ρⱼ: a probability ≤ 2^−κ of missing it; a non-zero
+    /// sum times ρ is uniform in Z_n*, so S2 learns only "in range" or "not". Its answer is
+    /// checked by [`finish_range_check`](Self::finish_range_check).
+    pub fn prepare_range_check(
+        &self,
+        bits: &[Ciphertext],
+        squares: &[Ciphertext],
+    ) -> Result<Request, ProtocolError> {
+        let pk = &self.pk;
+        let n = BigInt::from_biguint(Sign::Plus, pk.n());
+        let one = BigInt::one();
+        let kappa = self.params.kappa;
+        let mut rng = rand::thread_rng();
+        let rhos: Vec<BigInt> = bits
+            .iter()
+            .map(|_| random_range(&one, &pow2(kappa), &mut rng))
+            .collect();
+        let neg: Vec<BigInt> = rhos.iter().map(|r| -r).collect();
+        let mut terms: Vec<(&Ciphertext, &BigInt)> = Vec::with_capacity(2 * bits.len());
+        for ((b, sq), (r, nr)) in bits.iter().zip(squares).zip(rhos.iter().zip(&neg)) {
+            terms.push((sq, r));
+            terms.push((b, nr));
+        }
+        let sum = pk.linear_combination(&terms, &BigInt::zero())?;
+        OpCounter::add(&self.counter.short_exps, terms.len() as u64);
+        let rho = random_range(&one, &n, &mut rng);
+        let e = pk.mul_plain(&sum, &rho)?;
+        OpCounter::add(&self.counter.full_exps, 1);
+        let blinded = pk.add(&e, &self.fresh_encryption(&BigInt::zero())?);
+        Ok(Request::AssertZero { cts: vec![blinded] })
+    }
+
+    /// S2's answer to the range check: an empty list of ciphertexts if every value was a bit.
+    pub fn finish_range_check(&self, reply: Response) -> Result<(), ProtocolError> {
+        self.ciphertexts(reply, 0, SubProtocol::RangeCheck, &self.pk)
+            .map(drop)
+    }
+
+    /// Fresh encrypted uniform values drawn by S2: for each (count, bound), `count` values in
+    /// [−bound, bound]. Nobody sees them in the clear. Split by
+    /// [`finish_random`](Self::finish_random).
+    pub fn prepare_random(&self, draws: &[(usize, BigInt)]) -> Result<Request, ProtocolError> {
+        let wire = draws
+            .iter()
+            .map(|(c, b)| Ok((u32::try_from(*c).map_err(|_| too_large())?, b.clone())))
+            .collect::<Result<_, ProtocolError>>()?;
+        Ok(Request::Random { draws: wire })
+    }
+
+    /// S2's random values, one vector per draw of [`prepare_random`](Self::prepare_random).
+    pub fn finish_random(
+        &self,
+        draws: &[(usize, BigInt)],
+        reply: Response,
+    ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
+        let total = draws
+            .iter()
+            .try_fold(0usize, |a, d| a.checked_add(d.0))
+            .ok_or_else(too_large)?;
+        let v = self.ciphertexts(reply, total, SubProtocol::RandomValues, &self.pk)?;
+        let mut it = v.into_iter();
+        Ok(draws
+            .iter()
+            .map(|(c, _)| it.by_ref().take(*c).collect())
+            .collect())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Answers
+
+    /// The error of a reply that is not the one expected.
+    fn refusal<T>(&self, reply: Response, name: SubProtocol) -> Result<T, ProtocolError> {
+        Err(match reply {
+            Response::OutOfRange(_) => ProtocolError::OutOfRange {
+                op: name,
+                value_bits: self.params.value_bits,
+            },
+            Response::Error(m) => ProtocolError::Peer(m),
+            other => ProtocolError::Violation(format!("{name}: unexpected reply {other:?}")),
+        })
+    }
+
+    /// `expect` ciphertexts under `pk`, each checked, or the error the reply stands for.
+    fn ciphertexts(
+        &self,
+        reply: Response,
+        expect: usize,
+        name: SubProtocol,
+        pk: &PublicKey,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        match reply {
+            Response::Ciphertexts(v) if v.len() == expect => {
+                for c in &v {
+                    pk.validate(c)?;
+                }
+                Ok(v)
+            }
+            Response::Ciphertexts(v) => Err(ProtocolError::Violation(format!(
+                "{name}: expected {expect} ciphertexts, got {}",
+                v.len()
+            ))),
+            other => self.refusal(other, name),
+        }
+    }
+
+    /// An `Eval` answered with DGK bits ([`Response::Bits`]): `want` Paillier values, each with
+    /// `bits` DGK bits, every one checked.
+    fn bits_reply(
+        &self,
+        reply: Response,
+        want: usize,
+        bits: usize,
+        name: SubProtocol,
+    ) -> Result<(Vec<Ciphertext>, Vec<dgk::Ciphertext>), ProtocolError> {
+        match reply {
+            Response::Bits { values, bits: b }
+                if values.len() == want && Some(b.len()) == want.checked_mul(bits) =>
+            {
+                for c in &values {
+                    self.pk.validate(c)?;
+                }
+                for c in &b {
+                    self.dgk.validate(c)?;
+                }
+                Ok((values, b))
+            }
+            Response::Bits { values, bits: b } => Err(ProtocolError::Violation(format!(
+                "{name}: expected {want} values with {bits} bits each, got {} and {}",
+                values.len(),
+                b.len()
+            ))),
+            other => self.refusal(other, name),
+        }
+    }
+
+    /// The zero-test groups of DGK comparisons: for each item S2 holds d (the DGK encryptions
+    /// of the bits of d' = 2d + 1 are `dbits`, LSB first, m + 1 of them) and S1 holds c < 2^m.
+    /// Each group's combined values (cheap) are blinded (the expensive part, spread over every
+    /// core bit by bit) and shuffled; the coins say how S2's λ reads.
+    #[allow(clippy::type_complexity)]
+    fn dgk_groups(
+        &self,
+        dbits: &[&[dgk::Ciphertext]],
+        cs: &[BigInt],
+        m: u32,
+    ) -> (Vec<Vec<dgk::Ciphertext>>, Vec<bool>) {
+        let key = &self.dgk;
+        let nbits = m as usize + 1;
+        let combined: Vec<(bool, Vec<dgk::Ciphertext>)> = dbits
+            .par_iter()
+            .zip(cs.par_iter())
+            .map(|(bits, c)| dgk_combine(key, bits, c, nbits, &mut rand::thread_rng()))
+            .collect();
+        let coins: Vec<bool> = combined.iter().map(|(s, _)| *s).collect();
+        let mut groups: Vec<Vec<dgk::Ciphertext>> =
+            combined.into_iter().map(|(_, es)| es).collect();
+        groups
+            .par_iter_mut()
+            .flat_map(|g| g.par_iter_mut())
+            .for_each(|e| *e = key.blind(e, &mut rand::thread_rng()));
+        OpCounter::add(&self.counter.dgk_blinds, (groups.len() * nbits) as u64);
+        let mut rng = rand::thread_rng();
+        for g in &mut groups {
+            // Fisher–Yates.
+            for i in (1..g.len()).rev() {
+                let j = rng.gen_range(0..=i);
+                g.swap(i, j);
+            }
+        }
+        (groups, coins)
+    }
+
     /// Removes the blinds from S2's products: Σ ab = P − Σ r_a·b − Σ r_b·a − Σ r_a·r_b over each
     /// output's slot pairs ([`WireJob::terms`]), signs flipped where the job was negated. One
     /// linear combination per output, in parallel. A slot that several small outputs multiply by
@@ -415,73 +1052,286 @@ impl Engine {
     }
 }
 
+/// A request's `Eval` of `count` slots packed in `packs`.
+fn eval_request(
+    packs: Vec<Ciphertext>,
+    count: usize,
+    slot_bits: u32,
+    op: Op,
+) -> Result<Request, ProtocolError> {
+    let count = u32::try_from(count).map_err(|_| too_large())?;
+    Ok(Request::Eval {
+        packs,
+        slot_bits,
+        count,
+        op,
+    })
+}
+
+/// What S1 keeps of a products request until S2 answers ([`S1Core::prepare_products`]): the
+/// slots with their blinds, the jobs, and the operands to keep.
+pub struct ProductsStep<'a> {
+    slots: Vec<Slot<'a>>,
+    wire: Vec<WireJob>,
+    out_lens: Vec<usize>,
+    negate: Vec<bool>,
+    reusable: Option<Reusable>,
+}
+
+impl ProductsStep<'_> {
+    /// Removes the blinds from S2's products: one vector of ciphertexts per job, and the kept
+    /// operands (with `keep`).
+    #[allow(clippy::type_complexity)]
+    pub fn finish(
+        self,
+        core: &S1Core,
+        reply: Response,
+    ) -> Result<(Vec<Vec<Ciphertext>>, Option<Reusable>), ProtocolError> {
+        let total: usize = self.out_lens.iter().sum();
+        let raw = core.ciphertexts(reply, total, SubProtocol::SecMul, &core.pk)?;
+        let unblinded =
+            core.unblind_products(&raw, &self.wire, &self.out_lens, &self.negate, &self.slots)?;
+        let mut it = unblinded.into_iter();
+        Ok((
+            self.out_lens
+                .iter()
+                .map(|&n| it.by_ref().take(n).collect())
+                .collect(),
+            self.reusable,
+        ))
+    }
+}
+
+/// What S1 keeps of a truncation or division ([`S1Core::prepare_truncate`],
+/// [`S1Core::prepare_divide`]) until S2 answers.
+pub enum DivideStep {
+    /// Stochastic rounding: one round; S1 subtracts ⌊R/d⌋ (the offsets −⌊R/d⌋ are kept).
+    Stochastic {
+        /// −⌊Rᵢ/d⌋ per value.
+        offsets: Vec<BigInt>,
+        /// Truncation or division.
+        name: SubProtocol,
+    },
+    /// Exact: S2's answer carries DGK bits for the carry, a zero test follows.
+    Exact(BitsStep),
+}
+
+/// A division after S2's first answer.
+pub enum Divided {
+    /// The quotients (stochastic rounding).
+    Done(Vec<Ciphertext>),
+    /// Exact: the zero-test request to send and what finishes it.
+    ZeroTest(Request, ZeroTestStep),
+}
+
+impl DivideStep {
+    /// Truncation or division.
+    pub fn name(&self) -> SubProtocol {
+        match self {
+            DivideStep::Stochastic { name, .. } => *name,
+            DivideStep::Exact(b) => b.name,
+        }
+    }
+
+    /// Takes S2's answer: the quotients, or (exact) the zero test of the carries.
+    pub fn finish(self, core: &S1Core, reply: Response) -> Result<Divided, ProtocolError> {
+        match self {
+            DivideStep::Stochastic { offsets, name } => {
+                let raw = core.ciphertexts(reply, offsets.len(), name, &core.pk)?;
+                let out = raw
+                    .iter()
+                    .zip(&offsets)
+                    .map(|(q, k)| Ok(core.pk.add_plain(q, k)?))
+                    .collect::<Result<_, ProtocolError>>()?;
+                Ok(Divided::Done(out))
+            }
+            DivideStep::Exact(bits) => {
+                let (request, step) = bits.finish(core, reply)?;
+                Ok(Divided::ZeroTest(request, step))
+            }
+        }
+    }
+}
+
+/// The first round of a DGK comparison (the strict profile's comparison, an exact division's
+/// carry): what S1 keeps until S2's quotients and DGK bits arrive. For each value S1 holds
+/// c < 2^m (the low bits of its blind) and the offset to add to S2's quotient.
+pub struct BitsStep {
+    cs: Vec<BigInt>,
+    offsets: Vec<BigInt>,
+    m: u32,
+    name: SubProtocol,
+}
+
+impl BitsStep {
+    /// From S2's quotients and the DGK bits of d' = 2d + 1, the zero-test request: for each
+    /// value a fresh coin and m + 1 combined values, blinded by ρ ∈ Z_u*, re-randomised and
+    /// shuffled (Veugen 2010 / Bost et al. 2015); S2 then sees a fair coin and values uniform in
+    /// Z_u* or one zero.
+    pub fn finish(
+        self,
+        core: &S1Core,
+        reply: Response,
+    ) -> Result<(Request, ZeroTestStep), ProtocolError> {
+        let nbits = self.m as usize + 1;
+        let (quotients, dbits) = core.bits_reply(reply, self.cs.len(), nbits, self.name)?;
+        let bits: Vec<&[dgk::Ciphertext]> = dbits.chunks(nbits).collect();
+        let (groups, coins) = core.dgk_groups(&bits, &self.cs, self.m);
+        Ok((
+            Request::ZeroTest { groups },
+            ZeroTestStep {
+                quotients,
+                offsets: self.offsets,
+                coins,
+            },
+        ))
+    }
+}
+
+/// What S1 keeps of a DGK zero test: the quotients, their offsets and S1's coins.
+pub struct ZeroTestStep {
+    quotients: Vec<Ciphertext>,
+    offsets: Vec<BigInt>,
+    coins: Vec<bool>,
+}
+
+impl ZeroTestStep {
+    /// From S2's ⟦λ⟧ per comparison: ⟦q + offset − 1{d < c}⟧ per value.
+    pub fn finish(self, core: &S1Core, reply: Response) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let lambdas = core.ciphertexts(reply, self.coins.len(), SubProtocol::ZeroTest, &core.pk)?;
+        let pk = &core.pk;
+        self.quotients
+            .par_iter()
+            .zip(self.offsets.par_iter())
+            .zip(lambdas.into_par_iter().zip(self.coins.into_par_iter()))
+            .map(|((q, k), (lambda, s_pos))| LessThan { lambda, s_pos }.subtract_from(pk, q, k))
+            .collect()
+    }
+}
+
+/// What S1 keeps of a key switch: the target key and the blinds.
+pub struct KeySwitchStep {
+    to: PublicKey,
+    rs: Vec<BigInt>,
+}
+
+impl KeySwitchStep {
+    /// From S2's re-encryptions under the target key: ⟦xᵢ⟧ under it.
+    pub fn finish(self, core: &S1Core, reply: Response) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let raw = core.ciphertexts(reply, self.rs.len(), SubProtocol::KeySwitch, &self.to)?;
+        raw.iter()
+            .zip(&self.rs)
+            .map(|(q, r)| Ok(self.to.add_plain(q, &-r)?))
+            .collect()
+    }
+}
+
+/// One value's masks in the fast sign test.
+struct SignMask {
+    s_pos: bool,
+    r: BigInt,
+    y: Ciphertext,
+    y_tau: BigInt,
+}
+
+/// What S1 keeps of the fast sign test ([`S1Core::prepare_sign`]): the inputs and the masks.
+pub struct SignStep<'a> {
+    xs: &'a [Ciphertext],
+    masks: Vec<SignMask>,
+    with_value: bool,
+}
+
+impl SignStep<'_> {
+    /// From S2's answers: (⟦max(xᵢ, 0)⟧, ⟦1{xᵢ > 0}⟧) (without the value, the derivative twice).
+    #[allow(clippy::type_complexity)]
+    pub fn finish(
+        self,
+        core: &S1Core,
+        reply: Response,
+    ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
+        let per = if self.with_value { 2 } else { 1 };
+        let raw = core.ciphertexts(reply, per * self.xs.len(), SubProtocol::SecReLU, &core.pk)?;
+        let pk = &core.pk;
+        let with_value = self.with_value;
+        let one = BigInt::one();
+        let results: Vec<(Ciphertext, Ciphertext)> = raw
+            .par_chunks(per)
+            .zip(self.masks.par_iter())
+            .zip(self.xs.par_iter())
+            .map(|((ch, m), x)| {
+                let beta = &ch[0];
+                let deriv = if m.s_pos {
+                    beta.clone()
+                } else {
+                    pk.linear_combination(&[(beta, &-&one)], &one)?
+                };
+                if !with_value {
+                    return Ok((deriv.clone(), deriv));
+                }
+                let beta_u = &ch[1];
+                // ⟦βx⟧ = ⟦βu⟧ − r⟦β⟧; ReLU = ⟦βx⟧ (s = +1) or ⟦x⟧ − ⟦βx⟧ (s = −1).
+                let value = if m.s_pos {
+                    pk.linear_combination(&[(beta_u, &one), (beta, &-&m.r)], &BigInt::zero())?
+                } else {
+                    pk.linear_combination(
+                        &[(x, &one), (beta_u, &-&one), (beta, &m.r)],
+                        &BigInt::zero(),
+                    )?
+                };
+                Ok((value, deriv))
+            })
+            .collect::<Result<_, ProtocolError>>()?;
+        OpCounter::add(
+            &core.counter.short_exps,
+            if with_value { self.xs.len() as u64 } else { 0 },
+        );
+        Ok(results.into_iter().unzip())
+    }
+}
+
 impl<C: Channel> S1<C> {
     /// Opens a session: sends the handshake (protocol version, key fingerprint, parameters) and
     /// waits for S2 to accept it.
     pub fn connect(pk: PublicKey, chan: C, params: SessionParams) -> Result<Self, ProtocolError> {
-        params
-            .validate(pk.bits())
-            .map_err(ProtocolError::InvalidParams)?;
+        let hello = S1Core::hello(&pk, &params)?;
         let mut chan = Metered::new(chan);
-        chan.send_msg(&Request::Hello {
-            version: PROTOCOL_VERSION,
-            fingerprint: pk.fingerprint(),
-            params,
-        })?;
-        let dgk = match chan.recv_msg::<Response>()? {
-            Response::HelloOk { dgk } => dgk,
-            Response::Error(m) => return Err(ProtocolError::Handshake(m)),
-            other => {
-                return Err(ProtocolError::Violation(format!(
-                    "unexpected handshake reply {other:?}"
-                )))
-            }
-        };
-        let dgk = match dgk {
-            Some(key) => check_dgk_key(key, &pk, &params)?,
-            None => {
-                return Err(ProtocolError::Violation(
-                    "S2 accepted the session without a DGK public key".into(),
-                ))
-            }
-        };
+        chan.send_msg(&hello)?;
+        let reply = chan.recv_msg::<Response>()?;
         Ok(S1 {
-            eng: Engine {
-                pk,
-                dgk,
-                params,
-                counter: Arc::new(OpCounter::default()),
-                pool: None,
-            },
+            core: S1Core::accept(pk, params, reply)?,
             chan,
-            session: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// The session's steps without I/O.
+    pub fn core(&self) -> &S1Core {
+        &self.core
     }
 
     /// S2's DGK public key, received and checked in the handshake (S1 logs its fingerprint and
     /// keeps it with a job's record).
     pub fn dgk_public_key(&self) -> &dgk::PublicKey {
-        &self.eng.dgk
+        &self.core.dgk
     }
 
     /// Keeps a pool of precomputed randomizers filled by `workers` background threads.
     pub fn with_randomizer_pool(mut self, capacity: usize, workers: usize) -> Self {
-        self.eng.pool = Some(RandomizerPool::new(&self.eng.pk, capacity, workers));
+        self.core.pool = Some(RandomizerPool::new(&self.core.pk, capacity, workers));
         self
     }
 
     /// Randomizers ready in S1's pool and its capacity (`None` without a pool).
     pub fn pool_fill(&self) -> Option<(usize, usize)> {
-        self.eng.pool.as_ref().map(|p| (p.ready(), p.capacity()))
+        self.core.pool.as_ref().map(|p| (p.ready(), p.capacity()))
     }
 
     /// The public key.
     pub fn public_key(&self) -> &PublicKey {
-        &self.eng.pk
+        &self.core.pk
     }
     /// The session parameters.
     pub fn params(&self) -> &SessionParams {
-        &self.eng.params
+        &self.core.params
     }
     /// Traffic counters of the channel.
     pub fn traffic(&self) -> Traffic {
@@ -493,13 +1343,22 @@ impl<C: Channel> S1<C> {
     }
     /// S1's operation counts.
     pub fn counts(&self) -> OpCounts {
-        self.eng.counter.snapshot()
+        self.core.counts()
+    }
+    /// S1's operation counts per sub-protocol (each round's step charged to its sub-protocol).
+    pub fn counts_by_protocol(&self) -> Vec<(SubProtocol, OpCounts)> {
+        self.core.counts_by_protocol()
+    }
+
+    /// One round trip: the only place a session sends a request and reads S2's answer.
+    fn round(&mut self, request: &Request) -> Result<Response, ProtocolError> {
+        self.chan.send_msg(request)?;
+        Ok(self.chan.recv_msg::<Response>()?)
     }
 
     /// S2's operation counts (one round trip).
     pub fn s2_counts(&mut self) -> Result<OpCounts, ProtocolError> {
-        self.chan.send_msg(&Request::Stats)?;
-        match self.chan.recv_msg::<Response>()? {
+        match self.round(&Request::Stats)? {
             Response::Stats(c) => Ok(c),
             Response::Error(m) => Err(ProtocolError::Peer(m)),
             other => Err(ProtocolError::Violation(format!(
@@ -512,122 +1371,6 @@ impl<C: Channel> S1<C> {
     pub fn close(mut self) -> Result<(), ProtocolError> {
         self.chan.send_msg(&Request::Bye)?;
         Ok(())
-    }
-
-    fn eval(
-        &mut self,
-        slots: &[Slot<'_>],
-        slot_bits: u32,
-        op: Op,
-        expect: usize,
-        name: SubProtocol,
-    ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let packs = self.eng.pack(slots, slot_bits, &[])?;
-        self.send_packs(packs, slots.len(), slot_bits, op, expect, name)
-    }
-
-    /// Sends packs already made and reads S2's answer.
-    fn send_packs(
-        &mut self,
-        packs: Vec<Ciphertext>,
-        count: usize,
-        slot_bits: u32,
-        op: Op,
-        expect: usize,
-        name: SubProtocol,
-    ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let count = u32::try_from(count).map_err(|_| too_large())?;
-        self.chan.send_msg(&Request::Eval {
-            packs,
-            slot_bits,
-            count,
-            op,
-        })?;
-        self.expect_ciphertexts(expect, name)
-    }
-
-    /// An `Eval` answered with DGK bits ([`Response::Bits`]): `count` Paillier values, each with
-    /// `bits` DGK bits.
-    fn eval_bits(
-        &mut self,
-        slots: &[Slot<'_>],
-        slot_bits: u32,
-        op: Op,
-        bits: usize,
-        name: SubProtocol,
-    ) -> Result<(Vec<Ciphertext>, Vec<dgk::Ciphertext>), ProtocolError> {
-        let packs = self.eng.pack(slots, slot_bits, &[])?;
-        let count = u32::try_from(slots.len()).map_err(|_| too_large())?;
-        self.chan.send_msg(&Request::Eval {
-            packs,
-            slot_bits,
-            count,
-            op,
-        })?;
-        let want = slots.len();
-        match self.chan.recv_msg::<Response>()? {
-            Response::Bits { values, bits: b }
-                if values.len() == want && Some(b.len()) == want.checked_mul(bits) =>
-            {
-                for c in &values {
-                    self.eng.pk.validate(c)?;
-                }
-                for c in &b {
-                    self.eng.dgk.validate(c)?;
-                }
-                Ok((values, b))
-            }
-            Response::Bits { values, bits: b } => Err(ProtocolError::Violation(format!(
-                "{name}: expected {want} values with {bits} bits each, got {} and {}",
-                values.len(),
-                b.len()
-            ))),
-            other => self.refusal(other, name),
-        }
-    }
-
-    /// The error of a reply that is not the one expected.
-    fn refusal<T>(&self, reply: Response, name: SubProtocol) -> Result<T, ProtocolError> {
-        Err(match reply {
-            Response::OutOfRange(_) => ProtocolError::OutOfRange {
-                op: name,
-                value_bits: self.eng.params.value_bits,
-            },
-            Response::Error(m) => ProtocolError::Peer(m),
-            other => ProtocolError::Violation(format!("{name}: unexpected reply {other:?}")),
-        })
-    }
-
-    fn expect_ciphertexts(
-        &mut self,
-        expect: usize,
-        name: SubProtocol,
-    ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let pk = self.eng.pk.clone();
-        self.expect_ciphertexts_under(expect, name, &pk)
-    }
-
-    /// [`expect_ciphertexts`](Self::expect_ciphertexts) under the key `pk` (a key switch's
-    /// target).
-    fn expect_ciphertexts_under(
-        &mut self,
-        expect: usize,
-        name: SubProtocol,
-        pk: &PublicKey,
-    ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        match self.chan.recv_msg::<Response>()? {
-            Response::Ciphertexts(v) if v.len() == expect => {
-                for c in &v {
-                    pk.validate(c)?;
-                }
-                Ok(v)
-            }
-            Response::Ciphertexts(v) => Err(ProtocolError::Violation(format!(
-                "{name}: expected {expect} ciphertexts, got {}",
-                v.len()
-            ))),
-            other => self.refusal(other, name),
-        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -660,128 +1403,19 @@ impl<C: Channel> S1<C> {
 
     /// [`products_signed`](Self::products_signed) over operands that may be [`Reusable`] packs
     /// of an earlier request of this session; with `keep = Some(k)`, operands `k..` (fresh ones)
-    /// are returned as a [`Reusable`] for a later request. A reused or kept group of operands
-    /// starts and ends on a pack boundary (the gaps are padding slots S2 decrypts and no job
-    /// reads: a blind alone).
+    /// are returned as a [`Reusable`] for a later request ([`S1Core::prepare_products`]).
+    #[allow(clippy::type_complexity)]
     pub fn products_reusing(
         &mut self,
         operands: &[Operand<'_>],
         signed_jobs: &[(Job, bool)],
         keep: Option<usize>,
     ) -> Result<(Vec<Vec<Ciphertext>>, Option<Reusable>), ProtocolError> {
-        let slot_bits = self.eng.params.slot_bits(0);
-        let per = self.eng.per_pack(slot_bits);
-        // The operands side by side (with padding) form the request's slots; each job names slot
-        // ranges. Every slot gets its blind: fresh, or the one it was sent with before.
-        let mut starts = Vec::with_capacity(operands.len());
-        let mut slots: Vec<Slot<'_>> = Vec::new();
-        let mut premade: Vec<Option<&Ciphertext>> = Vec::new();
-        let mut kept_start = None;
-        let pad = |slots: &mut Vec<Slot<'_>>| {
-            while !slots.len().is_multiple_of(per) {
-                slots.push(Slot {
-                    ct: None,
-                    tau: self.eng.blind(),
-                });
-            }
-        };
-        for (i, op) in operands.iter().enumerate() {
-            if keep == Some(i) {
-                pad(&mut slots);
-                kept_start = Some(slots.len());
-            }
-            match op {
-                Operand::Fresh(cts) => {
-                    starts.push(u32::try_from(slots.len()).map_err(|_| too_large())?);
-                    slots.extend(cts.iter().map(|c| Slot {
-                        ct: Some(c),
-                        tau: self.eng.blind(),
-                    }));
-                }
-                Operand::Reused(r) => {
-                    if kept_start.is_some() {
-                        return Err(ProtocolError::InvalidRequest(
-                            "a reused operand cannot be kept again".into(),
-                        ));
-                    }
-                    if r.session != self.session || r.slot_bits != slot_bits {
-                        return Err(ProtocolError::InvalidRequest(
-                            "reused operands from another session".into(),
-                        ));
-                    }
-                    pad(&mut slots);
-                    premade.resize(slots.len() / per, None);
-                    premade.extend(r.packs.iter().map(Some));
-                    starts.push(u32::try_from(slots.len()).map_err(|_| too_large())?);
-                    slots.extend(r.cts.iter().zip(&r.blinds).map(|(c, b)| Slot {
-                        ct: Some(c),
-                        tau: b.clone(),
-                    }));
-                    pad(&mut slots);
-                }
-            }
-        }
-        if kept_start.is_some() {
-            pad(&mut slots);
-        }
-        let op_slices: Vec<&[Ciphertext]> = operands
-            .iter()
-            .map(|o| match o {
-                Operand::Fresh(c) => *c,
-                Operand::Reused(r) => &r.cts[..],
-            })
-            .collect();
-        let slots_len = slots.len() as u64;
-        let mut wire = Vec::with_capacity(signed_jobs.len());
-        let mut out_lens = Vec::with_capacity(signed_jobs.len());
-        for (job, _) in signed_jobs {
-            let w = job.wire(&op_slices, &starts)?;
-            let (n, _) = w.shape(slots_len).ok_or_else(|| {
-                ProtocolError::InvalidRequest(format!("empty or out-of-range product job {job:?}"))
-            })?;
-            wire.push(w);
-            out_lens.push(n);
-        }
-        let negate: Vec<bool> = signed_jobs.iter().map(|(_, n)| *n).collect();
-        let total: usize = out_lens.iter().sum();
-        let packs = self.eng.pack(&slots, slot_bits, &premade)?;
-        let kept_packs = kept_start.map(|start| packs[start / per..].to_vec());
-        let raw = self.send_packs(
-            packs,
-            slots.len(),
-            slot_bits,
-            Op::Products {
-                jobs: wire.clone(),
-                negate: negate.clone(),
-            },
-            total,
-            SubProtocol::SecMul,
-        )?;
-        let unblinded = self
-            .eng
-            .unblind_products(&raw, &wire, &out_lens, &negate, &slots)?;
-        let reusable = kept_start.zip(kept_packs).map(|(start, packs)| {
-            let kept = || {
-                slots[start..]
-                    .iter()
-                    .filter_map(|s| s.ct.map(|c| (c, &s.tau)))
-            };
-            Reusable {
-                cts: kept().map(|(c, _)| c.clone()).collect(),
-                blinds: kept().map(|(_, t)| t.clone()).collect(),
-                packs,
-                slot_bits,
-                session: self.session,
-            }
-        });
-        let mut it = unblinded.into_iter();
-        Ok((
-            out_lens
-                .iter()
-                .map(|&n| it.by_ref().take(n).collect())
-                .collect(),
-            reusable,
-        ))
+        let (request, step) = self.core.prepare_products(operands, signed_jobs, keep)?;
+        let reply = self.round(&request)?;
+        let out = step.finish(&self.core, reply)?;
+        self.core.attribute(SubProtocol::SecMul);
+        Ok(out)
     }
 
     /// SecMul: ⟦aᵢ·bᵢ⟧ element-wise, one round trip.
@@ -831,11 +1465,12 @@ impl<C: Channel> S1<C> {
         xs: &[Ciphertext],
         k: u32,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let t = self.eng.params.truncation();
+        let t = self.core.params.truncation();
         self.truncate_with(xs, k, t)
     }
 
-    /// ⌊xᵢ / 2^k⌋ exactly ([`Truncation::Exact`]) or with unbiased stochastic rounding.
+    /// ⌊xᵢ / 2^k⌋ exactly ([`Truncation::Exact`]) or with unbiased stochastic rounding
+    /// ([`S1Core::prepare_truncate`]).
     pub fn truncate_with(
         &mut self,
         xs: &[Ciphertext],
@@ -845,23 +1480,11 @@ impl<C: Channel> S1<C> {
         if xs.is_empty() {
             return Ok(Vec::new());
         }
-        if k == 0 || k > self.eng.params.value_bits {
-            return Err(ProtocolError::InvalidRequest(format!(
-                "truncation by 2^{k} outside 1..=ℓ"
-            )));
-        }
-        let exact = mode == Truncation::Exact;
-        let op = Op::Divide {
-            shift: k,
-            carry_bits: exact,
-        };
-        self.divide_blinded(xs, &pow2(k), k, op, exact, SubProtocol::Truncation)
+        let (request, step) = self.core.prepare_truncate(xs, k, mode)?;
+        self.division(request, step)
     }
 
-    /// ⌊xᵢ / d⌋ for a public divisor d ≥ 2 (Veugen, "Encrypted integer division", 2010): S2
-    /// divides the blinded x + R, S1 subtracts ⌊R / d⌋; the carry 1{(u mod d) < (R mod d)} is
-    /// subtracted too in [`Truncation::Exact`] (a DGK comparison) and kept in
-    /// [`Truncation::Stochastic`] (then the result is ⌊x/d⌋ + 1 with probability (x mod d)/d).
+    /// ⌊xᵢ / d⌋ for a public divisor d ≥ 2 ([`S1Core::prepare_divide`]).
     pub fn divide(
         &mut self,
         xs: &[Ciphertext],
@@ -871,25 +1494,40 @@ impl<C: Channel> S1<C> {
         if xs.is_empty() {
             return Ok(Vec::new());
         }
-        let l = self.eng.params.value_bits;
-        let m = 64 - d.leading_zeros();
-        if d < 2 || m > l {
-            return Err(ProtocolError::InvalidRequest(format!(
-                "division by {d}: need 2 ≤ d < 2^ℓ"
-            )));
-        }
-        let exact = mode == Truncation::Exact;
-        let op = Op::DivideBy {
-            divisor: d,
-            carry_bits: exact,
-        };
-        self.divide_blinded(xs, &BigInt::from(d), m, op, exact, SubProtocol::Division)
+        let (request, step) = self.core.prepare_divide(xs, d, mode)?;
+        self.division(request, step)
     }
 
-    /// Key switching: ⟦xᵢ⟧ under the session's key to ⟦xᵢ⟧ under `to`, another tenant's key
-    /// that S2 holds (|xᵢ| < 2^ℓ). S2 decrypts uᵢ = xᵢ + rᵢ (rᵢ of ℓ + κ bits: statistically
-    /// hiding) and encrypts it under `to`; S1 subtracts rᵢ under `to`. One round; S2 learns
-    /// nothing beyond 2^(1−κ) per value, and refuses a target key it does not hold.
+    /// A division's rounds: one, or two for the exact carry.
+    fn division(
+        &mut self,
+        request: Request,
+        step: DivideStep,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let name = step.name();
+        let reply = self.round(&request)?;
+        let divided = step.finish(&self.core, reply)?;
+        self.core.attribute(name);
+        match divided {
+            Divided::Done(out) => Ok(out),
+            Divided::ZeroTest(request, step) => self.zero_test(request, step),
+        }
+    }
+
+    /// A DGK zero test's round.
+    fn zero_test(
+        &mut self,
+        request: Request,
+        step: ZeroTestStep,
+    ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let reply = self.round(&request)?;
+        let out = step.finish(&self.core, reply)?;
+        self.core.attribute(SubProtocol::ZeroTest);
+        Ok(out)
+    }
+
+    /// Key switching ([`S1Core::prepare_switch_key`]): ⟦xᵢ⟧ under the session's key to ⟦xᵢ⟧
+    /// under `to`, another tenant's key that S2 holds. One round.
     pub fn switch_key(
         &mut self,
         xs: &[Ciphertext],
@@ -898,125 +1536,11 @@ impl<C: Channel> S1<C> {
         if xs.is_empty() {
             return Ok(Vec::new());
         }
-        self.eng.params.validate(to.bits()).map_err(|e| {
-            ProtocolError::InvalidRequest(format!("the target key {}: {e}", to.fingerprint()))
-        })?;
-        let rs: Vec<BigInt> = xs.iter().map(|_| self.eng.blind()).collect();
-        let slots: Vec<Slot<'_>> = xs
-            .iter()
-            .zip(&rs)
-            .map(|(c, r)| Slot {
-                ct: Some(c),
-                tau: r.clone(),
-            })
-            .collect();
-        let slot_bits = self.eng.params.slot_bits(0);
-        let packs = self.eng.pack(&slots, slot_bits, &[])?;
-        let count = u32::try_from(xs.len()).map_err(|_| too_large())?;
-        self.chan.send_msg(&Request::Eval {
-            packs,
-            slot_bits,
-            count,
-            op: Op::Reencrypt {
-                to: to.fingerprint(),
-            },
-        })?;
-        let raw = self.expect_ciphertexts_under(xs.len(), SubProtocol::KeySwitch, to)?;
-        raw.iter()
-            .zip(&rs)
-            .map(|(q, r)| Ok(to.add_plain(q, &-r)?))
-            .collect()
-    }
-
-    /// The division protocol behind [`truncate_with`](Self::truncate_with) and
-    /// [`divide`](Self::divide): S2 sees u = x + R with R = 2^ℓ + r (positive, statistically
-    /// hiding x) and returns ⟦⌊u/d⌋⟧ (and, if `exact`, the bits of 2(u mod d) + 1, m + 1 of them,
-    /// for the DGK carry 1{(u mod d) < (R mod d)}); S1 subtracts ⌊R/d⌋ and, if exact, the carry.
-    fn divide_blinded(
-        &mut self,
-        xs: &[Ciphertext],
-        d: &BigInt,
-        m: u32,
-        op: Op,
-        exact: bool,
-        name: SubProtocol,
-    ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let l = self.eng.params.value_bits;
-        let big_r: Vec<BigInt> = xs.iter().map(|_| pow2(l) + self.eng.blind()).collect();
-        let slots: Vec<Slot<'_>> = xs
-            .iter()
-            .zip(&big_r)
-            .map(|(c, r)| Slot {
-                ct: Some(c),
-                tau: r.clone(),
-            })
-            .collect();
-        let slot_bits = self.eng.params.slot_bits(0);
-        let pk = self.eng.pk.clone();
-        if !exact {
-            let raw = self.eval(&slots, slot_bits, op, xs.len(), name)?;
-            return raw
-                .iter()
-                .zip(&big_r)
-                .map(|(q, r)| Ok(pk.add_plain(q, &-(r / d))?))
-                .collect();
-        }
-        let nbits = m as usize + 1;
-        let (quotients, dbits) = self.eval_bits(&slots, slot_bits, op, nbits, name)?;
-        let bits: Vec<&[dgk::Ciphertext]> = dbits.chunks(nbits).collect();
-        let cs: Vec<BigInt> = big_r.iter().map(|r| r % d).collect();
-        let lt = self.dgk_less_than(&bits, &cs, m)?;
-        quotients
-            .par_iter()
-            .zip(big_r.par_iter())
-            .zip(lt.into_par_iter())
-            .map(|((q, r), lt)| lt.subtract_from(&pk, q, &-(r / d)))
-            .collect()
-    }
-
-    /// DGK comparison (Veugen 2010 / Bost et al. 2015): for each item, S2 holds d (the DGK
-    /// encryptions of the bits of d' = 2d + 1 are `dbits`, LSB first, m + 1 of them) and S1 holds
-    /// c < 2^m; returns 1{d < c}, encrypted under Paillier, as a [`LessThan`] (S2's λ and S1's
-    /// coin). One round trip; S2 sees a fair coin and values uniform in Z_u* or one zero.
-    fn dgk_less_than(
-        &mut self,
-        dbits: &[&[dgk::Ciphertext]],
-        cs: &[BigInt],
-        m: u32,
-    ) -> Result<Vec<LessThan>, ProtocolError> {
-        let key = &self.eng.dgk;
-        let nbits = m as usize + 1;
-        // The combined values of every comparison (cheap), then their blinding (the expensive
-        // part) spread over every core bit by bit, then each group shuffled.
-        let combined: Vec<(bool, Vec<dgk::Ciphertext>)> = dbits
-            .par_iter()
-            .zip(cs.par_iter())
-            .map(|(bits, c)| dgk_combine(key, bits, c, nbits, &mut rand::thread_rng()))
-            .collect();
-        let coins: Vec<bool> = combined.iter().map(|(s, _)| *s).collect();
-        let mut groups: Vec<Vec<dgk::Ciphertext>> =
-            combined.into_iter().map(|(_, es)| es).collect();
-        groups
-            .par_iter_mut()
-            .flat_map(|g| g.par_iter_mut())
-            .for_each(|e| *e = key.blind(e, &mut rand::thread_rng()));
-        OpCounter::add(&self.eng.counter.dgk_blinds, (groups.len() * nbits) as u64);
-        let mut rng = rand::thread_rng();
-        for g in &mut groups {
-            // Fisher–Yates.
-            for i in (1..g.len()).rev() {
-                let j = rng.gen_range(0..=i);
-                g.swap(i, j);
-            }
-        }
-        let count = groups.len();
-        self.chan.send_msg(&Request::ZeroTest { groups })?;
-        let lambdas = self.expect_ciphertexts(count, SubProtocol::ZeroTest)?;
-        Ok(lambdas
-            .into_iter()
-            .zip(coins)
-            .map(|(lambda, s_pos)| LessThan { lambda, s_pos })
-            .collect())
+        let (request, step) = self.core.prepare_switch_key(xs, to)?;
+        let reply = self.round(&request)?;
+        let out = step.finish(&self.core, reply)?;
+        self.core.attribute(SubProtocol::KeySwitch);
+        Ok(out)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1028,7 +1552,7 @@ impl<C: Channel> S1<C> {
         &mut self,
         xs: &[Ciphertext],
     ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
-        let l = self.eng.params.value_bits;
+        let l = self.core.params.value_bits;
         self.relu_within(xs, l)
     }
 
@@ -1044,10 +1568,10 @@ impl<C: Channel> S1<C> {
         if xs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        match self.eng.params.profile {
+        match self.core.params.profile {
             crate::Profile::Fast => self.sign_fast(xs, true),
             crate::Profile::Strict => {
-                let bits_enc = self.positive_strict(xs, bits)?;
+                let bits_enc = self.compare(xs, bits)?;
                 // One round: ReLU = β·x, and β·β for the range check.
                 let mut res = self.products(
                     &[&bits_enc, xs],
@@ -1059,7 +1583,7 @@ impl<C: Channel> S1<C> {
                 )?;
                 let squares = res.pop().expect("two jobs");
                 let values = res.pop().expect("two jobs");
-                self.assert_bits(&bits_enc, &squares)?;
+                self.range_check(&bits_enc, &squares)?;
                 Ok((values, bits_enc))
             }
         }
@@ -1067,7 +1591,7 @@ impl<C: Channel> S1<C> {
 
     /// ⟦1{xᵢ > 0}⟧ (SecCompare against zero; compare x − t with a threshold t).
     pub fn positive(&mut self, xs: &[Ciphertext]) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let l = self.eng.params.value_bits;
+        let l = self.core.params.value_bits;
         self.positive_within(xs, l)
     }
 
@@ -1081,201 +1605,52 @@ impl<C: Channel> S1<C> {
         if xs.is_empty() {
             return Ok(Vec::new());
         }
-        match self.eng.params.profile {
+        match self.core.params.profile {
             crate::Profile::Fast => Ok(self.sign_fast(xs, false)?.1),
             crate::Profile::Strict => {
-                let bits_enc = self.positive_strict(xs, bits)?;
+                let bits_enc = self.compare(xs, bits)?;
                 let squares = self.mul(&bits_enc, &bits_enc)?;
-                self.assert_bits(&bits_enc, &squares)?;
+                self.range_check(&bits_enc, &squares)?;
                 Ok(bits_enc)
             }
         }
     }
 
-    /// Range check of the strict comparison: for an x outside |x| < 2^ℓ the DGK result
-    /// ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c} is not a bit. S1 sends one ciphertext for the whole request,
-    /// ⟦ρ·Σⱼ ρⱼ(βⱼ² − βⱼ)⟧ with ρⱼ uniform in [1, 2^κ) and ρ uniform in [1, n), freshly
-    /// re-randomised; S2 checks that it decrypts to 0 and reports an out-of-range value
-    /// otherwise. If some βⱼ² − βⱼ ≠ 0 (a small non-zero integer, a unit mod n), the sum is 0 for
-    /// at most one of the 2^κ − 1 values of ρⱼ: a probability ≤ 2^−κ of missing it; a non-zero
-    /// sum times ρ is uniform in Z_n*, so S2 learns only "in range" or "not".
-    fn assert_bits(
+    /// The strict comparison's two rounds ([`S1Core::prepare_compare`], then the zero test):
+    /// ⟦1{xᵢ > 0}⟧, not yet range-checked.
+    fn compare(&mut self, xs: &[Ciphertext], bits: u32) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let (request, step) = self.core.prepare_compare(xs, bits)?;
+        let reply = self.round(&request)?;
+        let (request, step) = step.finish(&self.core, reply)?;
+        self.core.attribute(SubProtocol::SecCompare);
+        self.zero_test(request, step)
+    }
+
+    /// The range check's round ([`S1Core::prepare_range_check`]).
+    fn range_check(
         &mut self,
         bits: &[Ciphertext],
         squares: &[Ciphertext],
     ) -> Result<(), ProtocolError> {
-        let pk = self.eng.pk.clone();
-        let n = BigInt::from_biguint(Sign::Plus, pk.n());
-        let one = BigInt::one();
-        let kappa = self.eng.params.kappa;
-        let mut rng = rand::thread_rng();
-        let rhos: Vec<BigInt> = bits
-            .iter()
-            .map(|_| random_range(&one, &pow2(kappa), &mut rng))
-            .collect();
-        let neg: Vec<BigInt> = rhos.iter().map(|r| -r).collect();
-        let mut terms: Vec<(&Ciphertext, &BigInt)> = Vec::with_capacity(2 * bits.len());
-        for ((b, sq), (r, nr)) in bits.iter().zip(squares).zip(rhos.iter().zip(&neg)) {
-            terms.push((sq, r));
-            terms.push((b, nr));
-        }
-        let sum = pk.linear_combination(&terms, &BigInt::zero())?;
-        OpCounter::add(&self.eng.counter.short_exps, terms.len() as u64);
-        let rho = random_range(&one, &n, &mut rng);
-        let e = pk.mul_plain(&sum, &rho)?;
-        OpCounter::add(&self.eng.counter.full_exps, 1);
-        let blinded = pk.add(&e, &self.eng.fresh_encryption(&BigInt::zero())?);
-        self.chan
-            .send_msg(&Request::AssertZero { cts: vec![blinded] })?;
-        self.expect_ciphertexts(0, SubProtocol::RangeCheck)
-            .map(drop)
+        let request = self.core.prepare_range_check(bits, squares)?;
+        let reply = self.round(&request)?;
+        self.core.finish_range_check(reply)?;
+        self.core.attribute(SubProtocol::RangeCheck);
+        Ok(())
     }
 
-    /// Paper-style one-round sign test on x' = 2x − 1 (never zero; positive iff x > 0).
+    /// The fast sign test's round ([`S1Core::prepare_sign`]).
+    #[allow(clippy::type_complexity)]
     fn sign_fast(
         &mut self,
         xs: &[Ciphertext],
         with_value: bool,
     ) -> Result<(Vec<Ciphertext>, Vec<Ciphertext>), ProtocolError> {
-        let (l, kappa) = (self.eng.params.value_bits, self.eng.params.kappa);
-        let pk = self.eng.pk.clone();
-        struct Masks {
-            s_pos: bool,
-            r: BigInt,
-            y: Ciphertext,
-            y_tau: BigInt,
-        }
-        let masks: Vec<Masks> = xs
-            .par_iter()
-            .map(|x| {
-                let mut rng = rand::thread_rng();
-                let s_pos: bool = rng.gen();
-                let a = pow2(kappa) + random_bits(kappa, &mut rng); // a ∈ [2^κ, 2^(κ+1))
-                                                                    // b ∈ (−a, a), symmetric: |y| = |a·x' + b| then has the same distribution for x'
-                                                                    // and −x' (with b ∈ [0, a) it would lie in [a|x'|, a(|x'|+1)) for x' > 0 but in
-                                                                    // (a(|x'|−1), a|x'|] for x' < 0, and S2 could tell x = 0 from x = 1). |b| < a ≤ a|x'|
-                                                                    // keeps y non-zero with the sign of s·x'.
-                let b = random_range(&(BigInt::one() - &a), &a, &mut rng);
-                let s = if s_pos { BigInt::one() } else { -BigInt::one() };
-                // y = s(a(2x − 1) + b) = (2sa)·x + s(b − a)
-                let y = pk.mul_plain(x, &(&s * &a * 2))?;
-                let r = random_bits(l + kappa, &mut rng);
-                Ok(Masks {
-                    s_pos,
-                    r,
-                    y,
-                    y_tau: &s * (b - &a),
-                })
-            })
-            .collect::<Result<_, ProtocolError>>()?;
-        OpCounter::add(&self.eng.counter.short_exps, xs.len() as u64);
-        let mut slots = Vec::with_capacity(xs.len() * 2);
-        for (x, m) in xs.iter().zip(&masks) {
-            slots.push(Slot {
-                ct: Some(&m.y),
-                tau: m.y_tau.clone(),
-            });
-            if with_value {
-                slots.push(Slot {
-                    ct: Some(x),
-                    tau: m.r.clone(),
-                });
-            }
-        }
-        let per = if with_value { 2 } else { 1 };
-        let slot_bits = self.eng.params.slot_bits(2);
-        let raw = self.eval(
-            &slots,
-            slot_bits,
-            Op::Sign { with_value },
-            per * xs.len(),
-            SubProtocol::SecReLU,
-        )?;
-        let one = BigInt::one();
-        let results: Vec<(Ciphertext, Ciphertext)> = raw
-            .par_chunks(per)
-            .zip(masks.par_iter())
-            .zip(xs.par_iter())
-            .map(|((ch, m), x)| {
-                let beta = &ch[0];
-                let deriv = if m.s_pos {
-                    beta.clone()
-                } else {
-                    pk.linear_combination(&[(beta, &-&one)], &one)?
-                };
-                if !with_value {
-                    return Ok((deriv.clone(), deriv));
-                }
-                let beta_u = &ch[1];
-                // ⟦βx⟧ = ⟦βu⟧ − r⟦β⟧; ReLU = ⟦βx⟧ (s = +1) or ⟦x⟧ − ⟦βx⟧ (s = −1).
-                let value = if m.s_pos {
-                    pk.linear_combination(&[(beta_u, &one), (beta, &-&m.r)], &BigInt::zero())?
-                } else {
-                    pk.linear_combination(
-                        &[(x, &one), (beta_u, &-&one), (beta, &m.r)],
-                        &BigInt::zero(),
-                    )?
-                };
-                Ok((value, deriv))
-            })
-            .collect::<Result<_, ProtocolError>>()?;
-        OpCounter::add(
-            &self.eng.counter.short_exps,
-            if with_value { xs.len() as u64 } else { 0 },
-        );
-        Ok(results.into_iter().unzip())
-    }
-
-    /// Strict comparison: ⟦1{x > 0}⟧ via DGK on x' = 2x − 1 (m = `bits` + 1 bits for
-    /// |x| < 2^`bits`); S2 learns nothing beyond κ.
-    fn positive_strict(
-        &mut self,
-        xs: &[Ciphertext],
-        bits: u32,
-    ) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let l = self.eng.params.value_bits;
-        if bits == 0 || bits > l {
-            return Err(ProtocolError::InvalidRequest(format!(
-                "comparison of values below 2^{bits}: the bound must be in 1..=ℓ ({l})"
-            )));
-        }
-        let m = bits + 1;
-        let pk = self.eng.pk.clone();
-        let one = BigInt::one();
-        // z = x' + 2^m + r with x' = 2x − 1: ciphertext ⟦x⟧², plaintext part 2^m − 1 + r.
-        let doubled: Vec<Ciphertext> = xs.iter().map(|x| pk.add(x, x)).collect();
-        let rs: Vec<BigInt> = xs
-            .iter()
-            .map(|_| random_bits(m + self.eng.params.kappa, &mut rand::thread_rng()))
-            .collect();
-        let slots: Vec<Slot<'_>> = doubled
-            .iter()
-            .zip(&rs)
-            .map(|(c, r)| Slot {
-                ct: Some(c),
-                tau: pow2(m) - &one + r,
-            })
-            .collect();
-        let nbits = m as usize + 1;
-        let slot_bits = self.eng.params.slot_bits(2);
-        let (quotients, dbits) = self.eval_bits(
-            &slots,
-            slot_bits,
-            Op::CompareBits { bits: m },
-            nbits,
-            SubProtocol::SecCompare,
-        )?;
-        let mask = pow2(m) - 1;
-        let bits: Vec<&[dgk::Ciphertext]> = dbits.chunks(nbits).collect();
-        let cs: Vec<BigInt> = rs.iter().map(|r| r & &mask).collect();
-        let lt = self.dgk_less_than(&bits, &cs, m)?;
-        // 1{x' ≥ 0} = ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c}
-        quotients
-            .par_iter()
-            .zip(rs.par_iter())
-            .zip(lt.into_par_iter())
-            .map(|((q, r), lt)| lt.subtract_from(&pk, q, &-(r >> m)))
-            .collect()
+        let (request, step) = self.core.prepare_sign(xs, with_value)?;
+        let reply = self.round(&request)?;
+        let out = step.finish(&self.core, reply)?;
+        self.core.attribute(SubProtocol::SecReLU);
+        Ok(out)
     }
 
     /// Argmax over k encrypted scores per sample: an encrypted one-hot vector (ties go to the
@@ -1284,7 +1659,7 @@ impl<C: Channel> S1<C> {
         &mut self,
         scores: &[Vec<Ciphertext>],
     ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
-        let l = self.eng.params.value_bits;
+        let l = self.core.params.value_bits;
         self.argmax_within(scores, l - 1)
     }
 
@@ -1295,8 +1670,8 @@ impl<C: Channel> S1<C> {
         scores: &[Vec<Ciphertext>],
         bits: u32,
     ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
-        let l = self.eng.params.value_bits;
-        let pk = self.eng.pk.clone();
+        let l = self.core.params.value_bits;
+        let pk = self.core.pk.clone();
         let one = BigInt::one();
         let mut diffs = Vec::new();
         let mut index = Vec::new();
@@ -1351,15 +1726,11 @@ impl<C: Channel> S1<C> {
         &mut self,
         draws: &[(usize, BigInt)],
     ) -> Result<Vec<Vec<Ciphertext>>, ProtocolError> {
-        let total: usize = draws.iter().map(|d| d.0).sum();
-        let wire: Vec<(u32, BigInt)> = draws.iter().map(|(c, b)| (*c as u32, b.clone())).collect();
-        self.chan.send_msg(&Request::Random { draws: wire })?;
-        let v = self.expect_ciphertexts(total, SubProtocol::RandomValues)?;
-        let mut it = v.into_iter();
-        Ok(draws
-            .iter()
-            .map(|(c, _)| it.by_ref().take(*c).collect())
-            .collect())
+        let request = self.core.prepare_random(draws)?;
+        let reply = self.round(&request)?;
+        let out = self.core.finish_random(draws, reply)?;
+        self.core.attribute(SubProtocol::RandomValues);
+        Ok(out)
     }
 }
 

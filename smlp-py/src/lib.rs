@@ -996,24 +996,15 @@ impl Client {
     }
 }
 
+/// A loss by name: `smlp::Loss`'s parser, the one place that knows the names.
 fn parse_loss(l: &str) -> PyResult<Loss> {
-    match l {
-        "squared" => Ok(Loss::Squared),
-        "smooth_hinge" => Ok(Loss::SmoothHinge),
-        other => Err(SMLPError::new_err(format!(
-            "loss {other:?}: expected \"smooth_hinge\" or \"squared\""
-        ))),
-    }
+    l.parse()
+        .map_err(|e: smlp::Error| SMLPError::new_err(e.to_string()))
 }
 
+/// A profile by name: `secure_ops::Profile`'s parser, the one place that knows the names.
 fn parse_profile(p: &str) -> PyResult<secure_ops::Profile> {
-    match p {
-        "fast" => Ok(secure_ops::Profile::Fast),
-        "strict" => Ok(secure_ops::Profile::Strict),
-        other => Err(SMLPError::new_err(format!(
-            "profile {other:?}: expected \"fast\" or \"strict\""
-        ))),
-    }
+    p.parse().map_err(SMLPError::new_err)
 }
 
 // ---------------------------------------------------------------------------------------------

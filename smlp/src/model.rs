@@ -503,9 +503,10 @@ impl FromStr for Loss {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "squared" => Ok(Loss::Squared),
-            "smooth-hinge" => Ok(Loss::SmoothHinge),
+            // The command line's spelling and Python's (an identifier).
+            "smooth-hinge" | "smooth_hinge" => Ok(Loss::SmoothHinge),
             _ => Err(Error::InvalidParams(format!(
-                "unknown loss `{s}` (expected `squared` or `smooth-hinge`)"
+                "unknown loss `{s}` (expected `squared` or `smooth-hinge`, also spelt `smooth_hinge`)"
             ))),
         }
     }
@@ -823,6 +824,7 @@ mod tests {
             }
         }
         assert_eq!("smooth-hinge".parse::<Loss>().unwrap(), Loss::SmoothHinge);
+        assert_eq!("smooth_hinge".parse::<Loss>().unwrap(), Loss::SmoothHinge);
         assert_eq!(
             Loss::Squared.to_string().parse::<Loss>().unwrap(),
             Loss::Squared
