@@ -1,10 +1,11 @@
 //! `smlp demo`: the whole flow on the embedded wdbc data set, with S1 and S2 as child processes.
 
-use crate::client::{self, ClassifyArgs, JobSummary, LossArg, ProfileArg, S1Args, TrainArgs};
+use crate::client::S1Args;
 use crate::decrypt::{self, DecryptArgs, Decrypted, ModelJson};
 use crate::encrypt::{self, scaler_path_for, EncryptArgs, EncryptSummary};
 use crate::error::{CliError, CliResult, Context};
 use crate::keys::{self, KeygenArgs, SECRET_FILE};
+use crate::owner::{self, ClassifyArgs, JobSummary, LossArg, ProfileArg, TrainArgs};
 use crate::util::{bytes, secs};
 use crate::{seal, tenants};
 use clap::Args;
@@ -315,7 +316,7 @@ fn prepare_data(a: &DemoArgs, dir: &Path) -> CliResult<DemoData> {
 fn print_plan(a: &DemoArgs, data: &DemoData, shape: &Shape, dir: &Path) {
     let profile: secure_ops::Profile = a.profile.into();
     if profile == secure_ops::Profile::Fast {
-        crate::client::warn_fast();
+        crate::owner::warn_fast();
     }
     println!("smlp demo on wdbc (breast cancer: 569 samples, 30 features, 2 classes)");
     println!(
@@ -494,7 +495,7 @@ fn start_servers(
         },
     };
     // The owner registers its public key at S1 (once): S1 then accepts its data under it.
-    client::Client::connect(&conn)?.register(sk.public_key())?;
+    crate::client::Client::connect(&conn)?.register(sk.public_key())?;
     Ok((conn, t.elapsed()))
 }
 
@@ -517,7 +518,7 @@ fn run_jobs(
 ) -> CliResult<DemoJobs> {
     let with_logs = |e: CliError| CliError(format!("{e}\n{}", servers.logs()));
     let t = Instant::now();
-    let trained = client::train(&TrainArgs {
+    let trained = owner::train(&TrainArgs {
         conn: conn.clone(),
         dataset: None,
         data: Some(at(dir, "train.enc")),
@@ -541,7 +542,7 @@ fn run_jobs(
     .ok_or_else(|| CliError("the training job gave no summary".into()))?;
     let t_train = t.elapsed();
     let t = Instant::now();
-    let classified = client::classify(&ClassifyArgs {
+    let classified = owner::classify(&ClassifyArgs {
         conn,
         model: path_str(&at(dir, "model.enc")),
         data: path_str(&at(dir, "test.enc")),

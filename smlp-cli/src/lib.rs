@@ -11,6 +11,7 @@
 //! for S2, encrypts the data, asks S1 to train and classify, and decrypts the results.
 
 pub mod demo;
+pub mod owner;
 
 pub use smlp_client::{client, decrypt, encrypt, error, keys, proto, seal, tls, tune, util};
 pub use smlp_server::{refusals, s2, servers, tenants};
@@ -73,29 +74,29 @@ pub enum Command {
     /// Run S1, the cloud server that trains and classifies on ciphertexts.
     ServeS1(servers::ServeS1Args),
     /// Register your public key at S1 (once per key).
-    Register(client::RegisterArgs),
+    Register(owner::RegisterArgs),
     /// Upload an encrypted data set to S1, which keeps it; prints its id.
-    Upload(client::UploadArgs),
+    Upload(owner::UploadArgs),
     /// Train a model at S1 (a job that runs without you; waits unless --detach).
-    Train(client::TrainArgs),
+    Train(owner::TrainArgs),
     /// Your jobs at S1: state, progress, throughput, ETA.
-    Jobs(client::JobsArgs),
+    Jobs(owner::JobsArgs),
     /// Wait for a job with a progress bar (exit code 0 done, 1 failed, 3 cancelled).
-    Wait(client::WaitArgs),
+    Wait(owner::WaitArgs),
     /// Write a stored object or a job's result (or checkpoint) to a file.
-    Fetch(client::FetchArgs),
+    Fetch(owner::FetchArgs),
     /// Cancel a queued or running job.
-    Cancel(client::CancelArgs),
+    Cancel(owner::CancelArgs),
     /// Classify encrypted samples with an encrypted model at S1 (waits unless --detach).
-    Classify(client::ClassifyArgs),
+    Classify(owner::ClassifyArgs),
     /// List your data sets, models or predictions at S1.
-    List(client::ListArgs),
+    List(owner::ListArgs),
     /// Let another owner classify with one of your models, under its own key.
-    Share(client::ShareArgs),
+    Share(owner::ShareArgs),
     /// Stop letting another owner classify with one of your models.
-    Unshare(client::ShareArgs),
+    Unshare(owner::ShareArgs),
     /// Delete a data set, model, predictions or ended job at S1.
-    Delete(client::DeleteArgs),
+    Delete(owner::DeleteArgs),
     /// Decrypt predictions (→ CSV), a model or checkpoint (→ JSON), or a data set (→ CSV).
     Decrypt(decrypt::DecryptArgs),
     /// Run the whole flow on the embedded wdbc data set, with both servers as child processes.
@@ -155,23 +156,23 @@ where
         Command::S2Keys(a) => tenants::s2_keys(a),
         Command::SealKey(a) => seal::seal_key_cmd(a),
         Command::ServeS1(a) => servers::serve_s1(a),
-        Command::Register(a) => client::register(a),
-        Command::Upload(a) => client::upload(a).map(drop),
-        Command::Train(a) => client::train(a).map(drop),
-        Command::Jobs(a) => client::jobs(a),
-        Command::Wait(a) => match client::wait(a) {
+        Command::Register(a) => owner::register(a),
+        Command::Upload(a) => owner::upload(a).map(drop),
+        Command::Train(a) => owner::train(a).map(drop),
+        Command::Jobs(a) => owner::jobs(a),
+        Command::Wait(a) => match owner::wait(a) {
             Ok(proto::JobState::Done) => Ok(()),
             Ok(proto::JobState::Cancelled) => return ExitCode::from(3),
             Ok(_) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
-        Command::Fetch(a) => client::fetch(a),
-        Command::Cancel(a) => client::cancel(a),
-        Command::Classify(a) => client::classify(a).map(drop),
-        Command::List(a) => client::list(a).map(drop),
-        Command::Delete(a) => client::delete(a),
-        Command::Share(a) => client::share(a, true),
-        Command::Unshare(a) => client::share(a, false),
+        Command::Fetch(a) => owner::fetch(a),
+        Command::Cancel(a) => owner::cancel(a),
+        Command::Classify(a) => owner::classify(a).map(drop),
+        Command::List(a) => owner::list(a).map(drop),
+        Command::Delete(a) => owner::delete(a),
+        Command::Share(a) => owner::share(a, true),
+        Command::Unshare(a) => owner::share(a, false),
         Command::Decrypt(a) => decrypt::decrypt(a).map(drop),
         Command::Demo(a) => demo::demo(a),
     };
