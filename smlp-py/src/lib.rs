@@ -519,6 +519,16 @@ impl EncryptedModel {
     fn epochs_trained(&self) -> u64 {
         self.inner.epochs_trained
     }
+    /// f, the fractional bits of the model's fixed point (a session for it uses the same).
+    #[getter]
+    fn frac_bits(&self) -> u32 {
+        self.inner.fixed.frac_bits
+    }
+    /// ℓ, the value bound of the model's sessions.
+    #[getter]
+    fn value_bits(&self) -> u32 {
+        self.inner.fixed.value_bits
+    }
     #[getter]
     fn fingerprint(&self) -> String {
         self.inner.fingerprint.to_string()
@@ -1066,6 +1076,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encrypt, m)?)?;
     m.add_class::<worker::S1Worker>()?;
     m.add_function(wrap_pyfunction!(worker::apply_gradients, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::concat_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(worker::epoch_order, m)?)?;
     m.add_function(wrap_pyfunction!(worker::initial_model, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_predictions, m)?)?;

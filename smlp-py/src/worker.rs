@@ -5,14 +5,16 @@
 //! (`smlp::encrypted::{batch_gradients, Gradients, apply_gradients}`).
 
 use super::{
-    err, parse_loss, parse_profile, EncryptedDataset, EncryptedModel, PublicKey, SMLPError,
+    err, parse_loss, parse_profile, EncryptedDataset, EncryptedModel, EncryptedPredictions,
+    PublicKey, SMLPError,
 };
 use paillier::format::{open, seal};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use secure_ops::{SessionParams, S1};
 use smlp::encrypted::{
-    apply_gradients as apply, batch_gradients, encrypt_params, Gradients, GRADIENTS,
+    apply_gradients as apply, batch_gradients, classify as classify_on, encrypt_params, Gradients,
+    GRADIENTS, PREDICTIONS,
 };
 use smlp::{init_fixed, FixedParams, LearningRate, Shape};
 use std::path::PathBuf;
@@ -112,6 +114,84 @@ impl S1Worker {
         });
         Ok(PyBytes::new(py, &sealed.map_err(SMLPError::new_err)?))
     }
+
+    /// The sealed encrypted predictions of `model` for the samples `indices` of `data` (labels,
+    /// if any, unused), `chunk` samples per request to S2 (S1's classifier on a shard).
+    fn classify<'py>(
+        &self,
+        py: Python<'py>,
+        model: &EncryptedModel,
+        data: &EncryptedDataset,
+        indices: Vec<usize>,
+        chunk: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (m, d) = (&model.inner, &data.inner);
+        if m.fingerprint != self.pk.fingerprint() || d.fingerprint != self.pk.fingerprint() {
+            return Err(SMLPError::new_err(
+                "the model and the data must be under this worker's key",
+            ));
+        }
+        let samples = indices
+            .iter()
+            .map(|&i| {
+                d.samples.get(i).cloned().ok_or_else(|| {
+                    SMLPError::new_err(format!("sample {i} of a data set of {}", d.len()))
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let shard = smlp::encrypted::EncryptedDataset {
+            fingerprint: d.fingerprint,
+            frac_bits: d.frac_bits,
+            classes: d.classes,
+            features: d.features,
+            samples,
+            settings: None,
+        };
+        let sealed = py.detach(|| -> Result<Vec<u8>, String> {
+            let mut s1 = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            let p =
+                classify_on(&mut s1, m, &shard, chunk.max(1), |_| {}).map_err(|e| e.to_string())?;
+            seal(&PREDICTIONS, &p).map_err(|e| e.to_string())
+        });
+        Ok(PyBytes::new(py, &sealed.map_err(SMLPError::new_err)?))
+    }
+}
+
+/// The predictions of several shards (sealed, in sample order) as one: the shards must be under
+/// `public_key`, of the same classes and scale.
+#[pyfunction]
+pub fn concat_predictions(
+    py: Python<'_>,
+    public_key: &PublicKey,
+    shards: Vec<Vec<u8>>,
+) -> PyResult<EncryptedPredictions> {
+    let pk = &public_key.inner;
+    let joined = py
+        .detach(
+            || -> Result<smlp::encrypted::EncryptedPredictions, String> {
+                let mut all: Option<smlp::encrypted::EncryptedPredictions> = None;
+                for bytes in &shards {
+                    let p: smlp::encrypted::EncryptedPredictions =
+                        open(&PREDICTIONS, bytes).map_err(|e| e.to_string())?;
+                    p.check(pk).map_err(|e| e.to_string())?;
+                    match &mut all {
+                        None => all = Some(p),
+                        Some(a) => {
+                            if (a.classes, a.frac_bits) != (p.classes, p.frac_bits) {
+                                return Err(
+                                    "the shards' predictions differ in classes or scale".into()
+                                );
+                            }
+                            a.classes_enc.extend(p.classes_enc);
+                            a.scores.extend(p.scores);
+                        }
+                    }
+                }
+                all.ok_or_else(|| "no predictions to join".to_string())
+            },
+        )
+        .map_err(SMLPError::new_err)?;
+    Ok(EncryptedPredictions { inner: joined })
 }
 
 /// One SGD step: the sum of the sealed shard gradients `shards` (in any order) applied to

@@ -71,3 +71,25 @@ def test_ray_training_needs_ray_init_and_the_right_key(replicated, wdbc):
     data = smlp.Owner(other).encrypt(wdbc[0][:4, :3], wdbc[1][:4], progress=False, tune=None)
     with pytest.raises(smlp.SMLPError, match="encrypted under key"):
         smlp.ray.train(data, s2=c.s2_addresses, pki=c.s1_kit, public_key=c.public_key)
+
+
+def test_ray_classification_equals_s1s_classifier_bit_for_bit(replicated, wdbc):
+    c = replicated
+    owner, client = c.owner(), c.client()
+    X, y = wdbc[0][:12, :5], wdbc[1][:12]
+    data = owner.encrypt(X, y, progress=False, tune=None)
+    model = client.train(data, hidden=(3,), epochs=1, batch=4, learning_rate=1 / 16, init_seed=5,
+                         profile="strict", progress=False)
+    new = owner.encrypt(wdbc[0][20:27, :5], progress=False, tune=None, scaler=data.scaler)
+    reference = client.classify(model, new, progress=False)
+    common = dict(s2=c.s2_addresses, pki=c.s1_kit, public_key=c.public_key, chunk=2)
+    # Seven samples over three workers (3/2/2), joined in sample order: the same classes and
+    # scores as S1's own classifier, bit for bit.
+    split = smlp.ray.classify(model, new, workers=3, **common)
+    assert len(split) == 7
+    assert owner.decrypt_predictions(split).tolist() == owner.decrypt_predictions(reference).tolist()
+    assert owner.decrypt_scores(split).tolist() == owner.decrypt_scores(reference).tolist()
+    # A model under another key is refused before any work.
+    other = smlp.keygen(BITS, insecure_test_key=True)
+    with pytest.raises(smlp.SMLPError, match="encrypted under key"):
+        smlp.ray.classify(model, new, s2=c.s2_addresses, pki=c.s1_kit, public_key=other.public_key)

@@ -14,6 +14,12 @@ shard computed again; nothing else is repeated.
 
 >>> model = smlp.ray.train(dataset, s2=["10.0.0.5:7002", "10.0.0.6:7002"], pki="pki/s1",
 ...                        public_key=pk, hidden=(8,), workers=8)
+>>> predictions = smlp.ray.classify(model, new_samples, s2=[...], pki="pki/s1", public_key=pk,
+...                                 workers=8)
+
+Classification splits the samples into one contiguous shard per worker; each worker classifies
+its shard with S1's classifier and the driver joins the encrypted predictions in sample order
+(the same ciphertexts' plaintexts as ``Client.classify``, bit for bit).
 
 The driver holds only public material: the owner's public key, ciphertexts and the S1 kit (as
 S1 does); nobody here can decrypt.
@@ -22,18 +28,19 @@ S1 does); nobody here can decrypt.
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any, Callable, List, Optional, Sequence, Union
 
 from . import _native
 from ._client import learning_rate_fraction
-from ._native import EncryptedDataset, EncryptedModel, PublicKey, SMLPError
+from ._native import EncryptedDataset, EncryptedModel, EncryptedPredictions, PublicKey, SMLPError
 
 try:  # pragma: no cover - exercised where ray is installed
     import ray
 except ImportError as e:  # pragma: no cover
     raise ImportError('smlp.ray needs Ray: pip install "smlp[ray]" (or pip install ray)') from e
 
-__all__ = ["train", "Worker"]
+__all__ = ["train", "classify", "Worker"]
 
 
 class Worker:
@@ -47,13 +54,23 @@ class Worker:
         self._data: Optional[EncryptedDataset] = None
         self._data_token: Optional[str] = None
 
-    def gradients(self, model: bytes, data: List[Any], token: str, indices: List[int],
-                  loss: str) -> bytes:
+    def _dataset(self, data: List[Any], token: str) -> EncryptedDataset:
         if self._data_token != token:
             # `data` is [ObjectRef]: fetched from the object store once per run.
             self._data = EncryptedDataset.from_bytes(ray.get(data[0]))
             self._data_token = token
-        return self._worker.gradients(EncryptedModel.from_bytes(model), self._data, indices, loss)
+        assert self._data is not None
+        return self._data
+
+    def gradients(self, model: bytes, data: List[Any], token: str, indices: List[int],
+                  loss: str) -> bytes:
+        return self._worker.gradients(EncryptedModel.from_bytes(model), self._dataset(data, token),
+                                      indices, loss)
+
+    def classify(self, model: bytes, data: List[Any], token: str, indices: List[int],
+                 chunk: int) -> bytes:
+        return self._worker.classify(EncryptedModel.from_bytes(model), self._dataset(data, token),
+                                     indices, chunk)
 
 
 def _shards(indices: Sequence[int], parts: int) -> List[List[int]]:
@@ -66,6 +83,64 @@ def _shards(indices: Sequence[int], parts: int) -> List[List[int]]:
         out.append(list(indices[start:end]))
         start = end
     return out
+
+
+class _Pool:
+    """The driver's workers: Ray actors at the S2 replicas (round robin), each shard's call
+    retried on a new actor at the next replica when its actor or replica fails."""
+
+    def __init__(self, replicas: List[str], pki: str, public_key: PublicKey, frac_bits: int,
+                 value_bits: int, kappa: int, profile: str, workers: int, retries: int,
+                 spent: dict) -> None:
+        self._remote = ray.remote(Worker)
+        self._next = itertools.count()
+        self._args = (pki, public_key.n_bytes(), frac_bits, value_bits, kappa, profile)
+        self._replicas, self._retries, self._spent = replicas, retries, spent
+        self.actors = [self._start() for _ in range(workers)]
+
+    def _start(self) -> Any:
+        addr = self._replicas[next(self._next) % len(self._replicas)]
+        return self._remote.remote(addr, *self._args)
+
+    def run(self, call: Callable[[Any, List[int]], Any], shards: List[List[int]]) -> List[Any]:
+        """``call(actor, shard)`` for each shard on its own actor; the results in shard order."""
+        pending = {i: call(self.actors[i], shard) for i, shard in enumerate(shards)}
+        results: List[Any] = [None] * len(shards)
+        failures = 0
+        while pending:
+            done, _ = ray.wait(list(pending.values()), num_returns=1)
+            i = next(k for k, v in pending.items() if v == done[0])
+            try:
+                results[i] = ray.get(done[0])
+                del pending[i]
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+                failures += 1
+                self._spent["retries"] += 1
+                if failures > self._retries * len(shards):
+                    raise
+                try:
+                    ray.kill(self.actors[i])
+                except Exception:  # already gone
+                    pass
+                self.actors[i] = self._start()
+                pending[i] = call(self.actors[i], shards[i])
+        return results
+
+    def close(self) -> None:
+        for a in self.actors:
+            try:
+                ray.kill(a)
+            except Exception:  # pragma: no cover
+                pass
+
+
+def _replicas(s2: Union[str, Sequence[str]]) -> List[str]:
+    if not ray.is_initialized():
+        raise SMLPError("call ray.init() first (ray.init() for this machine, or a cluster's address)")
+    replicas = [s2] if isinstance(s2, str) else list(s2)
+    if not replicas:
+        raise SMLPError("s2: give at least one S2 address")
+    return replicas
 
 
 def train(
@@ -100,14 +175,9 @@ def train(
     each step (progress, tests). ``stats``, a dict, receives the driver's own seconds per part
     (``broadcast``: model to the object store, ``apply``: adding the shards and applying) and
     ``steps``, ``retries``. Needs ``ray.init()`` first (a local or a cluster's)."""
-    import time
 
     spent = {"broadcast": 0.0, "apply": 0.0, "steps": 0, "retries": 0}
-    if not ray.is_initialized():
-        raise SMLPError("call ray.init() first (ray.init() for this machine, or a cluster's address)")
-    replicas = [s2] if isinstance(s2, str) else list(s2)
-    if not replicas:
-        raise SMLPError("s2: give at least one S2 address")
+    replicas = _replicas(s2)
     if batch < 1 or epochs < 1 or workers < 1:
         raise ValueError("batch, epochs and workers must be at least 1")
     if data.fingerprint != public_key.fingerprint:
@@ -118,14 +188,7 @@ def train(
         model = _native.initial_model(public_key, data.features, [int(h) for h in hidden], data.classes,
                                       int(init_seed), num, shift, frac_bits, value_bits, profile)
     n = len(data)
-    remote = ray.remote(Worker)
-    next_replica = itertools.count()
-
-    def start() -> Any:
-        addr = replicas[next(next_replica) % len(replicas)]
-        return remote.remote(addr, pki, public_key.n_bytes(), frac_bits, value_bits, kappa, profile)
-
-    actors = [start() for _ in range(workers)]
+    pool = _Pool(replicas, pki, public_key, frac_bits, value_bits, kappa, profile, workers, retries, spent)
     data_ref = ray.put(data.to_bytes())
     token = f"{id(data)}-{n}-{data.fingerprint}"
     step = 0
@@ -136,33 +199,14 @@ def train(
             chunks = [order[i:i + batch] for i in range(0, n, batch)]
             for c, chunk in enumerate(chunks):
                 if on_step is not None:
-                    on_step(step, actors)
+                    on_step(step, pool.actors)
                 t0 = time.perf_counter()
                 model_bytes = ray.put(model.to_bytes())
                 spent["broadcast"] += time.perf_counter() - t0
-                shards = _shards(chunk, len(actors))
-                pending = {i: actors[i].gradients.remote(model_bytes, [data_ref], token, shard, loss)
-                           for i, shard in enumerate(shards)}
-                results: List[bytes] = [b""] * len(shards)
-                failures = 0
-                while pending:
-                    done, _ = ray.wait(list(pending.values()), num_returns=1)
-                    i = next(k for k, v in pending.items() if v == done[0])
-                    try:
-                        results[i] = ray.get(done[0])
-                        del pending[i]
-                    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
-                        failures += 1
-                        spent["retries"] += 1
-                        if failures > retries * len(shards):
-                            raise
-                        try:
-                            ray.kill(actors[i])
-                        except Exception:  # already gone
-                            pass
-                        actors[i] = start()
-                        pending[i] = actors[i].gradients.remote(model_bytes, [data_ref], token, shards[i],
-                                                                loss)
+                results = pool.run(
+                    lambda actor, shard: actor.gradients.remote(model_bytes, [data_ref], token, shard, loss),
+                    _shards(chunk, len(pool.actors)),
+                )
                 t0 = time.perf_counter()
                 model = _native.apply_gradients(public_key, model, results, c == len(chunks) - 1)
                 spent["apply"] += time.perf_counter() - t0
@@ -171,9 +215,52 @@ def train(
     finally:
         if stats is not None:
             stats.update(spent)
-        for a in actors:
-            try:
-                ray.kill(a)
-            except Exception:  # pragma: no cover
-                pass
+        pool.close()
     return model
+
+
+def classify(
+    model: EncryptedModel,
+    data: EncryptedDataset,
+    *,
+    s2: Union[str, Sequence[str]],
+    pki: str,
+    public_key: PublicKey,
+    workers: int = 2,
+    chunk: int = 32,
+    kappa: int = 80,
+    retries: int = 3,
+    stats: Optional[dict] = None,
+) -> EncryptedPredictions:
+    """Classifies the encrypted samples ``data`` with the encrypted ``model`` (both under
+    ``public_key``) on ``workers`` Ray actors, each with an S2 session at one of the replicas
+    ``s2`` as S1 with the kit ``pki``: one contiguous shard of the samples per worker, ``chunk``
+    samples per request to S2, the shards' predictions joined in sample order. The session uses
+    the model's profile. A shard whose worker fails is classified again by a new worker on the
+    next replica, at most ``retries`` times per shard. ``stats``, a dict, receives ``retries``.
+    Needs ``ray.init()`` first."""
+    spent = {"retries": 0}
+    replicas = _replicas(s2)
+    if workers < 1 or chunk < 1:
+        raise ValueError("workers and chunk must be at least 1")
+    for what, fp in (("model", model.fingerprint), ("data set", data.fingerprint)):
+        if fp != public_key.fingerprint:
+            raise SMLPError(f"the {what} is encrypted under key {fp}, not {public_key.fingerprint}")
+    n = len(data)
+    if n == 0:
+        raise SMLPError("no samples to classify")
+    pool = _Pool(replicas, pki, public_key, model.frac_bits, model.value_bits, kappa, model.profile,
+                 min(workers, n), retries, spent)
+    try:
+        model_ref = ray.put(model.to_bytes())
+        data_ref = ray.put(data.to_bytes())
+        token = f"{id(data)}-{n}-{data.fingerprint}"
+        results = pool.run(
+            lambda actor, shard: actor.classify.remote(model_ref, [data_ref], token, shard, chunk),
+            _shards(list(range(n)), len(pool.actors)),
+        )
+    finally:
+        if stats is not None:
+            stats.update(spent)
+        pool.close()
+    return _native.concat_predictions(public_key, results)
