@@ -1077,6 +1077,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<worker::S1Worker>()?;
     m.add_function(wrap_pyfunction!(worker::apply_gradients, m)?)?;
     m.add_function(wrap_pyfunction!(worker::concat_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::save_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::resume_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(worker::epoch_order, m)?)?;
     m.add_function(wrap_pyfunction!(worker::initial_model, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_predictions, m)?)?;

@@ -8,13 +8,13 @@ use super::{
     err, parse_loss, parse_profile, EncryptedDataset, EncryptedModel, EncryptedPredictions,
     PublicKey, SMLPError,
 };
-use paillier::format::{open, seal};
+use paillier::format::{open, read_file, seal, write_file};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use secure_ops::{SessionParams, S1};
 use smlp::encrypted::{
-    apply_gradients as apply, batch_gradients, classify as classify_on, encrypt_params, Gradients,
-    GRADIENTS, PREDICTIONS,
+    apply_gradients as apply, batch_gradients, classify as classify_on, encrypt_params, Checkpoint,
+    Gradients, TrainConfig, CHECKPOINT, GRADIENTS, PREDICTIONS,
 };
 use smlp::{init_fixed, FixedParams, LearningRate, Shape};
 use std::path::PathBuf;
@@ -279,4 +279,67 @@ pub fn initial_model(
             params: encrypt_params(pk, &init).map_err(err)?,
         },
     })
+}
+
+/// Writes the checkpoint of a data-parallel run (the format of `smlp fetch --checkpoint`,
+/// atomically: a crash leaves the previous one whole): `model` after `position` samples of epoch
+/// `model.epochs_trained` of the run (`epochs`, `batch`, `seed`, `loss`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn save_checkpoint(
+    py: Python<'_>,
+    path: PathBuf,
+    model: &EncryptedModel,
+    epochs: u64,
+    batch: usize,
+    seed: u64,
+    loss: &str,
+    position: usize,
+) -> PyResult<()> {
+    let ck = Checkpoint {
+        model: model.inner.clone(),
+        config: TrainConfig {
+            epochs,
+            batch,
+            seed,
+            loss: parse_loss(loss)?,
+        },
+        position,
+    };
+    py.detach(|| write_file(&CHECKPOINT, &path, &ck))
+        .map_err(|e| SMLPError::new_err(e.to_string()))
+}
+
+/// Reads the checkpoint at `path` and checks that it continues the run (`epochs`, `batch`,
+/// `seed`, `loss`) on `samples` samples under `public_key`: the model and the position in its
+/// epoch.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn resume_checkpoint(
+    py: Python<'_>,
+    path: PathBuf,
+    public_key: &PublicKey,
+    epochs: u64,
+    batch: usize,
+    seed: u64,
+    loss: &str,
+    samples: usize,
+) -> PyResult<(EncryptedModel, usize)> {
+    let config = TrainConfig {
+        epochs,
+        batch,
+        seed,
+        loss: parse_loss(loss)?,
+    };
+    let pk = &public_key.inner;
+    let ck = py
+        .detach(|| -> Result<Checkpoint, String> {
+            let ck: Checkpoint = read_file(&CHECKPOINT, &path).map_err(|e| e.to_string())?;
+            ck.model.check(pk).map_err(|e| e.to_string())?;
+            ck.check_resumable(&config, samples)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(ck)
+        })
+        .map_err(SMLPError::new_err)?;
+    Ok((EncryptedModel { inner: ck.model }, ck.position))
 }

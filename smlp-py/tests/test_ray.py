@@ -93,3 +93,37 @@ def test_ray_classification_equals_s1s_classifier_bit_for_bit(replicated, wdbc):
     other = smlp.keygen(BITS, insecure_test_key=True)
     with pytest.raises(smlp.SMLPError, match="encrypted under key"):
         smlp.ray.classify(model, new, s2=c.s2_addresses, pki=c.s1_kit, public_key=other.public_key)
+
+
+def test_a_driver_that_dies_resumes_from_its_checkpoint_bit_for_bit(replicated, wdbc, tmp_path):
+    c = replicated
+    owner, client = c.owner(), c.client()
+    X, y = wdbc[0][:10, :5], wdbc[1][:10]
+    data = owner.encrypt(X, y, progress=False, tune=None)
+    settings = dict(hidden=(3,), epochs=2, batch=4, learning_rate=1 / 16, seed=3, loss="smooth_hinge")
+    want = weights(owner, client.train(data, init_seed=7, profile="strict", progress=False, **settings))
+    common = dict(s2=c.s2_addresses, pki=c.s1_kit, public_key=c.public_key, init_seed=7, workers=2,
+                  **settings)
+    ckpt = str(tmp_path / "run.ckpt")
+
+    class Crash(Exception):
+        pass
+
+    def die(step, actors):
+        # 10 samples in batches of 4: steps 0-2 are epoch 0, step 4 is epoch 1's second batch.
+        if step == 4:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        smlp.ray.train(data, checkpoint=ckpt, on_step=die, **common)
+    steps = []
+    stats = {}
+    resumed = smlp.ray.train(data, checkpoint=ckpt, on_step=lambda s, a: steps.append(s), stats=stats,
+                             **common)
+    # Resumed after epoch 0 and the first batch of epoch 1: two steps left, the same weights.
+    assert stats["resumed_at"] == (1, 4)
+    assert len(steps) == 2
+    assert weights(owner, resumed) == want
+    # A checkpoint of another run (another batch size) is refused with what differs.
+    with pytest.raises(smlp.SMLPError, match="batch"):
+        smlp.ray.train(data, checkpoint=ckpt, **{**common, "batch": 2})

@@ -28,6 +28,7 @@ S1 does); nobody here can decrypt.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from typing import Any, Callable, List, Optional, Sequence, Union
 
@@ -164,6 +165,7 @@ def train(
     retries: int = 3,
     on_step: Optional[Callable[[int, List[Any]], None]] = None,
     stats: Optional[dict] = None,
+    checkpoint: Optional[str] = None,
 ) -> EncryptedModel:
     """Trains on ``data`` (labelled, encrypted under ``public_key``) with ``workers`` Ray actors,
     each with an S2 session at one of the replicas ``s2`` (round robin), as S1 with the kit
@@ -174,7 +176,11 @@ def train(
     next replica, at most ``retries`` times in a row. ``on_step(step, actors)`` is called before
     each step (progress, tests). ``stats``, a dict, receives the driver's own seconds per part
     (``broadcast``: model to the object store, ``apply``: adding the shards and applying) and
-    ``steps``, ``retries``. Needs ``ray.init()`` first (a local or a cluster's)."""
+    ``steps``, ``retries``. With ``checkpoint`` (a path), the model and its place in the epoch
+    are written there after every step (atomically; the format of ``smlp fetch --checkpoint``),
+    and a run that finds the file continues from it (its batch, seed and loss must be this
+    run's): a driver that dies loses at most the step it was in. Needs ``ray.init()`` first (a
+    local or a cluster's)."""
 
     spent = {"broadcast": 0.0, "apply": 0.0, "steps": 0, "retries": 0}
     replicas = _replicas(s2)
@@ -188,6 +194,13 @@ def train(
         model = _native.initial_model(public_key, data.features, [int(h) for h in hidden], data.classes,
                                       int(init_seed), num, shift, frac_bits, value_bits, profile)
     n = len(data)
+    position = 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        model, position = _native.resume_checkpoint(checkpoint, public_key, epochs, batch, seed, loss, n)
+        if model.profile != profile or model.frac_bits != frac_bits or model.value_bits != value_bits:
+            raise SMLPError(f"{checkpoint}: the checkpoint's model is {model!r}, not of this run's "
+                            f"profile {profile}, f = {frac_bits}, l = {value_bits}")
+        spent["resumed_at"] = (model.epochs_trained, position)
     pool = _Pool(replicas, pki, public_key, frac_bits, value_bits, kappa, profile, workers, retries, spent)
     data_ref = ray.put(data.to_bytes())
     token = f"{id(data)}-{n}-{data.fingerprint}"
@@ -197,7 +210,10 @@ def train(
             epoch = model.epochs_trained
             order = _native.epoch_order(n, seed, epoch)
             chunks = [order[i:i + batch] for i in range(0, n, batch)]
+            first, position = position // batch, 0
             for c, chunk in enumerate(chunks):
+                if c < first:
+                    continue
                 if on_step is not None:
                     on_step(step, pool.actors)
                 t0 = time.perf_counter()
@@ -208,8 +224,12 @@ def train(
                     _shards(chunk, len(pool.actors)),
                 )
                 t0 = time.perf_counter()
-                model = _native.apply_gradients(public_key, model, results, c == len(chunks) - 1)
+                last = c == len(chunks) - 1
+                model = _native.apply_gradients(public_key, model, results, last)
                 spent["apply"] += time.perf_counter() - t0
+                if checkpoint is not None:
+                    _native.save_checkpoint(checkpoint, model, epochs, batch, seed, loss,
+                                            0 if last else (c + 1) * batch)
                 step += 1
                 spent["steps"] = step
     finally:
