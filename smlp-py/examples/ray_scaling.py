@@ -1,8 +1,9 @@
 # Throughput of data-parallel encrypted training (and of split classification) with smlp.ray
-# against the number of S1 workers, next to S1's own trainer and classifier (one process): the demo network (30→8→1, wdbc), mini-batches of 16,
-# strict profile, a 2048-bit key (`--bits 512` for a quick look), S2 replicas on this machine.
+# against the number of S1 workers, next to S1's own trainer and classifier (one process): the
+# demo network (30→8→1, wdbc), mini-batches of 16, strict profile, a 2048-bit key (`--bits 512`
+# for a quick look), S2 replicas on this machine.
 #
-#   python ray_scaling.py [--samples 64] [--workers 1,2,4] [--replicas 2] [--bits 2048]
+#   python ray_scaling.py [--samples 64] [--workers 1,2,4] [--replicas 2] [--bits 2048] [--classify 32]
 import argparse, os, time
 import ray
 import smlp

@@ -1,9 +1,9 @@
 //! `smlp._native`: the Rust side of the `smlp` Python package.
 //!
 //! A thin layer over the workspace: keys and files are `paillier`'s and `smlp`'s types, written
-//! and read by the same functions as the CLI (`smlp_client::keys`, `smlp_client::encrypt`, the sealed
-//! file formats), and the service client is `smlp_client::client::Client` over the same mutually
-//! authenticated TLS. Nothing here computes on ciphertexts or speaks a sub-protocol; the Python
+//! and read by the same functions as the CLI (`smlp_client::keys`, `smlp_client::encrypt`, the
+//! sealed file formats), and the service client is `smlp_client::client::Client` over the same
+//! mutually authenticated TLS. Nothing here computes on ciphertexts or speaks a sub-protocol; the Python
 //! modules in `python/smlp` add the numpy, scikit-learn and python-paillier conveniences.
 //!
 //! Long calls (key generation, encryption, decryption, network requests) release the GIL; the

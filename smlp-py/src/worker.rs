@@ -31,6 +31,31 @@ pub struct S1Worker {
     pk: paillier::PublicKey,
 }
 
+impl S1Worker {
+    /// The samples `indices` of `data`, after checking that `model` and `data` are under this
+    /// worker's key.
+    fn shard<'d>(
+        &self,
+        model: &smlp::encrypted::EncryptedModel,
+        data: &'d smlp::encrypted::EncryptedDataset,
+        indices: &[usize],
+    ) -> PyResult<Vec<&'d smlp::encrypted::EncryptedSample>> {
+        if model.fingerprint != self.pk.fingerprint() || data.fingerprint != self.pk.fingerprint() {
+            return Err(SMLPError::new_err(
+                "the model and the data must be under this worker's key",
+            ));
+        }
+        indices
+            .iter()
+            .map(|&i| {
+                data.samples.get(i).ok_or_else(|| {
+                    SMLPError::new_err(format!("sample {i} of a data set of {}", data.len()))
+                })
+            })
+            .collect()
+    }
+}
+
 #[pymethods]
 impl S1Worker {
     #[new]
@@ -88,24 +113,17 @@ impl S1Worker {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let loss = parse_loss(loss)?;
         let (m, d) = (&model.inner, &data.inner);
-        if m.fingerprint != self.pk.fingerprint() || d.fingerprint != self.pk.fingerprint() {
-            return Err(SMLPError::new_err(
-                "the model and the data must be under this worker's key",
-            ));
-        }
+        let batch = self.shard(m, d, &indices)?;
         let k = d.outputs();
-        let mut batch = Vec::with_capacity(indices.len());
-        for &i in &indices {
-            let s = d.samples.get(i).ok_or_else(|| {
-                SMLPError::new_err(format!("sample {i} of a data set of {}", d.len()))
-            })?;
-            if s.x.len() != m.shape.inputs() || s.y.len() != k {
-                return Err(SMLPError::new_err(format!(
-                    "sample {i} does not fit the network {}",
-                    m.shape
-                )));
-            }
-            batch.push(s);
+        if let Some((i, _)) = indices
+            .iter()
+            .zip(&batch)
+            .find(|(_, s)| s.x.len() != m.shape.inputs() || s.y.len() != k)
+        {
+            return Err(SMLPError::new_err(format!(
+                "sample {i} does not fit the network {}",
+                m.shape
+            )));
         }
         let sealed = py.detach(|| -> Result<Vec<u8>, String> {
             let mut s1 = self.session.lock().unwrap_or_else(|p| p.into_inner());
@@ -126,25 +144,12 @@ impl S1Worker {
         chunk: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (m, d) = (&model.inner, &data.inner);
-        if m.fingerprint != self.pk.fingerprint() || d.fingerprint != self.pk.fingerprint() {
-            return Err(SMLPError::new_err(
-                "the model and the data must be under this worker's key",
-            ));
-        }
-        let samples = indices
-            .iter()
-            .map(|&i| {
-                d.samples.get(i).cloned().ok_or_else(|| {
-                    SMLPError::new_err(format!("sample {i} of a data set of {}", d.len()))
-                })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
         let shard = smlp::encrypted::EncryptedDataset {
             fingerprint: d.fingerprint,
             frac_bits: d.frac_bits,
             classes: d.classes,
             features: d.features,
-            samples,
+            samples: self.shard(m, d, &indices)?.into_iter().cloned().collect(),
             settings: None,
         };
         let sealed = py.detach(|| -> Result<Vec<u8>, String> {

@@ -190,9 +190,6 @@ def train(
         raise SMLPError(f"the data set is encrypted under key {data.fingerprint}, not {public_key.fingerprint}")
     num, shift = learning_rate_fraction(learning_rate)
     frac_bits = data.frac_bits
-    if model is None:
-        model = _native.initial_model(public_key, data.features, [int(h) for h in hidden], data.classes,
-                                      int(init_seed), num, shift, frac_bits, value_bits, profile)
     n = len(data)
     position = 0
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -201,6 +198,9 @@ def train(
             raise SMLPError(f"{checkpoint}: the checkpoint's model is {model!r}, not of this run's "
                             f"profile {profile}, f = {frac_bits}, l = {value_bits}")
         spent["resumed_at"] = (model.epochs_trained, position)
+    elif model is None:
+        model = _native.initial_model(public_key, data.features, [int(h) for h in hidden], data.classes,
+                                      int(init_seed), num, shift, frac_bits, value_bits, profile)
     pool = _Pool(replicas, pki, public_key, frac_bits, value_bits, kappa, profile, workers, retries, spent)
     data_ref = ray.put(data.to_bytes())
     token = f"{id(data)}-{n}-{data.fingerprint}"
@@ -211,9 +211,7 @@ def train(
             order = _native.epoch_order(n, seed, epoch)
             chunks = [order[i:i + batch] for i in range(0, n, batch)]
             first, position = position // batch, 0
-            for c, chunk in enumerate(chunks):
-                if c < first:
-                    continue
+            for c, chunk in enumerate(chunks[first:], start=first):
                 if on_step is not None:
                     on_step(step, pool.actors)
                 t0 = time.perf_counter()
