@@ -12,8 +12,7 @@ use paillier::format::{open, read_file, write_atomic};
 use secure_ops::Profile;
 use smlp::encrypted::{open_dataset, read_dataset};
 use smlp::encrypted::{
-    Checkpoint, Costs, EncryptedDataset, EncryptedModel, EncryptedPredictions, CHECKPOINT, MODEL,
-    PREDICTIONS,
+    Checkpoint, Costs, EncryptedDataset, EncryptedPredictions, ModelFile, CHECKPOINT, PREDICTIONS,
 };
 use smlp::tune::Tuned;
 use smlp::{Loss, Shape};
@@ -259,6 +258,9 @@ pub struct ClassifyArgs {
 pub struct JobsArgs {
     #[command(flatten)]
     pub conn: S1Args,
+    /// Also each training job's settings and where they came from.
+    #[arg(long, short = 'l')]
+    pub long: bool,
 }
 
 /// Waits for a job with a progress bar. Exit code: 0 done, 1 failed, 3 cancelled.
@@ -446,12 +448,19 @@ pub fn train(args: &TrainArgs) -> CliResult<Option<JobSummary>> {
             }
             _ => bail!("give --dataset ID or --data FILE"),
         };
-    let (spec, origins) = spec_of(args, ckpt.as_ref(), recorded.as_ref())?;
+    let (spec, origin) = spec_of(args, ckpt.as_ref(), recorded.as_ref())?;
     if !conn.quiet {
-        eprintln!("settings: {origins}");
+        eprintln!("settings: {} — {origin}", spec.describe());
     }
     let (profile, epochs) = (spec.profile, spec.epochs);
-    let req = train_request(&pk, dataset, (features, outputs, frac_bits), spec, ckpt)?;
+    let req = train_request(
+        &pk,
+        dataset,
+        (features, outputs, frac_bits),
+        spec,
+        origin,
+        ckpt,
+    )?;
     let shape = Shape::mlp(features, &req.hidden, outputs)?;
     let Some((summary, out)) = submit(
         conn,
@@ -641,7 +650,7 @@ fn print_costs(c: &Costs) {
 /// stored one.
 enum Ref {
     Id(String),
-    Model(String, Box<EncryptedModel>),
+    Model(String, Box<ModelFile>),
     Data(String, EncryptedDataset),
 }
 
@@ -657,7 +666,7 @@ fn resolve(arg: &str, kind: ObjectKind) -> CliResult<Ref> {
         );
     }
     Ok(match kind {
-        ObjectKind::Model => Ref::Model(file_name(path), Box::new(read_file(&MODEL, path)?)),
+        ObjectKind::Model => Ref::Model(file_name(path), Box::new(ModelFile::read(path)?)),
         _ => {
             let d: EncryptedDataset = read_dataset(path)?;
             if d.is_empty() {
@@ -689,27 +698,27 @@ pub fn classify(args: &ClassifyArgs) -> CliResult<Option<JobSummary>> {
     let model = resolve(&args.model, ObjectKind::Model)?;
     let data = resolve(&args.data, ObjectKind::Dataset)?;
     if let (Ref::Model(_, m), Ref::Data(_, d)) = (&model, &data) {
-        if m.fingerprint != d.fingerprint {
+        if m.model.fingerprint != d.fingerprint {
             bail!(
                 "wrong key: the model {} is encrypted under key {}, the data set {} under key {}",
                 args.model,
-                m.fingerprint,
+                m.model.fingerprint,
                 args.data,
                 d.fingerprint
             );
         }
-        if d.features != m.shape.inputs() {
+        if d.features != m.model.shape.inputs() {
             bail!(
                 "the model {} expects {} features, {} has {}",
                 args.model,
-                m.shape.inputs(),
+                m.model.shape.inputs(),
                 args.data,
                 d.features
             );
         }
     }
     // The profile is the flag's, else the model's (known here when the model is a file).
-    let model_fast = matches!(&model, Ref::Model(_, m) if m.profile == Profile::Fast);
+    let model_fast = matches!(&model, Ref::Model(_, m) if m.model.profile == Profile::Fast);
     if args.profile == Some(ProfileArg::Fast) || (args.profile.is_none() && model_fast) {
         warn_fast();
     }
@@ -754,7 +763,7 @@ fn fetch_to(c: &mut Client, id: &str, checkpoint: bool, out: &Path) -> CliResult
     } else {
         match info.kind {
             ObjectKind::Dataset => open_dataset(&body)?.fingerprint,
-            ObjectKind::Model => open::<EncryptedModel>(&MODEL, &body)?.fingerprint,
+            ObjectKind::Model => ModelFile::open(&body)?.model.fingerprint,
             ObjectKind::Predictions => {
                 open::<EncryptedPredictions>(&PREDICTIONS, &body)?.fingerprint
             }
@@ -850,6 +859,9 @@ pub fn jobs(args: &JobsArgs) -> CliResult<()> {
             j.started.map_or("-".into(), utc),
             j.result.as_deref().or(j.note.as_deref()).unwrap_or("")
         );
+        if let (true, Some(line)) = (args.long, &j.settings) {
+            println!("    settings: {line}");
+        }
     }
     Ok(())
 }

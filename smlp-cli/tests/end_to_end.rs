@@ -1138,9 +1138,41 @@ fn encrypt_records_settings_that_train_takes_as_defaults() {
             && stderr.contains("batch, loss, η from the data set (auto:"),
         "{stderr}"
     );
-    let model: smlp::encrypted::EncryptedModel =
-        paillier::format::read_file(&smlp::encrypted::MODEL, &env.path("m.enc")).unwrap();
-    assert_eq!(model.fixed.lr.shift, recorded.setting.lr_shift);
+    let file = smlp::encrypted::ModelFile::read(&env.path("m.enc")).unwrap();
+    assert_eq!(file.model.fixed.lr.shift, recorded.setting.lr_shift);
+    // The model file says how it was trained and where each setting came from.
+    let record = file.trained.as_ref().expect("a training record");
+    assert_eq!(
+        (
+            record.config.batch,
+            record.config.loss,
+            record.config.epochs
+        ),
+        (recorded.setting.batch, recorded.setting.loss, 1)
+    );
+    let line = file.describe().unwrap();
+    assert!(
+        line.contains("hidden, epochs from the request")
+            && line.contains("batch, loss, η from the data set (auto:"),
+        "{line}"
+    );
+    // So do the job record and `smlp decrypt`.
+    let jobs = ok(&["jobs", "--long", "--s1", &s1.addr]);
+    assert!(jobs.contains(&format!("settings: {line}")), "{jobs}");
+    let out = ok(&[
+        "decrypt",
+        "--secret-key",
+        &env.secret(),
+        "--in",
+        &env.p("m.enc"),
+        "--out",
+        &env.p("m.json"),
+    ]);
+    assert!(out.contains(&format!("trained with {line}")), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("m.json")).unwrap()).unwrap();
+    assert_eq!(json["settings"], line.as_str());
+    assert_eq!(json["config"]["batch"], recorded.setting.batch);
 }
 
 /// S2 replicas: two `serve-s2` processes on one state directory (the same tenant keys, one

@@ -19,8 +19,8 @@ use transport::{
     TlsCredentials, TlsFiles,
 };
 
-/// `ClientMsg::Hello { version: 3 }` in postcard: variant 0, then the version as a varint.
-const HELLO: [u8; 2] = [0, 4];
+/// `ClientMsg::Hello { version: 5 }` in postcard: variant 0, then the version as a varint.
+const HELLO: [u8; 2] = [0, 5];
 
 #[test]
 fn hello_is_the_clients_encoding() {

@@ -421,7 +421,17 @@ fn crafted_model_checkpoint_and_prediction_files_give_errors_not_panics() {
         .enumerate()
     {
         let model = env.p(&format!("crafted-{i}.enc"));
-        write_file(&MODEL, Path::new(&model), &raw(shape.clone())).unwrap();
+        // As a model file of this version (the model, then no training record) and of version 1
+        // (the bare model), in turn.
+        if i % 2 == 0 {
+            write_file(&MODEL, Path::new(&model), &(raw(shape.clone()), None::<()>)).unwrap();
+        } else {
+            let v1 = paillier::format::FileKind {
+                version: 1,
+                ..MODEL
+            };
+            write_file(&v1, Path::new(&model), &raw(shape.clone())).unwrap();
+        }
         let err = fail(&[
             "classify",
             "--s1",
@@ -660,7 +670,10 @@ fn concurrent_sessions_are_limited_per_identity() {
     // S1: an owner holding one session (hello sent, request pending) cannot open a second one;
     // another owner can.
     let mut held = dial(&s1.addr, "owner-owner", Role::Owner, Role::S1).unwrap();
-    held.send_frame(&[0, 4]).unwrap(); // ClientMsg::Hello { version: 4 }
+    held.send_msg(&smlp_cli::proto::ClientMsg::Hello {
+        version: smlp_cli::proto::VERSION,
+    })
+    .unwrap();
     held.recv_frame().unwrap();
     let (data, out) = (env.p("d.enc"), env.p("m.enc"));
     let err = fail(&[
@@ -871,8 +884,7 @@ fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
     // The tenants issue: with one key for the whole deployment, owner bob read alice's data set
     // and model out of s1.sqlite and decrypted both with his own files. Here the test PKI's
     // "owner" is the victim and "alice" the attacker; each has a key of its own.
-    use paillier::format::open;
-    use smlp::encrypted::{EncryptedDataset, EncryptedModel, MODEL};
+    use smlp::encrypted::EncryptedDataset;
     let env = Env::new();
     let (victim_sk, _) = keys(&env);
     env.keygen("attacker");
@@ -962,7 +974,7 @@ fn an_owner_with_every_file_of_s1_decrypts_nothing_of_another_owner() {
                 d.samples.iter().flat_map(|s| s.x.clone()).collect()
             }
             _ => {
-                let m: EncryptedModel = open(&MODEL, body).unwrap();
+                let m = smlp::encrypted::ModelFile::open(body).unwrap().model;
                 m.params.layers.iter().flat_map(|l| l.w.concat()).collect()
             }
         };

@@ -16,7 +16,7 @@ use paillier::PublicKey;
 use rand::SeedableRng;
 use secure_ops::Profile;
 use smlp::encrypted::{
-    encrypt_params, open_dataset, Checkpoint, EncryptedDataset, EncryptedModel, TrainConfig,
+    encrypt_params, open_dataset, Checkpoint, EncryptedDataset, ModelFile, TrainConfig, TrainRecord,
 };
 use smlp::tune::Tuned;
 use smlp::{init_fixed, FixedParams, LearningRate, Loss, Shape};
@@ -190,9 +190,9 @@ impl Client {
         }
     }
 
-    /// Uploads a model.
-    pub fn upload_model(&mut self, name: &str, model: EncryptedModel) -> CliResult<ObjectInfo> {
-        self.key(&model.fingerprint, "model")?;
+    /// Uploads a model (with how it was trained, if its file says).
+    pub fn upload_model(&mut self, name: &str, model: ModelFile) -> CliResult<ObjectInfo> {
+        self.key(&model.model.fingerprint, "model")?;
         match self.request(&ClientMsg::UploadModel {
             name: name.to_string(),
             model: Box::new(model),
@@ -388,7 +388,8 @@ pub struct TrainOverrides {
 /// given must agree with it; epochs are the new total); `file` (`smlp tune`'s settings); the
 /// settings `recorded` in the data set (`smlp encrypt`); the defaults ([`smlp::defaults`]).
 /// The one place the CLI and the Python package resolve training settings. Returns them with a
-/// line saying where they came from.
+/// line saying where they came from (for people, and for [`train_request`], which sends it to
+/// S1 to keep in the job record and the model file).
 pub fn resolve_spec(
     given: &TrainOverrides,
     ckpt: Option<&Checkpoint>,
@@ -480,31 +481,13 @@ pub fn resolve_spec(
         kappa: args.kappa,
         init_seed: args.init_seed,
     };
-    Ok((
-        spec.clone(),
-        describe_origins(&spec, &origins, file.or(recorded)),
-    ))
+    let origin = describe_origins(&origins, file.or(recorded));
+    Ok((spec, origin))
 }
 
-/// `hidden 8, batch 16, η 1/2^5, 2 epoch(s), smooth-hinge loss — η, batch … from the data set
-/// (auto: …); hidden from flags`.
-fn describe_origins(spec: &TrainSpec, origins: &[(&str, &str)], base: Option<&Tuned>) -> String {
-    let values = Tuned {
-        source: String::new(),
-        setting: smlp::tune::Setting {
-            hidden: spec.hidden.clone(),
-            batch: spec.batch,
-            lr_num: spec.lr.num,
-            lr_shift: spec.lr.shift,
-            epochs: spec.epochs,
-            loss: spec.loss,
-        },
-        mean: 0.0,
-        worst: 0.0,
-        folds: 0,
-        samples: 0,
-    }
-    .describe();
+/// Where each setting came from: `hidden, epochs, batch, loss, η from the data set (auto: …);
+/// seed from the defaults`.
+fn describe_origins(origins: &[(&str, &str)], base: Option<&Tuned>) -> String {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for (name, origin) in origins {
         match groups.iter_mut().find(|(o, _)| o == origin) {
@@ -522,7 +505,7 @@ fn describe_origins(spec: &TrainSpec, origins: &[(&str, &str)], base: Option<&Tu
             format!("{} from {origin}{why}", names.join(", "))
         })
         .collect();
-    format!("{values} — {}", parts.join("; "))
+    parts.join("; ")
 }
 
 /// The settings of a training job (the data set's dimensions aside).
@@ -550,14 +533,37 @@ pub struct TrainSpec {
     pub init_seed: Option<u64>,
 }
 
+impl TrainSpec {
+    /// The settings as a [`TrainRecord`] would show them, for people: `hidden 8, batch 16, η
+    /// 1/2^4, 2 epoch(s), smooth-hinge loss, seed 1`.
+    pub fn describe(&self) -> String {
+        self.record(String::new())
+            .describe(self.hidden.clone(), self.lr)
+    }
+
+    fn record(&self, origin: String) -> TrainRecord {
+        TrainRecord {
+            config: TrainConfig {
+                epochs: self.epochs,
+                batch: self.batch,
+                seed: self.seed,
+                loss: self.loss,
+            },
+            origin,
+        }
+    }
+}
+
 /// The request that trains `spec` on the stored data set `dataset` of dimensions
-/// `(features, outputs, f)` (from [`dims`] or [`Client::dataset_dims`]), or continues `resume`.
-/// With `spec.init_seed`, the initial weights are drawn here and encrypted under `pk`.
+/// `(features, outputs, f)` (from [`dims`] or [`Client::dataset_dims`]), or continues `resume`;
+/// `origin` says where the settings came from ([`resolve_spec`]'s line). With `spec.init_seed`,
+/// the initial weights are drawn here and encrypted under `pk`.
 pub fn train_request(
     pk: &PublicKey,
     dataset: String,
     (features, outputs, frac_bits): (usize, usize, u32),
     spec: TrainSpec,
+    origin: String,
     resume: Option<Checkpoint>,
 ) -> CliResult<TrainRequest> {
     if spec.batch == 0 {
@@ -587,20 +593,18 @@ pub fn train_request(
         }
         None => None,
     };
+    let record = spec.record(origin);
+    record.check()?;
     Ok(TrainRequest {
         dataset,
         hidden: spec.hidden,
         fixed,
-        config: TrainConfig {
-            epochs: spec.epochs,
-            batch: spec.batch,
-            seed: spec.seed,
-            loss: spec.loss,
-        },
+        config: record.config,
         profile: spec.profile,
         kappa: spec.kappa,
         initial,
         resume,
+        origin: record.origin,
     })
 }
 

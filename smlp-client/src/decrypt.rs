@@ -9,8 +9,8 @@ use paillier::SecretKey;
 use serde::{Deserialize, Serialize};
 use smlp::encrypted::open_dataset;
 use smlp::encrypted::{
-    Checkpoint, EncryptedDataset, EncryptedModel, EncryptedPredictions, CHECKPOINT, DATASET, MODEL,
-    PREDICTIONS,
+    Checkpoint, EncryptedDataset, EncryptedPredictions, ModelFile, TrainRecord, CHECKPOINT,
+    DATASET, MODEL, PREDICTIONS,
 };
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -71,9 +71,12 @@ pub struct ModelJson {
     pub learning_rate: LearningRateJson,
     /// ℓ: bound on the values in the sub-protocols.
     pub value_bits: u32,
-    /// Training configuration, for checkpoints.
+    /// The run's configuration (a checkpoint's, or how a model was trained when its file says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigJson>,
+    /// How the model was trained and where its settings came from, one line, when its file says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
     /// Layers 1..L.
     pub layers: Vec<LayerJson>,
 }
@@ -89,7 +92,7 @@ pub struct LearningRateJson {
     pub value: f64,
 }
 
-/// Training configuration of a checkpoint.
+/// A run's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigJson {
     /// Epochs of the run.
@@ -127,8 +130,9 @@ pub fn decrypt(args: &DecryptArgs) -> CliResult<Decrypted> {
             decrypt_predictions(&sk, &p, args.scores, &args.out).with_context(ctx)
         }
         t if *t == MODEL.tag => {
-            let m: EncryptedModel = open(&MODEL, &bytes).with_context(ctx)?;
-            let json = model_json(&sk, &m, None).with_context(ctx)?;
+            let file = ModelFile::open(&bytes).with_context(ctx)?;
+            let json = model_json(&sk, &file).with_context(ctx)?;
+            let m = &file.model;
             write_json(&args.out, &json)?;
             println!(
                 "decrypted model {} ({} epochs) → {}",
@@ -136,11 +140,21 @@ pub fn decrypt(args: &DecryptArgs) -> CliResult<Decrypted> {
                 m.epochs_trained,
                 args.out.display()
             );
+            if let Some(line) = &json.settings {
+                println!("trained with {line}");
+            }
             Ok(Decrypted::Model(Box::new(json)))
         }
         t if *t == CHECKPOINT.tag => {
             let c: Checkpoint = open(&CHECKPOINT, &bytes).with_context(ctx)?;
-            let json = model_json(&sk, &c.model, Some(&c)).with_context(ctx)?;
+            let file = ModelFile {
+                model: c.model.clone(),
+                trained: Some(TrainRecord {
+                    config: c.config.clone(),
+                    origin: String::new(),
+                }),
+            };
+            let json = model_json(&sk, &file).with_context(ctx)?;
             write_json(&args.out, &json)?;
             println!(
                 "decrypted checkpoint {} ({} of {} epochs) → {}",
@@ -225,11 +239,8 @@ fn decrypt_predictions(
 }
 
 /// Decrypts a model into its JSON form.
-pub fn model_json(
-    sk: &SecretKey,
-    m: &EncryptedModel,
-    ckpt: Option<&Checkpoint>,
-) -> CliResult<ModelJson> {
+pub fn model_json(sk: &SecretKey, file: &ModelFile) -> CliResult<ModelJson> {
+    let m = &file.model;
     let raw = m.decrypt(sk)?;
     let fixed = m.fixed;
     let layers = raw
@@ -260,12 +271,13 @@ pub fn model_json(
             value: fixed.lr.value(),
         },
         value_bits: fixed.value_bits,
-        config: ckpt.map(|c| ConfigJson {
-            epochs: c.config.epochs,
-            batch: c.config.batch,
-            seed: c.config.seed,
-            loss: c.config.loss.name().to_string(),
+        config: file.trained.as_ref().map(|t| ConfigJson {
+            epochs: t.config.epochs,
+            batch: t.config.batch,
+            seed: t.config.seed,
+            loss: t.config.loss.name().to_string(),
         }),
+        settings: file.describe(),
         layers,
     })
 }

@@ -33,13 +33,16 @@
 use paillier::{Ciphertext, PublicKey};
 use secure_ops::{Profile, SessionParams};
 use serde::{Deserialize, Serialize};
-use smlp::encrypted::{Checkpoint, EncryptedDataset, EncryptedModel, TrainConfig};
+use smlp::encrypted::{
+    Checkpoint, EncryptedDataset, EncryptedModel, ModelFile, TrainConfig, TrainRecord,
+};
 use smlp::{FixedParams, Params};
 
 /// Version of this protocol; both sides must agree. 2: stored objects and jobs; 3: the loss in
 /// a training job's configuration; 4: a key per owner (`Register`, the owner's keys in
-/// `Welcome`).
-pub const VERSION: u16 = 4;
+/// `Welcome`); 5: where a job's settings came from (`TrainRequest::origin`, `JobInfo::settings`)
+/// and uploaded models with how they were trained ([`ModelFile`]).
+pub const VERSION: u16 = 5;
 
 /// Messages from the client to S1.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,8 +68,8 @@ pub enum ClientMsg {
     UploadModel {
         /// A name for listings.
         name: String,
-        /// The model.
-        model: Box<EncryptedModel>,
+        /// The model and how it was trained, if its file says.
+        model: Box<ModelFile>,
     },
     /// Queue a training job.
     Train(Box<TrainRequest>),
@@ -132,6 +135,9 @@ pub struct TrainRequest {
     pub initial: Option<Params<Ciphertext>>,
     /// Continue from this checkpoint instead of starting afresh.
     pub resume: Option<Checkpoint>,
+    /// Where the settings came from, for people (`resolve_spec`'s line; at most
+    /// [`smlp::encrypted::MAX_ORIGIN_BYTES`]): S1 keeps it in the job record and the model file.
+    pub origin: String,
 }
 
 /// What to classify.
@@ -150,6 +156,19 @@ pub struct ClassifyRequest {
 }
 
 impl TrainRequest {
+    /// The job's settings and where they came from, one line for its record.
+    pub fn settings_line(&self) -> String {
+        self.record().describe(self.hidden.clone(), self.fixed.lr)
+    }
+
+    /// How a model of this job was trained, for its file.
+    pub fn record(&self) -> TrainRecord {
+        TrainRecord {
+            config: self.config.clone(),
+            origin: self.origin.clone(),
+        }
+    }
+
     /// The S1–S2 session this job runs in (checked at submission, used by the runner).
     pub fn session(&self) -> SessionParams {
         SessionParams {
@@ -350,6 +369,8 @@ pub struct JobInfo {
     pub elapsed_ms: Option<u64>,
     /// Once done: operations and traffic of its last run's S1–S2 session.
     pub costs: Option<smlp::encrypted::Costs>,
+    /// A training job's settings and where they came from (as its owner's client resolved them).
+    pub settings: Option<String>,
 }
 
 impl JobInfo {
@@ -399,8 +420,8 @@ pub enum ServerMsg {
 }
 
 /// What earlier versions stored, to upgrade an S1 store in place (`crate::store`): version 2 of
-/// this protocol and of the checkpoint file had no loss in a run's configuration; those runs
-/// followed the squared loss.
+/// this protocol and of the checkpoint file had no loss in a run's configuration (those runs
+/// followed the squared loss); versions 3 and 4 no origin of a job's settings.
 pub mod legacy {
     use super::*;
     use paillier::format::{open, seal, FileKind};
@@ -473,6 +494,36 @@ pub mod legacy {
             kappa: old.kappa,
             initial: old.initial,
             resume: old.resume.map(Checkpoint::from),
+            origin: String::new(),
+        })
+    }
+
+    #[derive(Deserialize)]
+    struct TrainRequestV4 {
+        dataset: String,
+        hidden: Vec<usize>,
+        fixed: FixedParams,
+        config: TrainConfig,
+        profile: Profile,
+        kappa: u32,
+        initial: Option<Params<Ciphertext>>,
+        resume: Option<Checkpoint>,
+    }
+
+    /// A stored training request of protocol versions 3 and 4, re-encoded for this version
+    /// (no word on where its settings came from).
+    pub fn upgrade_train_request_v4(bytes: &[u8]) -> Result<Vec<u8>, postcard::Error> {
+        let old: TrainRequestV4 = postcard::from_bytes(bytes)?;
+        postcard::to_stdvec(&TrainRequest {
+            dataset: old.dataset,
+            hidden: old.hidden,
+            fixed: old.fixed,
+            config: old.config,
+            profile: old.profile,
+            kappa: old.kappa,
+            initial: old.initial,
+            resume: old.resume,
+            origin: String::new(),
         })
     }
 

@@ -19,7 +19,8 @@ use smlp::data::{Dataset, Standardizer, DEFAULT_INT_BITS};
 use smlp::encrypted::{open_dataset, read_dataset};
 use smlp::encrypted::{
     Checkpoint, EncryptedDataset as Dataset_, EncryptedModel as Model_,
-    EncryptedPredictions as Predictions_, EncryptedSample, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
+    EncryptedPredictions as Predictions_, EncryptedSample, ModelFile, TrainConfig, TrainRecord,
+    CHECKPOINT, DATASET, PREDICTIONS,
 };
 use smlp::Loss;
 use smlp_client::client::{resolve_spec, train_request, Client as Client_, S1Args, TrainOverrides};
@@ -461,6 +462,25 @@ impl EncryptedDataset {
 #[derive(Clone)]
 struct EncryptedModel {
     inner: Model_,
+    /// How it was trained, when its file or trainer said.
+    trained: Option<TrainRecord>,
+}
+
+impl EncryptedModel {
+    /// A model whose file does not say how it was trained (yet).
+    pub(crate) fn bare(inner: Model_) -> Self {
+        EncryptedModel {
+            inner,
+            trained: None,
+        }
+    }
+
+    fn file(&self) -> ModelFile {
+        ModelFile {
+            model: self.inner.clone(),
+            trained: self.trained.clone(),
+        }
+    }
 }
 
 #[pymethods]
@@ -475,22 +495,64 @@ impl EncryptedModel {
     /// Parses the sealed bytes of a model or checkpoint file.
     #[staticmethod]
     fn from_bytes(bytes: &[u8]) -> PyResult<Self> {
-        let inner = match open::<Model_>(&MODEL, bytes) {
-            Ok(m) => m,
+        let file = match ModelFile::open(bytes) {
+            Ok(f) => f,
             Err(e) => match open::<Checkpoint>(&CHECKPOINT, bytes) {
-                Ok(c) => c.model,
+                Ok(c) => ModelFile {
+                    model: c.model,
+                    trained: Some(TrainRecord {
+                        config: c.config,
+                        origin: String::new(),
+                    }),
+                },
                 Err(_) => return Err(err(e)),
             },
         };
-        Ok(EncryptedModel { inner })
+        Ok(EncryptedModel {
+            inner: file.model,
+            trained: file.trained,
+        })
     }
     /// Writes the model file (0600).
     fn save(&self, path: PathBuf) -> PyResult<()> {
-        write_file(&MODEL, &path, &self.inner).map_err(err)
+        self.file().write(&path).map_err(err)
     }
     /// The sealed model file's bytes.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, &seal(&MODEL, &self.inner).map_err(err)?))
+        Ok(PyBytes::new(py, &self.file().seal().map_err(err)?))
+    }
+    /// How the model was trained and where its settings came from, one line (`None` when its
+    /// file does not say): `hidden 8, batch 16, η 1/2^4, 2 epoch(s), smooth-hinge loss, seed 1 —
+    /// …`.
+    #[getter]
+    fn settings(&self) -> Option<String> {
+        self.file().describe()
+    }
+    /// The same model, recording that it was trained for `epochs` epochs in mini-batches of
+    /// `batch` in the order of `seed` with `loss`, the settings coming from `origin`.
+    #[pyo3(signature = (epochs, batch, seed, loss, origin = String::new()))]
+    fn trained_with(
+        &self,
+        epochs: u64,
+        batch: usize,
+        seed: u64,
+        loss: &str,
+        origin: String,
+    ) -> PyResult<Self> {
+        let record = TrainRecord {
+            config: TrainConfig {
+                epochs,
+                batch,
+                seed,
+                loss: parse_loss(loss)?,
+            },
+            origin,
+        };
+        record.check().map_err(err)?;
+        Ok(EncryptedModel {
+            inner: self.inner.clone(),
+            trained: Some(record),
+        })
     }
     /// Pickles as its sealed file bytes: ciphertexts under the owner's key, no secret.
     fn __reduce__<'py>(
@@ -749,7 +811,7 @@ fn decrypt_model(
     model: &EncryptedModel,
 ) -> PyResult<String> {
     let json =
-        cli(py.detach(|| smlp_client::decrypt::model_json(&secret_key.inner, &model.inner, None)))?;
+        cli(py.detach(|| smlp_client::decrypt::model_json(&secret_key.inner, &model.file())))?;
     serde_json::to_string(&json).map_err(err)
 }
 
@@ -871,7 +933,7 @@ impl Client {
         model: &EncryptedModel,
         name: String,
     ) -> PyResult<String> {
-        let m = model.inner.clone();
+        let m = model.file();
         self.with(py, |c| json(&c.upload_model(&name, m)?))
     }
 
@@ -913,9 +975,10 @@ impl Client {
         };
         self.with(py, |c| {
             let (dims, pk, recorded) = c.dataset_dims(&dataset)?;
-            let (spec, origins) = resolve_spec(&given, None, None, recorded.as_ref())?;
-            let req = train_request(&pk, dataset, dims, spec, None)?;
-            Ok((json(&c.submit(ClientMsg::Train(Box::new(req)))?)?, origins))
+            let (spec, origin) = resolve_spec(&given, None, None, recorded.as_ref())?;
+            let line = format!("{} — {origin}", spec.describe());
+            let req = train_request(&pk, dataset, dims, spec, origin, None)?;
+            Ok((json(&c.submit(ClientMsg::Train(Box::new(req)))?)?, line))
         })
     }
 

@@ -230,7 +230,7 @@ pub fn apply_gradients(
         Ok(())
     })
     .map_err(SMLPError::new_err)?;
-    Ok(EncryptedModel { inner: m })
+    Ok(EncryptedModel::bare(m))
 }
 
 /// The sample order of `epoch` (`smlp::epoch_order`: what S1's trainer uses).
@@ -273,17 +273,15 @@ pub fn initial_model(
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
     );
     let pk = &public_key.inner;
-    Ok(EncryptedModel {
-        inner: smlp::encrypted::EncryptedModel {
-            fingerprint: pk.fingerprint(),
-            shape,
-            fixed,
-            profile,
-            classes,
-            epochs_trained: 0,
-            params: encrypt_params(pk, &init).map_err(err)?,
-        },
-    })
+    Ok(EncryptedModel::bare(smlp::encrypted::EncryptedModel {
+        fingerprint: pk.fingerprint(),
+        shape,
+        fixed,
+        profile,
+        classes,
+        epochs_trained: 0,
+        params: encrypt_params(pk, &init).map_err(err)?,
+    }))
 }
 
 /// Writes the checkpoint of a data-parallel run (the format of `smlp fetch --checkpoint`,
@@ -346,5 +344,5 @@ pub fn resume_checkpoint(
             Ok(ck)
         })
         .map_err(SMLPError::new_err)?;
-    Ok((EncryptedModel { inner: ck.model }, ck.position))
+    Ok((EncryptedModel::bare(ck.model), ck.position))
 }

@@ -46,6 +46,13 @@ def test_ray_training_equals_s1s_trainer_bit_for_bit_through_worker_and_replica_
     plain = smlp.ray.train(data, workers=3, **common)
     assert plain.epochs_trained == 2
     assert weights(owner, plain) == want
+    # Both models say how they were trained: S1's with where each setting came from (here every
+    # one from the request), the driver's from its arguments; both survive a save and a load.
+    assert reference.settings.startswith("hidden 3, batch 4, η 1/2^4, 2 epoch(s), smooth-hinge loss, seed 3 — ")
+    assert "from the request" in reference.settings, reference.settings
+    assert plain.settings == ("hidden 3, batch 4, η 1/2^4, 2 epoch(s), smooth-hinge loss, seed 3 — "
+                              "all from smlp.ray.train's arguments")
+    assert smlp.EncryptedModel.from_bytes(plain.to_bytes()).settings == plain.settings
 
     # A worker killed before step 1 and an S2 replica killed before step 3: replaced, shards
     # computed again, the same weights.

@@ -17,7 +17,7 @@ use secure_ops::{Channel, ChannelError, ProtocolError, SessionParams, S1};
 use smlp::encrypted::open_dataset;
 use smlp::encrypted::{
     classify, costs, new_model, switch_dataset, switch_predictions, train_from, Checkpoint, Costs,
-    EncryptedDataset, EncryptedModel, SecureError, CHECKPOINT, MODEL, PREDICTIONS,
+    EncryptedDataset, EncryptedModel, ModelFile, SecureError, CHECKPOINT, PREDICTIONS,
 };
 use smlp::Shape;
 use smlp_client::error::CliError;
@@ -561,7 +561,12 @@ impl Runner {
         let elapsed = start.elapsed();
         let costs = costs(&mut s1).ok();
         let _ = s1.close();
-        let body = seal(&MODEL, &model).map_err(|e| Outcome::Failed(e.to_string()))?;
+        let file = ModelFile {
+            model,
+            trained: Some(req.record()),
+        };
+        let body = file.seal().map_err(|e| Outcome::Failed(e.to_string()))?;
+        let model = file.model;
         tracing::info!(job = %job.id, elapsed_s = elapsed.as_secs_f64(), "training finished");
         Ok(JobResult {
             kind: ObjectKind::Model,
@@ -581,8 +586,9 @@ impl Runner {
             .map_err(|e| Outcome::Failed(format!("stored request: {e}")))?;
         // The owner's model, or one shared with it (the share is checked again now).
         let (model_owner, body) = self.store.usable_model(&job.owner, &req.model)?;
-        let model: EncryptedModel = open(&MODEL, &body)
-            .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?;
+        let model = ModelFile::open(&body)
+            .map_err(|e| Outcome::Failed(format!("stored model {}: {e}", req.model)))?
+            .model;
         let data = self.load_dataset(&job.owner, &req.data)?;
         if model_owner != job.owner {
             return self.classify_shared(job, &req, &model, &model_owner, &data, abort);

@@ -3,12 +3,12 @@
 //! once, before anything is stored or queued; what the owner can name is only its own.
 
 use crate::jobs::Runner;
-use crate::store::{NewObject, Store};
-use paillier::format::{open, seal};
+use crate::store::{NewJob, NewObject, Store};
+use paillier::format::seal;
 use paillier::{Fingerprint, PublicKey};
 use secure_ops::SessionParams;
 use smlp::encrypted::open_dataset;
-use smlp::encrypted::{EncryptedDataset, EncryptedModel, DATASET, MODEL};
+use smlp::encrypted::{EncryptedDataset, EncryptedModel, ModelFile, DATASET};
 use smlp::Shape;
 use smlp_client::bail;
 use smlp_client::error::{CliError, CliResult};
@@ -207,11 +207,15 @@ fn handle(
             tracing::info!(%peer, id = %info.id, new, bytes = info.bytes, "data set stored");
             ServerMsg::Stored(info)
         }
-        ClientMsg::UploadModel { name, model } => {
+        ClientMsg::UploadModel { name, model: file } => {
             check_name(&name)?;
+            let model = &file.model;
             let pk = &key_of(ctx, owner, &model.fingerprint, "model")?;
             model.check(pk)?;
-            let body = seal(&MODEL, &*model)?;
+            if let Some(t) = &file.trained {
+                t.check()?;
+            }
+            let body = file.seal()?;
             let summary = format!(
                 "{} ({} profile), {} epoch(s)",
                 model.shape, model.profile, model.epochs_trained
@@ -233,11 +237,14 @@ fn handle(
             check_train(pk, &req, &data)?;
             let job = ctx.store.submit(
                 owner,
-                JobKind::Train,
-                &postcard::to_stdvec(&*req)?,
-                &[&req.dataset],
-                req.config.epochs,
-                data.len() as u64,
+                NewJob {
+                    kind: JobKind::Train,
+                    request: &postcard::to_stdvec(&*req)?,
+                    inputs: &[&req.dataset],
+                    epochs: req.config.epochs,
+                    samples: data.len() as u64,
+                    settings: Some(&req.settings_line()),
+                },
             )?;
             tracing::info!(%peer, job = %job.id, dataset = %req.dataset, hidden = ?req.hidden, epochs = req.config.epochs, batch = req.config.batch, profile = %req.profile, "training job queued");
             ctx.runner.notify();
@@ -254,11 +261,14 @@ fn handle(
             };
             let job = ctx.store.submit(
                 owner,
-                JobKind::Classify,
-                &postcard::to_stdvec(&*req)?,
-                &inputs,
-                1,
-                data.len() as u64,
+                NewJob {
+                    kind: JobKind::Classify,
+                    request: &postcard::to_stdvec(&*req)?,
+                    inputs: &inputs,
+                    epochs: 1,
+                    samples: data.len() as u64,
+                    settings: None,
+                },
             )?;
             tracing::info!(%peer, job = %job.id, model = %model.shape, model_owner = %model_owner, samples = data.len(), "classification job queued");
             ctx.runner.notify();
@@ -412,6 +422,7 @@ fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> C
     if config.batch == 0 || config.batch > MAX_BATCH {
         bail!("batch size must be in 1..={MAX_BATCH}");
     }
+    req.record().check()?;
     if req.hidden.len() > MAX_LAYERS || req.hidden.iter().any(|&h| h == 0 || h > MAX_UNITS) {
         bail!("at most {MAX_LAYERS} hidden layers of 1..={MAX_UNITS} units are served");
     }
@@ -468,7 +479,7 @@ fn check_classify(
     req: &ClassifyRequest,
 ) -> CliResult<(EncryptedModel, String, EncryptedDataset)> {
     let (model_owner, body) = ctx.store.usable_model(owner, &req.model)?;
-    let model: EncryptedModel = open(&MODEL, &body)?;
+    let model = ModelFile::open(&body)?.model;
     let data = dataset(ctx, owner, &req.data)?;
     let model_pk = &key_of(ctx, &model_owner, &model.fingerprint, "model")?;
     let data_pk = &key_of(ctx, owner, &data.fingerprint, "data set")?;

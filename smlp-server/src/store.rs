@@ -116,7 +116,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT,
     runs INTEGER NOT NULL DEFAULT 0,
     work_ms INTEGER,
-    costs BLOB
+    costs BLOB,
+    settings TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner);
 CREATE TABLE IF NOT EXISTS job_inputs (
@@ -162,9 +163,10 @@ CREATE TABLE IF NOT EXISTS owner_turns (
 /// Most public keys one owner registers.
 pub const MAX_KEYS_PER_OWNER: usize = 16;
 
-/// 2: training requests and checkpoints carry the run's loss (protocol version 3); a version-1
-/// store is upgraded in place when it is opened ([`upgrade_1_to_2`]).
-const SCHEMA_VERSION: &str = "2";
+/// 2: training requests and checkpoints carry the run's loss (protocol version 3); 3: training
+/// requests say where their settings came from and jobs keep that line (`settings`, protocol
+/// version 5). Older stores are upgraded in place when they are opened ([`upgrade`]).
+const SCHEMA_VERSION: &str = "3";
 
 /// Settings of the store.
 #[derive(Debug, Clone)]
@@ -253,7 +255,7 @@ fn object_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectInfo> {
 
 const JOB_COLUMNS: &str =
     "id, kind, state, epoch, epochs, done, samples, created, started, finished, note, result, \
-     work_ms, costs";
+     work_ms, costs, settings";
 
 fn job_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
     let kind: String = row.get("kind")?;
@@ -276,6 +278,7 @@ fn job_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
         costs: row
             .get::<_, Option<Vec<u8>>>("costs")?
             .and_then(|b| postcard::from_bytes(&b).ok()),
+        settings: row.get("settings")?,
     })
 }
 
@@ -307,7 +310,8 @@ fn audit(
 fn used_bytes(tx: &Transaction<'_>, owner: &str) -> StoreResult<u64> {
     let used: i64 = tx.query_row(
         "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM objects WHERE owner = ?1)
-              + (SELECT COALESCE(SUM(length(request)), 0) FROM jobs WHERE owner = ?1)
+              + (SELECT COALESCE(SUM(length(request) + COALESCE(length(settings), 0)), 0)
+                   FROM jobs WHERE owner = ?1)
               + (SELECT COALESCE(SUM(length(c.body)), 0) FROM checkpoints c
                    JOIN jobs j ON j.id = c.job WHERE j.owner = ?1)
               + (SELECT COALESCE(SUM(length(object) + length(outcome) + length(action) + 16), 0)
@@ -316,6 +320,22 @@ fn used_bytes(tx: &Transaction<'_>, owner: &str) -> StoreResult<u64> {
         |r| r.get(0),
     )?;
     Ok(to_u64(used))
+}
+
+/// A new job to queue.
+pub struct NewJob<'a> {
+    /// Kind.
+    pub kind: JobKind,
+    /// The request (postcard), as the runner will decode it.
+    pub request: &'a [u8],
+    /// Ids of the owner's objects it reads (kept while it is queued or running).
+    pub inputs: &'a [&'a str],
+    /// Epochs (1 for classification).
+    pub epochs: u64,
+    /// Samples per epoch.
+    pub samples: u64,
+    /// A training job's settings and where they came from, one line.
+    pub settings: Option<&'a str>,
 }
 
 /// A new object to store.
@@ -374,24 +394,39 @@ fn insert_object(
     Ok(info)
 }
 
-/// Upgrades a store of schema version 1 in one transaction: each training job's request and each
-/// checkpoint is re-encoded with the squared loss those runs followed (a row that does not decode
-/// is left as it is: its job fails with "stored request" or "stored checkpoint" when it runs, as
-/// it would have before).
-fn upgrade_1_to_2(conn: &mut Connection) -> StoreResult<()> {
+/// Upgrades a store of schema version 1 or 2 in one transaction: each training job's request is
+/// re-encoded for this protocol (version 1: with the squared loss those runs followed, and each
+/// checkpoint too; both: no origin of its settings) and the jobs gain their `settings` column. A
+/// row that does not decode is left as it is: its job fails with "stored request" or "stored
+/// checkpoint" when it runs, as it would have before.
+fn upgrade(conn: &mut Connection, from: &str) -> StoreResult<()> {
     let tx = conn.transaction()?;
+    let request: fn(&[u8]) -> Result<Vec<u8>, postcard::Error> = match from {
+        "1" => smlp_client::proto::legacy::upgrade_train_request,
+        _ => smlp_client::proto::legacy::upgrade_train_request_v4,
+    };
     let requests = reencode(
         &tx,
         "SELECT id, request FROM jobs WHERE kind = 'train'",
         "UPDATE jobs SET request = ?1 WHERE id = ?2",
-        |b| smlp_client::proto::legacy::upgrade_train_request(b).ok(),
+        |b| request(b).ok(),
     )?;
-    let checkpoints = reencode(
-        &tx,
-        "SELECT job, body FROM checkpoints",
-        "UPDATE checkpoints SET body = ?1 WHERE job = ?2",
-        |b| smlp_client::proto::legacy::upgrade_checkpoint(b).ok(),
-    )?;
+    let checkpoints = if from == "1" {
+        reencode(
+            &tx,
+            "SELECT job, body FROM checkpoints",
+            "UPDATE checkpoints SET body = ?1 WHERE job = ?2",
+            |b| smlp_client::proto::legacy::upgrade_checkpoint(b).ok(),
+        )?
+    } else {
+        0
+    };
+    let has_settings: bool = tx
+        .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'settings'")?
+        .exists([])?;
+    if !has_settings {
+        tx.execute("ALTER TABLE jobs ADD COLUMN settings TEXT", [])?;
+    }
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema'",
         [SCHEMA_VERSION],
@@ -400,7 +435,7 @@ fn upgrade_1_to_2(conn: &mut Connection) -> StoreResult<()> {
     tracing::info!(
         requests,
         checkpoints,
-        "store upgraded from schema version 1 to {SCHEMA_VERSION}"
+        "store upgraded from schema version {from} to {SCHEMA_VERSION}"
     );
     Ok(())
 }
@@ -482,7 +517,7 @@ impl Store {
                 )?;
             }
             Some(SCHEMA_VERSION) => {}
-            Some("1") => upgrade_1_to_2(&mut conn)?,
+            Some(v @ ("1" | "2")) => upgrade(&mut conn, v)?,
             Some(v) => {
                 return Err(StoreError::Corrupt(format!(
                     "{} has schema version {v}, this S1 reads version {SCHEMA_VERSION}",
@@ -781,15 +816,15 @@ impl Store {
     }
 
     /// Queues a job of `owner` reading `inputs` (checked to be the owner's in this transaction).
-    pub fn submit(
-        &self,
-        owner: &str,
-        kind: JobKind,
-        request: &[u8],
-        inputs: &[&str],
-        epochs: u64,
-        samples: u64,
-    ) -> StoreResult<JobInfo> {
+    pub fn submit(&self, owner: &str, job: NewJob<'_>) -> StoreResult<JobInfo> {
+        let NewJob {
+            kind,
+            request,
+            inputs,
+            epochs,
+            samples,
+            settings,
+        } = job;
         let id = new_id(JOB_PREFIX);
         let work = epochs.saturating_mul(samples);
         if work > self.opts.max_job_work {
@@ -822,7 +857,7 @@ impl Store {
                 }
             }
             let used = used_bytes(tx, owner)?;
-            let adding = request.len() as u64;
+            let adding = (request.len() + settings.map_or(0, str::len)) as u64;
             if used.saturating_add(adding) > self.opts.quota {
                 return Err(StoreError::Quota {
                     owner: owner.to_string(),
@@ -832,8 +867,8 @@ impl Store {
                 });
             }
             tx.execute(
-                "INSERT INTO jobs (id, owner, kind, state, request, epochs, samples, created)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7)",
+                "INSERT INTO jobs (id, owner, kind, state, request, epochs, samples, created, settings)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
                 params![
                     id,
                     owner,
@@ -841,7 +876,8 @@ impl Store {
                     request,
                     to_i64(epochs),
                     to_i64(samples),
-                    to_i64(now())
+                    to_i64(now()),
+                    settings
                 ],
             )?;
             for input in inputs {
@@ -1130,10 +1166,30 @@ mod tests {
         let st = store(dir.path(), 4000);
         let (ds, _) = st.put_object("alice", obj(&[7u8; 1000])).unwrap();
         // A 2 KiB request fits (1000 + 2048 < 4000), a second one does not.
-        st.submit("alice", JobKind::Classify, &[1u8; 2048], &[&ds.id], 1, 1)
-            .unwrap();
+        st.submit(
+            "alice",
+            NewJob {
+                kind: JobKind::Classify,
+                request: &[1u8; 2048],
+                inputs: &[&ds.id],
+                epochs: 1,
+                samples: 1,
+                settings: None,
+            },
+        )
+        .unwrap();
         let e = st
-            .submit("alice", JobKind::Classify, &[1u8; 2048], &[&ds.id], 1, 1)
+            .submit(
+                "alice",
+                NewJob {
+                    kind: JobKind::Classify,
+                    request: &[1u8; 2048],
+                    inputs: &[&ds.id],
+                    epochs: 1,
+                    samples: 1,
+                    settings: None,
+                },
+            )
             .unwrap_err();
         assert!(matches!(e, StoreError::Quota { .. }), "{e}");
         // Refusal rows: each is cut to MAX_AUDIT_FIELD characters, and they stop at the quota.
@@ -1245,7 +1301,17 @@ mod tests {
             let s = store(dir.path(), 1 << 20);
             let (d, _) = s.put_object("alice", obj(&[1; 8])).unwrap();
             let job = s
-                .submit("alice", JobKind::Train, &request, &[&d.id], 4, 6)
+                .submit(
+                    "alice",
+                    NewJob {
+                        kind: JobKind::Train,
+                        request: &request,
+                        inputs: &[&d.id],
+                        epochs: 4,
+                        samples: 6,
+                        settings: None,
+                    },
+                )
                 .unwrap();
             let c = lock(&s.conn);
             c.execute(
@@ -1288,6 +1354,100 @@ mod tests {
         store(dir.path(), 1 << 20);
     }
 
+    /// A store of schema version 2 (protocols 3 and 4: no origin of a job's settings, no
+    /// `settings` column) is upgraded when opened: its queued training request reads as this
+    /// version's with an empty origin, the job gains the column (empty), and new jobs keep theirs.
+    #[test]
+    fn schema_2_store_is_upgraded_in_place() {
+        use secure_ops::Profile;
+        use serde::Serialize;
+        use smlp::encrypted::{Checkpoint, TrainConfig};
+        use smlp::{FixedParams, Loss, Params};
+        use smlp_client::proto::TrainRequest;
+
+        #[derive(Serialize)]
+        struct RequestV4 {
+            dataset: String,
+            hidden: Vec<usize>,
+            fixed: FixedParams,
+            config: TrainConfig,
+            profile: Profile,
+            kappa: u32,
+            initial: Option<Params<paillier::Ciphertext>>,
+            resume: Option<Checkpoint>,
+        }
+        let config = TrainConfig {
+            epochs: 3,
+            batch: 4,
+            seed: 7,
+            loss: Loss::SmoothHinge,
+        };
+        let request = postcard::to_stdvec(&RequestV4 {
+            dataset: "ds-000000000002".into(),
+            hidden: vec![5],
+            fixed: FixedParams::default(),
+            config: config.clone(),
+            profile: Profile::Strict,
+            kappa: 80,
+            initial: None,
+            resume: None,
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let s = store(dir.path(), 1 << 20);
+            let (d, _) = s.put_object("alice", obj(&[1; 8])).unwrap();
+            let job = s
+                .submit(
+                    "alice",
+                    NewJob {
+                        kind: JobKind::Train,
+                        request: &request,
+                        inputs: &[&d.id],
+                        epochs: 3,
+                        samples: 6,
+                        settings: None,
+                    },
+                )
+                .unwrap();
+            let c = lock(&s.conn);
+            c.execute_batch(
+                "ALTER TABLE jobs DROP COLUMN settings;
+                 UPDATE meta SET value = '2' WHERE key = 'schema';",
+            )
+            .unwrap();
+            job.id
+        };
+        assert!(postcard::from_bytes::<TrainRequest>(&request).is_err());
+
+        let s = store(dir.path(), 1 << 20);
+        assert_eq!(s.job("alice", &id).unwrap().settings, None);
+        let row = s.claim_next().unwrap().expect("the queued job");
+        let req: TrainRequest = postcard::from_bytes(&row.request).unwrap();
+        assert_eq!(
+            (req.config, req.hidden, req.origin),
+            (config, vec![5], String::new())
+        );
+        let (d, _) = s.put_object("alice", obj(&[2; 8])).unwrap();
+        let line = "hidden 5 — η from the request";
+        let job = s
+            .submit(
+                "alice",
+                NewJob {
+                    kind: JobKind::Train,
+                    request: b"r",
+                    inputs: &[&d.id],
+                    epochs: 1,
+                    samples: 1,
+                    settings: Some(line),
+                },
+            )
+            .unwrap();
+        assert_eq!(job.settings.as_deref(), Some(line));
+        drop(s);
+        store(dir.path(), 1 << 20);
+    }
+
     #[test]
     fn jobs_are_taken_round_robin_between_owners_within_per_owner_limits() {
         // The tenants issue: thirty long jobs from alice queued bob's one-epoch job behind them
@@ -1306,7 +1466,17 @@ mod tests {
         let (da, _) = s.put_object("alice", obj(b"alice's")).unwrap();
         let (db, _) = s.put_object("bob", obj(b"bob's")).unwrap();
         let submit = |owner: &str, ds: &str, epochs: u64, samples: u64| {
-            s.submit(owner, JobKind::Train, b"req", &[ds], epochs, samples)
+            s.submit(
+                owner,
+                NewJob {
+                    kind: JobKind::Train,
+                    request: b"req",
+                    inputs: &[ds],
+                    epochs,
+                    samples,
+                    settings: None,
+                },
+            )
         };
         let a: Vec<String> = (0..3)
             .map(|_| submit("alice", &da.id, 10, 100).unwrap().id)
@@ -1370,13 +1540,33 @@ mod tests {
             Err(StoreError::NotFound(_))
         ));
         let e = s
-            .submit("bob", JobKind::Train, b"r", &[&a.id], 1, 1)
+            .submit(
+                "bob",
+                NewJob {
+                    kind: JobKind::Train,
+                    request: b"r",
+                    inputs: &[&a.id],
+                    epochs: 1,
+                    samples: 1,
+                    settings: None,
+                },
+            )
             .unwrap_err();
         assert!(matches!(e, StoreError::NotFound(_)));
         assert!(s.get_object("alice", &a.id, None).is_ok());
         // An input in use by a queued job cannot be deleted; after cancelling, it can.
         let j = s
-            .submit("alice", JobKind::Train, b"r", &[&a.id], 2, 60)
+            .submit(
+                "alice",
+                NewJob {
+                    kind: JobKind::Train,
+                    request: b"r",
+                    inputs: &[&a.id],
+                    epochs: 2,
+                    samples: 60,
+                    settings: None,
+                },
+            )
             .unwrap();
         assert_eq!(j.state, JobState::Queued);
         assert!(matches!(
@@ -1403,10 +1593,30 @@ mod tests {
         let s = store(dir.path(), 1000);
         let (a, _) = s.put_object("alice", obj(&[1; 10])).unwrap();
         let j1 = s
-            .submit("alice", JobKind::Train, b"one", &[&a.id], 2, 10)
+            .submit(
+                "alice",
+                NewJob {
+                    kind: JobKind::Train,
+                    request: b"one",
+                    inputs: &[&a.id],
+                    epochs: 2,
+                    samples: 10,
+                    settings: None,
+                },
+            )
             .unwrap();
         let j2 = s
-            .submit("alice", JobKind::Train, b"two", &[&a.id], 2, 10)
+            .submit(
+                "alice",
+                NewJob {
+                    kind: JobKind::Train,
+                    request: b"two",
+                    inputs: &[&a.id],
+                    epochs: 2,
+                    samples: 10,
+                    settings: None,
+                },
+            )
             .unwrap();
         let row = s.claim_next().unwrap().unwrap();
         assert_eq!(

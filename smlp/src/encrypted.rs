@@ -7,7 +7,8 @@
 //! profile each truncation may be one unit higher (unbiased stochastic rounding).
 
 use crate::model::{
-    epoch_order, glorot_bound, outputs_for_classes, FixedParams, Layer, Loss, Params, Shape,
+    epoch_order, glorot_bound, outputs_for_classes, FixedParams, Layer, LearningRate, Loss, Params,
+    Shape,
 };
 use paillier::format::{FileError, FileKind};
 use paillier::Encrypt;
@@ -29,7 +30,8 @@ pub const DATASET: FileKind = FileKind {
 pub const MODEL: FileKind = FileKind {
     tag: *b"MODL",
     name: "encrypted model",
-    version: 1,
+    // 2: a [`ModelFile`]: the model and how it was trained (version 1, the bare model, is read).
+    version: 2,
 };
 /// A training checkpoint file.
 pub const CHECKPOINT: FileKind = FileKind {
@@ -296,6 +298,135 @@ impl EncryptedModel {
             )));
         }
         Ok(())
+    }
+}
+
+/// How a model was trained, recorded in its file ([`MODEL`] version 2) by whoever trained it
+/// (S1's training job, `smlp.ray.train`): the run's configuration (the learning rate, hidden
+/// sizes and profile are the model's own) and, for people, where each setting came from (`hidden,
+/// epochs … from the data set (auto: …); η from the request`). Public, like the model's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainRecord {
+    /// Epochs, batch, order seed and loss of the run.
+    pub config: TrainConfig,
+    /// Where the settings came from (at most [`MAX_ORIGIN_BYTES`]; empty: not said).
+    pub origin: String,
+}
+
+/// Longest [`TrainRecord::origin`] accepted, in bytes.
+pub const MAX_ORIGIN_BYTES: usize = 2048;
+
+impl TrainRecord {
+    /// Checks a record read from a file or a peer: a batch of at least 1 and an origin of at most
+    /// [`MAX_ORIGIN_BYTES`].
+    pub fn check(&self) -> SecureResult<()> {
+        if self.config.batch == 0 {
+            return Err(SecureError::Mismatch(
+                "a training record with batch 0".into(),
+            ));
+        }
+        if self.origin.len() > MAX_ORIGIN_BYTES {
+            return Err(SecureError::Mismatch(format!(
+                "a training record whose origin has {} bytes (at most {MAX_ORIGIN_BYTES})",
+                self.origin.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl TrainRecord {
+    /// The run's setting, with the hidden sizes and learning rate of its model.
+    pub fn setting(&self, hidden: Vec<usize>, lr: LearningRate) -> crate::tune::Setting {
+        crate::tune::Setting {
+            hidden,
+            batch: self.config.batch,
+            lr_num: lr.num,
+            lr_shift: lr.shift,
+            epochs: self.config.epochs,
+            loss: self.config.loss,
+        }
+    }
+
+    /// One line for people: `hidden 8, batch 16, η 1/2^4, 2 epoch(s), smooth-hinge loss, seed 1
+    /// — hidden, … from the data set (auto: …)`; control characters of a hostile origin are shown
+    /// as spaces.
+    pub fn describe(&self, hidden: Vec<usize>, lr: LearningRate) -> String {
+        let mut line = format!(
+            "{}, seed {}",
+            self.setting(hidden, lr).describe(),
+            self.config.seed
+        );
+        if !self.origin.is_empty() {
+            let clean: String = self
+                .origin
+                .chars()
+                .map(|ch| if ch.is_control() { ' ' } else { ch })
+                .collect();
+            line.push_str(" — ");
+            line.push_str(&clean);
+        }
+        line
+    }
+}
+
+/// What a model file holds: the model and, when its trainer said, how it was trained.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// The model.
+    pub model: EncryptedModel,
+    /// How it was trained (`None`: a model file of version 1, or initial weights).
+    pub trained: Option<TrainRecord>,
+}
+
+impl ModelFile {
+    /// How the model was trained, one line for people ([`TrainRecord::describe`]); `None` when
+    /// its file does not say.
+    pub fn describe(&self) -> Option<String> {
+        let m = &self.model;
+        let sizes = m.shape.sizes();
+        let hidden = sizes
+            .get(1..sizes.len().saturating_sub(1))
+            .unwrap_or_default()
+            .to_vec();
+        self.trained
+            .as_ref()
+            .map(|t| t.describe(hidden, m.fixed.lr))
+    }
+
+    /// Seals the model file (the current [`MODEL`] version).
+    pub fn seal(&self) -> paillier::Result<Vec<u8>> {
+        paillier::format::seal(&MODEL, self)
+    }
+
+    /// Opens a sealed model file of this version or of version 1 (no record), checking the
+    /// record.
+    pub fn open(bytes: &[u8]) -> SecureResult<ModelFile> {
+        let file = paillier::format::open_upgrading(&MODEL, 1, bytes, |model| ModelFile {
+            model,
+            trained: None,
+        })?;
+        if let Some(t) = &file.trained {
+            t.check()?;
+        }
+        Ok(file)
+    }
+
+    /// Reads a model file ([`ModelFile::open`]); errors name the path.
+    pub fn read(path: &std::path::Path) -> SecureResult<ModelFile> {
+        let file = paillier::format::read_file_upgrading(&MODEL, 1, path, |model| ModelFile {
+            model,
+            trained: None,
+        })?;
+        if let Some(t) = &file.trained {
+            t.check()?;
+        }
+        Ok(file)
+    }
+
+    /// Writes the model file atomically (owner-only permissions).
+    pub fn write(&self, path: &std::path::Path) -> SecureResult<()> {
+        Ok(paillier::format::write_file(&MODEL, path, self)?)
     }
 }
 

@@ -32,6 +32,22 @@ pub struct Setting {
     pub loss: Loss,
 }
 
+impl Setting {
+    /// One line for people: `hidden 8, batch 16, η 1/2^5, 2 epoch(s), smooth-hinge loss`.
+    pub fn describe(&self) -> String {
+        let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        format!(
+            "hidden {}, batch {}, η {}/2^{}, {} epoch(s), {} loss",
+            hidden.join(","),
+            self.batch,
+            self.lr_num,
+            self.lr_shift,
+            self.epochs,
+            self.loss
+        )
+    }
+}
+
 /// A setting's cross-validated accuracy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
@@ -99,19 +115,9 @@ impl Tuned {
         Ok(())
     }
 
-    /// One line for people: `hidden 8, batch 16, η 1/2^5, 2 epochs, smooth-hinge`.
+    /// One line for people: `hidden 8, batch 16, η 1/2^5, 2 epoch(s), smooth-hinge loss`.
     pub fn describe(&self) -> String {
-        let s = &self.setting;
-        let hidden: Vec<String> = s.hidden.iter().map(|h| h.to_string()).collect();
-        format!(
-            "hidden {}, batch {}, η {}/2^{}, {} epoch(s), {} loss",
-            hidden.join(","),
-            s.batch,
-            s.lr_num,
-            s.lr_shift,
-            s.epochs,
-            s.loss
-        )
+        self.setting.describe()
     }
 }
 

@@ -12,8 +12,8 @@ use paillier::{Ciphertext, PublicKey, SecretKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use smlp::encrypted::{
-    Checkpoint, EncryptedDataset, EncryptedModel, EncryptedPredictions, EncryptedSample,
-    TrainConfig, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
+    Checkpoint, EncryptedDataset, EncryptedModel, EncryptedPredictions, EncryptedSample, ModelFile,
+    TrainConfig, TrainRecord, CHECKPOINT, DATASET, MODEL, PREDICTIONS,
 };
 use smlp::{FixedParams, Params, Shape};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -97,7 +97,33 @@ fn valid_files() -> Vec<(FileKind, Vec<u8>)> {
         (PUBLIC_KEY, format::seal(&PUBLIC_KEY, pk).unwrap()),
         (SECRET_KEY, format::seal(&SECRET_KEY, sk).unwrap()),
         (DATASET, format::seal(&DATASET, &data).unwrap()),
-        (MODEL, format::seal(&MODEL, &model).unwrap()),
+        (
+            MODEL,
+            ModelFile {
+                model: model.clone(),
+                trained: Some(TrainRecord {
+                    config: ckpt.config.clone(),
+                    origin: "hidden from the request\u{1b}[2J".into(),
+                }),
+            }
+            .seal()
+            .unwrap(),
+        ),
+        // A model file of version 1 (the bare model) is still read.
+        (
+            FileKind {
+                version: 1,
+                ..MODEL
+            },
+            format::seal(
+                &FileKind {
+                    version: 1,
+                    ..MODEL
+                },
+                &model,
+            )
+            .unwrap(),
+        ),
         (CHECKPOINT, format::seal(&CHECKPOINT, &ckpt).unwrap()),
         (PREDICTIONS, format::seal(&PREDICTIONS, &preds).unwrap()),
     ]
@@ -123,8 +149,9 @@ fn read(kind: &FileKind, bytes: &[u8]) -> Result<(), String> {
             d.check(pk, false).map_err(|x| e(&x))
         }
         b"MODL" => {
-            let m: EncryptedModel = format::open(kind, bytes).map_err(|x| e(&x))?;
-            m.check(pk).map_err(|x| e(&x))
+            let f = ModelFile::open(bytes).map_err(|x| e(&x))?;
+            let _ = f.describe();
+            f.model.check(pk).map_err(|x| e(&x))
         }
         b"CKPT" => {
             let c: Checkpoint = format::open(kind, bytes).map_err(|x| e(&x))?;
@@ -290,4 +317,37 @@ fn a_version_1_data_set_opens_without_settings() {
         .zip(&now.samples)
         .all(|(a, b)| a.x == b.x && a.y == b.y));
     assert_eq!((read.features, read.classes), (now.features, now.classes));
+}
+
+/// A model file says how its model was trained: the record survives sealing, a file of version 1
+/// (the bare model) still opens with no record, control characters of a hostile origin never
+/// reach the line shown to people, and an oversized origin is refused.
+#[test]
+fn model_files_carry_their_training_record() {
+    let files = valid_files();
+    let (_, v2) = files.iter().find(|(k, _)| *k == MODEL).unwrap();
+    let f = ModelFile::open(v2).unwrap();
+    let t = f.trained.as_ref().unwrap();
+    assert_eq!((t.config.epochs, t.config.batch, t.config.seed), (2, 1, 1));
+    let line = f.describe().unwrap();
+    assert_eq!(
+        line,
+        "hidden 2, batch 1, η 1/2^4, 2 epoch(s), squared loss, seed 1 — hidden from the request [2J"
+    );
+    assert!(!line.chars().any(char::is_control));
+
+    let (_, v1) = files
+        .iter()
+        .find(|(k, _)| k.tag == MODEL.tag && k.version == 1)
+        .unwrap();
+    let old = ModelFile::open(v1).unwrap();
+    assert!(old.trained.is_none() && old.describe().is_none());
+    assert_eq!(old.model.params, f.model.params);
+
+    let mut big = f.clone();
+    big.trained.as_mut().unwrap().origin = "x".repeat(smlp::encrypted::MAX_ORIGIN_BYTES + 1);
+    let err = ModelFile::open(&big.seal().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("origin has 2049 bytes"), "{err}");
 }

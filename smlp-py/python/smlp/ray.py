@@ -234,7 +234,7 @@ def train(
         if stats is not None:
             stats.update(spent)
         pool.close()
-    return model
+    return model.trained_with(epochs, batch, seed, loss, "all from smlp.ray.train's arguments")
 
 
 def classify(
