@@ -402,26 +402,27 @@ impl ModelFile {
     /// Opens a sealed model file of this version or of version 1 (no record), checking the
     /// record.
     pub fn open(bytes: &[u8]) -> SecureResult<ModelFile> {
-        let file = paillier::format::open_upgrading(&MODEL, 1, bytes, |model| ModelFile {
-            model,
-            trained: None,
-        })?;
-        if let Some(t) = &file.trained {
-            t.check()?;
-        }
-        Ok(file)
+        paillier::format::open_upgrading(&MODEL, 1, bytes, Self::bare)?.checked()
     }
 
     /// Reads a model file ([`ModelFile::open`]); errors name the path.
     pub fn read(path: &std::path::Path) -> SecureResult<ModelFile> {
-        let file = paillier::format::read_file_upgrading(&MODEL, 1, path, |model| ModelFile {
+        paillier::format::read_file_upgrading(&MODEL, 1, path, Self::bare)?.checked()
+    }
+
+    /// A model without a record (what a file of version 1 holds).
+    fn bare(model: EncryptedModel) -> ModelFile {
+        ModelFile {
             model,
             trained: None,
-        })?;
-        if let Some(t) = &file.trained {
+        }
+    }
+
+    fn checked(self) -> SecureResult<ModelFile> {
+        if let Some(t) = &self.trained {
             t.check()?;
         }
-        Ok(file)
+        Ok(self)
     }
 
     /// Writes the model file atomically (owner-only permissions).
