@@ -403,14 +403,8 @@ impl EncryptedDataset {
         Ok(PyBytes::new(py, &seal(&DATASET, &self.inner).map_err(err)?))
     }
     /// Pickles as its sealed file bytes (the scaler travels separately: `scaler`).
-    fn __reduce__<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        Ok((
-            py.get_type::<Self>().getattr("from_bytes")?,
-            (self.to_bytes(py)?,),
-        ))
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Reduced<'py>> {
+        reduced::<Self>(py, self.to_bytes(py)?)
     }
     /// The ciphertexts: (features per sample, targets per sample), big-endian bytes.
     #[allow(clippy::type_complexity)]
@@ -455,6 +449,17 @@ impl EncryptedDataset {
             self.inner.fingerprint
         )
     }
+}
+
+/// What `__reduce__` returns for a class pickled as its sealed file bytes.
+type Reduced<'py> = (Bound<'py, PyAny>, (Bound<'py, PyBytes>,));
+
+/// `T.from_bytes(bytes)`, for pickle: a class whose state is its sealed file.
+fn reduced<'py, T: pyo3::PyTypeInfo>(
+    py: Python<'py>,
+    bytes: Bound<'py, PyBytes>,
+) -> PyResult<Reduced<'py>> {
+    Ok((py.get_type::<T>().getattr("from_bytes")?, (bytes,)))
 }
 
 /// An encrypted model (weights under the owner's key), as `smlp fetch` writes.
@@ -555,14 +560,8 @@ impl EncryptedModel {
         })
     }
     /// Pickles as its sealed file bytes: ciphertexts under the owner's key, no secret.
-    fn __reduce__<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        Ok((
-            py.get_type::<Self>().getattr("from_bytes")?,
-            (self.to_bytes(py)?,),
-        ))
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Reduced<'py>> {
+        reduced::<Self>(py, self.to_bytes(py)?)
     }
     /// Layer sizes [d, h1, ..., outputs].
     #[getter]
