@@ -134,3 +134,87 @@ def test_a_driver_that_dies_resumes_from_its_checkpoint_bit_for_bit(replicated, 
     # A checkpoint of another run (another batch size) is refused with what differs.
     with pytest.raises(smlp.SMLPError, match="batch"):
         smlp.ray.train(data, checkpoint=ckpt, **{**common, "batch": 2})
+
+
+def test_serve_s1_runs_its_training_jobs_on_ray_bit_for_bit(replicated, wdbc):
+    """``smlp serve-s1 --ray``: the operator's option. The owner's side is unchanged (upload,
+    train, fetch through ``Client``); S1 hands each training job to a Ray driver whose workers
+    (2 actors on this test's Ray instance) talk to S2 with S1's kit. The model equals S1's
+    in-process trainer's bit for bit, and S1 kept the job's checkpoints in its store."""
+    import sys
+
+    X, y = wdbc[0][:10, :5], wdbc[1][:10]
+    settings = dict(hidden=(3,), epochs=2, batch=4, learning_rate=1 / 16, seed=3, loss="smooth_hinge",
+                    init_seed=7, profile="strict", progress=False)
+    c = replicated
+    owner = c.owner()
+    want = weights(owner, c.client().train(owner.encrypt(X, y, progress=False, tune=None), **settings))
+
+    args = ["--ray", "auto", "--ray-workers", "2", "--ray-python", sys.executable, "--checkpoint-every", "4"]
+    with smlp.LocalCluster(bits=BITS, insecure_test_key=True, s1_args=args) as on_ray:
+        owner = on_ray.owner()
+        client = on_ray.client()
+        model = client.train(owner.encrypt(X, y, progress=False, tune=None), **settings)
+        assert weights(owner, model) == want
+        assert model.epochs_trained == 2
+        assert model.settings.startswith("hidden 3, batch 4, η 1/2^4, 2 epoch(s), smooth-hinge loss, seed 3")
+        job = client.jobs()[-1]
+        assert job["state"] == "done", job
+        # The driver's steps came back into S1's store (what a restarted S1 resumes from).
+        ckpt = client.fetch(job["id"], checkpoint=True)
+        assert ckpt.epochs_trained == 2
+
+
+def test_serve_s1_with_ray_refuses_to_start_without_a_python_that_has_smlp_ray():
+    with pytest.raises(smlp.SMLPError, match="--ray: cannot run"):
+        with smlp.LocalCluster(bits=BITS, insecure_test_key=True,
+                               s1_args=["--ray", "auto", "--ray-python", "/nonexistent/python3"]):
+            pass
+
+
+def test_a_ray_job_survives_a_killed_s1_bit_for_bit(replicated, wdbc):
+    """S1 killed (SIGKILL) while its Ray driver trains: the driver exits with it (S1 held its
+    standard input), and S1 started again on its state directory resumes the job from the
+    checkpoint it stored, with a new driver; the model equals the uninterrupted run's."""
+    import subprocess
+    import sys
+    import time
+
+    X, y = wdbc[0][:12, :5], wdbc[1][:12]
+    settings = dict(hidden=(3,), epochs=3, batch=4, learning_rate=1 / 16, seed=2, loss="smooth_hinge",
+                    init_seed=9, profile="strict", progress=False)
+    c = replicated
+    owner = c.owner()
+    want = weights(owner, c.client().train(owner.encrypt(X, y, progress=False, tune=None), **settings))
+
+    def drivers() -> set:
+        out = subprocess.run(["pgrep", "-f", "smlp._s1_job"], capture_output=True, text=True).stdout
+        return set(out.split())
+
+    args = ["--ray", "auto", "--ray-workers", "2", "--ray-python", sys.executable, "--checkpoint-every", "4"]
+    with smlp.LocalCluster(bits=BITS, insecure_test_key=True, s1_args=args) as on_ray:
+        owner = on_ray.owner()
+        data = owner.encrypt(X, y, progress=False, tune=None)
+        job = on_ray.client().train(data, detach=True, **settings)
+        client = on_ray.client()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            j = client.job(job.id)
+            if j["epoch"] >= 1:  # an epoch's checkpoint is in the store
+                break
+            time.sleep(0.2)
+        assert j["epoch"] >= 1 and j["state"] == "running", j
+        old = drivers()
+        assert old
+        on_ray.restart("s1")
+        # The old driver is gone with its S1 (a new one may already run for the resumed job).
+        deadline = time.monotonic() + 20
+        while old & drivers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not old & drivers()
+        client = on_ray.client()
+        info = client.wait(job.id, progress=False)
+        assert info["state"] == "done", info
+        model = client.fetch(job.id)
+        assert weights(owner, model) == want
+        assert "resuming from checkpoint" in on_ray.log("s1")

@@ -54,6 +54,9 @@ pub struct RunnerOptions {
     pub checkpoint_interval: Duration,
     /// A job fails when S2 stays unreachable this long without progress.
     pub s2_retry_deadline: Duration,
+    /// Run training jobs on a Ray cluster (`serve-s1 --ray`), with the directory for the
+    /// drivers' files; `None`: in this process.
+    pub ray: Option<(crate::ray::RayOptions, std::path::PathBuf)>,
 }
 
 /// Why a session must stop early.
@@ -485,7 +488,7 @@ impl Runner {
             None => None,
         };
         let pk = self.key(job, &data.fingerprint)?;
-        let mut s1 = self.connect(job, pk, req.session(), abort)?;
+        let mut s1 = self.connect(job, pk.clone(), req.session(), abort)?;
         let _ = self.store.set_note(&job.id, None);
         let save = |m: &EncryptedModel, position: usize| -> Result<(), SecureError> {
             let ck = Checkpoint {
@@ -523,6 +526,16 @@ impl Runner {
             l.done = position as u64;
             l.samples = samples;
         });
+        if self.opts.ray.is_some() {
+            // The initial weights are drawn and kept; the rest runs on the cluster.
+            let _ = s1.close();
+            let start = Checkpoint {
+                model,
+                config,
+                position,
+            };
+            return self.train_on_ray(job, abort, &req, &data, &pk, start);
+        }
         let start = Instant::now();
         let mut trained = 0u64;
         let mut last_ck = (Instant::now(), 0u64);
@@ -561,13 +574,25 @@ impl Runner {
         let elapsed = start.elapsed();
         let costs = costs(&mut s1).ok();
         let _ = s1.close();
+        tracing::info!(job = %job.id, elapsed_s = elapsed.as_secs_f64(), "training finished");
+        self.model_result(job, &req, model, elapsed, costs)
+    }
+
+    /// A training job's result: its model's file, with how it was trained.
+    fn model_result(
+        &self,
+        job: &JobRow,
+        req: &TrainRequest,
+        model: EncryptedModel,
+        elapsed: Duration,
+        costs: Option<Costs>,
+    ) -> Result<JobResult, Outcome> {
         let file = ModelFile {
             model,
             trained: Some(req.record()),
         };
         let body = file.seal().map_err(|e| Outcome::Failed(e.to_string()))?;
         let model = file.model;
-        tracing::info!(job = %job.id, elapsed_s = elapsed.as_secs_f64(), "training finished");
         Ok(JobResult {
             kind: ObjectKind::Model,
             name: format!("model of {}", job.id),
@@ -579,6 +604,98 @@ impl Runner {
             elapsed_ms: ms(elapsed),
             costs,
         })
+    }
+
+    /// [`Runner::train`] on a Ray cluster ([`crate::ray`]) from `start`: progress and
+    /// checkpoints from the driver's steps, the model from its file.
+    fn train_on_ray(
+        &self,
+        job: &JobRow,
+        abort: &Abort,
+        req: &TrainRequest,
+        data: &EncryptedDataset,
+        pk: &PublicKey,
+        start: Checkpoint,
+    ) -> Result<JobResult, Outcome> {
+        let Some((ray, work)) = &self.opts.ray else {
+            return Err(Outcome::Failed("S1 runs no Ray jobs".into()));
+        };
+        let begun = Instant::now();
+        let mut steps = 0u64;
+        let mut last_ck = (Instant::now(), 0u64);
+        let mut progressed = false;
+        let batch = req.config.batch as u64;
+        let on_event = |crate::ray::Event::Step(ck): crate::ray::Event| -> Result<(), String> {
+            // What the driver wrote must continue this job under its key.
+            ck.model
+                .check(pk)
+                .and_then(|_| ck.check_resumable(&req.config, data.len()))
+                .map_err(|e| format!("the Ray driver's checkpoint: {e}"))?;
+            steps += 1;
+            let rate = steps as f64 / begun.elapsed().as_secs_f64().max(1e-9);
+            self.set_live(&job.id, |l| {
+                l.epoch = ck.model.epochs_trained;
+                l.done = ck.position as u64;
+                l.rate = rate * batch as f64;
+            });
+            let due = match self.opts.checkpoint_every {
+                Some(n) => (steps - last_ck.1) * batch >= n as u64,
+                None => last_ck.0.elapsed() >= self.opts.checkpoint_interval,
+            };
+            if ck.position == 0 || due {
+                let body = seal(&CHECKPOINT, &*ck).map_err(|e| e.to_string())?;
+                self.store
+                    .save_checkpoint(&job.id, ck.model.epochs_trained, ck.position as u64, &body)
+                    .map_err(|e| {
+                        if matches!(e, StoreError::Conflict(_)) {
+                            abort.set(Stop::Cancelled);
+                        }
+                        format!("S1 cannot save the checkpoint: {e}")
+                    })?;
+                last_ck = (Instant::now(), steps);
+                progressed = true;
+            }
+            Ok(())
+        };
+        let stop = || abort.get().is_some() || self.shutdown.is_shutdown();
+        let input = crate::ray::Input {
+            req,
+            data,
+            pk,
+            start: &start,
+        };
+        let ended = crate::ray::run(ray, work, input, on_event, stop);
+        match ended {
+            crate::ray::Ended::Done(file) => {
+                let model = file.model;
+                model
+                    .check(pk)
+                    .map_err(|e| Outcome::Failed(format!("the Ray driver's model: {e}")))?;
+                if model.epochs_trained != req.config.epochs || model.shape != start.model.shape {
+                    return Err(Outcome::Failed(format!(
+                        "the Ray driver returned a model of {} after {} epoch(s), not {} after {}",
+                        model.shape, model.epochs_trained, start.model.shape, req.config.epochs
+                    )));
+                }
+                let elapsed = begun.elapsed();
+                tracing::info!(job = %job.id, elapsed_s = elapsed.as_secs_f64(), "training on Ray finished");
+                self.model_result(job, req, model, elapsed, None)
+            }
+            crate::ray::Ended::Stopped => Err(Outcome::Stopped),
+            crate::ray::Ended::Retry(why) => {
+                if stop() {
+                    return Err(Outcome::Stopped);
+                }
+                Err(Outcome::Retry { why, progressed })
+            }
+            crate::ray::Ended::Failed(why) => {
+                if stop() {
+                    return Err(Outcome::Stopped);
+                }
+                tracing::warn!(job = %job.id, error = %why, "training on Ray failed");
+                Err(Outcome::Failed(why))
+            }
+        }
     }
 
     fn classify(&self, job: &JobRow, abort: &Abort) -> Result<JobResult, Outcome> {

@@ -175,6 +175,23 @@ pub struct ServeS1Args {
     /// Per session: background threads filling the randomizer pool.
     #[arg(long, default_value_t = 1)]
     pub pool_workers: usize,
+    /// Run training jobs on a Ray cluster: its address for `ray.init` (`auto`, `HOST:6379`,
+    /// `ray://HOST:10001`), or `local` for a Ray instance of each job's own on this machine.
+    /// Each job's mini-batches are split over --ray-workers S1 worker actors (S1's kit, --pki,
+    /// sessions to the --s2 replicas); the owners' side does not change.
+    #[arg(long, value_name = "ADDRESS")]
+    pub ray: Option<String>,
+    /// With --ray: S1 worker actors per training job.
+    #[arg(long, default_value_t = 2, requires = "ray")]
+    pub ray_workers: usize,
+    /// With --ray: the Python that has the smlp package and Ray (pip install "smlp[ray]").
+    #[arg(
+        long,
+        default_value = "python3",
+        value_name = "PYTHON",
+        requires = "ray"
+    )]
+    pub ray_python: PathBuf,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -200,6 +217,37 @@ fn remove_ready(path: Option<&Path>) {
     if let Some(p) = path {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// `--ray`'s options, checked (the Python imports `smlp.ray`), with the drivers' directory
+/// (`STATE-DIR/ray`, 0700).
+fn ray_options(args: &ServeS1Args) -> CliResult<Option<(crate::ray::RayOptions, PathBuf)>> {
+    let Some(address) = &args.ray else {
+        return Ok(None);
+    };
+    let Some(pki) = &args.server.tls.pki else {
+        bail!("--ray needs --pki: the Ray workers talk to S2 with S1's kit");
+    };
+    let opts = crate::ray::RayOptions {
+        address: address.clone(),
+        workers: args.ray_workers,
+        python: args.ray_python.clone(),
+        pki: std::path::absolute(pki).context("--pki")?,
+        s2: args.s2.clone(),
+        s2_name: args.s2_name.clone(),
+    };
+    opts.check()?;
+    let work = args.state_dir.join("ray");
+    smlp_client::util::private_dir(&work).map_err(|e| CliError(e.0))?;
+    // Drivers of a previous S1 are gone with it (their stdin closed); so are their files.
+    if let Ok(entries) = std::fs::read_dir(&work) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("ray-job-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(Some((opts, work)))
 }
 
 /// Runs `smlp serve-s1` until a signal arrives.
@@ -271,6 +319,7 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
             checkpoint_every: args.checkpoint_every.filter(|&n| n > 0),
             checkpoint_interval: secs(args.checkpoint_secs, "checkpoint-secs")?,
             s2_retry_deadline: secs(args.s2_retry_deadline_secs, "s2-retry-deadline-secs")?,
+            ray: ray_options(args)?,
         },
         shutdown.clone(),
     );
@@ -283,7 +332,17 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
     });
     let s2_list = args.s2.join(", ");
     tracing::info!(%addr, s2 = %s2_list, identity = %tls.identity(), store = %store.path().display(), "S1 (cloud server) listening (TLS, owner clients only)");
-    println!("S1 listening on {addr} (S2 at {s2_list}, a key per owner, TLS)");
+    match &args.ray {
+        Some(ray) => {
+            tracing::info!(address = %ray, workers = args.ray_workers, "training jobs run on Ray");
+            println!(
+                "S1 listening on {addr} (S2 at {s2_list}, a key per owner, TLS; training on Ray \
+                 at {ray}, {} workers per job)",
+                args.ray_workers
+            );
+        }
+        None => println!("S1 listening on {addr} (S2 at {s2_list}, a key per owner, TLS)"),
+    }
     write_ready(args.server.ready_file.as_deref(), addr)?;
     let summary = server.run_with(TlsAcceptor(owners_config), move |chan, peer| {
         s1_session(&ctx, chan, peer)

@@ -56,6 +56,8 @@ lets ``profile="fast"`` run).
         self._procs: List[subprocess.Popen] = []
         self._logs: Dict[str, str] = {}
         self._named: Dict[str, subprocess.Popen] = {}
+        self._started: Dict[str, List[str]] = {}
+        self._startup_timeout = startup_timeout
         try:
             self.secret_key = secret_key or keygen(bits, insecure_test_key=insecure_test_key)
             self.keys = os.path.join(self.dir, "keys")
@@ -118,8 +120,11 @@ lets ``profile="fast"`` run).
 
     def _start(self, name: str, args: List[str], timeout: float) -> str:
         ready = os.path.join(self.dir, f"{name}.addr")
+        if os.path.exists(ready):  # a killed server's
+            os.remove(ready)
         log = os.path.join(self.dir, f"{name}.log")
         self._logs[name] = log
+        self._started[name] = args
         with open(log, "ab") as f:
             proc = subprocess.Popen(
                 self._command() + args + ["--ready-file", ready],
@@ -140,6 +145,17 @@ lets ``profile="fast"`` run).
                 raise SMLPError(f"{name.upper()} exited with status {proc.returncode}:\n{self.log(name)}")
             time.sleep(0.05)
         raise SMLPError(f"{name.upper()} did not start within {timeout} s:\n{self.log(name)}")
+
+    def restart(self, name: str) -> str:
+        """Kills the server ``name`` (SIGKILL, as a crash) and starts it again with the same
+        arguments and state directory; its new address (``self.s1``/``self.s2`` follow)."""
+        self.stop(name)
+        addr = self._start(name, self._started[name], self._startup_timeout)
+        if name == "s1":
+            self.s1 = addr
+        elif name == "s2":
+            self.s2 = addr
+        return addr
 
     def stop(self, name: str, kill: bool = True) -> None:
         """Ends the server ``name`` (``"s1"``, ``"s2"``, ``"s2-1"`` …): SIGKILL, or SIGTERM with

@@ -49,9 +49,9 @@ class Worker:
     cached once per training run."""
 
     def __init__(self, s2: str, pki: str, n: bytes, frac_bits: int, value_bits: int, kappa: int,
-                 profile: str) -> None:
+                 profile: str, s2_name: Optional[str] = None) -> None:
         self._worker = _native.S1Worker(s2, pki, PublicKey.from_n(n), frac_bits, value_bits, kappa,
-                                        profile)
+                                        profile, s2_name)
         self._data: Optional[EncryptedDataset] = None
         self._data_token: Optional[str] = None
 
@@ -92,10 +92,10 @@ class _Pool:
 
     def __init__(self, replicas: List[str], pki: str, public_key: PublicKey, frac_bits: int,
                  value_bits: int, kappa: int, profile: str, workers: int, retries: int,
-                 spent: dict) -> None:
+                 spent: dict, s2_name: Optional[str] = None) -> None:
         self._remote = ray.remote(Worker)
         self._next = itertools.count()
-        self._args = (pki, public_key.n_bytes(), frac_bits, value_bits, kappa, profile)
+        self._args = (pki, public_key.n_bytes(), frac_bits, value_bits, kappa, profile, s2_name)
         self._replicas, self._retries, self._spent = replicas, retries, spent
         self.actors = [self._start() for _ in range(workers)]
 
@@ -166,6 +166,7 @@ def train(
     on_step: Optional[Callable[[int, List[Any]], None]] = None,
     stats: Optional[dict] = None,
     checkpoint: Optional[str] = None,
+    s2_name: Optional[str] = None,
 ) -> EncryptedModel:
     """Trains on ``data`` (labelled, encrypted under ``public_key``) with ``workers`` Ray actors,
     each with an S2 session at one of the replicas ``s2`` (round robin), as S1 with the kit
@@ -179,8 +180,9 @@ def train(
     ``steps``, ``retries``. With ``checkpoint`` (a path), the model and its place in the epoch
     are written there after every step (atomically; the format of ``smlp fetch --checkpoint``),
     and a run that finds the file continues from it (its batch, seed and loss must be this
-    run's): a driver that dies loses at most the step it was in. Needs ``ray.init()`` first (a
-    local or a cluster's)."""
+    run's): a driver that dies loses at most the step it was in. ``s2_name``: the name S2's
+    certificates carry (default: the host of each address). Needs ``ray.init()`` first (a local
+    or a cluster's)."""
 
     spent = {"broadcast": 0.0, "apply": 0.0, "steps": 0, "retries": 0}
     replicas = _replicas(s2)
@@ -201,7 +203,8 @@ def train(
     elif model is None:
         model = _native.initial_model(public_key, data.features, [int(h) for h in hidden], data.classes,
                                       int(init_seed), num, shift, frac_bits, value_bits, profile)
-    pool = _Pool(replicas, pki, public_key, frac_bits, value_bits, kappa, profile, workers, retries, spent)
+    pool = _Pool(replicas, pki, public_key, frac_bits, value_bits, kappa, profile, workers, retries, spent,
+                 s2_name)
     data_ref = ray.put(data.to_bytes())
     token = f"{id(data)}-{n}-{data.fingerprint}"
     step = 0
@@ -249,6 +252,7 @@ def classify(
     kappa: int = 80,
     retries: int = 3,
     stats: Optional[dict] = None,
+    s2_name: Optional[str] = None,
 ) -> EncryptedPredictions:
     """Classifies the encrypted samples ``data`` with the encrypted ``model`` (both under
     ``public_key``) on ``workers`` Ray actors, each with an S2 session at one of the replicas
@@ -268,7 +272,7 @@ def classify(
     if n == 0:
         raise SMLPError("no samples to classify")
     pool = _Pool(replicas, pki, public_key, model.frac_bits, model.value_bits, kappa, model.profile,
-                 min(workers, n), retries, spent)
+                 min(workers, n), retries, spent, s2_name)
     try:
         model_ref = ray.put(model.to_bytes())
         data_ref = ray.put(data.to_bytes())
