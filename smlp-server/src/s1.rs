@@ -410,6 +410,9 @@ fn check_session(pk: &PublicKey, params: SessionParams) -> CliResult<()> {
         .map_err(|e| CliError(format!("invalid session parameters: {e}")))
 }
 
+/// A training request against a stored data set. The data set's ciphertexts and shape were
+/// checked under this key when it was uploaded (every sample labelled like the first), and the
+/// job's training checks them again as the library's entry point does: not a third time here.
 fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> CliResult<()> {
     let config = &req.config;
     if data.samples.first().is_none_or(|s| s.y.is_empty()) {
@@ -418,7 +421,6 @@ fn check_train(pk: &PublicKey, req: &TrainRequest, data: &EncryptedDataset) -> C
             req.dataset
         );
     }
-    data.check(pk, true)?;
     if config.batch == 0 || config.batch > MAX_BATCH {
         bail!("batch size must be in 1..={MAX_BATCH}");
     }
@@ -481,6 +483,7 @@ fn check_classify(
     let (model_owner, body) = ctx.store.usable_model(owner, &req.model)?;
     let model = ModelFile::open(&body)?.model;
     let data = dataset(ctx, owner, &req.data)?;
+    // Both keys registered (by the model's owner and by this owner).
     let model_pk = &key_of(ctx, &model_owner, &model.fingerprint, "model")?;
     let data_pk = &key_of(ctx, owner, &data.fingerprint, "data set")?;
     if model_owner == owner && data.fingerprint != model.fingerprint {
@@ -490,8 +493,8 @@ fn check_classify(
             model.fingerprint
         );
     }
-    model.check(model_pk)?;
-    data.check(data_pk, false)?;
+    // Both were checked under these keys when they were stored (uploaded, or trained here), and
+    // the job's classification checks them again at the library's entry: shapes only here.
     model.check_input_shape(&data)?;
     if req.chunk == 0 || req.chunk > MAX_BATCH {
         bail!("chunk must be in 1..={MAX_BATCH}");
