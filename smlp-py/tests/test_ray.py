@@ -218,3 +218,17 @@ def test_a_ray_job_survives_a_killed_s1_bit_for_bit(replicated, wdbc):
         model = client.fetch(job.id)
         assert weights(owner, model) == want
         assert "resuming from checkpoint" in on_ray.log("s1")
+
+
+def test_smlpclassifier_on_a_ray_cluster_equals_the_one_through_s1(replicated, wdbc):
+    """``SMLPClassifier(cluster=smlp.ray.Cluster(...))``: fit with smlp.ray.train, predict with
+    smlp.ray.classify, no client; the same scores as the estimator through S1, bit for bit."""
+    c = replicated
+    X, y = wdbc[0][:12, :5], wdbc[1][:12]
+    common = dict(hidden=(3,), epochs=1, batch=4, learning_rate=1 / 16, init_seed=4, owner=c.owner())
+    through_s1 = smlp.SMLPClassifier(client=c.client(), **common).fit(X, y)
+    on_ray = smlp.SMLPClassifier(cluster=smlp.ray.Cluster(c.s2_addresses, c.s1_kit, workers=2), **common)
+    on_ray.fit(X, y)
+    new = wdbc[0][30:36, :5]
+    assert on_ray.decision_function(new).tolist() == through_s1.decision_function(new).tolist()
+    assert on_ray.predict(new).tolist() == through_s1.predict(new).tolist()

@@ -41,6 +41,13 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
     nothing beyond 2^-kappa, bit-exact) or ``"fast"`` (S2 learns bit-lengths; warns); ``init_seed``: draw the initial weights here (reproducible; default: S1 and
     S2 draw them).
 
+    **On a Ray cluster.** With ``cluster=smlp.ray.Cluster(s2=[...], pki="pki/s1", workers=8)``
+    (after ``ray.init(...)``), ``fit`` trains with :func:`smlp.ray.train` and ``predict`` classifies
+    with :func:`smlp.ray.classify` (no ``client``: this process drives the workers, which act as S1
+    towards S2 with S1's kit; the same model bit for bit as through S1). Without ``init_seed`` the
+    initial weights are drawn from seed 1 here. Another way, with nothing to change here: a
+    ``client`` of an S1 that runs its jobs on Ray (``serve-s1 --ray``).
+
     **Saving.** A fitted estimator pickles (``pickle``, ``joblib.dump``) to its encrypted model
     (ciphertexts under the owner's key), the scaler, ``classes_``, the settings and the key's
     fingerprint -- never the ``client`` (a connection) nor the ``owner`` (the secret key). After
@@ -70,6 +77,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         client: Optional[Client] = None,
         owner: Optional[Owner] = None,
         progress: Any = False,
+        cluster: Any = None,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -83,6 +91,7 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         self.client = client
         self.owner = owner
         self.progress = progress
+        self.cluster = cluster
 
     if _Bases == (object,):  # pragma: no cover - the sklearn-free fallbacks
 
@@ -99,11 +108,14 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
             return float(np.mean(self.predict(X) == np.asarray(y)))
 
     def _parts(self) -> "tuple[Client, Owner]":
+        if self.cluster is not None and self.owner is not None:
+            return self.client, self.owner  # type: ignore[return-value]
         if self.client is None or self.owner is None:
             raise ValueError(
-                "SMLPClassifier needs client= (an smlp.Client of S1) and owner= (an smlp.Owner "
-                "with the secret key), e.g. from smlp.LocalCluster(); a loaded estimator gets "
-                "them with set_params(client=..., owner=...)"
+                "SMLPClassifier needs owner= (an smlp.Owner with the secret key) and client= (an "
+                "smlp.Client of S1) or cluster= (an smlp.ray.Cluster), e.g. from "
+                "smlp.LocalCluster(); a loaded estimator gets them with set_params(client=..., "
+                "owner=...)"
             )
         return self.client, self.owner
 
@@ -150,6 +162,18 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
         # The estimator chose its learning rate above (or was given one): nothing to record.
         data = owner.encrypt(X, labels, classes=len(self.classes_), progress=self.progress, tune=None)
         self.scaler_ = data.scaler
+        if self.cluster is not None:
+            from . import ray as sray
+
+            c = self.cluster
+            self.model_ = sray.train(
+                data, s2=c.s2, pki=c.pki, public_key=owner.public_key, s2_name=c.s2_name,
+                workers=c.workers, hidden=tuple(self.hidden), epochs=self.epochs, batch=self.batch,
+                learning_rate=self.learning_rate_, loss=self.loss, profile=self.profile,
+                kappa=self.kappa, seed=self.seed,
+                init_seed=1 if self.init_seed is None else self.init_seed,
+            )
+            return self
         self.dataset_id_ = client.upload(data, "SMLPClassifier.fit")
         self.model_ = client.train(
             self.dataset_id_,
@@ -178,13 +202,19 @@ class SMLPClassifier(*_Bases):  # type: ignore[misc]
                 f"wrong key: the model is encrypted under key {self.model_.fingerprint}, but this "
                 f"owner's key is {owner.public_key.fingerprint}"
             )
-        if getattr(self, "model_id_", None) is None:
-            self.model_id_ = client.upload(self.model_, "SMLPClassifier.model")
         if np.shape(X)[1] != self.n_features_in_:
             raise ValueError(f"X has {np.shape(X)[1]} features, the model {self.n_features_in_}")
         if getattr(X, "columns", None) is None:
             X = np.asarray(X, dtype=np.float64)
         data = owner.encrypt(X, None, self.scaler_, progress=self.progress)
+        if self.cluster is not None:
+            from . import ray as sray
+
+            c = self.cluster
+            return sray.classify(self.model_, data, s2=c.s2, pki=c.pki, public_key=owner.public_key,
+                                 workers=c.workers, chunk=c.chunk, kappa=self.kappa, s2_name=c.s2_name)
+        if getattr(self, "model_id_", None) is None:
+            self.model_id_ = client.upload(self.model_, "SMLPClassifier.model")
         return client.classify(self.model_id_, data, profile=self.profile, kappa=self.kappa,
                                progress=self.progress)
 

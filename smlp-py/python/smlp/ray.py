@@ -41,7 +41,23 @@ try:  # pragma: no cover - exercised where ray is installed
 except ImportError as e:  # pragma: no cover
     raise ImportError('smlp.ray needs Ray: pip install "smlp[ray]" (or pip install ray)') from e
 
-__all__ = ["train", "classify", "Worker"]
+__all__ = ["train", "classify", "Cluster", "Worker"]
+
+
+class Cluster:
+    """Where :func:`train` and :func:`classify` run, for ``SMLPClassifier(cluster=...)``: the S2
+    replicas ``s2``, S1's TLS kit ``pki`` (the workers are S1 towards S2), ``workers`` actors per
+    call, ``chunk`` samples per classification request, ``s2_name`` if S2's certificates do not
+    carry the addresses' host. Needs ``ray.init()`` before ``fit``. Holds no secret and no
+    connection (it pickles with the estimator)."""
+
+    def __init__(self, s2: Union[str, Sequence[str]], pki: str, workers: int = 2, chunk: int = 32,
+                 s2_name: Optional[str] = None) -> None:
+        self.s2 = [s2] if isinstance(s2, str) else list(s2)
+        self.pki, self.workers, self.chunk, self.s2_name = pki, workers, chunk, s2_name
+
+    def __repr__(self) -> str:
+        return f"smlp.ray.Cluster(s2={self.s2!r}, pki={self.pki!r}, workers={self.workers})"
 
 
 class Worker:
