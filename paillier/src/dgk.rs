@@ -55,35 +55,7 @@ pub const MAX_BITS: u32 = 8192;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Ciphertext(pub(crate) Nat);
 
-impl fmt::Debug for Ciphertext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0.to_bytes_be();
-        let head: String = b.iter().take(6).map(|x| format!("{x:02x}")).collect();
-        write!(f, "DgkCiphertext({head}…, {} bits)", self.0.bits())
-    }
-}
-
-impl Ciphertext {
-    /// The ciphertext as a non-negative integer.
-    pub fn to_biguint(&self) -> BigUint {
-        self.0.to_biguint()
-    }
-    /// A ciphertext from an integer; check it with [`PublicKey::validate`] before use.
-    pub fn from_biguint(c: &BigUint) -> Self {
-        Ciphertext(Nat::from_biguint(c))
-    }
-}
-
-impl Serialize for Ciphertext {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        serde_nat::serialize(&self.0, s)
-    }
-}
-impl<'de> Deserialize<'de> for Ciphertext {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        serde_nat::deserialize_ciphertext(d).map(Ciphertext)
-    }
-}
+ciphertext_newtype!(Ciphertext, "DgkCiphertext");
 
 /// Tables of a public key, built on first use and shared by clones.
 struct PublicTables {

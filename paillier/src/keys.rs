@@ -63,23 +63,9 @@ impl Fingerprint {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Ciphertext(pub(crate) Nat);
 
-impl fmt::Debug for Ciphertext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0.to_bytes_be();
-        let head: String = b.iter().take(6).map(|x| format!("{x:02x}")).collect();
-        write!(f, "Ciphertext({head}…, {} bits)", self.0.bits())
-    }
-}
+ciphertext_newtype!(Ciphertext, "Ciphertext");
 
 impl Ciphertext {
-    /// The ciphertext as a non-negative integer.
-    pub fn to_biguint(&self) -> BigUint {
-        self.0.to_biguint()
-    }
-    /// A ciphertext from an integer; check it with [`PublicKey::validate`] before use.
-    pub fn from_biguint(c: &BigUint) -> Self {
-        Ciphertext(Nat::from_biguint(c))
-    }
     /// Big-endian bytes of the ciphertext.
     pub fn to_bytes_be(&self) -> Vec<u8> {
         self.0.to_bytes_be()
@@ -1043,17 +1029,6 @@ pub(crate) mod serde_nat {
                 d.deserialize_bytes(V)
             }
         }
-    }
-}
-
-impl Serialize for Ciphertext {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        serde_nat::serialize(&self.0, s)
-    }
-}
-impl<'de> Deserialize<'de> for Ciphertext {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        serde_nat::deserialize_ciphertext(d).map(Ciphertext)
     }
 }
 

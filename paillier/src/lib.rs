@@ -25,6 +25,49 @@
 //! assert_eq!(fp.decode(sk.decrypt_i64(&tripled).unwrap()), 8.25);
 //! ```
 
+/// What a ciphertext newtype over `Nat` has, for Paillier's and DGK's: a `Debug` that shows its
+/// first bytes and size, conversions from and to `BigUint`, and serde through
+/// `crate::keys::serde_nat` (decoding refuses ciphertexts shorter than
+/// [`MIN_CIPHERTEXT_BYTES`]).
+macro_rules! ciphertext_newtype {
+    ($ty:ident, $shown:literal) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let b = self.0.to_bytes_be();
+                let head: String = b.iter().take(6).map(|x| format!("{x:02x}")).collect();
+                write!(f, "{}({head}…, {} bits)", $shown, self.0.bits())
+            }
+        }
+
+        impl $ty {
+            /// The ciphertext as a non-negative integer.
+            pub fn to_biguint(&self) -> num_bigint::BigUint {
+                self.0.to_biguint()
+            }
+            /// A ciphertext from an integer; check it with `PublicKey::validate` before use.
+            pub fn from_biguint(c: &num_bigint::BigUint) -> Self {
+                $ty(crate::arith::Nat::from_biguint(c))
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                crate::keys::serde_nat::serialize(&self.0, s)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                crate::keys::serde_nat::deserialize_ciphertext(d).map($ty)
+            }
+        }
+    };
+}
+
 pub mod arith;
 pub mod dgk;
 mod encoding;
