@@ -347,6 +347,31 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+impl Drop for SecretKey {
+    /// p, q, v_p, v_q are overwritten (GMP backend: every limb); the tables when their last
+    /// holder drops.
+    fn drop(&mut self) {
+        for x in [
+            &mut self.p,
+            &mut self.q,
+            &mut self.vp,
+            &mut self.vq,
+            &mut self.p_inv_q,
+        ] {
+            x.wipe();
+        }
+    }
+}
+
+impl Drop for SecretTables {
+    fn drop(&mut self) {
+        self.giant.wipe();
+        for (mut k, _) in self.baby.drain() {
+            zeroize::Zeroize::zeroize(&mut k);
+        }
+    }
+}
+
 /// An element of order exactly `order` (a product of the distinct primes in `factors`) in Z_p*,
 /// as x^((p−1)/order) for random x.
 fn element_of_order<R: RngCore + CryptoRng + ?Sized>(

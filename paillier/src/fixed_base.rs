@@ -34,6 +34,16 @@ pub(crate) struct FixedBase {
     rows: Vec<Vec<Elem>>,
 }
 
+impl Drop for FixedBase {
+    /// The tables of a secret key (powers mod p², q², p, q) are overwritten when dropped; a
+    /// public key's too (rare: once per key).
+    fn drop(&mut self) {
+        for e in self.rows.iter_mut().flatten() {
+            e.wipe();
+        }
+    }
+}
+
 impl FixedBase {
     /// The table of `base` modulo `m` for exponents of up to `exp_bits` bits, 8-bit windows.
     pub(crate) fn new(base: &Nat, m: &Nat, exp_bits: u64) -> Self {

@@ -694,6 +694,29 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+impl Drop for SecretKey {
+    /// The primes and the values derived from them are overwritten (GMP backend: every limb;
+    /// see [`NatOps::wipe`]); the CRT tables when their last holder drops.
+    fn drop(&mut self) {
+        for x in [
+            &mut self.p,
+            &mut self.q,
+            &mut self.p2,
+            &mut self.q2,
+            &mut self.p_minus_1,
+            &mut self.q_minus_1,
+            &mut self.hp,
+            &mut self.hq,
+            &mut self.p_inv_q,
+            &mut self.p2_inv_q2,
+            &mut self.q_mod_pm1,
+            &mut self.p_mod_qm1,
+        ] {
+            x.wipe();
+        }
+    }
+}
+
 impl SecretKey {
     /// Generates a key pair with an n of `bits` bits (2048 or more) from a CSPRNG.
     pub fn generate<R: RngCore + CryptoRng + ?Sized>(bits: u32, rng: &mut R) -> Result<Self> {

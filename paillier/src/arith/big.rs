@@ -10,6 +10,9 @@ use num_traits::{One, Zero};
 pub struct BigNat(pub(crate) BigUint);
 
 impl NatOps for BigNat {
+    fn wipe(&mut self) {
+        self.0 = BigUint::zero();
+    }
     fn zero() -> Self {
         BigNat(BigUint::zero())
     }

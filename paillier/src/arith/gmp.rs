@@ -10,6 +10,19 @@ use rug::Integer;
 pub struct GmpNat(pub(crate) Integer);
 
 impl NatOps for GmpNat {
+    fn wipe(&mut self) {
+        use zeroize::Zeroize;
+        // SAFETY: `d[0..alloc]` is the limb buffer this integer owns (GMP's documented layout);
+        // after zeroing it, size 0 is the valid representation of 0 with the same buffer.
+        unsafe {
+            let raw = self.0.as_raw_mut();
+            let alloc = usize::try_from((*raw).alloc).unwrap_or(0);
+            if alloc > 0 {
+                std::slice::from_raw_parts_mut((*raw).d.as_ptr(), alloc).zeroize();
+            }
+            (*raw).size = 0;
+        }
+    }
     fn zero() -> Self {
         GmpNat(Integer::new())
     }
@@ -87,5 +100,34 @@ impl NatOps for GmpNat {
     }
     fn square(&self) -> Self {
         GmpNat(Integer::from(self.0.square_ref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `wipe` leaves 0 and overwrites every limb of the buffer the value lived in (read back
+    /// through the still-owned buffer, which GMP keeps allocated at size 0).
+    #[test]
+    fn wipe_overwrites_every_limb() {
+        let big = (BigUint::from(1u8) << 2048u32) - 1u8;
+        let mut x = GmpNat::from_biguint(&big);
+        let (d, alloc) = unsafe {
+            let r = x.0.as_raw();
+            (
+                (*r).d.as_ptr() as *const u64,
+                usize::try_from((*r).alloc).unwrap(),
+            )
+        };
+        assert!(alloc >= 32);
+        // Before: the limbs hold the value.
+        assert!(unsafe { std::slice::from_raw_parts(d, 32) }
+            .iter()
+            .all(|&l| l == u64::MAX));
+        x.wipe();
+        assert_eq!(x, GmpNat::zero());
+        let limbs = unsafe { std::slice::from_raw_parts(d, alloc) };
+        assert!(limbs.iter().all(|&l| l == 0));
     }
 }

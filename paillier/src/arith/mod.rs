@@ -49,6 +49,10 @@ pub fn backend_description() -> String {
 #[allow(missing_docs)]
 pub trait NatOps: Sized + Clone + Eq + Ord + Debug + Send + Sync + 'static {
     fn zero() -> Self;
+    /// Sets the value to 0, overwriting the memory that held it where the backend allows (GMP:
+    /// every allocated limb, with volatile writes; num-bigint keeps its buffer private, so its
+    /// memory is released without being overwritten).
+    fn wipe(&mut self);
     fn from_u64(v: u64) -> Self;
     fn from_biguint(v: &BigUint) -> Self;
     fn to_biguint(&self) -> BigUint;

@@ -36,6 +36,21 @@ mod imp {
     #[derive(Clone)]
     pub(crate) struct Elem(Box<[u64]>);
 
+    impl Elem {
+        /// Overwrites the limbs with zeros (tables of secret moduli, when they are dropped).
+        pub(crate) fn wipe(&mut self) {
+            zeroize::Zeroize::zeroize(&mut self.0[..]);
+        }
+    }
+
+    impl Drop for Montgomery {
+        /// A secret key's moduli (p², q², p, q) do not outlive their context in memory.
+        fn drop(&mut self) {
+            zeroize::Zeroize::zeroize(&mut self.m[..]);
+            self.modulus.wipe();
+        }
+    }
+
     /// An odd modulus m of k limbs with −1/m mod 2^64.
     #[derive(Clone)]
     pub(crate) struct Montgomery {
@@ -190,6 +205,19 @@ mod imp {
     /// A residue (the ordinary form: this backend has no Montgomery arithmetic).
     #[derive(Clone)]
     pub(crate) struct Elem(Nat);
+
+    impl Elem {
+        /// See the GMP backend's.
+        pub(crate) fn wipe(&mut self) {
+            self.0.wipe();
+        }
+    }
+
+    impl Drop for Montgomery {
+        fn drop(&mut self) {
+            self.m.wipe();
+        }
+    }
 
     /// The modulus.
     #[derive(Clone)]
