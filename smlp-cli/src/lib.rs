@@ -1,7 +1,9 @@
 //! The `smlp` command: train a multilayer perceptron on Paillier-encrypted data with two
-//! non-colluding servers. This crate is the thin layer of flags and dispatch (and the demo,
-//! which runs every role at once); the owner's commands and the owner↔S1 protocol are in
-//! `smlp-client`, the two servers in `smlp-server`. The Python package (`smlp-py`) uses
+//! non-colluding servers. This crate is the thin layer of flags, dispatch and what each command
+//! prints (and the demo, which runs every role at once): `owner` for the commands that talk to
+//! S1, `keys`, `tls` (pki), `seal`, `tune`, `encrypt` and `decrypt` for the owner's file
+//! commands, each over `smlp-client`'s module of the same name (re-exported here); the work and
+//! the owner↔S1 protocol are in `smlp-client`, the two servers in `smlp-server`. The Python package (`smlp-py`) uses
 //! `smlp-client` for its API and this crate only for its `smlp` entry point, which starts the
 //! servers of `smlp.LocalCluster`.
 //!
@@ -10,10 +12,16 @@
 //! only ever sees blinded values. Each data owner generates its own keys, seals the secret one
 //! for S2, encrypts the data, asks S1 to train and classify, and decrypts the results.
 
+pub mod decrypt;
 pub mod demo;
+pub mod encrypt;
+pub mod keys;
 pub mod owner;
+pub mod seal;
+pub mod tls;
+pub mod tune;
 
-pub use smlp_client::{client, decrypt, encrypt, error, keys, proto, seal, tls, tune, util};
+pub use smlp_client::{client, error, proto, util};
 pub use smlp_server::{refusals, s2, servers, tenants};
 
 use clap::{Parser, Subcommand};

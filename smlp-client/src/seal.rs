@@ -9,15 +9,14 @@
 
 use crate::bail;
 use crate::error::{CliError, CliResult};
-use clap::Args;
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, OpModeS, Serializable};
-use paillier::format::{read_file, seal, write_atomic, FileKind, SECRET_KEY};
+use paillier::format::{read_file, seal, FileKind, SECRET_KEY};
 use paillier::{Fingerprint, SecretKey};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The HPKE suite's key encapsulation.
 pub type Kem = X25519HkdfSha256;
@@ -123,38 +122,4 @@ pub fn seal_key(sk: &SecretKey, import_pub: &Path, label: &str) -> CliResult<Vec
             ciphertext,
         },
     )?)
-}
-
-/// `smlp seal-key`: seals an owner's secret key for one S2.
-///
-/// Reads KEYDIR/secret.key and S2's import.pub (from S2's operator, `smlp s2-keys init`) and
-/// writes a file that only that S2 can open; send it to S2's operator, who adds it with
-/// `smlp s2-keys add FILE`.
-#[derive(Args, Debug, Clone)]
-pub struct SealKeyArgs {
-    /// Your secret key file (KEYDIR/secret.key).
-    #[arg(long, value_name = "FILE")]
-    pub secret_key: PathBuf,
-    /// S2's import public key (its operator's import.pub).
-    #[arg(long, value_name = "FILE")]
-    pub to: PathBuf,
-    /// A label shown in S2's list (your name, say).
-    #[arg(long, default_value = "")]
-    pub label: String,
-    /// The sealed key file to write.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
-}
-
-/// Runs `smlp seal-key`.
-pub fn seal_key_cmd(args: &SealKeyArgs) -> CliResult<()> {
-    let sk = crate::keys::load_secret(&args.secret_key)?;
-    let bytes = seal_key(&sk, &args.to, &args.label)?;
-    write_atomic(&args.out, &bytes, true)?;
-    println!(
-        "sealed key {} for S2 → {} (only the S2 holding the matching import key can open it)",
-        sk.public_key().fingerprint(),
-        args.out.display()
-    );
-    Ok(())
 }
