@@ -17,7 +17,7 @@ use secure_ops::{Channel, ChannelError, ProtocolError, SessionParams, S1};
 use smlp::encrypted::open_dataset;
 use smlp::encrypted::{
     classify, costs, new_model, switch_dataset, switch_predictions, train_from, Checkpoint, Costs,
-    EncryptedDataset, EncryptedModel, ModelFile, SecureError, CHECKPOINT, PREDICTIONS,
+    EncryptedDataset, EncryptedModel, ModelFile, SecureError, TrainConfig, CHECKPOINT, PREDICTIONS,
 };
 use smlp::Shape;
 use smlp_client::error::CliError;
@@ -490,22 +490,7 @@ impl Runner {
         let pk = self.key(job, &data.fingerprint)?;
         let mut s1 = self.connect(job, pk.clone(), req.session(), abort)?;
         let _ = self.store.set_note(&job.id, None);
-        let save = |m: &EncryptedModel, position: usize| -> Result<(), SecureError> {
-            let ck = Checkpoint {
-                model: m.clone(),
-                config: config.clone(),
-                position,
-            };
-            let body = seal(&CHECKPOINT, &ck)?;
-            self.store
-                .save_checkpoint(&job.id, m.epochs_trained, position as u64, &body)
-                .map_err(|e| {
-                    if matches!(e, StoreError::Conflict(_)) {
-                        abort.set(Stop::Cancelled);
-                    }
-                    SecureError::Callback(format!("S1 cannot save the checkpoint: {e}"))
-                })
-        };
+        let mut progress = Progress::new(self, job, abort, &config);
         let (mut model, position) = match stored.or(req.resume.clone()) {
             Some(c) => {
                 tracing::info!(job = %job.id, epoch = c.model.epochs_trained, position = c.position, "resuming from checkpoint");
@@ -517,7 +502,9 @@ impl Runner {
                 let m = new_model(&mut s1, shape, req.fixed, data.classes, req.initial.clone())
                     .map_err(|e| self.outcome(e, abort, job, false))?;
                 // The initial weights are kept at once: a restart continues with the same ones.
-                save(&m, 0).map_err(|e| self.outcome(e, abort, job, false))?;
+                progress
+                    .save(&m, 0)
+                    .map_err(|e| self.outcome(SecureError::Callback(e), abort, job, false))?;
                 (m, 0)
             }
         };
@@ -536,10 +523,7 @@ impl Runner {
             };
             return self.train_on_ray(job, abort, &req, &data, &pk, start);
         }
-        let start = Instant::now();
-        let mut trained = 0u64;
-        let mut last_ck = (Instant::now(), 0u64);
-        let mut progressed = false;
+        let start = progress.start();
         let result = train_from(
             &mut s1,
             &mut model,
@@ -547,29 +531,10 @@ impl Runner {
             &config,
             position,
             |_| {},
-            |m, pos| {
-                trained += 1;
-                let steps = trained;
-                let rate = steps as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                self.set_live(&job.id, |l| {
-                    l.epoch = m.epochs_trained;
-                    l.done = pos as u64;
-                    l.rate = rate * config.batch as f64;
-                });
-                let due = match self.opts.checkpoint_every {
-                    Some(n) => (steps - last_ck.1) * config.batch as u64 >= n as u64,
-                    None => last_ck.0.elapsed() >= self.opts.checkpoint_interval,
-                };
-                if pos == 0 || due {
-                    save(m, pos)?;
-                    last_ck = (Instant::now(), steps);
-                    progressed = true;
-                }
-                Ok(())
-            },
+            |m, pos| progress.step(m, pos).map_err(SecureError::Callback),
         );
         if let Err(e) = result {
-            return Err(self.outcome(e, abort, job, progressed));
+            return Err(self.outcome(e, abort, job, progress.progressed));
         }
         let elapsed = start.elapsed();
         let costs = costs(&mut s1).ok();
@@ -620,42 +585,15 @@ impl Runner {
         let Some((ray, work)) = &self.opts.ray else {
             return Err(Outcome::Failed("S1 runs no Ray jobs".into()));
         };
-        let begun = Instant::now();
-        let mut steps = 0u64;
-        let mut last_ck = (Instant::now(), 0u64);
-        let mut progressed = false;
-        let batch = req.config.batch as u64;
-        let on_event = |crate::ray::Event::Step(ck): crate::ray::Event| -> Result<(), String> {
+        let mut progress = Progress::new(self, job, abort, &req.config);
+        let begun = progress.start();
+        let on_step = |ck: Checkpoint| -> Result<(), String> {
             // What the driver wrote must continue this job under its key.
             ck.model
                 .check(pk)
                 .and_then(|_| ck.check_resumable(&req.config, data.len()))
                 .map_err(|e| format!("the Ray driver's checkpoint: {e}"))?;
-            steps += 1;
-            let rate = steps as f64 / begun.elapsed().as_secs_f64().max(1e-9);
-            self.set_live(&job.id, |l| {
-                l.epoch = ck.model.epochs_trained;
-                l.done = ck.position as u64;
-                l.rate = rate * batch as f64;
-            });
-            let due = match self.opts.checkpoint_every {
-                Some(n) => (steps - last_ck.1) * batch >= n as u64,
-                None => last_ck.0.elapsed() >= self.opts.checkpoint_interval,
-            };
-            if ck.position == 0 || due {
-                let body = seal(&CHECKPOINT, &*ck).map_err(|e| e.to_string())?;
-                self.store
-                    .save_checkpoint(&job.id, ck.model.epochs_trained, ck.position as u64, &body)
-                    .map_err(|e| {
-                        if matches!(e, StoreError::Conflict(_)) {
-                            abort.set(Stop::Cancelled);
-                        }
-                        format!("S1 cannot save the checkpoint: {e}")
-                    })?;
-                last_ck = (Instant::now(), steps);
-                progressed = true;
-            }
-            Ok(())
+            progress.step(&ck.model, ck.position)
         };
         let stop = || abort.get().is_some() || self.shutdown.is_shutdown();
         let input = crate::ray::Input {
@@ -664,7 +602,7 @@ impl Runner {
             pk,
             start: &start,
         };
-        let ended = crate::ray::run(ray, work, input, on_event, stop);
+        let ended = crate::ray::run(ray, work, input, on_step, stop);
         match ended {
             crate::ray::Ended::Done(file) => {
                 let model = file.model;
@@ -686,7 +624,10 @@ impl Runner {
                 if stop() {
                     return Err(Outcome::Stopped);
                 }
-                Err(Outcome::Retry { why, progressed })
+                Err(Outcome::Retry {
+                    why,
+                    progressed: progress.progressed,
+                })
             }
             crate::ray::Ended::Failed(why) => {
                 if stop() {
@@ -839,6 +780,86 @@ struct JobResult {
     body: Vec<u8>,
     elapsed_ms: u64,
     costs: Option<Costs>,
+}
+
+/// A training run as S1 follows it, in-process or on a Ray driver: after each step the job's
+/// live progress, and its checkpoint stored every `--checkpoint-every` samples (or after
+/// `--checkpoint-secs` of work) and at every epoch's end.
+struct Progress<'a> {
+    runner: &'a Runner,
+    job: &'a JobRow,
+    abort: &'a Abort,
+    config: &'a TrainConfig,
+    started: Instant,
+    steps: u64,
+    /// When, and after how many steps, the last checkpoint was stored.
+    last: (Instant, u64),
+    /// A checkpoint was stored during this run (a retry then starts afresh its deadline).
+    progressed: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(runner: &'a Runner, job: &'a JobRow, abort: &'a Abort, config: &'a TrainConfig) -> Self {
+        Progress {
+            runner,
+            job,
+            abort,
+            config,
+            started: Instant::now(),
+            steps: 0,
+            last: (Instant::now(), 0),
+            progressed: false,
+        }
+    }
+
+    /// Starts the clock of the steps (the throughput counts from here); returns it.
+    fn start(&mut self) -> Instant {
+        self.started = Instant::now();
+        self.last = (self.started, self.steps);
+        self.started
+    }
+
+    /// After a step that left `model` at `position` in its epoch.
+    fn step(&mut self, model: &EncryptedModel, position: usize) -> Result<(), String> {
+        self.steps += 1;
+        let batch = self.config.batch as u64;
+        let rate = self.steps as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.runner.set_live(&self.job.id, |l| {
+            l.epoch = model.epochs_trained;
+            l.done = position as u64;
+            l.rate = rate * batch as f64;
+        });
+        let due = match self.runner.opts.checkpoint_every {
+            Some(n) => (self.steps - self.last.1) * batch >= n as u64,
+            None => self.last.0.elapsed() >= self.runner.opts.checkpoint_interval,
+        };
+        if position == 0 || due {
+            self.save(model, position)?;
+            self.last = (Instant::now(), self.steps);
+            self.progressed = true;
+        }
+        Ok(())
+    }
+
+    /// Stores `model` at `position` as the job's checkpoint; a job cancelled meanwhile (the
+    /// store refuses) is stopped.
+    fn save(&self, model: &EncryptedModel, position: usize) -> Result<(), String> {
+        let ck = Checkpoint {
+            model: model.clone(),
+            config: self.config.clone(),
+            position,
+        };
+        let body = seal(&CHECKPOINT, &ck).map_err(|e| e.to_string())?;
+        self.runner
+            .store
+            .save_checkpoint(&self.job.id, model.epochs_trained, position as u64, &body)
+            .map_err(|e| {
+                if matches!(e, StoreError::Conflict(_)) {
+                    self.abort.set(Stop::Cancelled);
+                }
+                format!("S1 cannot save the checkpoint: {e}")
+            })
+    }
 }
 
 fn ms(d: Duration) -> u64 {

@@ -73,12 +73,6 @@ impl RayOptions {
     }
 }
 
-/// One step of the driver, as S1 sees it: the checkpoint it just wrote.
-pub enum Event {
-    /// The driver finished a step; its checkpoint file is up to date.
-    Step(Box<Checkpoint>),
-}
-
 /// How a driver run ended.
 pub enum Ended {
     /// The model, with how it was trained.
@@ -106,13 +100,13 @@ pub struct Input<'a> {
     pub start: &'a Checkpoint,
 }
 
-/// Runs a driver for `input` in a private directory under `work`, calling `on_event` after each
-/// step and polling `stop` every 200 ms.
+/// Runs a driver for `input` in a private directory under `work`, calling `on_step` with the
+/// checkpoint the driver wrote after each step and polling `stop` every 200 ms.
 pub fn run(
     opts: &RayOptions,
     work: &Path,
     input: Input<'_>,
-    mut on_event: impl FnMut(Event) -> Result<(), String>,
+    mut on_step: impl FnMut(Checkpoint) -> Result<(), String>,
     stop: impl Fn() -> bool,
 ) -> Ended {
     let dir = match tempfile::Builder::new().prefix("ray-job-").tempdir_in(work) {
@@ -175,7 +169,7 @@ pub fn run(
                         return Ended::Failed(format!("the Ray driver's checkpoint: {e}"));
                     }
                 };
-                if let Err(e) = on_event(Event::Step(Box::new(ck))) {
+                if let Err(e) = on_step(ck) {
                     terminate(&mut child);
                     return Ended::Failed(e);
                 }
