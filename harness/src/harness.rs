@@ -5,7 +5,7 @@
 
 use crate::Result;
 use paillier::{FixedPoint, SecretKey};
-use secure_ops::{Profile, S2Options, S2Service, SessionParams, S1};
+use secure_ops::{Comparison, Profile, S2Options, S2Service, SessionParams, S1};
 use smlp::data::{stratified_split, stratified_subset, Dataset, EncodedDataset, Standardizer};
 use smlp::FixedParams;
 use std::io::IsTerminal;
@@ -123,6 +123,7 @@ impl Servers {
     pub fn start(
         sk: &SecretKey,
         profile: Profile,
+        comparison: Comparison,
         fixed: &FixedParams,
         link: Link,
     ) -> Result<Servers> {
@@ -150,6 +151,7 @@ impl Servers {
             frac_bits: fixed.frac_bits,
             kappa: KAPPA,
             profile,
+            comparison,
         };
         let s1 = S1::connect(sk.public_key().clone(), ch, params)?.with_randomizer_pool(1024, 1);
         Ok(Servers {

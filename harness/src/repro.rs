@@ -500,7 +500,13 @@ pub fn run(args: &ReproArgs) -> Result<ExitCode> {
         encrypt_weights_s
     );
 
-    let mut servers = Servers::start(sk, args.profile, &fixed, harness::Link::Tls)?;
+    let mut servers = Servers::start(
+        sk,
+        args.profile,
+        secure_ops::Comparison::default(),
+        &fixed,
+        harness::Link::Tls,
+    )?;
     println!("    S2 listening on {}, S1 connected", servers.addr);
     let s1 = &mut servers.s1;
     let mut model = new_model(s1, shape.clone(), fixed, 2, Some(enc_init))?;

@@ -11,7 +11,7 @@ use crate::harness::{self, median, Servers};
 use crate::Result;
 use clap::Args;
 use rand::SeedableRng;
-use secure_ops::Profile;
+use secure_ops::{Comparison, Profile};
 use smlp::encrypted::{
     classify, costs, encrypt_params, new_model, train_batch, Costs, EncryptedDataset,
     CLASSIFY_CHUNK,
@@ -52,6 +52,10 @@ pub struct SpeedArgs {
     /// phe==1.5.0 gmpy2` and ../shared/peers/phe_smlp.py), then print the table of ratios.
     #[arg(long)]
     pub with_baseline: bool,
+    /// How the strict profile compares: garbled circuits (the default), DGK, or both (measured
+    /// one after the other in this run, each against the fast profile).
+    #[arg(long, value_enum, default_value_t = Comparisons::Garbled)]
+    pub comparison: Comparisons,
     /// Test samples classified in batches of 32 (113: the whole test split, as `smlp demo`).
     #[arg(long, default_value_t = 113)]
     pub classify: usize,
@@ -81,10 +85,32 @@ impl Profiles {
     }
 }
 
+/// The strict profile's comparisons a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Comparisons {
+    /// Garbled circuits over OT extension (the default).
+    Garbled,
+    /// DGK.
+    Dgk,
+    /// Both, garbled first.
+    Both,
+}
+
+impl Comparisons {
+    fn list(self) -> Vec<Comparison> {
+        match self {
+            Comparisons::Garbled => vec![Comparison::Garbled],
+            Comparisons::Dgk => vec![Comparison::Dgk],
+            Comparisons::Both => vec![Comparison::Garbled, Comparison::Dgk],
+        }
+    }
+}
+
 /// One profile's medians.
 #[derive(Clone, Copy, Debug)]
 struct Measured {
     profile: Profile,
+    comparison: Comparison,
     train_s: f64,
     minibatch_s: Option<f64>,
     classify_s: f64,
@@ -125,7 +151,7 @@ pub fn per_sample_line(c: &Costs, n: usize) -> String {
     format!(
         "S1 randomizers {:.0}, short exps {:.0}, full exps {:.0}, pack squarings {:.0}, DGK blindings {:.0}; \
          S2 decryptions {:.0}, encryptions {:.0}, DGK encryptions {:.0}, zero tests {:.0}; \
-         {:.1} KiB sent, {:.1} KiB received, {:.1} round trips",
+         garbled AND gates (one OT each) {:.0}; {:.1} KiB sent, {:.1} KiB received, {:.1} round trips",
         per(c.s1.randomizers),
         per(c.s1.short_exps),
         per(c.s1.full_exps),
@@ -135,6 +161,7 @@ pub fn per_sample_line(c: &Costs, n: usize) -> String {
         per(c.s2.encryptions),
         per(c.s2.dgk_encryptions),
         per(c.s2.zero_tests),
+        per(c.s1.gates),
         per(c.traffic.bytes_sent) / 1024.0,
         per(c.traffic.bytes_received) / 1024.0,
         per(c.traffic.round_trips),
@@ -179,12 +206,20 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
     );
     let mut results = Vec::new();
     for profile in args.profile.list() {
-        results.push(measure(
-            args, profile, &key.sk, &shape, &fixed, &init, &train, &test, big,
-        )?);
+        let comparisons = match profile {
+            Profile::Strict => args.comparison.list(),
+            Profile::Fast => vec![Comparison::default()],
+        };
+        for comparison in comparisons {
+            results.push(measure(
+                args, profile, comparison, &key.sk, &shape, &fixed, &init, &train, &test, big,
+            )?);
+        }
     }
-    if let [strict, fast] = results[..] {
-        print!("{}", ratio_table(args, &strict, &fast));
+    if let Some(fast) = results.iter().find(|m| m.profile == Profile::Fast) {
+        for strict in results.iter().filter(|m| m.profile == Profile::Strict) {
+            print!("{}", ratio_table(args, strict, fast));
+        }
     }
     if args.with_baseline {
         println!(
@@ -212,6 +247,7 @@ pub fn run(args: &SpeedArgs) -> Result<ExitCode> {
 fn measure(
     args: &SpeedArgs,
     profile: Profile,
+    comparison: Comparison,
     sk: &paillier::SecretKey,
     shape: &Shape,
     fixed: &FixedParams,
@@ -221,10 +257,14 @@ fn measure(
     big: usize,
 ) -> Result<Measured> {
     let pk = sk.public_key().clone();
-    let mut servers = Servers::start(sk, profile, fixed, args.link)?;
+    let mut servers = Servers::start(sk, profile, comparison, fixed, args.link)?;
     let warm = Duration::from_secs(30);
+    let profile_name = match profile {
+        Profile::Strict => format!("{profile}, {comparison}"),
+        Profile::Fast => profile.to_string(),
+    };
     println!(
-        "[{profile}] randomizer pools of S1 and S2 filled in {:.1} s before timing (as in a running server)",
+        "[{profile_name}] randomizer pools of S1 and S2 filled in {:.1} s before timing (as in a running server)",
         servers.warm_up(warm)
     );
     let first = &train.samples[..args.samples.min(train.len())];
@@ -234,7 +274,7 @@ fn measure(
         .fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
     let train_s = median(&times);
     println!(
-        "30-{}-1 {profile} batch {} over {:?}: training s/sample median {train_s:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
+        "30-{}-1 {profile_name} batch {} over {:?}: training s/sample median {train_s:.3} (min {lo:.3}, max {hi:.3}) over {} samples",
         args.hidden,
         args.batch,
         args.link,
@@ -316,6 +356,7 @@ fn measure(
     servers.close()?;
     Ok(Measured {
         profile,
+        comparison,
         train_s,
         minibatch_s,
         classify_s,
@@ -328,9 +369,10 @@ fn ratio_table(args: &SpeedArgs, strict: &Measured, fast: &Measured) -> String {
         format!("| {name} | {s:.3} s | {f:.3} s | {:.2}× |\n", s / f)
     };
     let mut t = format!(
-        "\n30→{}→1, {} bits, S1 and S2 over {:?} on loopback; marginal seconds per sample, medians\n\n\
+        "\n30→{}→1, {} bits, S1 and S2 over {:?} on loopback, strict comparisons {}; marginal \
+         seconds per sample, medians\n\n\
          | | strict | fast | strict / fast |\n|---|---:|---:|---:|\n",
-        args.hidden, args.bits, args.link
+        args.hidden, args.bits, args.link, strict.comparison
     );
     t += &row(
         format!("training, B = {}", args.batch),
@@ -403,6 +445,7 @@ mod tests {
         let a = A::parse_from(["x", "--samples", "4", "--classify", "4", "--minibatch", "8"]);
         let m = super::Measured {
             profile: secure_ops::Profile::Fast,
+            comparison: secure_ops::Comparison::Garbled,
             train_s: 2.0,
             minibatch_s: Some(0.5),
             classify_s: 1.0,
@@ -421,6 +464,7 @@ mod tests {
         );
         let strict = super::Measured {
             profile: secure_ops::Profile::Strict,
+            comparison: secure_ops::Comparison::Dgk,
             train_s: 3.0,
             minibatch_s: Some(0.75),
             classify_s: 1.5,

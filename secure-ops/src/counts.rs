@@ -24,6 +24,8 @@ pub struct OpCounter {
     pub dgk_encryptions: AtomicU64,
     /// S2: DGK zero tests (one t-bit exponentiation modulo p each).
     pub zero_tests: AtomicU64,
+    /// AND gates of garbled comparisons: garbled (S1), evaluated (S2); one OT each.
+    pub gates: AtomicU64,
 }
 
 /// A snapshot of [`OpCounter`].
@@ -47,6 +49,8 @@ pub struct OpCounts {
     pub dgk_encryptions: u64,
     /// S2: DGK zero tests.
     pub zero_tests: u64,
+    /// Garbled AND gates (S1 garbles, S2 evaluates), one oblivious transfer each.
+    pub gates: u64,
 }
 
 impl OpCounter {
@@ -66,6 +70,7 @@ impl OpCounter {
             dgk_blinds: g(&self.dgk_blinds),
             dgk_encryptions: g(&self.dgk_encryptions),
             zero_tests: g(&self.zero_tests),
+            gates: g(&self.gates),
         }
     }
 }
@@ -83,6 +88,7 @@ impl OpCounts {
             dgk_blinds: self.dgk_blinds - e.dgk_blinds,
             dgk_encryptions: self.dgk_encryptions - e.dgk_encryptions,
             zero_tests: self.zero_tests - e.zero_tests,
+            gates: self.gates - e.gates,
         }
     }
     /// Component-wise sum.
@@ -97,6 +103,7 @@ impl OpCounts {
             dgk_blinds: self.dgk_blinds + o.dgk_blinds,
             dgk_encryptions: self.dgk_encryptions + o.dgk_encryptions,
             zero_tests: self.zero_tests + o.zero_tests,
+            gates: self.gates + o.gates,
         }
     }
 }

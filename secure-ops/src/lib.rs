@@ -33,10 +33,12 @@
 //! s1.close().unwrap();
 //! let summary = s2.join().unwrap().unwrap();
 //! // The default, strict profile: S2 decrypted one packed ciphertext for the products, one for the
-//! // comparison's blinded values, one for ReLU's products and one range check, and zero-tested
-//! // ℓ + 2 = 34 DGK values per compared value, each uniform in Z_u* or a coin-flip zero.
+//! // comparison's blinded values, one for ReLU's products and one range check, and evaluated a
+//! // garbled circuit of ℓ + 1 = 33 AND gates per compared value, whose one output bit is S1's
+//! // coin xor the comparison.
 //! assert_eq!(summary.counts.decryptions, 4);
-//! assert_eq!(summary.counts.zero_tests, 2 * 34);
+//! assert_eq!(summary.counts.gates, 2 * 33);
+//! assert_eq!(summary.counts.zero_tests, 0);
 //!
 //! // Only the owner of the secret key can look: the products and the exact ReLU.
 //! let dec = |cs: &[paillier::Ciphertext]| -> Vec<i64> {
@@ -62,7 +64,8 @@ pub use counts::{OpCounter, OpCounts};
 pub use error::ProtocolError;
 pub use messages::SubProtocol;
 pub use params::{
-    dgk_u_serves, pow2, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
+    dgk_u_serves, pow2, Comparison, Profile, SessionParams, Truncation, MAX_KAPPA, MIN_KAPPA,
+    PROTOCOL_VERSION,
 };
 pub use s1::{
     BitsStep, DivideStep, Divided, Job, KeySwitchStep, Operand, ProductsStep, Reusable, S1Core,

@@ -33,6 +33,53 @@ fn draws<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u32, BigInt)>, D::Error
     bounded::vec(d, MAX_WIRE_ITEMS, "random-value draws")
 }
 
+/// Most bytes in one byte string of a message (garbled tables, OT columns and answers:
+/// 32 bytes a compared bit at most, so 2^26 serve 2^21 bits, more than a request may hold).
+pub const MAX_WIRE_BYTES: usize = 1 << 26;
+
+/// A byte string on the wire (`serialize_bytes`: a length and the bytes, no per-byte framing),
+/// decoded with a bound.
+mod wire_bytes {
+    use super::MAX_WIRE_BYTES;
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    struct Bytes;
+
+    impl<'de> Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a byte string of at most {MAX_WIRE_BYTES} bytes")
+        }
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            if v.len() > MAX_WIRE_BYTES {
+                return Err(E::custom(format!("more than {MAX_WIRE_BYTES} bytes")));
+            }
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            self.visit_bytes(&v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Bytes)
+    }
+}
+
+fn points<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+    bounded::vec(d, yao::iknp::K, "base OT points")
+}
+
+fn bools<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<bool>, D::Error> {
+    bounded::vec(d, MAX_WIRE_VALUES, "decoding bits")
+}
+
 /// One zero-test group of DGK ciphertexts, decoded with its bound.
 struct Group(Vec<dgk::Ciphertext>);
 
@@ -218,12 +265,14 @@ pub enum SubProtocol {
     Division,
     /// SecReLU: the sign of a value and ReLU (fast profile: a one-round sign test).
     SecReLU,
-    /// SecCompare: the strict profile's DGK comparison (bits of a blinded value).
+    /// SecCompare: the strict profile's comparison (bits of a blinded value).
     SecCompare,
     /// The strict comparison's range check (S2 learns only whether a value was in range).
     RangeCheck,
     /// DGK zero tests.
     ZeroTest,
+    /// Garbled comparisons (the second round of a comparison in a garbled session).
+    Garbled,
     /// Random values drawn by S2 (secret initial weights).
     RandomValues,
     /// Key switching: a value under the session's key re-encrypted, blinded, under another
@@ -242,6 +291,7 @@ impl SubProtocol {
             SubProtocol::SecCompare => "SecCompare",
             SubProtocol::RangeCheck => "SecCompare range check",
             SubProtocol::ZeroTest => "DGK zero test",
+            SubProtocol::Garbled => "garbled comparison",
             SubProtocol::RandomValues => "random values",
             SubProtocol::KeySwitch => "key switch",
         }
@@ -276,8 +326,10 @@ pub enum Op {
     /// Paper-style sign test: slots come in pairs (y, u); S2 returns ⟦β⟧ and, if `with_value`,
     /// ⟦β·u⟧ with β = 1{y > 0}.
     Sign { with_value: bool },
-    /// Strict comparison, first step: for each slot z, ⟦⌊z / 2^bits⌋⟧ (Paillier) and the
-    /// DGK-encrypted bits of 2·(z mod 2^bits) + 1 ([`Response::Bits`]).
+    /// Strict comparison, first step: for each slot z, ⟦⌊z / 2^bits⌋⟧ (Paillier) and, by the
+    /// session's [`Comparison`](crate::Comparison), the DGK-encrypted bits of
+    /// 2·(z mod 2^bits) + 1 ([`Response::Bits`]) or an OT extension batch chosen by the bits of
+    /// z mod 2^bits ([`Response::OtBits`]). Exact divisions (`carry_bits`) answer the same way.
     CompareBits { bits: u32 },
     /// Key switching: every slot u = x + r encrypted under the tenant key `to` (which S2 must
     /// hold) instead of the session's key.
@@ -307,6 +359,27 @@ pub enum Request {
         #[serde(deserialize_with = "groups")]
         groups: Vec<Vec<dgk::Ciphertext>>,
     },
+    /// S1's base-OT points (one per base transfer: [`yao::iknp::K`]), in answer to the point
+    /// of S2's `HelloOk`, before the first comparison of a garbled session. Answered by
+    /// [`Response::Ready`].
+    BaseOt {
+        #[serde(deserialize_with = "points")]
+        points: Vec<[u8; 32]>,
+    },
+    /// Garbled comparisons for S2's last [`Response::OtBits`]: per compared bit, the OT
+    /// extension's answer (yⱼ⁰, yⱼ¹) (32 bytes) and the half-gate tables (TG, TE) (32 bytes);
+    /// per comparison, the label of lt₀ (16 bytes) and the decoding bit. S2 answers ⟦λ'⟧ per
+    /// comparison (Paillier), λ' = 1{d < c} ⊕ S1's coin.
+    Garbled {
+        #[serde(with = "wire_bytes")]
+        answers: Vec<u8>,
+        #[serde(with = "wire_bytes")]
+        tables: Vec<u8>,
+        #[serde(with = "wire_bytes")]
+        starts: Vec<u8>,
+        #[serde(deserialize_with = "bools")]
+        decode: Vec<bool>,
+    },
     /// Range check: every ciphertext must decrypt to 0; S2 answers with no ciphertexts, or
     /// with `OutOfRange`.
     AssertZero {
@@ -327,9 +400,15 @@ pub enum Request {
 /// S2 → S1.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Response {
-    /// Handshake accepted; in a strict session, with S2's DGK public key (the comparisons'
-    /// bits are encrypted under it), which S1 receives over the authenticated channel.
-    HelloOk { dgk: Option<dgk::PublicKey> },
+    /// Handshake accepted, with S2's DGK public key (a DGK session's comparison bits are
+    /// encrypted under it), which S1 receives over the authenticated channel, and in a garbled
+    /// session S2's base-OT point A (S1 answers with [`Request::BaseOt`]).
+    HelloOk {
+        dgk: Option<dgk::PublicKey>,
+        ot: Option<[u8; 32]>,
+    },
+    /// The base OTs are done.
+    Ready,
     /// Result ciphertexts, in request order.
     Ciphertexts(#[serde(deserialize_with = "cts")] Vec<Ciphertext>),
     /// Results of a request with DGK bits (`CompareBits`, exact division): per value, one
@@ -339,6 +418,16 @@ pub enum Response {
         values: Vec<Ciphertext>,
         #[serde(deserialize_with = "dgk_cts")]
         bits: Vec<dgk::Ciphertext>,
+    },
+    /// Results of a request with carry bits in a garbled session: per value one Paillier
+    /// ciphertext, and the OT extension batch (its first index and its [`yao::iknp::K`]
+    /// columns) chosen by the m bits of every value's d, LSB first.
+    OtBits {
+        #[serde(deserialize_with = "cts")]
+        values: Vec<Ciphertext>,
+        first: u64,
+        #[serde(with = "wire_bytes")]
+        columns: Vec<u8>,
     },
     /// S2's counters.
     Stats(OpCounts),
@@ -368,9 +457,10 @@ impl Request {
         match self {
             Request::Eval { op, .. } => Some(op.sub_protocol()),
             Request::ZeroTest { .. } => Some(SubProtocol::ZeroTest),
+            Request::Garbled { .. } => Some(SubProtocol::Garbled),
             Request::AssertZero { .. } => Some(SubProtocol::RangeCheck),
             Request::Random { .. } => Some(SubProtocol::RandomValues),
-            Request::Hello { .. } | Request::Stats | Request::Bye => None,
+            Request::Hello { .. } | Request::BaseOt { .. } | Request::Stats | Request::Bye => None,
         }
     }
 }

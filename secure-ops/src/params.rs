@@ -5,7 +5,46 @@ use serde::{Deserialize, Serialize};
 /// Version of the S1–S2 wire protocol; both sides must agree.
 /// 2: the strict profile's comparison bits and zero tests under DGK, S2's DGK public key in the
 /// handshake's reply.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: the comparison of a session ([`Comparison`]): garbled circuits over OT extension (base
+/// OTs after the handshake) by default, DGK on request.
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// How a session computes the strict comparisons and the carries of exact divisions: 1{d < c}
+/// for S2's m-bit d (low bits of a blinded value) and S1's c (low bits of its blind), known to S2
+/// only masked by a coin of S1's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Comparison {
+    /// Yao's garbled less-than circuit (m AND gates, half gates), S2's input labels by IKNP OT
+    /// extension seeded by 128 base OTs per session (crate `yao`). The default: a few hash
+    /// evaluations a bit.
+    #[default]
+    Garbled,
+    /// DGK (Damgård–Geisler–Krøigaard; Veugen): S2 encrypts the bits of d under its DGK key, S1
+    /// blinds m + 1 combinations, S2 zero-tests them. About 0.25 ms of modular arithmetic a bit.
+    Dgk,
+}
+
+impl std::fmt::Display for Comparison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Comparison::Garbled => "garbled",
+            Comparison::Dgk => "dgk",
+        })
+    }
+}
+
+impl std::str::FromStr for Comparison {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "garbled" => Ok(Comparison::Garbled),
+            "dgk" => Ok(Comparison::Dgk),
+            other => Err(format!(
+                "unknown comparison '{other}' (expected 'garbled' or 'dgk')"
+            )),
+        }
+    }
+}
 
 /// Security/speed profile of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -13,7 +52,7 @@ pub enum Profile {
     /// Paper-style one-round SecReLU (S2 learns roughly the bit-length of each tested value) and
     /// stochastic truncation (S2 learns nothing beyond κ).
     Fast,
-    /// DGK comparisons for ReLU and exact truncation: S2 learns nothing beyond κ, and the
+    /// Exact comparisons for ReLU and exact truncation: S2 learns nothing beyond κ, and the
     /// encrypted computation equals floor arithmetic in the clear bit for bit. The default.
     #[default]
     Strict,
@@ -50,7 +89,7 @@ impl std::str::FromStr for Profile {
 /// How a product is rescaled by a power of two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Truncation {
-    /// ⌊x / 2^k⌋ exactly (a DGK comparison computes the carry).
+    /// ⌊x / 2^k⌋ exactly (a comparison computes the carry).
     Exact,
     /// ⌊x / 2^k⌋ + c with c ∈ {0, 1}, P(c = 1) = (x mod 2^k) / 2^k: unbiased stochastic rounding.
     Stochastic,
@@ -68,6 +107,8 @@ pub struct SessionParams {
     pub frac_bits: u32,
     /// Profile (fast or strict).
     pub profile: Profile,
+    /// How comparisons and exact carries are computed (both give the same results bit for bit).
+    pub comparison: Comparison,
 }
 
 impl Default for SessionParams {
@@ -77,6 +118,7 @@ impl Default for SessionParams {
             kappa: 80,
             frac_bits: 16,
             profile: Profile::Strict,
+            comparison: Comparison::Garbled,
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::channel::{Channel, ChannelExt, Metered, Traffic, TrafficSnapshot};
 use crate::counts::{OpCounter, OpCounts};
 use crate::error::ProtocolError;
 use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
-use crate::params::{dgk_u_serves, SessionParams, Truncation, PROTOCOL_VERSION};
+use crate::params::{dgk_u_serves, Comparison, SessionParams, Truncation, PROTOCOL_VERSION};
 use num_bigint::{BigInt, Sign};
 use num_traits::{One, Zero};
 use paillier::{dgk, Ciphertext, CiphertextPowers, JointPowers, PublicKey, RandomizerPool};
@@ -201,6 +201,19 @@ pub struct S1Core {
     session: u64,
     /// Operation counts per sub-protocol, as attributed by [`S1Core::attribute`].
     by_protocol: Mutex<(OpCounts, Vec<(SubProtocol, OpCounts)>)>,
+    /// A garbled session's oblivious transfers.
+    ot: Mutex<OtSide>,
+}
+
+/// Where S1's oblivious transfers stand in a session.
+enum OtSide {
+    /// A DGK session: none.
+    Unused,
+    /// S2's base-OT point, received in the handshake; the base OTs are done before the first
+    /// comparison ([`S1Core::base_ot_request`]).
+    Offered([u8; 32]),
+    /// The OT extension's sender, seeded.
+    Ready(yao::iknp::Sender),
 }
 
 impl S1Core {
@@ -217,15 +230,17 @@ impl S1Core {
     }
 
     /// The session, from S2's answer to [`hello`](Self::hello): S2's DGK public key is checked
-    /// against the session (its plaintext space, its size).
+    /// against the session (its plaintext space, its size); in a garbled session S1 answers
+    /// S2's base-OT point (its own choices and keys drawn here), and
+    /// [`base_ot_request`](Self::base_ot_request) is the message to send before any comparison.
     pub fn accept(
         pk: PublicKey,
         params: SessionParams,
         reply: Response,
     ) -> Result<Self, ProtocolError> {
-        let dgk = match reply {
-            Response::HelloOk { dgk: Some(key) } => check_dgk_key(key, &pk, &params)?,
-            Response::HelloOk { dgk: None } => {
+        let (dgk, point) = match reply {
+            Response::HelloOk { dgk: Some(key), ot } => (check_dgk_key(key, &pk, &params)?, ot),
+            Response::HelloOk { dgk: None, .. } => {
                 return Err(ProtocolError::Violation(
                     "S2 accepted the session without a DGK public key".into(),
                 ))
@@ -237,6 +252,19 @@ impl S1Core {
                 )))
             }
         };
+        let ot = match (params.comparison, point) {
+            (Comparison::Dgk, _) => OtSide::Unused,
+            (Comparison::Garbled, None) => {
+                return Err(ProtocolError::Violation(
+                    "S2 accepted a garbled session without its base-OT point".into(),
+                ))
+            }
+            (Comparison::Garbled, Some(a)) => {
+                yao::base::check_point(&a)
+                    .map_err(|e| ProtocolError::Violation(format!("S2's base-OT point: {e}")))?;
+                OtSide::Offered(a)
+            }
+        };
         Ok(S1Core {
             pk,
             dgk,
@@ -245,7 +273,38 @@ impl S1Core {
             pool: None,
             session: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             by_protocol: Mutex::new((OpCounts::default(), Vec::new())),
+            ot: Mutex::new(ot),
         })
+    }
+
+    /// A garbled session's base OTs (S1's points, its secret choices and keys drawn here), the
+    /// message to send before the session's first comparison or exact division, once: `None` in
+    /// a DGK session and after the first call. S2 answers [`Response::Ready`]
+    /// ([`finish_base_ot`](Self::finish_base_ot)). [`S1`] sends it just before the first
+    /// request that needs it, so a session that never compares exactly never pays for it.
+    pub fn base_ot_request(&self) -> Option<Request> {
+        let mut ot = self.ot.lock().unwrap_or_else(|p| p.into_inner());
+        let OtSide::Offered(a) = *ot else {
+            return None;
+        };
+        let mut rng = rand::thread_rng();
+        let s: u128 = rng.gen();
+        let choices: Vec<bool> = (0..yao::iknp::K).map(|i| (s >> i) & 1 == 1).collect();
+        // Neither can fail: the point was checked in `accept`, and there are K keys.
+        let (points, keys) = yao::base::receive(&a, &choices, &mut rng).ok()?;
+        *ot = OtSide::Ready(yao::iknp::Sender::new(s, keys).ok()?);
+        Some(Request::BaseOt { points })
+    }
+
+    /// S2's answer to [`base_ot_request`](Self::base_ot_request).
+    pub fn finish_base_ot(&self, reply: Response) -> Result<(), ProtocolError> {
+        match reply {
+            Response::Ready => Ok(()),
+            Response::Error(m) => Err(ProtocolError::Handshake(m)),
+            other => Err(ProtocolError::Violation(format!(
+                "unexpected answer to the base OTs {other:?}"
+            ))),
+        }
     }
 
     /// S2's DGK public key, received and checked in the handshake.
@@ -829,6 +888,88 @@ impl S1Core {
         (groups, coins)
     }
 
+    /// A garbled session's second round of comparisons: from S2's quotients and OT batch (chosen
+    /// by the m bits of each d), the garbled less-than circuit of every d against S1's c (each
+    /// with a fresh coin, all under one fresh Δ) and the OT answers carrying d's input labels.
+    /// Returns the quotients, the [`Request::Garbled`] and, per comparison, whether S2's λ' is
+    /// 1{d < c} itself (coin 0).
+    #[allow(clippy::type_complexity)]
+    fn garble_carries(
+        &self,
+        reply: Response,
+        cs: &[BigInt],
+        m: u32,
+        name: SubProtocol,
+    ) -> Result<(Vec<Ciphertext>, Request, Vec<bool>), ProtocolError> {
+        let want = cs.len();
+        let (quotients, first, columns) = match reply {
+            Response::OtBits {
+                values,
+                first,
+                columns,
+            } if values.len() == want => {
+                for c in &values {
+                    self.pk.validate(c)?;
+                }
+                (values, first, columns)
+            }
+            Response::OtBits { values, .. } => {
+                return Err(ProtocolError::Violation(format!(
+                    "{name}: expected {want} values, got {}",
+                    values.len()
+                )))
+            }
+            other => return self.refusal(other, name),
+        };
+        let m = m as usize;
+        let delta = yao::compare::fresh_delta(&mut rand::thread_rng());
+        let garbled: Vec<(bool, yao::compare::Circuit, Vec<u128>)> = cs
+            .par_iter()
+            .enumerate()
+            .map(|(item, c)| {
+                let mut rng = rand::thread_rng();
+                let coin: bool = rng.gen();
+                let bits: Vec<bool> = (0..m as u64).map(|i| c.bit(i)).collect();
+                let (circuit, zero) =
+                    yao::compare::garble(&bits, coin, delta, item as u32, &mut rng);
+                (coin, circuit, zero)
+            })
+            .collect();
+        let pairs: Vec<(u128, u128)> = garbled
+            .iter()
+            .flat_map(|(_, _, zero)| zero.iter().map(|l| (*l, l ^ delta)))
+            .collect();
+        let answers = match &mut *self.ot.lock().unwrap_or_else(|p| p.into_inner()) {
+            OtSide::Ready(sender) => sender
+                .send(first, &columns, &pairs)
+                .map_err(|e| ProtocolError::Violation(format!("{name}: OT extension: {e}")))?,
+            _ => {
+                return Err(ProtocolError::Violation(format!(
+                    "{name}: an OT batch before the session's base OTs"
+                )))
+            }
+        };
+        OpCounter::add(&self.counter.gates, pairs.len() as u64);
+        let flat = |v: &mut dyn Iterator<Item = (u128, u128)>| -> Vec<u8> {
+            v.flat_map(|(a, b)| a.to_le_bytes().into_iter().chain(b.to_le_bytes()))
+                .collect()
+        };
+        let request = Request::Garbled {
+            answers: flat(&mut answers.into_iter()),
+            tables: flat(
+                &mut garbled
+                    .iter()
+                    .flat_map(|(_, c, _)| c.tables.iter().copied()),
+            ),
+            starts: yao::blocks_to_bytes(
+                &garbled.iter().map(|(_, c, _)| c.start).collect::<Vec<_>>(),
+            ),
+            decode: garbled.iter().map(|(_, c, _)| c.decode).collect(),
+        };
+        let coins = garbled.iter().map(|(coin, _, _)| !coin).collect();
+        Ok((quotients, request, coins))
+    }
+
     /// Removes the blinds from S2's products: Σ ab = P − Σ r_a·b − Σ r_b·a − Σ r_a·r_b over each
     /// output's slot pairs ([`WireJob::terms`]), signs flipped where the job was negated. One
     /// linear combination per output, in parallel. A slot that several small outputs multiply by
@@ -1173,6 +1314,19 @@ impl BitsStep {
         core: &S1Core,
         reply: Response,
     ) -> Result<(Request, ZeroTestStep), ProtocolError> {
+        if core.params.comparison == Comparison::Garbled {
+            let (quotients, request, coins) =
+                core.garble_carries(reply, &self.cs, self.m, self.name)?;
+            return Ok((
+                request,
+                ZeroTestStep {
+                    quotients,
+                    offsets: self.offsets,
+                    coins,
+                    round: SubProtocol::Garbled,
+                },
+            ));
+        }
         let nbits = self.m as usize + 1;
         let (quotients, dbits) = core.bits_reply(reply, self.cs.len(), nbits, self.name)?;
         let bits: Vec<&[dgk::Ciphertext]> = dbits.chunks(nbits).collect();
@@ -1183,22 +1337,30 @@ impl BitsStep {
                 quotients,
                 offsets: self.offsets,
                 coins,
+                round: SubProtocol::ZeroTest,
             },
         ))
     }
 }
 
-/// What S1 keeps of a DGK zero test: the quotients, their offsets and S1's coins.
+/// What S1 keeps of a comparison's second round (a DGK zero test or garbled comparisons): the
+/// quotients, their offsets and S1's coins (true where S2's λ is 1{d < c} itself).
 pub struct ZeroTestStep {
     quotients: Vec<Ciphertext>,
     offsets: Vec<BigInt>,
     coins: Vec<bool>,
+    round: SubProtocol,
 }
 
 impl ZeroTestStep {
+    /// The round: [`SubProtocol::ZeroTest`] or [`SubProtocol::Garbled`].
+    pub fn name(&self) -> SubProtocol {
+        self.round
+    }
+
     /// From S2's ⟦λ⟧ per comparison: ⟦q + offset − 1{d < c}⟧ per value.
     pub fn finish(self, core: &S1Core, reply: Response) -> Result<Vec<Ciphertext>, ProtocolError> {
-        let lambdas = core.ciphertexts(reply, self.coins.len(), SubProtocol::ZeroTest, &core.pk)?;
+        let lambdas = core.ciphertexts(reply, self.coins.len(), self.round, &core.pk)?;
         let pk = &core.pk;
         self.quotients
             .par_iter()
@@ -1297,10 +1459,8 @@ impl<C: Channel> S1<C> {
         let mut chan = Metered::new(chan);
         chan.send_msg(&hello)?;
         let reply = chan.recv_msg::<Response>()?;
-        Ok(S1 {
-            core: S1Core::accept(pk, params, reply)?,
-            chan,
-        })
+        let core = S1Core::accept(pk, params, reply)?;
+        Ok(S1 { core, chan })
     }
 
     /// The session's steps without I/O.
@@ -1352,6 +1512,13 @@ impl<C: Channel> S1<C> {
 
     /// One round trip: the only place a session sends a request and reads S2's answer.
     fn round(&mut self, request: &Request) -> Result<Response, ProtocolError> {
+        if needs_ot(request) {
+            if let Some(base) = self.core.base_ot_request() {
+                self.chan.send_msg(&base)?;
+                self.core
+                    .finish_base_ot(self.chan.recv_msg::<Response>()?)?;
+            }
+        }
         self.chan.send_msg(request)?;
         Ok(self.chan.recv_msg::<Response>()?)
     }
@@ -1520,9 +1687,10 @@ impl<C: Channel> S1<C> {
         request: Request,
         step: ZeroTestStep,
     ) -> Result<Vec<Ciphertext>, ProtocolError> {
+        let name = step.name();
         let reply = self.round(&request)?;
         let out = step.finish(&self.core, reply)?;
-        self.core.attribute(SubProtocol::ZeroTest);
+        self.core.attribute(name);
         Ok(out)
     }
 
@@ -1796,6 +1964,26 @@ fn dgk_combine<R: rand::RngCore + rand::CryptoRng>(
         }
     }
     (s_pos, es)
+}
+
+/// Whether S2 answers `request` with carry bits (a comparison, an exact division): in a garbled
+/// session, an OT batch, for which the base OTs must be done.
+fn needs_ot(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Eval {
+            op: Op::CompareBits { .. }
+                | Op::Divide {
+                    carry_bits: true,
+                    ..
+                }
+                | Op::DivideBy {
+                    carry_bits: true,
+                    ..
+                },
+            ..
+        }
+    )
 }
 
 /// Checks S2's DGK public key for a strict session under `pk`: u must exceed 3ℓ + 5 (every

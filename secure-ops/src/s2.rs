@@ -5,12 +5,14 @@ use crate::channel::{Channel, ChannelError, ChannelExt, MessageError};
 use crate::counts::{OpCounter, OpCounts};
 use crate::error::ProtocolError;
 use crate::messages::{Op, Request, Response, SubProtocol, WireJob};
-use crate::params::{dgk_u_serves, Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION};
+use crate::params::{
+    dgk_u_serves, Comparison, Profile, SessionParams, MAX_KAPPA, MIN_KAPPA, PROTOCOL_VERSION,
+};
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Zero};
 use paillier::{dgk, Ciphertext, Encrypt, Fingerprint, RandomizerPool, SecretKey};
 use rayon::prelude::*;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Default largest number of blinded values in one request.
 pub const MAX_REQUEST_VALUES: usize = 1 << 18;
@@ -184,6 +186,14 @@ pub enum S2View<'a> {
         /// The value S2 sees, in [0, u).
         value: u32,
     },
+    /// The bit S2 decodes from one garbled comparison, λ' = 1{d < c} ⊕ S1's coin (its labels
+    /// and the tables are uniform strings to it).
+    Garbled {
+        /// Comparison of the request the bit belongs to.
+        group: usize,
+        /// The bit S2 sees.
+        value: bool,
+    },
 }
 
 /// Callback receiving every [`S2View`]; called from rayon worker threads.
@@ -207,6 +217,29 @@ struct Session<'a> {
     counter: OpCounter,
     /// S2's DGK key.
     dgk: &'a dgk::SecretKey,
+    /// A garbled session's oblivious transfers.
+    ot: Mutex<OtState>,
+}
+
+/// Where a garbled session's oblivious transfers stand.
+enum OtState {
+    /// A DGK session: none.
+    Unused,
+    /// S2's base-OT point was sent; S1's points are awaited.
+    Offered(yao::base::Sender),
+    /// The extension is seeded; `pending` is the batch of the last carry-bits answer, until
+    /// its garbled comparisons arrive.
+    Ready {
+        receiver: yao::iknp::Receiver,
+        pending: Option<Pending>,
+    },
+}
+
+/// One OT batch awaiting its garbled comparisons: `items` comparisons of `m` bits.
+struct Pending {
+    batch: yao::iknp::ReceiverBatch,
+    items: usize,
+    m: usize,
 }
 
 use crate::params::pow2;
@@ -387,11 +420,19 @@ impl S2Service {
             )));
         }
         let dgk = key;
+        let (ot, point) = match params.comparison {
+            Comparison::Dgk => (OtState::Unused, None),
+            Comparison::Garbled => {
+                let (sender, point) = yao::base::Sender::new(&mut rand::thread_rng());
+                (OtState::Offered(sender), Some(point))
+            }
+        };
         let session = Session {
             svc: self,
             params,
             counter: OpCounter::default(),
             dgk,
+            ot: Mutex::new(ot),
         };
         Ok((
             S2Session {
@@ -400,6 +441,7 @@ impl S2Service {
             },
             Response::HelloOk {
                 dgk: Some(dgk.public_key().clone()),
+                ot: point,
             },
         ))
     }
@@ -502,6 +544,13 @@ impl S2Session<'_> {
                 op,
             } => session.eval(&packs, slot_bits, count as usize, &op),
             Request::ZeroTest { groups } => session.zero_test(&groups),
+            Request::BaseOt { points } => session.base_ot(&points),
+            Request::Garbled {
+                answers,
+                tables,
+                starts,
+                decode,
+            } => session.garbled(&answers, &tables, &starts, &decode),
             Request::Random { draws } => session.random(&draws),
             Request::AssertZero { cts } => session.assert_zero(&cts),
         };
@@ -540,6 +589,8 @@ fn request_name(r: &Request) -> &'static str {
         Request::Hello { .. } => "Hello",
         Request::Eval { .. } => "Eval",
         Request::ZeroTest { .. } => "ZeroTest",
+        Request::BaseOt { .. } => "BaseOt",
+        Request::Garbled { .. } => "Garbled",
         Request::Random { .. } => "Random",
         Request::AssertZero { .. } => "AssertZero",
         Request::Stats => "Stats",
@@ -793,8 +844,9 @@ impl Session<'_> {
             Op::CompareBits { bits } => {
                 let m = *bits;
                 let hi = pow2(m + self.params.kappa) + pow2(m + 1);
+                let mask = pow2(m) - 1;
                 let mut quotients = Vec::with_capacity(u.len());
-                let mut dbits = Vec::with_capacity(u.len() * (m as usize + 1));
+                let mut ds = Vec::with_capacity(u.len());
                 for z in &u {
                     if z.sign() == Sign::Minus || z >= &hi {
                         return Err(Refusal::Range(
@@ -802,9 +854,9 @@ impl Session<'_> {
                         ));
                     }
                     quotients.push(z >> m);
-                    push_bits(&mut dbits, z, m);
+                    ds.push(z & &mask);
                 }
-                self.with_bits(&quotients, &dbits)
+                self.carry_answer(&quotients, &ds, m)
             }
             Op::Reencrypt { to } => {
                 for v in &u {
@@ -835,11 +887,7 @@ impl Session<'_> {
         let l = self.params.value_bits;
         let hi = pow2(l + self.params.kappa) + pow2(l + 1);
         let mut quotients = Vec::with_capacity(u.len());
-        let mut dbits = Vec::with_capacity(if carry_bits {
-            u.len() * (m as usize + 1)
-        } else {
-            0
-        });
+        let mut ds = Vec::with_capacity(if carry_bits { u.len() } else { 0 });
         for v in u {
             if v.sign() == Sign::Minus || v >= &hi {
                 return Err(Refusal::Range(format!(
@@ -848,14 +896,132 @@ impl Session<'_> {
             }
             quotients.push(v / d);
             if carry_bits {
-                push_bits(&mut dbits, &(v % d), m);
+                ds.push(v % d);
             }
         }
         if carry_bits {
-            self.with_bits(&quotients, &dbits)
+            self.carry_answer(&quotients, &ds, m)
         } else {
             self.encrypt_all(&quotients).map(Response::Ciphertexts)
         }
+    }
+
+    /// The answer to a request with carry bits: the Paillier encryptions of the quotients and,
+    /// for each d (m bits, d < 2^m), by the session's comparison, the DGK encryptions of the
+    /// bits of 2d + 1 ([`Response::Bits`]) or an OT extension batch chosen by d's bits, kept
+    /// until S1's garbled comparisons arrive ([`Response::OtBits`]).
+    fn carry_answer(&self, quotients: &[BigInt], ds: &[BigInt], m: u32) -> Answer {
+        if self.params.comparison == Comparison::Dgk {
+            let mut dbits = Vec::with_capacity(ds.len() * (m as usize + 1));
+            for d in ds {
+                push_bits(&mut dbits, d, m);
+            }
+            return self.with_bits(quotients, &dbits);
+        }
+        let choices: Vec<bool> = ds
+            .iter()
+            .flat_map(|d| (0..u64::from(m)).map(move |i| d.bit(i)))
+            .collect();
+        let mut state = self.ot.lock().unwrap_or_else(|p| p.into_inner());
+        let OtState::Ready { receiver, pending } = &mut *state else {
+            return Err(Refusal::Bad(
+                "comparison before the base OTs of a garbled session".into(),
+            ));
+        };
+        let (first, columns, batch) = receiver
+            .extend(&choices)
+            .map_err(|e| Refusal::Bad(format!("OT extension: {e}")))?;
+        *pending = Some(Pending {
+            batch,
+            items: ds.len(),
+            m: m as usize,
+        });
+        drop(state);
+        let values = self.encrypt_all(quotients)?;
+        Ok(Response::OtBits {
+            values,
+            first,
+            columns,
+        })
+    }
+
+    /// S1's base-OT points: seeds the OT extension (once per garbled session).
+    fn base_ot(&self, points: &[[u8; 32]]) -> Answer {
+        let mut state = self.ot.lock().unwrap_or_else(|p| p.into_inner());
+        let OtState::Offered(sender) = &*state else {
+            return Err(Refusal::Bad(
+                "base OTs outside a garbled session's opening".into(),
+            ));
+        };
+        let keys = sender
+            .keys(points, yao::iknp::K)
+            .map_err(|e| Refusal::Bad(format!("base OT: {e}")))?;
+        let receiver =
+            yao::iknp::Receiver::new(keys).map_err(|e| Refusal::Bad(format!("base OT: {e}")))?;
+        *state = OtState::Ready {
+            receiver,
+            pending: None,
+        };
+        Ok(Response::Ready)
+    }
+
+    /// S1's garbled comparisons for the pending OT batch: opens the input labels, evaluates
+    /// every circuit and returns ⟦λ'⟧ per comparison.
+    fn garbled(&self, answers: &[u8], tables: &[u8], starts: &[u8], decode: &[bool]) -> Answer {
+        let pending = match &mut *self.ot.lock().unwrap_or_else(|p| p.into_inner()) {
+            OtState::Ready { pending, .. } => pending.take(),
+            _ => None,
+        };
+        let Some(Pending { batch, items, m }) = pending else {
+            return Err(Refusal::Bad(
+                "garbled comparisons without a pending OT batch".into(),
+            ));
+        };
+        let n = batch.len();
+        if answers.len() != 32 * n
+            || tables.len() != 32 * n
+            || starts.len() != 16 * items
+            || decode.len() != items
+        {
+            return Err(Refusal::Bad(format!(
+                "garbled comparisons of a bad size for {items} comparisons of {m} bits"
+            )));
+        }
+        let blocks = |b: &[u8]| -> Vec<(u128, u128)> {
+            yao::bytes_to_blocks(b)
+                .expect("a multiple of 32 bytes")
+                .chunks_exact(2)
+                .map(|p| (p[0], p[1]))
+                .collect()
+        };
+        let labels = batch
+            .open(&blocks(answers))
+            .map_err(|e| Refusal::Bad(format!("OT extension: {e}")))?;
+        let tables = blocks(tables);
+        let starts = yao::bytes_to_blocks(starts).expect("a multiple of 16 bytes");
+        OpCounter::add(&self.counter.gates, n as u64);
+        OpCounter::add(&self.svc.total.gates, n as u64);
+        let lambdas: Vec<BigInt> = (0..items)
+            .into_par_iter()
+            .map(|item| {
+                let circuit = yao::compare::Circuit {
+                    tables: tables[item * m..(item + 1) * m].to_vec(),
+                    start: starts[item],
+                    decode: decode[item],
+                };
+                let value = yao::compare::evaluate(
+                    &circuit,
+                    &labels[item * m..(item + 1) * m],
+                    item as u32,
+                )
+                .map_err(|e| Refusal::Bad(format!("garbled comparison: {e}")))?;
+                if let Some(obs) = &self.svc.observer {
+                    obs(&S2View::Garbled { group: item, value });
+                }
+                Ok(BigInt::from(u8::from(value)))
+            })
+            .collect::<Result<_, Refusal>>()?;
+        self.encrypt_all(&lambdas).map(Response::Ciphertexts)
     }
 
     /// The Paillier encryptions of `values` and the DGK encryptions of `bits` (0 or 1 each),

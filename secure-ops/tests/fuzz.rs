@@ -57,10 +57,22 @@ fn run_session(profile: Profile, frames: Vec<Vec<u8>>, seed: u64) -> Vec<Respons
         params: small_params(profile),
     })
     .unwrap();
-    assert!(matches!(
-        c1.recv_msg::<Response>().unwrap(),
-        Response::HelloOk { .. }
-    ));
+    let point = match c1.recv_msg::<Response>().unwrap() {
+        Response::HelloOk { ot, .. } => ot,
+        other => panic!("{other:?}"),
+    };
+    // Half the garbled sessions do their base OTs first, so that carry bits are answered with an
+    // OT batch and garbled requests reach their checks.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ frames.len() as u64);
+    if let (Some(a), true) = (point, rng.gen::<bool>()) {
+        let choices: Vec<bool> = (0..yao::iknp::K).map(|_| rng.gen()).collect();
+        let (points, _) = yao::base::receive(&a, &choices, &mut rng).unwrap();
+        c1.send_msg(&Request::BaseOt { points }).unwrap();
+        assert!(matches!(
+            c1.recv_msg::<Response>().unwrap(),
+            Response::Ready
+        ));
+    }
     let mut out = Vec::new();
     for f in frames {
         if c1.send_frame(&f).is_err() {
@@ -166,7 +178,30 @@ fn request(pk: &PublicKey, rng: &mut ChaCha8Rng) -> Request {
         },
         _ => Op::CompareBits { bits: dim(rng) },
     };
-    match rng.gen_range(0..8) {
+    let bytes = |rng: &mut ChaCha8Rng| -> Vec<u8> {
+        let len = match rng.gen_range(0..4) {
+            0 => 32 * rng.gen_range(0..80),
+            1 => 16 * rng.gen_range(0..8),
+            _ => rng.gen_range(0..200),
+        };
+        (0..len).map(|_| rng.gen()).collect()
+    };
+    match rng.gen_range(0..10) {
+        8 => Request::BaseOt {
+            points: (0..rng.gen_range(0..130))
+                .map(|_| {
+                    let mut p = [0u8; 32];
+                    rng.fill(&mut p);
+                    p
+                })
+                .collect(),
+        },
+        9 => Request::Garbled {
+            answers: bytes(rng),
+            tables: bytes(rng),
+            starts: bytes(rng),
+            decode: (0..rng.gen_range(0..8)).map(|_| rng.gen()).collect(),
+        },
         0 => Request::ZeroTest {
             groups: (0..rng.gen_range(0..4))
                 .map(|_| (0..rng.gen_range(0..50)).map(|_| dgk_ct(rng)).collect())
@@ -279,7 +314,12 @@ fn s1_survives_a_hostile_s2_in_strict_sessions() {
     let budget = Budget::new(40);
     let mut rng = ChaCha8Rng::seed_from_u64(budget.seed);
     let pk = key().public_key().clone();
-    let params = small_params(Profile::Strict);
+    let garbled = small_params(Profile::Strict);
+    let dgk_session = secure_ops::SessionParams {
+        comparison: secure_ops::Comparison::Dgk,
+        ..garbled
+    };
+    let params = garbled;
     let dgk_key = dgk::SecretKey::generate(
         512,
         dgk::DEFAULT_T,
@@ -295,15 +335,33 @@ fn s1_survives_a_hostile_s2_in_strict_sessions() {
         let seed: u64 = rng.gen();
         let (dpk, dsk) = (dgk_key.public_key().clone(), dgk_key.clone());
         let pk2 = pk.clone();
+        // Every other session garbled (then S2's answers include OT batches).
+        let params = if done % 2 == 0 { garbled } else { dgk_session };
+        let is_garbled = params.comparison == secure_ops::Comparison::Garbled;
         let s2 = std::thread::spawn(move || {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             if c2.recv_frame().is_err() {
                 return;
             }
-            c2.send_msg(&Response::HelloOk { dgk: Some(dpk) }).unwrap();
+            let ot = is_garbled.then(|| yao::base::Sender::new(&mut rng).1);
+            c2.send_msg(&Response::HelloOk { dgk: Some(dpk), ot })
+                .unwrap();
+            if is_garbled {
+                if c2.recv_frame().is_err() {
+                    return;
+                }
+                c2.send_msg(&Response::Ready).unwrap();
+            }
             while c2.recv_frame().is_ok() {
                 let n = rng.gen_range(0..8usize);
-                let reply = match rng.gen_range(0..5) {
+                let reply = match rng.gen_range(0..6) {
+                    5 => Response::OtBits {
+                        values: (0..n).map(|_| ct(&pk2, &mut rng)).collect(),
+                        first: if rng.gen() { 0 } else { rng.gen() },
+                        columns: (0..rng.gen_range(0..3) * 128 * 16)
+                            .map(|_| rng.gen())
+                            .collect(),
+                    },
                     0 => Response::Bits {
                         values: (0..n).map(|_| ct(&pk2, &mut rng)).collect(),
                         bits: (0..rng.gen_range(0..120))

@@ -6,7 +6,7 @@ use num_bigint::BigInt;
 use paillier::Ciphertext;
 use paillier::Encrypt;
 use proptest::prelude::*;
-use secure_ops::{Job, Operand, Profile, ProtocolError, SessionParams, Truncation};
+use secure_ops::{Comparison, Job, Operand, Profile, ProtocolError, SessionParams, Truncation};
 
 fn fast() -> SessionParams {
     SessionParams {
@@ -14,6 +14,7 @@ fn fast() -> SessionParams {
         frac_bits: 16,
         kappa: 40,
         profile: Profile::Fast,
+        ..SessionParams::default()
     }
 }
 fn strict() -> SessionParams {
@@ -22,6 +23,22 @@ fn strict() -> SessionParams {
         frac_bits: 16,
         kappa: 40,
         profile: Profile::Strict,
+        ..SessionParams::default()
+    }
+}
+/// The strict profile with DGK comparisons (the default is garbled circuits).
+fn strict_dgk() -> SessionParams {
+    SessionParams {
+        comparison: Comparison::Dgk,
+        ..strict()
+    }
+}
+/// 0: fast, 1: strict (garbled comparisons), 2: strict with DGK.
+fn by_index(i: u8) -> SessionParams {
+    match i {
+        0 => fast(),
+        1 => strict(),
+        _ => strict_dgk(),
     }
 }
 const LIM: i64 = 1 << 39; // |x| < 2^ℓ with ℓ = 40
@@ -93,13 +110,13 @@ proptest! {
     /// step's gradient): both results equal the plaintext, the second request packs only δ, and
     /// a kept group is refused by another session.
     #[test]
-    fn reused_input_packs_match_plaintext_and_skip_packing(rows in 1usize..4, cols in 1usize..30, batch in 1usize..3, seed in any::<i64>(), strict_profile in any::<bool>()) {
+    fn reused_input_packs_match_plaintext_and_skip_packing(rows in 1usize..4, cols in 1usize..30, batch in 1usize..3, seed in any::<i64>(), profile in 0u8..3) {
         let pk = key().public_key().clone();
         let val = |i: usize| seed.wrapping_add(i as i64 * 7919).wrapping_mul(2654435761) % (1 << 18);
         let m: Vec<i64> = (0..rows * cols).map(val).collect();
         let x: Vec<i64> = (0..cols * batch).map(|i| val(i + 100)).collect();
         let d: Vec<i64> = (0..rows * batch).map(|i| val(i + 300)).collect();
-        let (mut s1, h) = session(if strict_profile { strict() } else { fast() });
+        let (mut s1, h) = session(by_index(profile));
         let (cm, cx, cd) = (enc(&pk, &m), enc(&pk, &x), enc(&pk, &d));
         let mut ops = vec![Operand::Fresh(&cm)];
         ops.extend(cx.chunks(cols).map(Operand::Fresh));
@@ -134,9 +151,9 @@ proptest! {
     }
 
     #[test]
-    fn relu_is_exact_in_both_profiles(x in proptest::collection::vec(full(), 1..8), strict_profile in any::<bool>()) {
+    fn relu_is_exact_in_both_profiles(x in proptest::collection::vec(full(), 1..8), profile in 0u8..3) {
         let pk = key().public_key().clone();
-        let (mut s1, h) = session(if strict_profile { strict() } else { fast() });
+        let (mut s1, h) = session(by_index(profile));
         let (r, d) = s1.relu(&enc(&pk, &x)).unwrap();
         prop_assert_eq!(dec(&r), x.iter().map(|&v| v.max(0) as i128).collect::<Vec<_>>());
         prop_assert_eq!(dec(&d), x.iter().map(|&v| i128::from(v > 0)).collect::<Vec<_>>());
@@ -160,9 +177,9 @@ proptest! {
     }
 
     #[test]
-    fn compare_and_argmax(scores in proptest::collection::vec(proptest::collection::vec(-1000i64..1000, 3), 1..4), strict_profile in any::<bool>()) {
+    fn compare_and_argmax(scores in proptest::collection::vec(proptest::collection::vec(-1000i64..1000, 3), 1..4), profile in 0u8..3) {
         let pk = key().public_key().clone();
-        let (mut s1, h) = session(if strict_profile { strict() } else { fast() });
+        let (mut s1, h) = session(by_index(profile));
         let flat: Vec<i64> = scores.iter().flatten().copied().collect();
         let pos = dec(&s1.positive(&enc(&pk, &flat)).unwrap());
         prop_assert_eq!(pos, flat.iter().map(|&v| i128::from(v > 0)).collect::<Vec<_>>());
@@ -194,29 +211,37 @@ fn division_by_public_constants() {
         -LIM + 1,
         123456789,
     ];
-    let (mut s1, h) = session(fast());
-    for d in [2u64, 3, 6, 10, 1000, (1 << 20) + 7] {
-        let floor: Vec<i128> = x.iter().map(|&v| v.div_euclid(d as i64) as i128).collect();
-        let ex = dec(&s1.divide(&enc(&pk, &x), d, Truncation::Exact).unwrap());
-        assert_eq!(ex, floor, "exact division by {d}");
-        let st = dec(&s1.divide(&enc(&pk, &x), d, Truncation::Stochastic).unwrap());
-        for (s, f) in st.iter().zip(&floor) {
-            assert!(
-                *s == *f || *s == *f + 1,
-                "stochastic division by {d}: {s} vs {f}"
-            );
+    for params in [
+        fast(),
+        SessionParams {
+            comparison: Comparison::Dgk,
+            ..fast()
+        },
+    ] {
+        let (mut s1, h) = session(params);
+        for d in [2u64, 3, 6, 10, 1000, (1 << 20) + 7] {
+            let floor: Vec<i128> = x.iter().map(|&v| v.div_euclid(d as i64) as i128).collect();
+            let ex = dec(&s1.divide(&enc(&pk, &x), d, Truncation::Exact).unwrap());
+            assert_eq!(ex, floor, "exact division by {d}");
+            let st = dec(&s1.divide(&enc(&pk, &x), d, Truncation::Stochastic).unwrap());
+            for (s, f) in st.iter().zip(&floor) {
+                assert!(
+                    *s == *f || *s == *f + 1,
+                    "stochastic division by {d}: {s} vs {f}"
+                );
+            }
         }
+        assert!(s1.divide(&enc(&pk, &x), 1, Truncation::Exact).is_err());
+        s1.close().unwrap();
+        h.join().unwrap().unwrap();
     }
-    assert!(s1.divide(&enc(&pk, &x), 1, Truncation::Exact).is_err());
-    s1.close().unwrap();
-    h.join().unwrap().unwrap();
 }
 
 #[test]
 fn relu_boundary_values() {
     let pk = key().public_key().clone();
     let x = [0, 1, -1, LIM - 1, -LIM + 1, 2, -2];
-    for p in [fast(), strict()] {
+    for p in [fast(), strict(), strict_dgk()] {
         let (mut s1, h) = session(p);
         let (r, d) = s1.relu(&enc(&pk, &x)).unwrap();
         assert_eq!(

@@ -16,7 +16,7 @@ use num_bigint::BigInt;
 use num_traits::One;
 use paillier::Ciphertext;
 use paillier::Encrypt;
-use secure_ops::{Profile, ProtocolError, SessionParams, Truncation};
+use secure_ops::{Comparison, Profile, ProtocolError, SessionParams, Truncation};
 
 const L: u32 = 40;
 const KAPPA: u32 = 40;
@@ -27,6 +27,7 @@ fn fast() -> SessionParams {
         frac_bits: 16,
         kappa: KAPPA,
         profile: Profile::Fast,
+        ..SessionParams::default()
     }
 }
 
@@ -262,43 +263,52 @@ fn bounded_strict_comparison_is_right_in_range_and_reports_far_beyond() {
             ),
         }
     }
-    // In range, one session answers everything correctly, with B + 2 DGK values per comparison.
-    let (mut s1, h) = session(strict);
-    let vals = [
-        pow2(B) - 1u32,
-        -(pow2(B) - 1u32),
-        BigInt::from(0),
-        BigInt::one(),
-        BigInt::from(-1),
-    ];
-    let before = s1.counts();
-    let cts: Vec<Ciphertext> = vals.iter().map(enc_big).collect();
-    let (value, deriv) = s1.relu_within(&cts, B).unwrap();
-    assert_eq!(
-        s1.counts().since(&before).dgk_blinds,
-        (B as u64 + 2) * vals.len() as u64
-    );
-    for ((v, val), d) in vals.iter().zip(&value).zip(&deriv) {
-        let positive = v > &BigInt::from(0);
-        assert_eq!(dec_big(d), BigInt::from(u8::from(positive)));
-        assert_eq!(
-            dec_big(val),
-            if positive { v.clone() } else { BigInt::from(0) }
-        );
+    // In range, one session answers everything correctly, with B + 1 garbled AND gates (or, with
+    // DGK, B + 2 DGK values) per comparison.
+    let dgk = SessionParams {
+        comparison: Comparison::Dgk,
+        ..strict
+    };
+    for (params, per_value) in [(dgk, B as u64 + 2), (strict, B as u64 + 1)] {
+        let (mut s1, h) = session(params);
+        let vals = [
+            pow2(B) - 1u32,
+            -(pow2(B) - 1u32),
+            BigInt::from(0),
+            BigInt::one(),
+            BigInt::from(-1),
+        ];
+        let before = s1.counts();
+        let cts: Vec<Ciphertext> = vals.iter().map(enc_big).collect();
+        let (value, deriv) = s1.relu_within(&cts, B).unwrap();
+        let spent = s1.counts().since(&before);
+        let work = match params.comparison {
+            Comparison::Dgk => spent.dgk_blinds,
+            Comparison::Garbled => spent.gates,
+        };
+        assert_eq!(work, per_value * vals.len() as u64);
+        for ((v, val), d) in vals.iter().zip(&value).zip(&deriv) {
+            let positive = v > &BigInt::from(0);
+            assert_eq!(dec_big(d), BigInt::from(u8::from(positive)));
+            assert_eq!(
+                dec_big(val),
+                if positive { v.clone() } else { BigInt::from(0) }
+            );
+        }
+        let pos = s1.positive_within(&cts, B).unwrap();
+        for (v, p) in vals.iter().zip(&pos) {
+            assert_eq!(dec_big(p), BigInt::from(u8::from(v > &BigInt::from(0))));
+        }
+        // A bound of 0 or above ℓ is the caller's error, not S2's.
+        assert!(matches!(
+            s1.relu_within(&cts, 0),
+            Err(ProtocolError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            s1.positive_within(&cts, L + 1),
+            Err(ProtocolError::InvalidRequest(_))
+        ));
+        s1.close().unwrap();
+        h.join().unwrap().unwrap();
     }
-    let pos = s1.positive_within(&cts, B).unwrap();
-    for (v, p) in vals.iter().zip(&pos) {
-        assert_eq!(dec_big(p), BigInt::from(u8::from(v > &BigInt::from(0))));
-    }
-    // A bound of 0 or above ℓ is the caller's error, not S2's.
-    assert!(matches!(
-        s1.relu_within(&cts, 0),
-        Err(ProtocolError::InvalidRequest(_))
-    ));
-    assert!(matches!(
-        s1.positive_within(&cts, L + 1),
-        Err(ProtocolError::InvalidRequest(_))
-    ));
-    s1.close().unwrap();
-    h.join().unwrap().unwrap();
 }

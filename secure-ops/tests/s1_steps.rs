@@ -7,17 +7,27 @@ mod common;
 use common::*;
 use secure_ops::messages::{Request, Response};
 use secure_ops::{
-    DivideStep, Divided, Job, OpCounts, Operand, Profile, ProtocolError, S1Core, S2Options,
-    S2Service, S2Session, Step, SubProtocol, Truncation,
+    Comparison, DivideStep, Divided, Job, OpCounts, Operand, Profile, ProtocolError, S1Core,
+    S2Options, S2Service, S2Session, SessionParams, Step, SubProtocol, Truncation,
 };
 
 /// S1's core and S2's session after the handshake, both without I/O.
 fn open(svc: &S2Service, profile: Profile) -> (S1Core, S2Session<'_>) {
+    open_with(svc, small_params(profile))
+}
+
+fn open_with(svc: &S2Service, params: SessionParams) -> (S1Core, S2Session<'_>) {
     let pk = key().public_key().clone();
-    let params = small_params(profile);
     let hello = S1Core::hello(&pk, &params).unwrap();
-    let (session, welcome) = svc.open(hello).map_err(|(_, e)| e).unwrap();
-    (S1Core::accept(pk, params, welcome).unwrap(), session)
+    let (mut session, welcome) = svc.open(hello).map_err(|(_, e)| e).unwrap();
+    let core = S1Core::accept(pk, params, welcome).unwrap();
+    // A garbled session's base OTs (the default comparison), before the first comparison.
+    if let Some(request) = core.base_ot_request() {
+        let reply = answer(&mut session, request);
+        core.finish_base_ot(reply).unwrap();
+    }
+    assert!(core.base_ot_request().is_none(), "sent once");
+    (core, session)
 }
 
 /// S2's answer to one request.
@@ -111,7 +121,19 @@ fn products_prepare_and_finish_match_the_plaintext_and_kept_operands_are_reused(
 #[test]
 fn exact_truncation_takes_a_bits_step_and_a_zero_test_and_floors() {
     let svc = S2Service::new(key().clone(), S2Options::without_pool());
-    let (core, mut s2) = open(&svc, Profile::Fast);
+    for comparison in [Comparison::Dgk, Comparison::Garbled] {
+        exact_truncation_steps(&svc, comparison);
+    }
+}
+
+fn exact_truncation_steps(svc: &S2Service, comparison: Comparison) {
+    let (core, mut s2) = open_with(
+        svc,
+        SessionParams {
+            comparison,
+            ..small_params(Profile::Fast)
+        },
+    );
     let pk = core.public_key().clone();
     let xs = [-70_001i64, -65_536, -1, 0, 1, 65_535, 65_536, 1 << 30];
     let cx = enc(&pk, &xs);
@@ -122,14 +144,33 @@ fn exact_truncation_takes_a_bits_step_and_a_zero_test_and_floors() {
         panic!("an exact truncation has a zero test")
     };
     core.attribute(SubProtocol::Truncation);
-    // S2 zero-tests one group of 16 + 1 DGK values per truncated value.
-    let Request::ZeroTest { groups } = &request else {
-        panic!("a zero test")
-    };
-    assert_eq!(groups.len(), xs.len());
-    assert!(groups.iter().all(|g| g.len() == 17));
+    match (&request, comparison) {
+        // S2 zero-tests one group of 16 + 1 DGK values per truncated value...
+        (Request::ZeroTest { groups }, Comparison::Dgk) => {
+            assert_eq!(groups.len(), xs.len());
+            assert!(groups.iter().all(|g| g.len() == 17));
+        }
+        // ...or evaluates one garbled circuit of 16 AND gates (32 bytes each, and 32 bytes of
+        // OT answers per input bit) per truncated value.
+        (
+            Request::Garbled {
+                answers,
+                tables,
+                starts,
+                decode,
+            },
+            Comparison::Garbled,
+        ) => {
+            assert_eq!(decode.len(), xs.len());
+            assert_eq!(starts.len(), 16 * xs.len());
+            assert_eq!(tables.len(), 32 * 16 * xs.len());
+            assert_eq!(answers.len(), 32 * 16 * xs.len());
+        }
+        (other, _) => panic!("{other:?}"),
+    }
+    let round = step.name();
     let out = step.finish(&core, answer(&mut s2, request)).unwrap();
-    core.attribute(SubProtocol::ZeroTest);
+    core.attribute(round);
     let floor: Vec<i64> = xs.iter().map(|x| x.div_euclid(1 << 16)).collect();
     assert_eq!(decrypt(&out), floor);
     // Stochastic: one step, ⌊x/2^k⌋ or one more.
@@ -143,11 +184,18 @@ fn exact_truncation_takes_a_bits_step_and_a_zero_test_and_floors() {
     for (got, want) in decrypt(&out).iter().zip(&floor) {
         assert!(got - want == 0 || got - want == 1, "{got} vs {want}");
     }
-    // The DGK blinding is charged to the truncation (its bits step made the zero test).
+    // The DGK blinding, or the garbling, is charged to the truncation (its bits step made the
+    // second round).
     let by = core.counts_by_protocol();
     let of = |p| by.iter().find(|(q, _)| *q == p).map(|(_, c)| *c).unwrap();
-    assert_eq!(of(SubProtocol::Truncation).dgk_blinds, 17 * xs.len() as u64);
-    assert_eq!(of(SubProtocol::ZeroTest).dgk_blinds, 0);
+    let n = xs.len() as u64;
+    let (blinds, gates) = match comparison {
+        Comparison::Dgk => (17 * n, 0),
+        Comparison::Garbled => (0, 16 * n),
+    };
+    assert_eq!(of(SubProtocol::Truncation).dgk_blinds, blinds);
+    assert_eq!(of(SubProtocol::Truncation).gates, gates);
+    assert_eq!(of(round).dgk_blinds + of(round).gates, 0);
     let total = by
         .iter()
         .fold(OpCounts::default(), |acc, (_, c)| acc.plus(c));

@@ -20,7 +20,9 @@ use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{Signed, Zero};
 use paillier::Ciphertext;
 use secure_ops::messages::{Request, SubProtocol};
-use secure_ops::{Channel, ChannelError, Profile, S2Options, S2Service, S2View, SessionParams, S1};
+use secure_ops::{
+    Channel, ChannelError, Comparison, Profile, S2Options, S2Service, S2View, SessionParams, S1,
+};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +35,7 @@ fn params(profile: Profile) -> SessionParams {
         frac_bits: 16,
         kappa: KAPPA,
         profile,
+        ..SessionParams::default()
     }
 }
 
@@ -48,6 +51,8 @@ enum Seen {
     Zero { group: usize, value: u32 },
     /// Strict-profile range check: must be 0 for in-range inputs.
     Range { value: BigUint },
+    /// The bit S2 decodes from a garbled comparison.
+    Garbled { group: usize, value: bool },
 }
 
 /// Everything the S2 observer saw, in order (zero tests in rayon order).
@@ -68,6 +73,7 @@ impl Recorder {
                 S2View::RangeCheck { value } => Seen::Range {
                     value: value.clone(),
                 },
+                S2View::Garbled { group, value } => Seen::Garbled { group, value },
             };
             log.lock().unwrap().push(seen);
         })
@@ -267,10 +273,11 @@ fn ks_statistic_detects_what_it_should() {
     assert!(ks_statistic(&u, &u) == 0.0);
 }
 
-/// Strict comparison: S2 sees z = x' + 2^m + r (m = ℓ + 1, r ∈ [0, 2^(m+κ))), which hides x up to
-/// 2^-κ, and DGK zero tests: random non-zero values, with at most one zero per comparison and a
-/// zero present with probability exactly 1/2 (it is S1's coin, not the comparison's outcome).
-/// ℓ = 8 here: the view does not depend on ℓ, and the DGK cost grows with it.
+/// Strict comparison with DGK: S2 sees z = x' + 2^m + r (m = ℓ + 1, r ∈ [0, 2^(m+κ))), which
+/// hides x up to 2^-κ, and DGK zero tests: random non-zero values, with at most one zero per
+/// comparison and a zero present with probability exactly 1/2 (it is S1's coin, not the
+/// comparison's outcome). ℓ = 8 here: the view does not depend on ℓ, and the DGK cost grows with
+/// it.
 #[test]
 fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
     const L8: u32 = 8;
@@ -282,6 +289,7 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
         let (mut s1, h, rec, _) = observed(SessionParams {
             value_bits: L8,
             frac_bits: 4,
+            comparison: Comparison::Dgk,
             ..params(Profile::Strict)
         });
         let u = s1.dgk_public_key().u();
@@ -305,6 +313,7 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
                     }
                     Seen::Zero { group, value } => groups[group].push(value),
                     Seen::Range { value } => assert!(value.is_zero(), "in-range check not 0"),
+                    Seen::Garbled { .. } => panic!("a garbled comparison in a DGK session"),
                 }
             }
             for g in &groups {
@@ -352,6 +361,61 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
             .filter(|z| z.bit(u64::from(m + KAPPA - 1)))
             .count();
         assert_fair_coin(top, STRICT_RUNS, "top blinding bit of z");
+        zs_by_x.push(zs);
+    }
+    assert_indistinguishable(&zs_by_x[0], &zs_by_x[1], "z for x = 100 vs -100");
+}
+
+/// Strict comparison with garbled circuits (the default): S2 sees the same z as with DGK and,
+/// per comparison, one decoded bit λ' = 1{d < c} ⊕ S1's coin — a fair coin whatever x (here the
+/// comparison's outcome is the same every time, so a λ' that followed it would be constant) —
+/// and never anything else in the clear: its labels and the tables are fresh random strings
+/// (checked in `every_ciphertext_s1_sends_is_fresh`). With the coin removed (the attack a
+/// missing coin would allow), λ' would equal the outcome: the test would fail.
+#[test]
+fn garbled_comparison_view_is_uniform_blinded_values_and_a_coin() {
+    const RUNS: usize = 400;
+    let pk = key().public_key().clone();
+    let m = L + 1;
+    let mut zs_by_x = Vec::new();
+    for x in [100i64, -100] {
+        let (mut s1, h, rec, _) = observed(params(Profile::Strict));
+        let (mut zs, mut lambdas) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS / BATCH {
+            let pos = s1.positive(&enc(&pk, &vec![x; BATCH])).unwrap();
+            assert_eq!(dec(&pos), vec![i128::from(x > 0); BATCH]);
+            let mut groups = vec![0usize; BATCH];
+            for s in rec.take() {
+                match s {
+                    Seen::Slot {
+                        op: SubProtocol::SecMul,
+                        ..
+                    } => {}
+                    Seen::Slot { op, value, .. } => {
+                        assert_eq!(op, SubProtocol::SecCompare);
+                        zs.push(value);
+                    }
+                    Seen::Garbled { group, value } => {
+                        groups[group] += 1;
+                        lambdas.push(value);
+                    }
+                    Seen::Range { value } => assert!(value.is_zero(), "in-range check not 0"),
+                    Seen::Zero { .. } => panic!("a DGK zero test in a garbled session"),
+                }
+            }
+            assert!(groups.iter().all(|g| *g == 1), "one bit per comparison");
+        }
+        finish(s1, h);
+        assert_eq!((zs.len(), lambdas.len()), (RUNS, RUNS));
+        let ones = lambdas.iter().filter(|b| **b).count();
+        assert_fair_coin(ones, RUNS, &format!("λ' for x = {x}"));
+        let odd = zs.iter().filter(|z| z.bit(0)).count();
+        assert_fair_coin(odd, RUNS, "low bit of z");
+        let top = zs
+            .iter()
+            .filter(|z| z.bit(u64::from(m + KAPPA - 1)))
+            .count();
+        assert_fair_coin(top, RUNS, "top blinding bit of z");
         zs_by_x.push(zs);
     }
     assert_indistinguishable(&zs_by_x[0], &zs_by_x[1], "z for x = 100 vs -100");
@@ -472,17 +536,19 @@ fn s2_never_sees_an_input_or_a_product() {
         assert_eq!(hot.len(), 4);
         // ...and S2 saw none of the values involved.
         let seen = rec.take();
-        let zero_tests = seen
+        let comparisons = seen
             .iter()
-            .filter(|s| matches!(s, Seen::Zero { .. }))
+            .filter(|s| matches!(s, Seen::Zero { .. } | Seen::Garbled { .. }))
             .count();
-        assert_eq!(zero_tests > 0, profile == Profile::Strict);
+        assert_eq!(comparisons > 0, profile == Profile::Strict);
         for s in seen {
             let v = match s {
                 Seen::Slot { value, .. } => value,
                 // DGK values live in Z_u and are blinded by ρ ∈ Z_u*: a zero carries S1's coin
                 // only, anything else is uniform; neither is a value of the computation.
                 Seen::Zero { .. } => continue,
+                // A garbled comparison's bit is S1's coin xor the outcome: a uniform bit.
+                Seen::Garbled { .. } => continue,
                 // Range checks of in-range values decrypt to 0.
                 Seen::Range { value } => {
                     assert!(value.is_zero(), "range check not 0 ({profile})");
@@ -496,13 +562,20 @@ fn s2_never_sees_an_input_or_a_product() {
 }
 
 /// Every ciphertext S1 sends is fresh: the same mul (and strict comparison) on the same input
-/// ciphertexts twice sends packed ciphertexts and DGK values that share nothing with each other
-/// or with the inputs, and S2 sees different blinded values.
+/// ciphertexts twice sends packed ciphertexts and DGK values, or garbled tables, labels and OT
+/// answers, that share nothing with each other or with the inputs, and S2 sees different
+/// blinded values.
 #[test]
 fn every_ciphertext_s1_sends_is_fresh() {
     let pk = key().public_key().clone();
-    for profile in [Profile::Fast, Profile::Strict] {
-        let (mut s1, h, rec, sent) = observed(params(profile));
+    let strict_dgk = SessionParams {
+        comparison: Comparison::Dgk,
+        ..params(Profile::Strict)
+    };
+    for params in [params(Profile::Fast), params(Profile::Strict), strict_dgk] {
+        let profile = params.profile;
+        let (mut s1, h, rec, sent) = observed(params);
+        let mut blocks: HashSet<u128> = HashSet::new();
         let a = enc(&pk, &[3, -4, 5, 0, 7]);
         let b = enc(&pk, &[2, 2, -1, 9, 1]);
         let mut all: HashSet<Ciphertext> = a.iter().chain(&b).cloned().collect();
@@ -530,6 +603,26 @@ fn every_ciphertext_s1_sends_is_fresh() {
                         count += 1;
                         assert!(all_dgk.insert(c), "a DGK ciphertext was sent twice");
                     }
+                    continue;
+                }
+                Request::Garbled {
+                    answers,
+                    tables,
+                    starts,
+                    ..
+                } => {
+                    for b in [answers, tables, starts] {
+                        for block in yao::bytes_to_blocks(&b).unwrap() {
+                            count += 1;
+                            assert!(blocks.insert(block), "a garbled block was sent twice");
+                        }
+                    }
+                    continue;
+                }
+                // The session's base OTs, before its first comparison: fresh points.
+                Request::BaseOt { points } => {
+                    let fresh: HashSet<[u8; 32]> = points.iter().copied().collect();
+                    assert_eq!(fresh.len(), points.len(), "a base-OT point was sent twice");
                     continue;
                 }
                 Request::AssertZero { cts } => cts,

@@ -127,7 +127,13 @@ fn open_and_handle_refuse_without_a_channel() {
         .open(hello(PROTOCOL_VERSION))
         .map_err(|(r, _)| r)
         .unwrap();
-    assert!(matches!(welcome, Response::HelloOk { dgk: Some(_) }));
+    assert!(matches!(
+        welcome,
+        Response::HelloOk {
+            dgk: Some(_),
+            ot: Some(_)
+        }
+    ));
     assert!(matches!(
         session.handle(Request::Stats),
         Step::Reply(Response::Stats(_))
@@ -180,7 +186,10 @@ fn s1_refuses_a_dgk_key_unfit_for_the_session() {
             .public_key()
             .clone()
     };
-    let params = small_params(secure_ops::Profile::Strict);
+    let params = secure_ops::SessionParams {
+        comparison: secure_ops::Comparison::Dgk,
+        ..small_params(secure_ops::Profile::Strict)
+    };
     let fitting = dgk::prime_above(3 * params.value_bits + 5).unwrap();
     let cases: Vec<(Option<dgk::PublicKey>, &str)> = vec![
         (None, "without a DGK public key"),
@@ -196,7 +205,8 @@ fn s1_refuses_a_dgk_key_unfit_for_the_session() {
         let (c1, mut c2) = pair();
         let s2 = std::thread::spawn(move || {
             let _hello: Request = c2.recv_msg().unwrap();
-            c2.send_msg(&Response::HelloOk { dgk: key }).unwrap();
+            c2.send_msg(&Response::HelloOk { dgk: key, ot: None })
+                .unwrap();
             // S1 sends nothing more (it may say goodbye or just close).
             let _ = c2.recv_frame();
         });
@@ -210,13 +220,39 @@ fn s1_refuses_a_dgk_key_unfit_for_the_session() {
     let fp = good.fingerprint();
     let s2 = std::thread::spawn(move || {
         let _hello: Request = c2.recv_msg().unwrap();
-        c2.send_msg(&Response::HelloOk { dgk: Some(good) }).unwrap();
+        c2.send_msg(&Response::HelloOk {
+            dgk: Some(good),
+            ot: None,
+        })
+        .unwrap();
         let _ = c2.recv_frame();
     });
     let s1 = S1::connect(key_pk(), c1, params).unwrap();
     assert_eq!(s1.dgk_public_key().fingerprint(), fp);
     drop(s1);
     s2.join().unwrap();
+    // A garbled session (the default) also needs S2's base-OT point, a valid one.
+    let garbled = small_params(secure_ops::Profile::Strict);
+    for (point, want) in [
+        (None, "without its base-OT point"),
+        (Some([0xffu8; 32]), "base-OT point"),
+        (Some([0u8; 32]), "base-OT point"),
+    ] {
+        let (c1, mut c2) = pair();
+        let key = gen(512, 160, fitting, &mut rng);
+        let s2 = std::thread::spawn(move || {
+            let _hello: Request = c2.recv_msg().unwrap();
+            c2.send_msg(&Response::HelloOk {
+                dgk: Some(key),
+                ot: point,
+            })
+            .unwrap();
+            let _ = c2.recv_frame();
+        });
+        let err = S1::connect(key_pk(), c1, garbled).err().expect("refused");
+        assert!(err.to_string().contains(want), "{want}: {err}");
+        s2.join().unwrap();
+    }
 }
 
 fn key_pk() -> paillier::PublicKey {

@@ -176,6 +176,7 @@ impl TrainRequest {
             frac_bits: self.fixed.frac_bits,
             kappa: self.kappa,
             profile: self.profile,
+            ..SessionParams::default()
         }
     }
 }
@@ -189,6 +190,7 @@ impl ClassifyRequest {
             frac_bits: model.fixed.frac_bits,
             kappa: self.kappa,
             profile: self.profile.unwrap_or(model.profile),
+            ..SessionParams::default()
         }
     }
 }

@@ -80,6 +80,7 @@ impl S1Worker {
             frac_bits,
             kappa,
             profile,
+            ..SessionParams::default()
         };
         let session = py
             .detach(|| -> Result<S1<TlsChannel>, String> {

@@ -50,6 +50,7 @@ fn session(profile: Profile, fixed: &FixedParams) -> (S1<Mem>, Handle) {
         frac_bits: fixed.frac_bits,
         kappa: 40,
         profile,
+        ..SessionParams::default()
     };
     (
         S1::connect(key().public_key().clone(), Mem(a, d), params).unwrap(),

@@ -61,6 +61,7 @@ fn run(
         frac_bits: fixed.frac_bits,
         kappa: 80,
         profile,
+        ..SessionParams::default()
     };
     let mut s1 = S1::connect(pk.clone(), ch, params)
         .unwrap()

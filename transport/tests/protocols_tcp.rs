@@ -13,8 +13,8 @@ use paillier::Encrypt;
 use paillier::{Ciphertext, PublicKey, SecretKey};
 use secure_ops::messages::{Op, Request, Response};
 use secure_ops::{
-    Channel, ChannelError, ChannelExt, Job, Profile, ProtocolError, S2Options, S2Service,
-    SessionParams, SessionSummary, Truncation, PROTOCOL_VERSION, S1,
+    Channel, ChannelError, ChannelExt, Comparison, Job, Profile, ProtocolError, S2Options,
+    S2Service, SessionParams, SessionSummary, Truncation, PROTOCOL_VERSION, S1,
 };
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -265,21 +265,25 @@ fn every_protocol_over_tcp_with_a_2048_bit_key() {
     );
 }
 
-/// The strict profile (DGK comparisons, exact truncation) over TCP with a small key.
+/// The strict profile (exact comparisons and truncation) over TCP with a small key, with
+/// garbled comparisons (the default) and with DGK, one session each on the same S2.
 #[test]
 fn strict_profile_over_tcp() {
     let sk = small_key();
     let server = S2Server::start(sk.clone());
-    let params = SessionParams {
-        value_bits: 48,
-        frac_bits: 16,
-        kappa: 40,
-        profile: Profile::Strict,
-    };
-    let mut s1 = server.session(sk.public_key(), params);
-    check_every_protocol(&mut s1, &sk);
-    s1.close().unwrap();
-    assert_clean_shutdown(server, 1);
+    for comparison in [Comparison::Garbled, Comparison::Dgk] {
+        let params = SessionParams {
+            value_bits: 48,
+            frac_bits: 16,
+            kappa: 40,
+            profile: Profile::Strict,
+            comparison,
+        };
+        let mut s1 = server.session(sk.public_key(), params);
+        check_every_protocol(&mut s1, &sk);
+        s1.close().unwrap();
+    }
+    assert_clean_shutdown(server, 2);
 }
 
 /// A channel that drops the connection after `sends` frames: a client that sends a request and
@@ -341,6 +345,7 @@ fn s2_server_survives_misbehaving_clients() {
         frac_bits: 16,
         kappa: 40,
         profile: Profile::Fast,
+        ..SessionParams::default()
     };
     let server = S2Server::start(sk.clone());
     let addr = server.addr;

@@ -43,6 +43,12 @@ fn key(i: usize, a: &Point, b: &Point, shared: &RistrettoPoint) -> Seed {
     h.finalize().into()
 }
 
+/// Checks that `p` encodes a Ristretto255 point other than the identity (what [`receive`] and
+/// [`Sender::keys`] accept), without doing a transfer.
+pub fn check_point(p: &Point) -> Result<(), Error> {
+    decode(p).map(drop)
+}
+
 /// The sender's secret a (wiped when dropped) and its message A.
 pub struct Sender {
     a: Scalar,

@@ -76,5 +76,6 @@ pub fn small_params(profile: Profile) -> SessionParams {
         frac_bits: 16,
         kappa: 40,
         profile,
+        ..SessionParams::default()
     }
 }
