@@ -57,6 +57,8 @@ pub struct RunnerOptions {
     /// Run training jobs on a Ray cluster (`serve-s1 --ray`), with the directory for the
     /// drivers' files; `None`: in this process.
     pub ray: Option<(crate::ray::RayOptions, std::path::PathBuf)>,
+    /// How the jobs' S1–S2 sessions compute exact comparisons (`serve-s1 --comparison`).
+    pub comparison: secure_ops::Comparison,
 }
 
 /// Why a session must stop early.
@@ -405,6 +407,10 @@ impl Runner {
             abort: abort.clone(),
             shutdown: self.shutdown.clone(),
         };
+        let params = SessionParams {
+            comparison: self.opts.comparison,
+            ..params
+        };
         let s1 = S1::connect(pk, chan, params).map_err(|e| match e {
             ProtocolError::Message(_) => Outcome::Retry {
                 why: format!("S2's handshake failed: {e}"),
@@ -414,7 +420,7 @@ impl Runner {
         })?;
         let key = s1.dgk_public_key();
         let fp = key.fingerprint().to_string();
-        tracing::info!(job = %job.id, s2 = %addr, dgk_key = %fp, bits = key.bits(), u = key.u(), t = key.t(), profile = %params.profile, "S2 session opened");
+        tracing::info!(job = %job.id, s2 = %addr, dgk_key = %fp, bits = key.bits(), u = key.u(), t = key.t(), profile = %params.profile, comparison = %params.comparison, "S2 session opened");
         self.store
             .audit(&job.owner, "s2-session", &job.id, &format!("dgk-key {fp}"));
         Ok(match self.s2.pool {

@@ -175,6 +175,12 @@ pub struct ServeS1Args {
     /// Per session: background threads filling the randomizer pool.
     #[arg(long, default_value_t = 1)]
     pub pool_workers: usize,
+    /// How the jobs' S1–S2 sessions compute the strict profile's comparisons and exact
+    /// truncations: garbled (Yao's garbled circuits over OT extension) or dgk (S2's DGK key).
+    /// Both give the same results bit for bit; see docs/protocols.md for their costs and
+    /// assumptions.
+    #[arg(long, default_value_t = secure_ops::Comparison::Garbled)]
+    pub comparison: secure_ops::Comparison,
     /// Run training jobs on a Ray cluster: its address for `ray.init` (`auto`, `HOST:6379`,
     /// `ray://HOST:10001`), or `local` for a Ray instance of each job's own on this machine.
     /// Each job's mini-batches are split over --ray-workers S1 worker actors (S1's kit, --pki,
@@ -228,6 +234,9 @@ fn ray_options(args: &ServeS1Args) -> CliResult<Option<(crate::ray::RayOptions, 
     let Some(pki) = &args.server.tls.pki else {
         bail!("--ray needs --pki: the Ray workers talk to S2 with S1's kit");
     };
+    if args.comparison != secure_ops::Comparison::Garbled {
+        bail!("--ray runs its workers' sessions with garbled comparisons: leave out --comparison");
+    }
     let opts = crate::ray::RayOptions {
         address: address.clone(),
         workers: args.ray_workers,
@@ -320,6 +329,7 @@ pub fn serve_s1(args: &ServeS1Args) -> CliResult<()> {
             checkpoint_interval: secs(args.checkpoint_secs, "checkpoint-secs")?,
             s2_retry_deadline: secs(args.s2_retry_deadline_secs, "s2-retry-deadline-secs")?,
             ray: ray_options(args)?,
+            comparison: args.comparison,
         },
         shutdown.clone(),
     );

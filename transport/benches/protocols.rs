@@ -198,9 +198,9 @@ fn cost_table(bed: &mut Bed, inputs: &[(usize, Inputs)]) {
     println!(
         "\n### Cost of one call, {KEY_BITS}-bit key, ℓ = 72, κ = 80 (per value = per input value)\n"
     );
-    println!("| protocol | batch | S1 randomizers | S1 full exps | S1 short exps | S1 pack squarings | S1 DGK blindings | S2 decryptions | S2 encryptions | S2 DGK encryptions | S2 zero tests | bytes S1→S2 | bytes S2→S1 | bytes/value | rounds | ms (one run) | ms/value |");
+    println!("| protocol | batch | S1 randomizers | S1 full exps | S1 short exps | S1 pack squarings | S1 DGK blindings | garbled AND gates | S2 decryptions | S2 encryptions | S2 DGK encryptions | S2 zero tests | bytes S1→S2 | bytes S2→S1 | bytes/value | rounds | ms (one run) | ms/value |");
     println!(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for profile in [Profile::Fast, Profile::Strict] {
         let mut s1 = bed.session("memory", profile);
@@ -215,13 +215,14 @@ fn cost_table(bed: &mut Bed, inputs: &[(usize, Inputs)]) {
                 let (c, t) = (s1.counts().since(&c0), s1.traffic_snapshot().since(&t0));
                 let s2: OpCounts = s1.s2_counts().unwrap().since(&s2_before);
                 println!(
-                    "| {} | {batch} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ms:.0} | {:.1} |",
+                    "| {} | {batch} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ms:.0} | {:.1} |",
                     proto.name(),
                     c.randomizers,
                     c.full_exps,
                     c.short_exps,
                     c.pack_squarings,
                     c.dgk_blinds,
+                    c.gates,
                     s2.decryptions,
                     s2.encryptions,
                     s2.dgk_encryptions,
