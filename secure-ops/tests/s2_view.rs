@@ -353,17 +353,22 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
         );
         assert_eq!(zs.len(), STRICT_RUNS);
         assert_fair_coin(with_zero, STRICT_RUNS, &format!("zero present, x = {x}"));
-        // z is odd or even with probability 1/2, and its top blinding bit is a fair coin.
-        let odd = zs.iter().filter(|z| z.bit(0)).count();
-        assert_fair_coin(odd, STRICT_RUNS, "low bit of z");
-        let top = zs
-            .iter()
-            .filter(|z| z.bit(u64::from(m + KAPPA - 1)))
-            .count();
-        assert_fair_coin(top, STRICT_RUNS, "top blinding bit of z");
+        assert_blinded_z(&zs, m);
         zs_by_x.push(zs);
     }
     assert_indistinguishable(&zs_by_x[0], &zs_by_x[1], "z for x = 100 vs -100");
+}
+
+/// A strict comparison's blinded values z = x' + 2^m + r: odd or even with probability 1/2, and
+/// the top bit of the blind a fair coin.
+fn assert_blinded_z(zs: &[BigInt], m: u32) {
+    let odd = zs.iter().filter(|z| z.bit(0)).count();
+    assert_fair_coin(odd, zs.len(), "low bit of z");
+    let top = zs
+        .iter()
+        .filter(|z| z.bit(u64::from(m + KAPPA - 1)))
+        .count();
+    assert_fair_coin(top, zs.len(), "top blinding bit of z");
 }
 
 /// Strict comparison with garbled circuits (the default): S2 sees the same z as with DGK and,
@@ -409,13 +414,7 @@ fn garbled_comparison_view_is_uniform_blinded_values_and_a_coin() {
         assert_eq!((zs.len(), lambdas.len()), (RUNS, RUNS));
         let ones = lambdas.iter().filter(|b| **b).count();
         assert_fair_coin(ones, RUNS, &format!("λ' for x = {x}"));
-        let odd = zs.iter().filter(|z| z.bit(0)).count();
-        assert_fair_coin(odd, RUNS, "low bit of z");
-        let top = zs
-            .iter()
-            .filter(|z| z.bit(u64::from(m + KAPPA - 1)))
-            .count();
-        assert_fair_coin(top, RUNS, "top blinding bit of z");
+        assert_blinded_z(&zs, m);
         zs_by_x.push(zs);
     }
     assert_indistinguishable(&zs_by_x[0], &zs_by_x[1], "z for x = 100 vs -100");
