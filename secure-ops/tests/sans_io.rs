@@ -267,3 +267,88 @@ fn dgk_plaintext_modulus_is_the_prime_above_three_ell_plus_five() {
     assert_eq!(secure_ops::dgk_u_for(512), Some(1543));
     assert_eq!(secure_ops::dgk_u_for(40), Some(127));
 }
+
+/// A hostile S1 in a garbled session: a comparison before the base OTs, base OTs twice, garbled
+/// comparisons with no OT batch pending, replayed for a batch already evaluated, or of the
+/// wrong size are each refused (and end the session); an honest exchange in between works.
+#[test]
+fn s2_refuses_garbled_requests_out_of_order_or_of_the_wrong_size() {
+    use secure_ops::messages::Op;
+    use secure_ops::S1Core;
+    let svc = S2Service::new(key().clone(), S2Options::without_pool());
+    let pk = key().public_key().clone();
+    let params = small_params(Profile::Strict);
+    let open = || {
+        let hello = S1Core::hello(&pk, &params).unwrap();
+        let (session, welcome) = svc.open(hello).map_err(|(_, e)| e).unwrap();
+        (
+            S1Core::accept(pk.clone(), params, welcome).unwrap(),
+            session,
+        )
+    };
+    let refused = |step: Step, want: &str| match step {
+        Step::Refuse {
+            reply: Response::Error(m),
+            ..
+        } => assert!(m.contains(want), "{want}: {m}"),
+        other => panic!("{want}: {other:?}"),
+    };
+    let garbled = |n: usize, items: usize| Request::Garbled {
+        answers: vec![0; 32 * n],
+        tables: vec![0; 32 * n],
+        starts: vec![0; 16 * items],
+        decode: vec![false; items],
+    };
+    let xs = enc(&pk, &[5, -3]);
+
+    // A comparison before the base OTs.
+    let (core, mut s2) = open();
+    let (request, _) = core.prepare_compare(&xs, 10).unwrap();
+    refused(s2.handle(request), "before the base OTs");
+    // Garbled comparisons with nothing pending.
+    let (core, mut s2) = open();
+    let base = core.base_ot_request().unwrap();
+    assert!(matches!(
+        s2.handle(base.clone()),
+        Step::Reply(Response::Ready)
+    ));
+    refused(s2.handle(garbled(22, 2)), "without a pending OT batch");
+    // Base OTs twice.
+    let (core, mut s2) = open();
+    let base = core.base_ot_request().unwrap();
+    assert!(matches!(
+        s2.handle(base.clone()),
+        Step::Reply(Response::Ready)
+    ));
+    refused(s2.handle(base), "outside a garbled session's opening");
+    // One honest comparison, then its garbled request replayed, and one of the wrong size.
+    for replay in [true, false] {
+        let (core, mut s2) = open();
+        let base = core.base_ot_request().unwrap();
+        assert!(matches!(s2.handle(base), Step::Reply(Response::Ready)));
+        let (request, step) = core.prepare_compare(&xs, 10).unwrap();
+        assert!(matches!(
+            &request,
+            Request::Eval {
+                op: Op::CompareBits { bits: 11 },
+                ..
+            }
+        ));
+        let Step::Reply(reply) = s2.handle(request) else {
+            panic!("bits refused")
+        };
+        let (second, last) = step.finish(&core, reply).unwrap();
+        if replay {
+            let Step::Reply(reply) = s2.handle(second.clone()) else {
+                panic!("garbled refused")
+            };
+            let out = last.finish(&core, reply).unwrap();
+            // ⌊z/2^m⌋ − ⌊r/2^m⌋ − 1{d < c} = 1{x' ≥ 0} for x' = 2x − 1.
+            assert_eq!(dec(&out), vec![1, 0]);
+            refused(s2.handle(second), "without a pending OT batch");
+        } else {
+            // 2 comparisons of 11 bits: 22 transfers; one transfer short.
+            refused(s2.handle(garbled(21, 2)), "bad size");
+        }
+    }
+}
