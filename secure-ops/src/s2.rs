@@ -29,6 +29,8 @@ const MAX_GROUP: usize = 514;
 pub struct S2Policy {
     /// The only profile served (`None`: both).
     pub profile: Option<Profile>,
+    /// The only comparison served (`None`: both).
+    pub comparison: Option<Comparison>,
     /// Smallest κ accepted (and never below [`MIN_KAPPA`]); κ above [`MAX_KAPPA`] is refused.
     pub min_kappa: u32,
     /// Largest ℓ accepted.
@@ -45,6 +47,7 @@ impl Default for S2Policy {
     fn default() -> Self {
         S2Policy {
             profile: None,
+            comparison: None,
             min_kappa: MIN_KAPPA,
             max_value_bits: 512,
             max_values: MAX_REQUEST_VALUES,
@@ -62,6 +65,14 @@ impl S2Policy {
                 return Some(format!(
                     "this S2 serves only the {p} profile, the session asks for {}",
                     params.profile
+                ));
+            }
+        }
+        if let Some(c) = self.comparison {
+            if c != params.comparison {
+                return Some(format!(
+                    "this S2 serves only {c} comparisons, the session asks for {}",
+                    params.comparison
                 ));
             }
         }

@@ -352,3 +352,33 @@ fn s2_refuses_garbled_requests_out_of_order_or_of_the_wrong_size() {
         }
     }
 }
+
+/// An S2 whose operator serves one comparison refuses a session that asks for the other, in
+/// the handshake, with a reason; the one it serves opens.
+#[test]
+fn s2_serves_only_the_comparison_its_policy_names() {
+    use secure_ops::{Comparison, S1Core, S2Policy, SessionParams};
+    let pk = key().public_key().clone();
+    let svc = S2Service::new(
+        key().clone(),
+        S2Options {
+            policy: S2Policy {
+                comparison: Some(Comparison::Garbled),
+                ..S2Policy::default()
+            },
+            ..S2Options::without_pool()
+        },
+    );
+    let dgk = SessionParams {
+        comparison: Comparison::Dgk,
+        ..small_params(Profile::Strict)
+    };
+    match svc.open(S1Core::hello(&pk, &dgk).unwrap()) {
+        Err((Response::Error(m), ProtocolError::Handshake(_))) => {
+            assert!(m.contains("serves only garbled comparisons"), "{m}")
+        }
+        other => panic!("{:?}", other.map(|(_, r)| r)),
+    }
+    let garbled = small_params(Profile::Strict);
+    assert!(svc.open(S1Core::hello(&pk, &garbled).unwrap()).is_ok());
+}

@@ -145,9 +145,10 @@ fn strict_end_to_end_equals_fixed_point_reference_and_servers_stop_cleanly() {
     ]);
     assert!(!env.path("test.enc.scaler.json").exists());
 
-    let mut s2 = env.s2(&["--pool-capacity", "64"]);
     // DGK comparisons here (the other end-to-end tests and the demo run the default, garbled
-    // ones): the same bit-exact equality with the fixed-point reference holds for both.
+    // ones): the same bit-exact equality with the fixed-point reference holds for both. S2
+    // serves them only when its operator allows.
+    let mut s2 = env.s2(&["--pool-capacity", "64", "--comparison", "any"]);
     let mut s1 = env.s1(&s2.addr, &["--comparison", "dgk"]);
 
     // Misbehaving clients: garbage, an oversized frame header, a silent disconnect. Both servers

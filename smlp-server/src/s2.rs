@@ -6,7 +6,7 @@ use crate::refusals::RefusalBudget;
 use crate::servers::{install_signal_handler, stopped, write_ready, ServerArgs};
 use crate::tenants::{tenant_keys, tenants, KeyRing};
 use clap::{Args, ValueEnum};
-use secure_ops::{serve_keyed, Profile, ProtocolError, S2Options, S2Policy};
+use secure_ops::{serve_keyed, Comparison, Profile, ProtocolError, S2Options, S2Policy};
 use smlp_client::bail;
 use smlp_client::error::{describe, CliResult};
 use std::path::PathBuf;
@@ -22,6 +22,17 @@ pub enum ProfilePolicy {
     Fast,
     /// Only the strict profile (S2 learns nothing beyond κ).
     Strict,
+}
+
+/// The comparisons S2 serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ComparisonPolicy {
+    /// Both.
+    Any,
+    /// Only garbled circuits over OT extension (≈ 126-bit computational security).
+    Garbled,
+    /// Only DGK (80-bit at the default --dgk-subgroup-bits 160).
+    Dgk,
 }
 
 /// Runs S2, the crypto server: holds the tenants' secret keys and answers S1's blinded requests.
@@ -49,6 +60,10 @@ pub struct ServeS2Args {
     /// than κ allows (an owner's `--profile fast` is refused unless S2's operator serves it).
     #[arg(long, value_enum, default_value_t = ProfilePolicy::Strict)]
     pub profile: ProfilePolicy,
+    /// Comparisons served (how a session computes exact comparisons and truncations). Garbled
+    /// by default; an S1 running `--comparison dgk` needs `any` or `dgk` here.
+    #[arg(long, value_enum, default_value_t = ComparisonPolicy::Garbled)]
+    pub comparison: ComparisonPolicy,
     /// Smallest statistical blinding parameter κ accepted (at least 40; at most 256 is served).
     #[arg(long, default_value_t = 80)]
     pub kappa: u32,
@@ -122,6 +137,11 @@ pub fn serve_s2(args: &ServeS2Args) -> CliResult<()> {
             ProfilePolicy::Any => None,
             ProfilePolicy::Fast => Some(Profile::Fast),
             ProfilePolicy::Strict => Some(Profile::Strict),
+        },
+        comparison: match args.comparison {
+            ComparisonPolicy::Any => None,
+            ComparisonPolicy::Garbled => Some(Comparison::Garbled),
+            ComparisonPolicy::Dgk => Some(Comparison::Dgk),
         },
         min_kappa: args.kappa,
         max_value_bits: args.max_value_bits,
@@ -271,6 +291,13 @@ mod tests {
         };
         assert_eq!(parse(&[]), ProfilePolicy::Strict);
         assert_eq!(parse(&["--profile", "any"]), ProfilePolicy::Any);
+        let comparison = |extra: &[&str]| {
+            let mut v = vec!["serve-s2", "--state-dir", "s2-state"];
+            v.extend_from_slice(extra);
+            Cmd::try_parse_from(v).unwrap().args.comparison
+        };
+        assert_eq!(comparison(&[]), ComparisonPolicy::Garbled);
+        assert_eq!(comparison(&["--comparison", "any"]), ComparisonPolicy::Any);
     }
 
     #[test]
