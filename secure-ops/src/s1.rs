@@ -950,17 +950,13 @@ impl S1Core {
             }
         };
         OpCounter::add(&self.counter.gates, pairs.len() as u64);
-        let flat = |v: &mut dyn Iterator<Item = (u128, u128)>| -> Vec<u8> {
-            v.flat_map(|(a, b)| a.to_le_bytes().into_iter().chain(b.to_le_bytes()))
-                .collect()
-        };
+        let tables: Vec<(u128, u128)> = garbled
+            .iter()
+            .flat_map(|(_, c, _)| c.tables.iter().copied())
+            .collect();
         let request = Request::Garbled {
-            answers: flat(&mut answers.into_iter()),
-            tables: flat(
-                &mut garbled
-                    .iter()
-                    .flat_map(|(_, c, _)| c.tables.iter().copied()),
-            ),
+            answers: yao::pairs_to_bytes(&answers),
+            tables: yao::pairs_to_bytes(&tables),
             starts: yao::blocks_to_bytes(
                 &garbled.iter().map(|(_, c, _)| c.start).collect::<Vec<_>>(),
             ),
@@ -1459,8 +1455,10 @@ impl<C: Channel> S1<C> {
         let mut chan = Metered::new(chan);
         chan.send_msg(&hello)?;
         let reply = chan.recv_msg::<Response>()?;
-        let core = S1Core::accept(pk, params, reply)?;
-        Ok(S1 { core, chan })
+        Ok(S1 {
+            core: S1Core::accept(pk, params, reply)?,
+            chan,
+        })
     }
 
     /// The session's steps without I/O.

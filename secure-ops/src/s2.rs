@@ -998,18 +998,14 @@ impl Session<'_> {
                 "garbled comparisons of a bad size for {items} comparisons of {m} bits"
             )));
         }
-        let blocks = |b: &[u8]| -> Vec<(u128, u128)> {
-            yao::bytes_to_blocks(b)
-                .expect("a multiple of 32 bytes")
-                .chunks_exact(2)
-                .map(|p| (p[0], p[1]))
-                .collect()
-        };
+        // The sizes were checked: whole pairs and blocks.
+        let bad_size = || Refusal::Bad("garbled comparisons of a bad size".into());
+        let answers = yao::bytes_to_pairs(answers).ok_or_else(bad_size)?;
+        let tables = yao::bytes_to_pairs(tables).ok_or_else(bad_size)?;
+        let starts = yao::bytes_to_blocks(starts).ok_or_else(bad_size)?;
         let labels = batch
-            .open(&blocks(answers))
+            .open(&answers)
             .map_err(|e| Refusal::Bad(format!("OT extension: {e}")))?;
-        let tables = blocks(tables);
-        let starts = yao::bytes_to_blocks(starts).expect("a multiple of 16 bytes");
         OpCounter::add(&self.counter.gates, n as u64);
         OpCounter::add(&self.svc.total.gates, n as u64);
         let lambdas: Vec<BigInt> = (0..items)
@@ -1172,9 +1168,8 @@ fn job_shape(job: &WireJob, n: u64) -> Result<(usize, u64), Refusal> {
         .ok_or_else(|| Refusal::Bad(format!("product job out of bounds: {job:?}")))
 }
 
-/// Pushes the bits of d' = 2·(v mod 2^m) + 1, LSB first (m + 1 bits).
-fn push_bits(outs: &mut Vec<bool>, v: &BigInt, m: u32) {
-    let d = v & (pow2(m) - 1);
+/// Pushes the bits of d' = 2d + 1 for d < 2^m (the caller reduced it), LSB first (m + 1 bits).
+fn push_bits(outs: &mut Vec<bool>, d: &BigInt, m: u32) {
     let d2: BigInt = (d << 1u32) + 1;
     for i in 0..=u64::from(m) {
         outs.push(d2.bit(i));

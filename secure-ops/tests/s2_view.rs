@@ -282,7 +282,6 @@ fn ks_statistic_detects_what_it_should() {
 fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
     const L8: u32 = 8;
     const STRICT_RUNS: usize = 200;
-    let pk = key().public_key().clone();
     let m = L8 + 1;
     let mut zs_by_x = Vec::new();
     for x in [100i64, -100] {
@@ -297,23 +296,11 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
         let mut with_zero = 0;
         let mut nonzero = Vec::new();
         for _ in 0..STRICT_RUNS / BATCH {
-            let pos = s1.positive(&enc(&pk, &vec![x; BATCH])).unwrap();
-            assert_eq!(dec(&pos), vec![i128::from(x > 0); BATCH]);
             let mut groups: Vec<Vec<u32>> = vec![Vec::new(); BATCH];
-            for s in rec.take() {
+            for s in compare_batch(&mut s1, &rec, x, &mut zs) {
                 match s {
-                    // The range check's SecMul (β·β) sees blinded bits only.
-                    Seen::Slot {
-                        op: SubProtocol::SecMul,
-                        ..
-                    } => {}
-                    Seen::Slot { op, value, .. } => {
-                        assert_eq!(op, SubProtocol::SecCompare);
-                        zs.push(value);
-                    }
                     Seen::Zero { group, value } => groups[group].push(value),
-                    Seen::Range { value } => assert!(value.is_zero(), "in-range check not 0"),
-                    Seen::Garbled { .. } => panic!("a garbled comparison in a DGK session"),
+                    other => panic!("{other:?} in a DGK session's comparison"),
                 }
             }
             for g in &groups {
@@ -359,6 +346,36 @@ fn strict_comparison_view_is_uniform_blinded_values_and_coin_flip_zeros() {
     assert_indistinguishable(&zs_by_x[0], &zs_by_x[1], "z for x = 100 vs -100");
 }
 
+/// One request of BATCH strict comparisons of x (`positive`), its results checked: pushes the
+/// blinded z's S2 saw onto `zs` and returns the rest of what it saw, less the range check's
+/// SecMul slots (blinded bits only) and its decryption (asserted to be 0: in range).
+fn compare_batch<C: Channel>(
+    s1: &mut S1<C>,
+    rec: &Recorder,
+    x: i64,
+    zs: &mut Vec<BigInt>,
+) -> Vec<Seen> {
+    let pk = key().public_key();
+    let pos = s1.positive(&enc(pk, &vec![x; BATCH])).unwrap();
+    assert_eq!(dec(&pos), vec![i128::from(x > 0); BATCH]);
+    let mut rest = Vec::new();
+    for s in rec.take() {
+        match s {
+            Seen::Slot {
+                op: SubProtocol::SecMul,
+                ..
+            } => {}
+            Seen::Slot { op, value, .. } => {
+                assert_eq!(op, SubProtocol::SecCompare);
+                zs.push(value);
+            }
+            Seen::Range { value } => assert!(value.is_zero(), "in-range check not 0"),
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
 /// A strict comparison's blinded values z = x' + 2^m + r: odd or even with probability 1/2, and
 /// the top bit of the blind a fair coin.
 fn assert_blinded_z(zs: &[BigInt], m: u32) {
@@ -380,32 +397,20 @@ fn assert_blinded_z(zs: &[BigInt], m: u32) {
 #[test]
 fn garbled_comparison_view_is_uniform_blinded_values_and_a_coin() {
     const RUNS: usize = 400;
-    let pk = key().public_key().clone();
     let m = L + 1;
     let mut zs_by_x = Vec::new();
     for x in [100i64, -100] {
         let (mut s1, h, rec, _) = observed(params(Profile::Strict));
         let (mut zs, mut lambdas) = (Vec::new(), Vec::new());
         for _ in 0..RUNS / BATCH {
-            let pos = s1.positive(&enc(&pk, &vec![x; BATCH])).unwrap();
-            assert_eq!(dec(&pos), vec![i128::from(x > 0); BATCH]);
             let mut groups = vec![0usize; BATCH];
-            for s in rec.take() {
+            for s in compare_batch(&mut s1, &rec, x, &mut zs) {
                 match s {
-                    Seen::Slot {
-                        op: SubProtocol::SecMul,
-                        ..
-                    } => {}
-                    Seen::Slot { op, value, .. } => {
-                        assert_eq!(op, SubProtocol::SecCompare);
-                        zs.push(value);
-                    }
                     Seen::Garbled { group, value } => {
                         groups[group] += 1;
                         lambdas.push(value);
                     }
-                    Seen::Range { value } => assert!(value.is_zero(), "in-range check not 0"),
-                    Seen::Zero { .. } => panic!("a DGK zero test in a garbled session"),
+                    other => panic!("{other:?} in a garbled session's comparison"),
                 }
             }
             assert!(groups.iter().all(|g| *g == 1), "one bit per comparison");

@@ -202,31 +202,15 @@ fn s1_refuses_a_dgk_key_unfit_for_the_session() {
         ),
     ];
     for (key, want) in cases {
-        let (c1, mut c2) = pair();
-        let s2 = std::thread::spawn(move || {
-            let _hello: Request = c2.recv_msg().unwrap();
-            c2.send_msg(&Response::HelloOk { dgk: key, ot: None })
-                .unwrap();
-            // S1 sends nothing more (it may say goodbye or just close).
-            let _ = c2.recv_frame();
-        });
+        let (c1, s2) = fake_s2(key, None);
         let err = S1::connect(key_pk(), c1, params).err().expect("refused");
         assert!(err.to_string().contains(want), "{want}: {err}");
         s2.join().unwrap();
     }
     // The same S2 with a fitting key is accepted.
-    let (c1, mut c2) = pair();
     let good = gen(512, 160, fitting, &mut rng);
     let fp = good.fingerprint();
-    let s2 = std::thread::spawn(move || {
-        let _hello: Request = c2.recv_msg().unwrap();
-        c2.send_msg(&Response::HelloOk {
-            dgk: Some(good),
-            ot: None,
-        })
-        .unwrap();
-        let _ = c2.recv_frame();
-    });
+    let (c1, s2) = fake_s2(Some(good), None);
     let s1 = S1::connect(key_pk(), c1, params).unwrap();
     assert_eq!(s1.dgk_public_key().fingerprint(), fp);
     drop(s1);
@@ -238,21 +222,26 @@ fn s1_refuses_a_dgk_key_unfit_for_the_session() {
         (Some([0xffu8; 32]), "base-OT point"),
         (Some([0u8; 32]), "base-OT point"),
     ] {
-        let (c1, mut c2) = pair();
-        let key = gen(512, 160, fitting, &mut rng);
-        let s2 = std::thread::spawn(move || {
-            let _hello: Request = c2.recv_msg().unwrap();
-            c2.send_msg(&Response::HelloOk {
-                dgk: Some(key),
-                ot: point,
-            })
-            .unwrap();
-            let _ = c2.recv_frame();
-        });
+        let (c1, s2) = fake_s2(Some(gen(512, 160, fitting, &mut rng)), point);
         let err = S1::connect(key_pk(), c1, garbled).err().expect("refused");
         assert!(err.to_string().contains(want), "{want}: {err}");
         s2.join().unwrap();
     }
+}
+
+/// A fake S2 that answers the hello with `HelloOk { dgk, ot }` and waits for S1 to go (S1 sends
+/// nothing more: it may say goodbye or just close); S1's end of the channel and the thread.
+fn fake_s2(
+    dgk: Option<paillier::dgk::PublicKey>,
+    ot: Option<[u8; 32]>,
+) -> (Mem, std::thread::JoinHandle<()>) {
+    let (c1, mut c2) = pair();
+    let s2 = std::thread::spawn(move || {
+        let _hello: Request = c2.recv_msg().unwrap();
+        c2.send_msg(&Response::HelloOk { dgk, ot }).unwrap();
+        let _ = c2.recv_frame();
+    });
+    (c1, s2)
 }
 
 fn key_pk() -> paillier::PublicKey {

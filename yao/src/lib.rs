@@ -85,6 +85,24 @@ pub fn bytes_to_blocks(bytes: &[u8]) -> Option<Vec<Block>> {
     )
 }
 
+/// Pairs of blocks as bytes (32 each: the first block, then the second), for a wire format:
+/// OT answers (y⁰, y¹) and half-gate tables (TG, TE).
+pub fn pairs_to_bytes(pairs: &[(Block, Block)]) -> Vec<u8> {
+    pairs
+        .iter()
+        .flat_map(|(a, b)| a.to_le_bytes().into_iter().chain(b.to_le_bytes()))
+        .collect()
+}
+
+/// Bytes back to pairs of blocks; `None` unless the length is a multiple of 32.
+pub fn bytes_to_pairs(bytes: &[u8]) -> Option<Vec<(Block, Block)>> {
+    if !bytes.len().is_multiple_of(32) {
+        return None;
+    }
+    let blocks = bytes_to_blocks(bytes)?;
+    Some(blocks.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +113,12 @@ mod tests {
         assert_eq!(bytes_to_blocks(&blocks_to_bytes(&b)).unwrap(), b);
         assert_eq!(bytes_to_blocks(&[0u8; 17]), None);
         assert_eq!(bytes_to_blocks(&[]).unwrap(), Vec::<u128>::new());
+        let pairs = vec![(1u128, 2u128), (u128::MAX, 0)];
+        let bytes = pairs_to_bytes(&pairs);
+        assert_eq!(bytes.len(), 64);
+        assert_eq!(bytes_to_blocks(&bytes).unwrap(), vec![1, 2, u128::MAX, 0]);
+        assert_eq!(bytes_to_pairs(&bytes).unwrap(), pairs);
+        assert_eq!(bytes_to_pairs(&bytes[..48]), None);
     }
 
     #[test]
